@@ -22,7 +22,9 @@ def black_price(forward, strike, expiry, vol, call=True):
     >>> float(black_price(1.0, 1.0, 1.0, 0.2))  # doctest: +ELLIPSIS
     0.0796...
     """
-    forward, strike, expiry, vol = (jnp.asarray(x, dtype=jnp.float64) for x in (forward, strike, expiry, vol))
+    forward, strike, expiry, vol = (
+        jnp.asarray(x, dtype=jnp.float64) for x in (forward, strike, expiry, vol)
+    )
     std = vol * jnp.sqrt(expiry)
     d1 = jnp.log(forward / strike) / std + 0.5 * std
     d2 = d1 - std

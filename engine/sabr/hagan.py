@@ -19,9 +19,12 @@ The result is smooth and differentiable through ``K = F``, ``nu = 0`` and ``|rho
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+from typing import NamedTuple
 
-__all__ = ["hagan_vol"]
+import jax.numpy as jnp
+from jax import Array
+
+__all__ = ["StrikeTerms", "hagan_vol", "hagan_vol_from_terms", "strike_terms"]
 
 _SERIES_BELOW = 1e-4  # |u| under which log1p(u)/u is replaced by its 5-term series
 
@@ -54,6 +57,39 @@ def _z_over_x(z, rho):
     return 1.0 / (g * _log1p_ratio(z * g))
 
 
+class StrikeTerms(NamedTuple):
+    """The parts of Hagan's formula that depend only on strike, forward and beta.
+
+    A calibration with beta fixed computes them once per smile instead of once per solver
+    step; only ``z``, ``x(z)`` and the time term then depend on the fitted parameters.
+    """
+
+    log_m: Array  # ln(F/K)
+    sqrt_a: Array  # (F K)^((1 - beta)/2)
+    denominator: Array  # sqrt_a * (1 + (1-beta)^2 l^2/24 + (1-beta)^4 l^4/1920)
+
+
+def strike_terms(strike, forward, beta) -> StrikeTerms:
+    """:class:`StrikeTerms` for broadcastable ``strike``, ``forward``, ``beta``."""
+    strike, forward, beta = (jnp.asarray(x, dtype=jnp.float64) for x in (strike, forward, beta))
+    one_minus_beta = 1.0 - beta
+    log_m = jnp.log(forward / strike)
+    sqrt_a = jnp.exp(0.5 * one_minus_beta * jnp.log(forward * strike))
+    c = one_minus_beta**2 * log_m**2
+    return StrikeTerms(log_m, sqrt_a, sqrt_a * (1.0 + c / 24.0 + c * c / 1920.0))
+
+
+def hagan_vol_from_terms(terms: StrikeTerms, expiry, alpha, beta, rho, nu):
+    """Hagan's vol from precomputed :class:`StrikeTerms` (same ``beta``); see :func:`hagan_vol`."""
+    z = (nu / alpha) * terms.sqrt_a * terms.log_m
+    time_term = 1.0 + expiry * (
+        (1.0 - beta) ** 2 * alpha**2 / (24.0 * terms.sqrt_a**2)
+        + 0.25 * rho * beta * nu * alpha / terms.sqrt_a
+        + (2.0 - 3.0 * rho**2) * nu**2 / 24.0
+    )
+    return (alpha / terms.denominator) * _z_over_x(z, rho) * time_term
+
+
 def hagan_vol(strike, forward, expiry, alpha, beta, rho, nu):
     """Black implied volatility of SABR(alpha, beta, rho, nu) at ``strike`` (Hagan 2002).
 
@@ -67,19 +103,4 @@ def hagan_vol(strike, forward, expiry, alpha, beta, rho, nu):
     >>> round(float(hagan_vol(1.1, 1.0, 1.0, 0.1, 0.5, -0.3, 0.4)), 10)
     0.0952748918
     """
-    strike, forward, expiry, alpha, beta, rho, nu = (
-        jnp.asarray(x, dtype=jnp.float64) for x in (strike, forward, expiry, alpha, beta, rho, nu)
-    )
-    one_minus_beta = 1.0 - beta
-    log_m = jnp.log(forward / strike)
-    a = (forward * strike) ** one_minus_beta
-    sqrt_a = jnp.sqrt(a)
-    z = (nu / alpha) * sqrt_a * log_m
-    c = one_minus_beta**2 * log_m**2
-    denominator = sqrt_a * (1.0 + c / 24.0 + c * c / 1920.0)
-    time_term = 1.0 + expiry * (
-        one_minus_beta**2 * alpha**2 / (24.0 * a)
-        + 0.25 * rho * beta * nu * alpha / sqrt_a
-        + (2.0 - 3.0 * rho**2) * nu**2 / 24.0
-    )
-    return (alpha / denominator) * _z_over_x(z, rho) * time_term
+    return hagan_vol_from_terms(strike_terms(strike, forward, beta), expiry, alpha, beta, rho, nu)

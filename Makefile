@@ -1,0 +1,23 @@
+# The two commands of the README. Both create .venv/ (pinned by constraints.txt) when missing.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: demo test lint bench lock
+demo: $(STAMP)  ## run the main job
+	.venv/bin/volstream demo
+
+test: $(STAMP)  ## run the whole test suite (what .ci/run runs)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+bench: $(STAMP)  ## benchmarks against QuantLib (slow; not part of the tests)
+	$(PY) bench/sabr.py
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade "pip>=24,<26"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+lock: $(STAMP)  ## refresh constraints.txt from the current environment
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt

@@ -1,0 +1,45 @@
+"""Validation gates of the playbooks: each a pass/fail with the figure it was decided on.
+
+A gate is data (:class:`Gate`), vectorised over a batch. ``applicable`` is ``False`` where a
+gate does not apply (no prior parameters given; a Heston-only condition on SABR): such a gate
+reads ``"n/a"``, never a silent pass.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
+
+__all__ = ["Gate", "gate_verdict", "not_applicable", "threshold_gate"]
+
+
+class Gate(NamedTuple):
+    """``passed``/``applicable`` are booleans, ``value`` the figure compared to ``threshold``."""
+
+    value: Array
+    threshold: float
+    passed: Array
+    applicable: Array
+    description: str
+
+
+def threshold_gate(value: Array, threshold: float, description: str, applicable=True) -> Gate:
+    """Pass where ``value < threshold`` (NaN fails)."""
+    value = jnp.asarray(value, jnp.float64)
+    applicable = jnp.broadcast_to(jnp.asarray(applicable, bool), value.shape)
+    return Gate(value, threshold, applicable & (value < threshold), applicable, description)
+
+
+def not_applicable(shape: tuple[int, ...], description: str) -> Gate:
+    nan = jnp.full(shape, jnp.nan)
+    no = jnp.zeros(shape, bool)
+    return Gate(nan, jnp.nan, no, no, description)
+
+
+def gate_verdict(passed: bool, applicable: bool) -> str:
+    """``"pass"``, ``"fail"`` or ``"n/a"`` for one smile's gate."""
+    if not applicable:
+        return "n/a"
+    return "pass" if passed else "fail"

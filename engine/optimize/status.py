@@ -1,0 +1,45 @@
+"""Solver outcomes as data: a status code per problem, never an exception in a batch."""
+
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple
+
+from jax import Array
+
+__all__ = ["SolverOutput", "Status"]
+
+
+class Status(enum.IntEnum):
+    """Why a solver stopped. Only ``CONVERGED`` parameters may be used as good."""
+
+    CONVERGED = 0
+    MAX_STEPS = 1
+    STALLED = 2
+    NONFINITE = 3
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    Status.CONVERGED: "converged",
+    Status.MAX_STEPS: "reached max_steps before meeting the tolerance",
+    Status.STALLED: "stalled: no step reduces the loss (damping exhausted)",
+    Status.NONFINITE: "non-finite residuals at the starting point",
+}
+
+
+class SolverOutput(NamedTuple):
+    """One problem's solution (leading batch axes when vmapped).
+
+    ``cost`` is ``0.5 * sum(residuals**2)``; ``loss_history[i]`` is the cost after step ``i``
+    (NaN past the last step), empty when not recorded.
+    """
+
+    x: Array
+    status: Array
+    iterations: Array
+    cost: Array
+    loss_history: Array

@@ -1,0 +1,64 @@
+"""Model parameters: their bounds, default starts, and the smooth maps that keep solvers inside.
+
+Solvers work on unconstrained ``u``; a bounded parameter is ``lower + exp(u)`` (one finite
+bound) or ``lower + (upper - lower) * sigmoid(u)`` (two), so every iterate is admissible and
+the Jacobian stays exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+from jax import Array
+
+__all__ = ["ParameterSpec", "to_constrained", "to_unconstrained"]
+
+
+@dataclass
+class ParameterSpec:
+    """One parameter of a model: ``init`` (``None``: derived from the data), bounds, fixed?
+
+    ``scale`` is ``"relative"`` for scale parameters (changes and sensitivities are read
+    relative to the value) and ``"absolute"`` for bounded shape parameters such as ``rho``.
+    """
+
+    init: float | None
+    lower: float = -math.inf
+    upper: float = math.inf
+    fixed: bool = False
+    scale: str = "relative"
+
+    def __post_init__(self) -> None:
+        if not self.lower < self.upper:
+            raise ValueError(f"empty bounds [{self.lower}, {self.upper}]")
+        if self.scale not in ("relative", "absolute"):
+            raise ValueError(f"scale must be 'relative' or 'absolute', not {self.scale!r}")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.lower, self.upper)
+
+
+def to_constrained(u: Array, lower: float, upper: float) -> Array:
+    """Map unconstrained ``u`` into ``(lower, upper)``."""
+    if math.isinf(lower) and math.isinf(upper):
+        return u
+    if math.isinf(upper):
+        return lower + jnp.exp(u)
+    if math.isinf(lower):
+        return upper - jnp.exp(-u)
+    return lower + (upper - lower) * (0.5 * (jnp.tanh(0.5 * u) + 1.0))
+
+
+def to_unconstrained(x: Array, lower: float, upper: float) -> Array:
+    """Inverse of :func:`to_constrained`; ``x`` is first pulled just inside the bounds."""
+    if math.isinf(lower) and math.isinf(upper):
+        return x
+    if math.isinf(upper):
+        return jnp.log(jnp.maximum(x - lower, 1e-12))
+    if math.isinf(lower):
+        return -jnp.log(jnp.maximum(upper - x, 1e-12))
+    p = jnp.clip((x - lower) / (upper - lower), 1e-9, 1.0 - 1e-9)
+    return jnp.log(p) - jnp.log1p(-p)
