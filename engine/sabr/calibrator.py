@@ -46,7 +46,7 @@ class GateThresholds:
 
     rmse: float = 0.005  # 50 bp of vol
     stability: float = 0.20  # relative change vs prior parameters
-    condition: float = 1000.0
+    condition: float = 5000.0  # realistic FX smiles: median ~10, 99th percentile ~740
     arbitrage: float = 1e-10  # worst violation of -1 <= dC/dK <= 0, q(K) >= 0 (x F)
     arbitrage_wing: float = 1.0  # grid extends this many ATM std devs beyond the quotes
 
