@@ -15,6 +15,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
+from engine.smallmat import sym_eigh
+
 __all__ = ["IdentifiabilityMetrics", "identifiability"]
 
 
@@ -28,12 +30,16 @@ def identifiability(
     jac: Array, residuals: Array, scales: Array, n_obs: Array
 ) -> IdentifiabilityMetrics:
     """Metrics from ``jac`` (N, P), weighted ``residuals`` (N,), column ``scales`` (P,)."""
-    singular = jnp.linalg.svd(jac * scales[None, :], compute_uv=False)
-    condition = jnp.where(singular[-1] > 0, singular[0] / singular[-1], jnp.inf)
+    scaled = jac * scales[None, :]
+    eigenvalues, vectors = sym_eigh(scaled.T @ scaled)  # singular values squared
+    lo, hi = eigenvalues[0], eigenvalues[-1]
+    condition = jnp.where(lo > 0, jnp.sqrt(hi / jnp.where(lo > 0, lo, 1.0)), jnp.inf)
     p = jac.shape[1]
     dof = jnp.maximum(n_obs - p, 1)
     sigma2 = jnp.sum(residuals**2) / dof
-    covariance = sigma2 * jnp.linalg.pinv(jac.T @ jac)
+    inverse = jnp.where(eigenvalues > 1e-14 * hi, 1.0 / eigenvalues, 0.0)  # pseudo-inverse
+    scaled_cov = (vectors * inverse[None, :]) @ vectors.T
+    covariance = sigma2 * scaled_cov * scales[:, None] * scales[None, :]
     std = jnp.sqrt(jnp.maximum(jnp.diag(covariance), 0.0))
     correlations = covariance / jnp.where(
         std[:, None] * std[None, :] > 0, std[:, None] * std[None, :], 1.0

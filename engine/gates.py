@@ -2,14 +2,15 @@
 
 A gate is data (:class:`Gate`), vectorised over a batch. ``applicable`` is ``False`` where a
 gate does not apply (no prior parameters given; a Heston-only condition on SABR): such a gate
-reads ``"n/a"``, never a silent pass.
+reads ``"n/a"``, never a silent pass. Figures are computed under ``jit`` by the calibrators;
+these helpers only compare them with thresholds, on the host.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 __all__ = ["Gate", "gate_verdict", "not_applicable", "threshold_gate"]
@@ -27,15 +28,14 @@ class Gate(NamedTuple):
 
 def threshold_gate(value: Array, threshold: float, description: str, applicable=True) -> Gate:
     """Pass where ``value < threshold`` (NaN fails)."""
-    value = jnp.asarray(value, jnp.float64)
-    applicable = jnp.broadcast_to(jnp.asarray(applicable, bool), value.shape)
+    value = np.asarray(value, np.float64)
+    applicable = np.broadcast_to(np.asarray(applicable, bool), value.shape)
     return Gate(value, threshold, applicable & (value < threshold), applicable, description)
 
 
 def not_applicable(shape: tuple[int, ...], description: str) -> Gate:
-    nan = jnp.full(shape, jnp.nan)
-    no = jnp.zeros(shape, bool)
-    return Gate(nan, jnp.nan, no, no, description)
+    no = np.zeros(shape, bool)
+    return Gate(np.full(shape, np.nan), np.nan, no, no, description)
 
 
 def gate_verdict(passed: bool, applicable: bool) -> str:

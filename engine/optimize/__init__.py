@@ -2,7 +2,7 @@
 tol, record_history) -> SolverOutput``. Problems never see solvers and vice versa."""
 
 from engine.optimize.first_order import adam, lbfgs
-from engine.optimize.lm import levenberg_marquardt, spd_solve
+from engine.optimize.lm import levenberg_marquardt
 from engine.optimize.optimistix_lm import optimistix_lm
 from engine.optimize.status import SolverOutput, Status
 
@@ -21,5 +21,4 @@ __all__ = [
     "lbfgs",
     "levenberg_marquardt",
     "optimistix_lm",
-    "spd_solve",
 ]
