@@ -28,17 +28,15 @@ from jax.scipy.special import ndtr
 __all__ = ["strike_arbitrage"]
 
 
-def strike_arbitrage(vol_fn: Callable[[Array], Array], forward: Array, expiry: Array, strikes):
-    """Worst violation on a strike grid, as a dimensionless figure (0 when arbitrage-free).
+def strike_arbitrage(total_variance: Callable[[Array], Array], log_moneyness: Array):
+    r"""Worst violation on a grid of ``k = ln(K/F)``, as a dimensionless figure (0 if none).
 
-    The figure is the largest of ``dC/dK`` (calls must not rise), ``-1 - dC/dK`` (nor fall
-    faster than the forward) and ``-F q(K)`` (density must not be negative). Also returns the
-    strike where it occurs.
+    ``total_variance(k)`` is :math:`\sigma^2(k) T` (elementwise over the grid). The figure is
+    the largest of ``dC/dK`` (calls must not rise), ``-1 - dC/dK`` (nor fall faster than the
+    forward) and ``-F q(K) = -p(k) e^{-k}`` (density must not be negative). Also returns the
+    ``k`` where it occurs.
     """
-    k = jnp.log(strikes / forward)
-
-    def total_variance(x):
-        return vol_fn(forward * jnp.exp(x)) ** 2 * expiry
+    k = log_moneyness
 
     def with_slope(x):
         return jax.jvp(total_variance, (x,), (jnp.ones_like(x),))
@@ -49,8 +47,8 @@ def strike_arbitrage(vol_fn: Callable[[Array], Array], forward: Array, expiry: A
     phi = jnp.exp(-0.5 * d2 * d2) / jnp.sqrt(2.0 * jnp.pi)
     slope = -ndtr(d2) + phi * w1 / (2.0 * root_w)
     g = (1.0 - k * w1 / (2.0 * w)) ** 2 - 0.25 * w1 * w1 * (1.0 / w + 0.25) + 0.5 * w2
-    density = g * phi / root_w / strikes
-    violation = jnp.maximum(jnp.maximum(slope, -1.0 - slope), -forward * density)
+    density_times_forward = g * phi / root_w * jnp.exp(-k)
+    violation = jnp.maximum(jnp.maximum(slope, -1.0 - slope), -density_times_forward)
     violation = jnp.where(jnp.isfinite(violation), violation, jnp.inf)
     worst = jnp.argmax(violation)
-    return jnp.maximum(violation[worst], 0.0), strikes[worst]
+    return jnp.maximum(violation[worst], 0.0), k[worst]

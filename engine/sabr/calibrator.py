@@ -27,10 +27,10 @@ from engine.arbitrage import strike_arbitrage
 from engine.buckets import bucket, chunks
 from engine.diagnostics import identifiability
 from engine.gates import Gate, not_applicable, threshold_gate
-from engine.optimize import SOLVERS, Status
+from engine.optimize import SOLVERS, SolverOutput, Status
 from engine.parameters import ParameterSpec, to_constrained, to_unconstrained
 from engine.result import CalibrationResult
-from engine.sabr.hagan import StrikeTerms, hagan_vol, hagan_vol_from_terms, strike_terms
+from engine.sabr.hagan import StrikeTerms, hagan_vol_from_terms, moneyness_terms, strike_terms
 from engine.sabr.market import SmileBatch, pack_smiles
 from engine.sensitivity import implicit_sensitivities
 
@@ -98,7 +98,8 @@ def _initial(theta0: Array, smile, mask: Array) -> Array:
     return theta0.at[0].set(alpha)
 
 
-def _fit_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta0):
+def _prepare_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta0):
+    """Starting point (unconstrained) and solver arguments of one smile."""
     sqrt_w = jnp.sqrt(jnp.where(mask, weights, 0.0))
     smile = (forward, expiry, strikes, vols, sqrt_w)
     theta0 = _initial(theta0, smile, mask)
@@ -107,15 +108,13 @@ def _fit_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta0
     )
     beta_fixed = 1 not in cfg.free
     terms = strike_terms(strikes, forward, theta0[1]) if beta_fixed else None
-    solver = SOLVERS[cfg.solver]
-    out = solver(
-        partial(_residuals, cfg=cfg),
-        u0,
-        (theta0, smile, terms),
-        max_steps=cfg.max_steps,
-        tol=cfg.tol,
-        record_history=cfg.record_history,
-    )
+    return u0, (theta0, smile, terms)
+
+
+def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
+    """Parameters, fit quality and an honest status from one smile's solver output."""
+    theta0, smile, _ = solver_args
+    vols = smile[3]
     theta = _theta(out.x, theta0, cfg)
     model = _model(theta, smile)
     errors = jnp.where(mask, model - vols, jnp.nan)
@@ -124,7 +123,6 @@ def _fit_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta0
     rmse = jnp.sqrt(jnp.sum(sq) / n_obs)
     w = jnp.where(mask, weights, 0.0)
     converged = (out.status == Status.CONVERGED) & jnp.all(jnp.isfinite(theta)) & jnp.isfinite(rmse)
-
     return {
         "theta": theta,
         "status": jnp.where(
@@ -163,13 +161,13 @@ def _check_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, thet
     wing = cfg.thresholds.arbitrage_wing * atm_std
     lo = jnp.min(jnp.where(mask, log_k, jnp.inf)) - wing
     hi = jnp.max(jnp.where(mask, log_k, -jnp.inf)) + wing
-    grid = forward * jnp.exp(jnp.linspace(lo, hi, _ARBITRAGE_GRID))
-    arbitrage, arbitrage_strike = strike_arbitrage(
-        lambda k: hagan_vol(k, forward, expiry, theta[0], theta[1], theta[2], theta[3]),
-        forward,
-        expiry,
-        grid,
-    )
+
+    def total_variance(k):
+        terms = moneyness_terms(k, forward, theta[1])
+        return hagan_vol_from_terms(terms, expiry, *theta) ** 2 * expiry
+
+    arbitrage, arbitrage_k = strike_arbitrage(total_variance, jnp.linspace(lo, hi, _ARBITRAGE_GRID))
+    arbitrage_strike = forward * jnp.exp(arbitrage_k)
 
     floor = jnp.array(cfg.stability_floor)
     change = jnp.abs(free_theta - prior[free]) / jnp.maximum(jnp.abs(prior[free]), floor)
@@ -188,14 +186,25 @@ def _check_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, thet
     return checks
 
 
-@partial(jax.jit, static_argnames="cfg")
-def _fit_batch(cfg: _Config, *arrays):
-    return jax.vmap(partial(_fit_one, cfg))(*arrays)
-
-
-@partial(jax.jit, static_argnames="cfg")
-def _check_batch(cfg: _Config, *arrays):
-    return jax.vmap(partial(_check_one, cfg))(*arrays)
+@partial(jax.jit, static_argnames=("cfg", "checks"))
+def _calibrate_batch(
+    cfg: _Config, checks: bool, forward, expiry, strikes, vols, weights, mask, theta0, prior
+):
+    """Fit (and, with ``checks``, gate) a padded batch: one compiled program per shape."""
+    smiles = (forward, expiry, strikes, vols, weights, mask)
+    u0, solver_args = jax.vmap(partial(_prepare_one, cfg))(*smiles, theta0)
+    solve = partial(
+        SOLVERS[cfg.solver],
+        partial(_residuals, cfg=cfg),
+        max_steps=cfg.max_steps,
+        tol=cfg.tol,
+        record_history=cfg.record_history,
+    )
+    out = jax.vmap(solve)(u0, solver_args)
+    result = jax.vmap(partial(_evaluate_one, cfg))(out, solver_args, weights, mask)
+    if checks:
+        result.update(jax.vmap(partial(_check_one, cfg))(*smiles, result["theta"], prior))
+    return result
 
 
 class SABRCalibrator:
@@ -334,9 +343,7 @@ class SABRCalibrator:
         pad_rows = bucket(b) - b
         theta0 = np.concatenate([theta0, np.tile([0.2, 0.5, 0.0, 0.5], (pad_rows, 1))])
         prior = np.concatenate([prior, np.full((pad_rows, 4), np.nan)])
-        out = _fit_batch(cfg, *padded, theta0)
-        if gates or cfg.sensitivities:
-            out.update(_check_batch(cfg, *padded, out["theta"], prior))
+        out = _calibrate_batch(cfg, gates or cfg.sensitivities, *padded, theta0, prior)
         trimmed = {}
         for k, v in out.items():
             v = np.asarray(v)[:b]

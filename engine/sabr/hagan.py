@@ -24,7 +24,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["StrikeTerms", "hagan_vol", "hagan_vol_from_terms", "strike_terms"]
+__all__ = ["StrikeTerms", "hagan_vol", "hagan_vol_from_terms", "moneyness_terms", "strike_terms"]
 
 _SERIES_BELOW = 1e-4  # |u| under which log1p(u)/u is replaced by its 5-term series
 
@@ -43,18 +43,17 @@ def _z_over_x(z, rho):
     With :math:`s = \sqrt{1-2\rho z + z^2}`, write :math:`x(z) = \log(1 + z g)`. For
     :math:`z > \rho`, :math:`n = s + z - \rho` adds like-signed terms and
     :math:`g = \frac{n + 1 - \rho}{(s+1)(1-\rho)}`; otherwise :math:`m = s - z + \rho` does and
-    :math:`g = \frac{m + 1 + \rho}{(s+1)\,m}`. Then :math:`z/x = 1 / (g \cdot \log1p(zg)/(zg))`.
+    :math:`g = \frac{m + 1 + \rho}{(s+1)\,m}`. Then :math:`z/x = 1 / (g \cdot \log1p(zg)/(zg))`,
+    with one division for ``g`` (the two forms share it through ``where``).
     """
     s = jnp.sqrt(1.0 - 2.0 * rho * z + z * z)
     above = z > rho
     n = s + z - rho
     m = s - z + rho
-    g = jnp.where(
-        above,
-        (n + 1.0 - rho) / ((s + 1.0) * (1.0 - rho)),
-        (m + 1.0 + rho) / ((s + 1.0) * jnp.where(above, 1.0, m)),
-    )
-    return 1.0 / (g * _log1p_ratio(z * g))
+    numerator = jnp.where(above, n + 1.0 - rho, m + 1.0 + rho)
+    denominator = (s + 1.0) * jnp.where(above, 1.0 - rho, m)
+    g = numerator / denominator
+    return denominator / (numerator * _log1p_ratio(z * g))
 
 
 class StrikeTerms(NamedTuple):
@@ -66,28 +65,35 @@ class StrikeTerms(NamedTuple):
 
     log_m: Array  # ln(F/K)
     sqrt_a: Array  # (F K)^((1 - beta)/2)
-    denominator: Array  # sqrt_a * (1 + (1-beta)^2 l^2/24 + (1-beta)^4 l^4/1920)
+    inv_sqrt_a: Array  # 1 / sqrt_a
+    inv_denominator: Array  # 1 / (sqrt_a * (1 + (1-beta)^2 l^2/24 + (1-beta)^4 l^4/1920))
 
 
 def strike_terms(strike, forward, beta) -> StrikeTerms:
     """:class:`StrikeTerms` for broadcastable ``strike``, ``forward``, ``beta``."""
-    strike, forward, beta = (jnp.asarray(x, dtype=jnp.float64) for x in (strike, forward, beta))
+    strike, forward = jnp.asarray(strike, jnp.float64), jnp.asarray(forward, jnp.float64)
+    return moneyness_terms(jnp.log(strike / forward), forward, beta)
+
+
+def moneyness_terms(log_moneyness, forward, beta) -> StrikeTerms:
+    """:class:`StrikeTerms` at ``k = ln(K/F)``: :math:`(FK)^{(1-\beta)/2} = F^{1-\beta}e^{(1-\beta)k/2}`."""
+    k, forward, beta = (jnp.asarray(x, dtype=jnp.float64) for x in (log_moneyness, forward, beta))
     one_minus_beta = 1.0 - beta
-    log_m = jnp.log(forward / strike)
-    sqrt_a = jnp.exp(0.5 * one_minus_beta * jnp.log(forward * strike))
-    c = one_minus_beta**2 * log_m**2
-    return StrikeTerms(log_m, sqrt_a, sqrt_a * (1.0 + c / 24.0 + c * c / 1920.0))
+    log_sqrt_a = one_minus_beta * (jnp.log(forward) + 0.5 * k)
+    sqrt_a, inv_sqrt_a = jnp.exp(log_sqrt_a), jnp.exp(-log_sqrt_a)
+    c = one_minus_beta**2 * k**2
+    return StrikeTerms(-k, sqrt_a, inv_sqrt_a, inv_sqrt_a / (1.0 + c / 24.0 + c * c / 1920.0))
 
 
 def hagan_vol_from_terms(terms: StrikeTerms, expiry, alpha, beta, rho, nu):
     """Hagan's vol from precomputed :class:`StrikeTerms` (same ``beta``); see :func:`hagan_vol`."""
     z = (nu / alpha) * terms.sqrt_a * terms.log_m
     time_term = 1.0 + expiry * (
-        (1.0 - beta) ** 2 * alpha**2 / (24.0 * terms.sqrt_a**2)
-        + 0.25 * rho * beta * nu * alpha / terms.sqrt_a
+        (1.0 - beta) ** 2 * alpha**2 / 24.0 * terms.inv_sqrt_a**2
+        + 0.25 * rho * beta * nu * alpha * terms.inv_sqrt_a
         + (2.0 - 3.0 * rho**2) * nu**2 / 24.0
     )
-    return (alpha / terms.denominator) * _z_over_x(z, rho) * time_term
+    return alpha * terms.inv_denominator * _z_over_x(z, rho) * time_term
 
 
 def hagan_vol(strike, forward, expiry, alpha, beta, rho, nu):

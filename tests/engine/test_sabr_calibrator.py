@@ -184,7 +184,7 @@ def test_ragged_smiles_in_one_batch_match_separate_fits(clean):
 
 def test_bucketed_shapes_do_not_recompile(clean):
     cal = SABRCalibrator(max_steps=77)  # a config no other test compiles
-    cache = sabr_calibrator._fit_batch
+    cache = sabr_calibrator._calibrate_batch
     _fit(cal, {k: v[:5] for k, v in clean.items() if k != "params"})
     compiled = cache._cache_size()
     for b, n in ((6, 15), (7, 11), (8, 9), (5, 16)):

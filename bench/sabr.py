@@ -1,0 +1,252 @@
+"""SABR calibration throughput and latency: volstream's batched solver against QuantLib.
+
+On the same smiles (realistic FX parameters, beta = 0.5 fixed, equal weights) this runs:
+
+* QuantLib ``SABRInterpolation`` (Levenberg-Marquardt, same max steps and tolerance, same
+  ATM-based starting guess) one smile at a time, in a process pool of one worker per core;
+* volstream ``calibrate_batch`` cold (compile time reported apart from steady state) and
+  warm-started from parameters perturbed by ~1% (the streaming case), with and without gates;
+* the same batched problem solved by ``optimistix.LevenbergMarquardt`` (the default solver is
+  whichever is faster here);
+* single-smile latency, ours (warm, B = 1) and QuantLib's.
+
+Prints a table and the ratios, and appends one JSON line to ``bench/results/sabr.jsonl``.
+
+    .venv/bin/python bench/sabr.py [--smiles 4096] [--strikes 15] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import jax
+import numpy as np
+import QuantLib as ql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.smiles import fx_smiles
+from engine.sabr import SABRCalibrator
+
+RMSE_OK = 0.5e-4  # 0.5 bp of vol
+BETA = 0.5
+MAX_STEPS, TOL = 500, 1e-8
+
+
+def _quantlib_fit(args) -> tuple[float, float]:
+    """Fit one smile with QuantLib; returns (rmse, seconds)."""
+    forward, expiry, strikes, vols = args
+    start = time.perf_counter()
+    atm = float(vols[int(np.argmin(np.abs(np.log(strikes / forward))))])
+    interp = ql.SABRInterpolation(
+        ql.Array(list(strikes)),
+        ql.Array(list(vols)),
+        float(expiry),
+        float(forward),
+        atm * forward ** (1 - BETA),
+        BETA,
+        0.5,
+        0.0,
+        False,
+        True,
+        False,
+        False,  # alpha, beta (fixed), nu, rho
+        False,  # not vega-weighted: equal weights, as ours
+        ql.EndCriteria(MAX_STEPS, 100, TOL, TOL, TOL),
+        ql.LevenbergMarquardt(),
+    )
+    fitted = np.array([interp(float(k), True) for k in strikes])
+    elapsed = time.perf_counter() - start
+    return float(np.sqrt(np.mean((fitted - vols) ** 2))), elapsed
+
+
+def _quantlib_chunk(chunk):
+    return [_quantlib_fit(a) for a in chunk]
+
+
+def quantlib_run(d: dict, workers: int) -> dict:
+    jobs = list(zip(d["forward"], d["expiry"], d["strikes"], d["vols"]))
+    single = [_quantlib_fit(a) for a in jobs[:256]]  # latency, one process
+    chunks = [jobs[i::workers] for i in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_quantlib_chunk, [c[:8] for c in chunks]))  # start the workers
+        start = time.perf_counter()
+        results = [r for part in pool.map(_quantlib_chunk, chunks) for r in part]
+        wall = time.perf_counter() - start
+    rmse = np.array([r[0] for r in results])
+    return {
+        "smiles_per_s": len(jobs) / wall,
+        "latency_ms": 1e3 * statistics.median(s for _, s in single),
+        "fitted_fraction": float(np.mean(rmse < RMSE_OK)),
+        "workers": workers,
+    }
+
+
+def _timed(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def volstream_run(
+    d: dict, warm_init: dict, repeat: int, optimizer: str = "lm", gates: bool = True
+) -> dict:
+    cal = SABRCalibrator(beta=BETA, max_steps=MAX_STEPS, tol=TOL, optimizer=optimizer)
+    n = len(d["forward"])
+
+    def cold():
+        return cal.calibrate_batch(d["forward"], d["expiry"], d["strikes"], d["vols"], gates=gates)
+
+    def warm():
+        return cal.calibrate_batch(
+            d["forward"], d["expiry"], d["strikes"], d["vols"], init=warm_init, gates=gates
+        )
+
+    start = time.perf_counter()
+    cold()
+    first = time.perf_counter() - start
+    t_cold, r_cold = _timed(cold, repeat)
+    warm()  # same program as cold: no new compile
+    t_warm, r_warm = _timed(warm, repeat)
+    return {
+        "compile_s": max(first - t_cold, 0.0),
+        "cold_smiles_per_s": n / t_cold,
+        "warm_smiles_per_s": n / t_warm,
+        "cold_fitted_fraction": float(np.mean(r_cold.converged & (r_cold.rmse < RMSE_OK))),
+        "warm_fitted_fraction": float(np.mean(r_warm.converged & (r_warm.rmse < RMSE_OK))),
+        "cold_iterations_mean": float(np.mean(r_cold.iterations)),
+        "warm_iterations_mean": float(np.mean(r_warm.iterations)),
+    }
+
+
+def latency_ms(d: dict, warm_init: dict, repeat: int = 50) -> float:
+    cal = SABRCalibrator(beta=BETA, max_steps=MAX_STEPS, tol=TOL)
+    args = (d["forward"][:1], d["expiry"][:1], d["strikes"][:1], d["vols"][:1])
+    init = {k: v[:1] for k, v in warm_init.items()}
+    cal.calibrate_batch(*args, init=init)
+    t, _ = _timed(lambda: cal.calibrate_batch(*args, init=init), repeat)
+    return 1e3 * t
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smiles", type=int, default=4096, help="number of smiles (default 4096)")
+    parser.add_argument("--strikes", type=int, default=15, help="strikes per smile (default 15)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed repetitions (median)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="QuantLib processes")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "sabr.jsonl"
+    )
+    args = parser.parse_args(argv)
+
+    d = fx_smiles(args.smiles, n_strikes=args.strikes, beta=BETA, seed=2026)
+    rng = np.random.default_rng(7)
+    p = d["params"]
+    warm_init = {
+        "alpha": p["alpha"] * (1 + 0.01 * rng.standard_normal(args.smiles)),
+        "rho": np.clip(p["rho"] + 0.01 * rng.standard_normal(args.smiles), -0.99, 0.99),
+        "nu": p["nu"] * (1 + 0.01 * rng.standard_normal(args.smiles)),
+    }
+    device = jax.devices()[0]
+    print(
+        f"device: {device.platform} ({device.device_kind}), {os.cpu_count()} cores; "
+        f"{args.smiles} smiles x {args.strikes} strikes",
+        flush=True,
+    )
+
+    qlib = quantlib_run(d, args.workers)
+    print(
+        f"QuantLib SABRInterpolation: {qlib['smiles_per_s']:,.0f} smiles/s on {args.workers} "
+        f"processes; latency {qlib['latency_ms']:.3f} ms",
+        flush=True,
+    )
+    ours = volstream_run(d, warm_init, args.repeat)
+    fit_only = volstream_run(d, warm_init, args.repeat, gates=False)
+    optx = volstream_run(
+        d, warm_init, max(2, args.repeat // 2), optimizer="optimistix", gates=False
+    )
+    ours["latency_ms"] = latency_ms(d, warm_init)
+
+    rows = [
+        (
+            "QuantLib (process pool)",
+            qlib["smiles_per_s"],
+            qlib["smiles_per_s"],
+            qlib["fitted_fraction"],
+        ),
+        (
+            "volstream LM + gates",
+            ours["cold_smiles_per_s"],
+            ours["warm_smiles_per_s"],
+            ours["warm_fitted_fraction"],
+        ),
+        (
+            "volstream LM fit only",
+            fit_only["cold_smiles_per_s"],
+            fit_only["warm_smiles_per_s"],
+            fit_only["warm_fitted_fraction"],
+        ),
+        (
+            "optimistix LM fit only",
+            optx["cold_smiles_per_s"],
+            optx["warm_smiles_per_s"],
+            optx["warm_fitted_fraction"],
+        ),
+    ]
+    print(f"\n{'':26}{'cold smiles/s':>15}{'warm smiles/s':>15}{'< 0.5bp':>10}")
+    for name, cold, warm, frac in rows:
+        print(f"{name:26}{cold:>15,.0f}{warm:>15,.0f}{frac:>10.2%}")
+    ratio = {
+        "cold_vs_quantlib": ours["cold_smiles_per_s"] / qlib["smiles_per_s"],
+        "warm_vs_quantlib": ours["warm_smiles_per_s"] / qlib["smiles_per_s"],
+        "warm_fit_only_vs_quantlib": fit_only["warm_smiles_per_s"] / qlib["smiles_per_s"],
+        "lm_vs_optimistix_warm": fit_only["warm_smiles_per_s"] / optx["warm_smiles_per_s"],
+        "lm_vs_optimistix_cold": fit_only["cold_smiles_per_s"] / optx["cold_smiles_per_s"],
+    }
+    print(
+        f"\ncompile (cold, once): {ours['compile_s']:.2f} s; mean iterations cold "
+        f"{ours['cold_iterations_mean']:.1f}, warm {ours['warm_iterations_mean']:.1f}"
+    )
+    print(
+        f"single smile latency: volstream {ours['latency_ms']:.3f} ms (warm, with gates), "
+        f"QuantLib {qlib['latency_ms']:.3f} ms"
+    )
+    print("ratios: " + ", ".join(f"{k} {v:.1f}x" for k, v in ratio.items()))
+
+    record = {
+        "bench": "sabr",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "device": f"{device.platform}:{device.device_kind}",
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "smiles": args.smiles,
+        "strikes": args.strikes,
+        "quantlib": qlib,
+        "volstream": ours,
+        "volstream_fit_only": fit_only,
+        "optimistix_fit_only": optx,
+        "ratios": ratio,
+        "versions": {"jax": jax.__version__, "QuantLib": ql.__version__},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+    return record
+
+
+if __name__ == "__main__":
+    main()
