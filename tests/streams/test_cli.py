@@ -1,0 +1,113 @@
+"""The volstream CLI, invoked as users do: the installed console script."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.sabr import SABRCalibrator
+from streams.smile_file import load_smiles
+
+ROOT = Path(__file__).resolve().parents[2]
+VOLSTREAM = Path(sys.executable).with_name("volstream")
+SAMPLE = ROOT / "data" / "fx_smiles.csv"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VOLSTREAM), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_teaches_the_verbs():
+    out = run("--help")
+    assert out.returncode == 0
+    for word in ("calibrate", "demo", "examples:"):
+        assert word in out.stdout
+    sub = run("calibrate", "--help")
+    assert "time_to_expiry" in sub.stdout and "--weights" in sub.stdout
+
+
+def test_calibrate_json_equals_a_direct_engine_calibration():
+    out = run("calibrate", "--json", str(SAMPLE))
+    assert out.returncode == 0, out.stderr
+    recs = json.loads(out.stdout)
+    smiles = load_smiles(SAMPLE)
+    assert len(recs) == len(smiles) == 18
+    direct = SABRCalibrator(beta=0.5).calibrate_batch(
+        [s.forward for s in smiles],
+        [s.time_to_expiry for s in smiles],
+        [np.array(s.strikes) for s in smiles],
+        [np.array(s.vols) for s in smiles],
+    )
+    for i, rec in enumerate(recs):
+        assert rec["converged"] and rec["status"] == "converged"
+        for name in ("alpha", "rho", "nu"):
+            assert rec["params"][name] == pytest.approx(float(direct.params[name][i]), rel=1e-10)
+        assert rec["gates"]["feller"]["verdict"] == "n/a"
+        assert rec["gates"]["rmse"]["verdict"] == "pass" and rec["rmse"] < 5e-4
+
+
+def test_demo_prints_a_table_of_the_sample():
+    out = run("demo")
+    assert out.returncode == 0, out.stderr
+    assert "underlying" in out.stdout and "rmse bp" in out.stdout
+    assert "18 smiles, 18 converged, 0 failing a gate" in out.stdout
+
+
+def test_market_data_json_and_fail_on_gates(tmp_path):
+    noisy = {
+        "name": "noisy",
+        "forward": 1.0,
+        "maturities": 1.0,
+        "strikes": [0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2],
+        "target_vols": [0.14, 0.09, 0.13, 0.08, 0.12, 0.07, 0.12],
+    }
+    path = tmp_path / "md.json"
+    path.write_text(json.dumps(noisy))
+    out = run("calibrate", str(path), "--fail-on-gates")
+    assert out.returncode == 1
+    assert "FAIL" in out.stdout and "rmse" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        (
+            "underlying,forward,strike,mid_vol,time_to_expiry\nX,1.0,abc,0.1,1\n",
+            ".csv",
+            "row 2: column 'strike' is not a number",
+        ),
+        (
+            "underlying,forward,strike,mid_vol,expiry\nX,1.0,1.0,0.1,2027-01-01\n",
+            ".csv",
+            "without valuation_date",
+        ),
+        (
+            "underlying,forward,strike,bid_vol,ask_vol,time_to_expiry\nX,1,1,0.2,0.1,1\n",
+            ".csv",
+            "crossed quote",
+        ),
+        (
+            "forward,strike,mid_vol,time_to_expiry\n1,1,-0.1,1\n1,1.1,0.1,1\n1,0.9,0.1,1\n",
+            ".csv",
+            "vols must be positive",
+        ),
+        ("{not json", ".json", "invalid JSON"),
+        ("a,b\n", ".txt", "unknown format"),
+    ],
+)
+def test_bad_files_exit_2_with_a_precise_message(tmp_path, content, suffix, message):
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(content)
+    out = run("calibrate", str(path))
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_file_and_bad_beta():
+    assert "no such file" in run("calibrate", "nope.csv").stderr
+    bad = run("calibrate", "--beta", "2", str(SAMPLE))
+    assert bad.returncode == 2 and "--beta" in bad.stderr
