@@ -113,10 +113,10 @@ def _prepare_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, th
 
 def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     """Parameters, fit quality and an honest status from one smile's solver output."""
-    theta0, smile, _ = solver_args
+    theta0, smile, terms = solver_args
     vols = smile[3]
     theta = _theta(out.x, theta0, cfg)
-    model = _model(theta, smile)
+    model = _model(theta, smile, terms)
     errors = jnp.where(mask, model - vols, jnp.nan)
     n_obs = jnp.sum(mask)
     sq = jnp.where(mask, (model - vols) ** 2, 0.0)
@@ -139,22 +139,21 @@ def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     }
 
 
-def _check_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta, prior):
+def _check_one(cfg: _Config, solver_args, theta, errors, mask, prior):
     """Gate figures and diagnostics of one fitted smile (identifiability, arbitrage, drift)."""
-    w = jnp.where(mask, weights, 0.0)
-    sqrt_w = jnp.sqrt(w)
-    smile = (forward, expiry, strikes, vols, sqrt_w)
-    model = _model(theta, smile)
+    _, smile, terms = solver_args
+    forward, expiry, strikes, vols, sqrt_w = smile
+    w = sqrt_w * sqrt_w
     n_obs = jnp.sum(mask)
     free = jnp.array(cfg.free)
     free_theta = theta[free]
 
     def weighted_model(th_free):
-        return sqrt_w * _model(theta.at[free].set(th_free), smile)
+        return sqrt_w * _model(theta.at[free].set(th_free), smile, terms)
 
     jac = jax.jacfwd(weighted_model)(free_theta)
     scales = jnp.where(jnp.array(cfg.relative), jnp.abs(free_theta), 1.0)
-    ident = identifiability(jac, sqrt_w * jnp.where(mask, model - vols, 0.0), scales, n_obs)
+    ident = identifiability(jac, sqrt_w * jnp.where(mask, errors, 0.0), scales, n_obs)
 
     log_k = jnp.log(strikes / forward)
     atm_std = theta[0] * forward ** (theta[1] - 1.0) * jnp.sqrt(expiry)
@@ -181,7 +180,7 @@ def _check_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, thet
     }
     if cfg.sensitivities:
         checks["sensitivities"] = implicit_sensitivities(
-            lambda th: _model(theta.at[free].set(th), smile), free_theta, vols, w
+            lambda th: _model(theta.at[free].set(th), smile, terms), free_theta, vols, w
         )
     return checks
 
@@ -203,7 +202,11 @@ def _calibrate_batch(
     out = jax.vmap(solve)(u0, solver_args)
     result = jax.vmap(partial(_evaluate_one, cfg))(out, solver_args, weights, mask)
     if checks:
-        result.update(jax.vmap(partial(_check_one, cfg))(*smiles, result["theta"], prior))
+        result.update(
+            jax.vmap(partial(_check_one, cfg))(
+                solver_args, result["theta"], result["residuals"], mask, prior
+            )
+        )
     return result
 
 
