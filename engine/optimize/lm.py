@@ -42,6 +42,7 @@ class _State(NamedTuple):
     damping: Array
     growth: Array
     delta: Array  # the step to try next
+    predicted: Array  # its predicted gain
     step: Array
     done: Array
     status: Array
@@ -98,6 +99,7 @@ def levenberg_marquardt(
         damping=damping0,
         growth=jnp.asarray(2.0, jnp.float64),
         delta=delta0,
+        predicted=predicted0,
         step=jnp.asarray(0, jnp.int32),
         done=~finite0 | _settled(delta0, predicted0, x0, cost0, tol),
         status=jnp.where(finite0, Status.CONVERGED, Status.NONFINITE).astype(jnp.int32),
@@ -112,8 +114,7 @@ def levenberg_marquardt(
         cost_new, normal_new, grad_new = _linearise(residual_fn, x_new, args)
         finite = jnp.isfinite(cost_new) & jnp.all(jnp.isfinite(normal_new))
         actual = s.cost - cost_new
-        predicted = 0.5 * jnp.dot(s.delta, s.damping * s.scale * s.delta - s.grad)
-        ratio = actual / jnp.where(predicted > 0, predicted, 1.0)
+        ratio = actual / jnp.where(s.predicted > 0, s.predicted, 1.0)
         accept = finite & (actual > 0) & (ratio > 1e-4)
 
         pick = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
@@ -122,9 +123,9 @@ def levenberg_marquardt(
         scale = pick(jnp.maximum(s.scale, jnp.diag(normal_new)), s.scale)
         shrink = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * ratio - 1.0) ** 3)
         damping = pick(s.damping * shrink, s.damping * s.growth)
-        delta, predicted_next = _step(normal, grad, damping, scale)
+        delta, predicted = _step(normal, grad, damping, scale)
 
-        converged = accept & _settled(delta, predicted_next, x, cost, tol)
+        converged = accept & _settled(delta, predicted, x, cost, tol)
         stalled = ~accept & (damping > _MAX_DAMPING)
         step = s.step + 1
         return _State(
@@ -136,6 +137,7 @@ def levenberg_marquardt(
             damping=damping,
             growth=pick(2.0, s.growth * 2.0),
             delta=delta,
+            predicted=predicted,
             step=step,
             done=converged | stalled,
             status=jnp.where(stalled, Status.STALLED, s.status).astype(jnp.int32),
