@@ -1,7 +1,7 @@
 """The ``volstream`` command line.
 
 Verbs: ``calibrate`` fits smiles from a file and reports parameters, fit and validation gates;
-``demo`` runs the main job on the bundled sample. Input errors exit with status 2 and a message
+``broker`` drives the local Kafka broker; ``demo`` runs the main job on the bundled sample. Input errors exit with status 2 and a message
 naming the file, row and field; ``--fail-on-gates`` makes failed gates exit 1 (for scripts).
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from streams import smile_file
+from streams.broker import BrokerError
 from streams.smile_file import SmileFileError, load_smiles
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "fx_smiles.csv"
@@ -25,6 +26,7 @@ EPILOG = """examples:
   volstream calibrate data/fx_smiles.csv                 table of SABR fits, beta 0.5
   volstream calibrate --beta 0.7 --weights atm FILE      playbook ATM weighting, beta 0.7
   volstream calibrate --json FILE > fits.json            machine-readable, one record per smile
+  volstream broker start                                 local Kafka on 127.0.0.1:9092
   volstream demo                                         the main job on the bundled sample
 
 file formats (calibrate --help shows the columns): CSV or JSON quotes, or JSON market_data.
@@ -91,6 +93,45 @@ def cmd_demo(args) -> int:
     return _print_results(recs, elapsed, args)
 
 
+def cmd_broker(args) -> int:
+    from streams.broker import BrokerConfig, LocalKafka
+
+    config = BrokerConfig(
+        **{
+            k: v
+            for k, v in (
+                ("state_dir", args.state_dir),
+                ("port", args.port),
+                ("controller_port", args.controller_port),
+            )
+            if v is not None
+        }
+    )
+    broker = LocalKafka(config)
+    if args.action == "start":
+        print(
+            f"starting Kafka {config.bootstrap} (state in {config.state_dir}; the first start "
+            "fetches the broker's jars with Maven)...",
+            flush=True,
+        )
+        print(f"running: bootstrap {broker.start()}; log {broker.log_dir / 'server.log'}")
+        return 0
+    if args.action == "stop":
+        print("stopped" if broker.stop() else "not running")
+        return 0
+    status = broker.status()
+    if args.json:
+        print(json.dumps(status))
+    else:
+        state = (
+            "running and answering"
+            if status["answering"]
+            else ("running, not answering" if status["running"] else "not running")
+        )
+        print(f"{state}: {status['bootstrap']} (pid {status['pid']}; state {status['state_dir']})")
+    return 0 if status["answering"] else 1
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -143,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(cal)
     cal.set_defaults(func=cmd_calibrate)
 
+    broker = sub.add_parser(
+        "broker",
+        help="start, stop or query the local Kafka broker (KRaft, loopback)",
+        description="A local Apache Kafka 4.x broker for demos and tests: jars fetched with "
+        "Maven and cached, KRaft storage formatted, one broker+controller on loopback. Data and "
+        "logs live in --state-dir (default $VOLSTREAM_STATE_DIR/kafka or ~/.volstream/kafka). "
+        "`status` exits 0 only when the broker answers a Metadata request.",
+    )
+    broker.add_argument("action", choices=("start", "stop", "status"))
+    broker.add_argument("--state-dir", type=Path, help="data, logs, config and pid file")
+    broker.add_argument("--port", type=int, help="client port (default 9092)")
+    broker.add_argument("--controller-port", type=int, help="KRaft controller port (default 9093)")
+    broker.add_argument("--json", action="store_true", help="status as JSON")
+    broker.set_defaults(func=cmd_broker)
+
     demo = sub.add_parser(
         "demo", help="the main job: calibrate the bundled sample and print a table"
     )
@@ -166,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         return args.func(args)
-    except (SmileFileError, ValueError) as exc:
+    except (SmileFileError, ValueError, BrokerError) as exc:
         print(f"volstream {args.command}: {exc}", file=sys.stderr)
         return 2
 
