@@ -1,1 +1,26 @@
-"""schemas."""
+"""volstream's wire formats: versioned msgpack messages with strict validation.
+
+Subscribers install and import only this package (it needs ``msgpack`` and nothing heavier)::
+
+    from schemas import Params, decode
+    params = decode(record.value, Params)
+    if params.good: ...
+"""
+
+from schemas.codec import DEAD_LETTER_KEEP, MAX_MESSAGE_BYTES, decode, encode
+from schemas.daycount import act365f
+from schemas.errors import SchemaError
+from schemas.messages import Alert, DeadLetter, Params, Quote
+
+__all__ = [
+    "DEAD_LETTER_KEEP",
+    "MAX_MESSAGE_BYTES",
+    "Alert",
+    "DeadLetter",
+    "Params",
+    "Quote",
+    "SchemaError",
+    "act365f",
+    "decode",
+    "encode",
+]

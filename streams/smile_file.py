@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streams.daycount import act365f
+from schemas.daycount import act365f
 
 __all__ = ["Smile", "SmileFileError", "load_smiles"]
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from streams.daycount import act365f
+from schemas.daycount import act365f
 from streams.smile_file import SmileFileError, load_smiles
 
 

@@ -1,0 +1,115 @@
+"""Field checks shared by the message types: each raises SchemaError naming the field."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+from schemas.errors import SchemaError
+
+__all__ = ["boolean", "date", "finite", "integer", "name", "number_map", "optional", "text"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$")
+_MISSING = object()
+
+
+def _get(data: dict, key: str):
+    value = data.get(key, _MISSING)
+    if value is _MISSING:
+        raise SchemaError("missing_field", f"field {key!r} is required")
+    return value
+
+
+def optional(check, data: dict, key: str, *args, **kw) -> Any:
+    """``check(data, key, ...)`` when the field is present and not None, else None."""
+    if data.get(key) is None:
+        return None
+    return check(data, key, *args, **kw)
+
+
+def finite(data: dict, key: str, *, positive: bool = False, nonnegative: bool = False) -> float:
+    value = _get(data, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(
+            "wrong_type", f"field {key!r} must be a number, got {type(value).__name__}"
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise SchemaError("not_finite", f"field {key!r} is {value}")
+    if positive and value <= 0:
+        raise SchemaError("out_of_range", f"field {key!r} must be positive, got {value}")
+    if nonnegative and value < 0:
+        raise SchemaError("out_of_range", f"field {key!r} must not be negative, got {value}")
+    return value
+
+
+def integer(data: dict, key: str, *, nonnegative: bool = True) -> int:
+    value = _get(data, key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SchemaError(
+            "wrong_type", f"field {key!r} must be an integer, got {type(value).__name__}"
+        )
+    if nonnegative and value < 0:
+        raise SchemaError("out_of_range", f"field {key!r} must not be negative, got {value}")
+    return value
+
+
+def boolean(data: dict, key: str) -> bool:
+    value = _get(data, key)
+    if not isinstance(value, bool):
+        raise SchemaError("wrong_type", f"field {key!r} must be true or false, got {value!r}")
+    return value
+
+
+def text(
+    data: dict, key: str, *, choices: tuple[str, ...] | None = None, max_len: int = 512
+) -> str:
+    value = _get(data, key)
+    if not isinstance(value, str):
+        raise SchemaError(
+            "wrong_type", f"field {key!r} must be a string, got {type(value).__name__}"
+        )
+    if len(value) > max_len:
+        raise SchemaError("out_of_range", f"field {key!r} is longer than {max_len} characters")
+    if choices is not None and value not in choices:
+        raise SchemaError("out_of_range", f"field {key!r} must be one of {choices}, got {value!r}")
+    return value
+
+
+def name(data: dict, key: str) -> str:
+    """An identifier such as an underlying: 1-32 of letters, digits, '.', '_', '/', '-'."""
+    value = text(data, key, max_len=32)
+    if not _NAME.match(value):
+        raise SchemaError("out_of_range", f"field {key!r} is not a valid name: {value!r}")
+    return value
+
+
+def date(data: dict, key: str) -> dt.date:
+    value = text(data, key, max_len=10)
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SchemaError(
+            "wrong_type", f"field {key!r} must be an ISO date (YYYY-MM-DD), got {value!r}"
+        ) from None
+
+
+def number_map(data: dict, key: str, *, allow_none: bool = False) -> dict[str, float | None]:
+    """A map of names to finite numbers (or None where ``allow_none``)."""
+    value = _get(data, key)
+    if not isinstance(value, dict):
+        raise SchemaError("wrong_type", f"field {key!r} must be a map, got {type(value).__name__}")
+    out: dict[str, float | None] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise SchemaError("wrong_type", f"field {key!r} has a non-string key {k!r}")
+        if v is None and allow_none:
+            out[k] = None
+            continue
+        try:
+            out[k] = finite(value, k)
+        except SchemaError as exc:
+            raise SchemaError(exc.reason, f"in field {key!r}: {exc.detail}") from None
+    return out

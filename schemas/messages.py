@@ -1,0 +1,259 @@
+"""The messages volstream reads and writes: quotes in; parameters, alerts, dead letters out.
+
+Each is a frozen dataclass with ``TYPE`` and ``VERSION``, a ``to_wire()`` dict of msgpack
+types, and a validating ``from_wire()``; :mod:`schemas.codec` frames them. Times are UTC epoch
+seconds (float); dates are ISO ``YYYY-MM-DD``; an option expires at 00:00 UTC of its expiry date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+from schemas import fields as f
+from schemas.daycount import act365f
+from schemas.errors import SchemaError
+
+__all__ = ["Alert", "DeadLetter", "Params", "Quote"]
+
+ASSET_CLASSES = ("fx", "equity")
+SEVERITIES = ("info", "warning", "critical")
+VERDICTS = ("pass", "fail", "n/a")
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def _reject_unknown(cls, data: dict) -> None:
+    known = {"type", "v", *cls.__dataclass_fields__}
+    extra = sorted(set(data) - known)
+    if extra:
+        raise SchemaError("unknown_field", f"{cls.TYPE} has unknown fields {extra}")
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One option quote tick. FX quotes carry the ``forward``; a vol is ``mid_vol`` or
+    ``bid_vol`` and ``ask_vol`` (not crossed)."""
+
+    TYPE = "quote"
+    VERSION = 1
+
+    ts: float
+    underlying: str
+    asset_class: str
+    expiry: str
+    strike: float
+    source: str
+    seq: int
+    forward: float | None = None
+    bid_vol: float | None = None
+    ask_vol: float | None = None
+    mid_vol: float | None = None
+    size: float | None = None
+    open_interest: float | None = None
+
+    @property
+    def vol(self) -> float:
+        """The mid vol: ``mid_vol``, else the mean of bid and ask."""
+        return self.mid_vol if self.mid_vol is not None else 0.5 * (self.bid_vol + self.ask_vol)
+
+    @property
+    def time_to_expiry(self) -> float:
+        """ACT/365F years from the quote's event time to expiry."""
+        return act365f(_utc(self.ts), _midnight(dt.date.fromisoformat(self.expiry)))
+
+    def to_wire(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_wire(cls, data: dict) -> Quote:
+        _reject_unknown(cls, data)
+        quote = cls(
+            ts=f.finite(data, "ts", positive=True),
+            underlying=f.name(data, "underlying"),
+            asset_class=f.text(data, "asset_class", choices=ASSET_CLASSES),
+            expiry=f.date(data, "expiry").isoformat(),
+            strike=f.finite(data, "strike", positive=True),
+            source=f.text(data, "source", max_len=64),
+            seq=f.integer(data, "seq"),
+            forward=f.optional(f.finite, data, "forward", positive=True),
+            bid_vol=f.optional(f.finite, data, "bid_vol", positive=True),
+            ask_vol=f.optional(f.finite, data, "ask_vol", positive=True),
+            mid_vol=f.optional(f.finite, data, "mid_vol", positive=True),
+            size=f.optional(f.finite, data, "size", nonnegative=True),
+            open_interest=f.optional(f.finite, data, "open_interest", nonnegative=True),
+        )
+        quote.check()
+        return quote
+
+    def check(self) -> None:
+        """Cross-field rules: a vol is present and not crossed, FX has a forward, not expired."""
+        if self.mid_vol is None and (self.bid_vol is None or self.ask_vol is None):
+            raise SchemaError("missing_field", "a quote needs mid_vol, or bid_vol and ask_vol")
+        if self.bid_vol is not None and self.ask_vol is not None and self.bid_vol > self.ask_vol:
+            raise SchemaError("crossed_quote", f"bid_vol {self.bid_vol} > ask_vol {self.ask_vol}")
+        if self.asset_class == "fx" and self.forward is None:
+            raise SchemaError("missing_field", "an fx quote needs a forward")
+        if self.time_to_expiry <= 0:
+            raise SchemaError(
+                "expired",
+                f"expiry {self.expiry} is not after the quote time {_utc(self.ts).isoformat()}",
+            )
+
+
+def _gates(data: dict) -> dict[str, dict]:
+    gates = data.get("gates")
+    if not isinstance(gates, dict):
+        raise SchemaError(
+            "wrong_type" if gates is not None else "missing_field", "field 'gates' must be a map"
+        )
+    out = {}
+    for name, g in gates.items():
+        if not isinstance(g, dict):
+            raise SchemaError("wrong_type", f"gate {name!r} must be a map")
+        out[str(name)] = {
+            "verdict": f.text(g, "verdict", choices=VERDICTS),
+            "value": f.optional(f.finite, g, "value"),
+            "threshold": f.optional(f.finite, g, "threshold"),
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class Params:
+    """Calibrated parameters of one smile, with the evidence to trust them or not.
+
+    ``good`` is what a risk engine should check: converged and every applicable gate passed.
+    ``received_at``/``published_at`` are wall-clock stamps of the first tick that triggered the
+    calibration and of publication; ``window_start``/``window_end`` the event times of the
+    surface snapshot that was fitted.
+    """
+
+    TYPE = "params"
+    VERSION = 1
+
+    underlying: str
+    expiry: str
+    model: str
+    params: dict[str, float]
+    forward: float
+    time_to_expiry: float
+    converged: bool
+    status: str
+    warm: bool
+    iterations: int
+    rmse: float | None
+    gates: dict[str, dict]
+    diagnostics: dict[str, float | None]
+    window_start: float
+    window_end: float
+    n_quotes: int
+    received_at: float
+    published_at: float
+
+    @property
+    def good(self) -> bool:
+        return self.converged and all(g["verdict"] != "fail" for g in self.gates.values())
+
+    def to_wire(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> Params:
+        _reject_unknown(cls, data)
+        return cls(
+            underlying=f.name(data, "underlying"),
+            expiry=f.date(data, "expiry").isoformat(),
+            model=f.text(data, "model", choices=("sabr", "heston")),
+            params=f.number_map(data, "params", allow_none=True),
+            forward=f.finite(data, "forward", positive=True),
+            time_to_expiry=f.finite(data, "time_to_expiry", positive=True),
+            converged=f.boolean(data, "converged"),
+            status=f.text(data, "status"),
+            warm=f.boolean(data, "warm"),
+            iterations=f.integer(data, "iterations"),
+            rmse=f.optional(f.finite, data, "rmse", nonnegative=True),
+            gates=_gates(data),
+            diagnostics=f.number_map(data, "diagnostics", allow_none=True),
+            window_start=f.finite(data, "window_start", positive=True),
+            window_end=f.finite(data, "window_end", positive=True),
+            n_quotes=f.integer(data, "n_quotes"),
+            received_at=f.finite(data, "received_at", nonnegative=True),
+            published_at=f.finite(data, "published_at", nonnegative=True),
+        )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A health alert for operators: which rule fired on what, how badly, and the figures."""
+
+    TYPE = "alert"
+    VERSION = 1
+
+    ts: float
+    severity: str
+    rule: str
+    subject: str
+    message: str
+    figures: dict[str, float | None] = field(default_factory=dict)
+
+    def to_wire(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> Alert:
+        _reject_unknown(cls, data)
+        return cls(
+            ts=f.finite(data, "ts", positive=True),
+            severity=f.text(data, "severity", choices=SEVERITIES),
+            rule=f.text(data, "rule", max_len=64),
+            subject=f.text(data, "subject", max_len=128),
+            message=f.text(data, "message", max_len=2048),
+            figures=f.number_map(data, "figures", allow_none=True),
+        )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that was rejected: the reason code, the detail, and where it came from.
+
+    ``original`` keeps the first ``DEAD_LETTER_KEEP`` bytes; ``original_size`` the full size.
+    """
+
+    TYPE = "dead_letter"
+    VERSION = 1
+
+    ts: float
+    reason: str
+    detail: str
+    original: bytes
+    original_size: int
+    topic: str
+    partition: int
+    offset: int
+
+    def to_wire(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> DeadLetter:
+        _reject_unknown(cls, data)
+        original = data.get("original")
+        if not isinstance(original, bytes):
+            raise SchemaError("wrong_type", "field 'original' must be bytes")
+        return cls(
+            ts=f.finite(data, "ts", positive=True),
+            reason=f.text(data, "reason", max_len=64),
+            detail=f.text(data, "detail", max_len=2048),
+            original=original,
+            original_size=f.integer(data, "original_size"),
+            topic=f.text(data, "topic", max_len=249),
+            partition=f.integer(data, "partition"),
+            offset=f.integer(data, "offset"),
+        )
