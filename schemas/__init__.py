@@ -8,7 +8,7 @@ Subscribers install and import only this package (it needs ``msgpack`` and nothi
 """
 
 from schemas.codec import DEAD_LETTER_KEEP, MAX_MESSAGE_BYTES, decode, encode
-from schemas.daycount import act365f
+from schemas.daycount import act365f, time_to_expiry
 from schemas.errors import SchemaError
 from schemas.messages import Alert, DeadLetter, Params, Quote
 
@@ -23,4 +23,5 @@ __all__ = [
     "act365f",
     "decode",
     "encode",
+    "time_to_expiry",
 ]

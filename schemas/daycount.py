@@ -1,10 +1,13 @@
-"""Year fractions: ACT/365F, the convention of every time-to-expiry volstream computes."""
+"""Year fractions: ACT/365F, the convention of every time-to-expiry volstream computes.
+
+An option expires at 00:00 UTC of its expiry date; event times are UTC epoch seconds.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["act365f"]
+__all__ = ["act365f", "time_to_expiry"]
 
 
 def act365f(start: dt.date | dt.datetime, end: dt.date | dt.datetime) -> float:
@@ -13,3 +16,10 @@ def act365f(start: dt.date | dt.datetime, end: dt.date | dt.datetime) -> float:
         start = start if isinstance(start, dt.datetime) else dt.datetime.combine(start, dt.time())
         end = end if isinstance(end, dt.datetime) else dt.datetime.combine(end, dt.time())
     return (end - start) / dt.timedelta(days=365)
+
+
+def time_to_expiry(ts: float, expiry: str) -> float:
+    """ACT/365F years from event time ``ts`` to 00:00 UTC of the ISO date ``expiry``."""
+    start = dt.datetime.fromtimestamp(ts, dt.UTC)
+    end = dt.datetime.combine(dt.date.fromisoformat(expiry), dt.time(), dt.UTC)
+    return act365f(start, end)

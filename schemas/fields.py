@@ -9,8 +9,19 @@ from typing import Any
 
 from schemas.errors import SchemaError
 
-__all__ = ["boolean", "date", "finite", "integer", "name", "number_map", "optional", "text"]
+__all__ = [
+    "boolean",
+    "date",
+    "finite",
+    "integer",
+    "name",
+    "number_map",
+    "optional",
+    "text",
+    "timestamp",
+]
 
+MAX_TIMESTAMP = 1e11
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$")
 _MISSING = object()
 
@@ -29,7 +40,14 @@ def optional(check, data: dict, key: str, *args, **kw) -> Any:
     return check(data, key, *args, **kw)
 
 
-def finite(data: dict, key: str, *, positive: bool = False, nonnegative: bool = False) -> float:
+def finite(
+    data: dict,
+    key: str,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    below: float = math.inf,
+) -> float:
     value = _get(data, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SchemaError(
@@ -42,7 +60,14 @@ def finite(data: dict, key: str, *, positive: bool = False, nonnegative: bool = 
         raise SchemaError("out_of_range", f"field {key!r} must be positive, got {value}")
     if nonnegative and value < 0:
         raise SchemaError("out_of_range", f"field {key!r} must not be negative, got {value}")
+    if value >= below:
+        raise SchemaError("out_of_range", f"field {key!r} must be below {below:g}, got {value}")
     return value
+
+
+def timestamp(data: dict, key: str) -> float:
+    """UTC epoch seconds, positive and before the year ~5100 (so every date function works)."""
+    return finite(data, key, positive=True, below=MAX_TIMESTAMP)
 
 
 def integer(data: dict, key: str, *, nonnegative: bool = True) -> int:

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 
 from schemas import fields as f
-from schemas.daycount import act365f
+from schemas.daycount import time_to_expiry
 from schemas.errors import SchemaError
 
 __all__ = ["Alert", "DeadLetter", "Params", "Quote"]
@@ -19,14 +19,6 @@ __all__ = ["Alert", "DeadLetter", "Params", "Quote"]
 ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
 VERDICTS = ("pass", "fail", "n/a")
-
-
-def _utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, dt.UTC)
-
-
-def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
 def _reject_unknown(cls, data: dict) -> None:
@@ -66,7 +58,7 @@ class Quote:
     @property
     def time_to_expiry(self) -> float:
         """ACT/365F years from the quote's event time to expiry."""
-        return act365f(_utc(self.ts), _midnight(dt.date.fromisoformat(self.expiry)))
+        return time_to_expiry(self.ts, self.expiry)
 
     def to_wire(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -75,7 +67,7 @@ class Quote:
     def from_wire(cls, data: dict) -> Quote:
         _reject_unknown(cls, data)
         quote = cls(
-            ts=f.finite(data, "ts", positive=True),
+            ts=f.timestamp(data, "ts"),
             underlying=f.name(data, "underlying"),
             asset_class=f.text(data, "asset_class", choices=ASSET_CLASSES),
             expiry=f.date(data, "expiry").isoformat(),
@@ -101,10 +93,8 @@ class Quote:
         if self.asset_class == "fx" and self.forward is None:
             raise SchemaError("missing_field", "an fx quote needs a forward")
         if self.time_to_expiry <= 0:
-            raise SchemaError(
-                "expired",
-                f"expiry {self.expiry} is not after the quote time {_utc(self.ts).isoformat()}",
-            )
+            when = dt.datetime.fromtimestamp(self.ts, dt.UTC).isoformat()
+            raise SchemaError("expired", f"expiry {self.expiry} is not after the quote time {when}")
 
 
 def _gates(data: dict) -> dict[str, dict]:
@@ -181,8 +171,8 @@ class Params:
             rmse=f.optional(f.finite, data, "rmse", nonnegative=True),
             gates=_gates(data),
             diagnostics=f.number_map(data, "diagnostics", allow_none=True),
-            window_start=f.finite(data, "window_start", positive=True),
-            window_end=f.finite(data, "window_end", positive=True),
+            window_start=f.timestamp(data, "window_start"),
+            window_end=f.timestamp(data, "window_end"),
             n_quotes=f.integer(data, "n_quotes"),
             received_at=f.finite(data, "received_at", nonnegative=True),
             published_at=f.finite(data, "published_at", nonnegative=True),
@@ -210,7 +200,7 @@ class Alert:
     def from_wire(cls, data: dict) -> Alert:
         _reject_unknown(cls, data)
         return cls(
-            ts=f.finite(data, "ts", positive=True),
+            ts=f.timestamp(data, "ts"),
             severity=f.text(data, "severity", choices=SEVERITIES),
             rule=f.text(data, "rule", max_len=64),
             subject=f.text(data, "subject", max_len=128),
@@ -248,7 +238,7 @@ class DeadLetter:
         if not isinstance(original, bytes):
             raise SchemaError("wrong_type", "field 'original' must be bytes")
         return cls(
-            ts=f.finite(data, "ts", positive=True),
+            ts=f.timestamp(data, "ts"),
             reason=f.text(data, "reason", max_len=64),
             detail=f.text(data, "detail", max_len=2048),
             original=original,

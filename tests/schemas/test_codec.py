@@ -133,6 +133,7 @@ def test_params_good_means_converged_and_no_failed_gate():
         (raw(quote(), strike="1.1"), "wrong_type", "'strike' must be a number"),
         (raw(quote(), seq=True), "wrong_type", "'seq' must be an integer"),
         (raw(quote(), ts=math.nan), "not_finite", "'ts'"),
+        (raw(quote(), ts=2.0**63), "out_of_range", "'ts' must be below"),
         (raw(quote(), bid_vol=math.inf), "not_finite", "'bid_vol'"),
         (raw(quote(), strike=-1.0), "out_of_range", "'strike' must be positive"),
         (raw(quote(), bid_vol=-0.01), "out_of_range", "'bid_vol' must be positive"),
@@ -212,7 +213,7 @@ def test_property_arbitrary_bytes_never_escape_as_other_errors(data):
         st.one_of(
             st.none(),
             st.booleans(),
-            st.integers(),
+            st.integers(min_value=-(2**63), max_value=2**64 - 1),  # what msgpack packs
             st.floats(),
             st.text(max_size=5),
             st.binary(max_size=5),
