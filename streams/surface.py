@@ -60,15 +60,15 @@ class _Smile:
     first_received: float | None = None
 
 
-def _outliers(strikes: list[float], vols: list[float], limit: float) -> list[bool]:
-    """True where a vol is more than ``limit`` away from its neighbours' median (relative)."""
-    n = len(vols)
-    if n < 3:
-        return [False] * n
+def _outliers(vols: list[float], limit: float) -> list[bool]:
+    """True where a vol is more than ``limit`` away (relative) from the median of the window of
+    five quotes around it (three at the ends), itself included: robust while fewer than half of
+    a window are outliers."""
+    if len(vols) < 3:
+        return [False] * len(vols)
     flags = []
     for i, v in enumerate(vols):
-        neighbours = vols[max(0, i - 2) : i] + vols[i + 1 : i + 3]
-        median = statistics.median(neighbours)
+        median = statistics.median(vols[max(0, i - 2) : i + 3])
         flags.append(abs(v / median - 1.0) > limit)
     return flags
 
@@ -118,9 +118,8 @@ class SurfaceBook:
         horizon = smile.last_ts - c.max_quote_age
         smile.quotes = {k: q for k, q in smile.quotes.items() if q.ts >= horizon}
         quotes = [smile.quotes[k] for k in sorted(smile.quotes)]
-        strikes = [q.strike for q in quotes]
         vols = [q.vol for q in quotes]
-        flags = _outliers(strikes, vols, c.outlier)
+        flags = _outliers(vols, c.outlier)
         kept = [(q, v) for q, v, bad in zip(quotes, vols, flags) if not bad]
         if len(kept) < c.min_quotes:
             return None

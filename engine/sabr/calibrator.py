@@ -228,6 +228,7 @@ class SABRCalibrator:
         optimizer: str = "lm",
         thresholds: GateThresholds | None = None,
         max_batch: int = 4096,
+        min_batch: int = 1,
     ) -> None:
         if optimizer not in SOLVERS:
             raise ValueError(f"optimizer must be one of {sorted(SOLVERS)}, not {optimizer!r}")
@@ -248,6 +249,7 @@ class SABRCalibrator:
         self.optimizer = optimizer
         self.thresholds = thresholds or GateThresholds()
         self.max_batch = bucket(max_batch)
+        self.min_batch = bucket(min_batch)  # pad every call to at least this many smiles
 
     @property
     def free_params(self) -> tuple[str, ...]:
@@ -342,8 +344,9 @@ class SABRCalibrator:
         self, cfg: _Config, batch: SmileBatch, theta0: np.ndarray, prior: np.ndarray, gates: bool
     ) -> dict:
         b, n = batch.strikes.shape
-        padded = batch.pad(bucket(b), bucket(n, 8))
-        pad_rows = bucket(b) - b
+        rows = bucket(b, self.min_batch)
+        padded = batch.pad(rows, bucket(n, 8))
+        pad_rows = rows - b
         theta0 = np.concatenate([theta0, np.tile([0.2, 0.5, 0.0, 0.5], (pad_rows, 1))])
         prior = np.concatenate([prior, np.full((pad_rows, 4), np.nan)])
         out = _calibrate_batch(cfg, gates or cfg.sensitivities, *padded, theta0, prior)

@@ -1,0 +1,52 @@
+"""Health rules: gate failures, non-convergence, drift z-scores."""
+
+from alerts import History, drift_alerts, evaluate, gate_alerts
+from schemas import Params
+
+
+def params(converged=True, gates=None, alpha=0.1):
+    return Params(
+        underlying="EURUSD",
+        expiry="2027-11-25",
+        model="sabr",
+        params={"alpha": alpha, "beta": 0.5, "rho": -0.1, "nu": 0.6},
+        forward=1.1,
+        time_to_expiry=1.0,
+        converged=converged,
+        status="converged" if converged else "max steps",
+        warm=True,
+        iterations=4,
+        rmse=1e-4,
+        gates=gates or {"rmse": {"verdict": "pass", "value": 1e-4, "threshold": 0.005}},
+        diagnostics={},
+        window_start=1.7e9,
+        window_end=1.7e9,
+        n_quotes=15,
+        received_at=0.0,
+        published_at=0.0,
+    )
+
+
+def test_failed_gates_warn_and_non_convergence_is_critical():
+    failing = {
+        "rmse": {"verdict": "fail", "value": 0.01, "threshold": 0.005},
+        "feller": {"verdict": "n/a", "value": None, "threshold": None},
+    }
+    alerts = gate_alerts(params(gates=failing), now=5.0)
+    assert [(a.severity, a.rule) for a in alerts] == [("warning", "gate.rmse")]
+    assert alerts[0].figures == {"value": 0.01, "threshold": 0.005}
+    critical = gate_alerts(params(converged=False), now=5.0)
+    assert [(a.severity, a.rule) for a in critical] == [("critical", "not_converged")]
+    assert gate_alerts(params(), now=5.0) == []
+
+
+def test_drift_fires_beyond_three_sigma_after_enough_history():
+    history = History()
+    for i in range(25):
+        alerts, history = drift_alerts(history, params(alpha=0.1 + 0.001 * (i % 5)), now=1.0)
+        assert alerts == []
+    alerts, history = drift_alerts(history, params(alpha=0.2), now=2.0)
+    assert [a.rule for a in alerts] == ["drift"] and alerts[0].figures["z"] > 3
+    before = history
+    alerts, after = evaluate(history, params(converged=False, alpha=5.0), now=3.0)
+    assert [a.rule for a in alerts] == ["not_converged"] and after == before  # bad fits: no update
