@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streams import smile_file
+from streams import replay, smile_file
 from streams.broker import BrokerError
 from streams.smile_file import SmileFileError, load_smiles
 
@@ -132,6 +132,49 @@ def cmd_broker(args) -> int:
     return 0 if status["answering"] else 1
 
 
+def _bootstrap(args) -> str:
+    """--bootstrap, else KAFKA_BOOTSTRAP_SERVERS, else the local broker (started if needed)."""
+    from streams.broker import resolve_bootstrap
+
+    return args.bootstrap or resolve_bootstrap()
+
+
+def cmd_worker(args) -> int:
+    import dataclasses
+    import logging
+
+    from streams.settings import Settings
+    from streams.worker import run_worker
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    settings = dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
+    print(
+        f"volstream worker: consuming {settings.bootstrap} as group {settings.app_id!r}", flush=True
+    )
+    run_worker(settings, loglevel=args.loglevel)
+    return 0
+
+
+def cmd_replay(args) -> int:
+    import asyncio
+    import dataclasses
+
+    from streams.settings import Settings
+
+    if not args.file.is_file():
+        raise SmileFileError(f"{args.file}: no such file")
+    speed = None if args.max else args.speed
+    settings = dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
+    summary = asyncio.run(replay.replay(args.file, settings, speed=speed, progress=not args.quiet))
+    rejected = sum(summary.rejected.values())
+    reasons = ", ".join(f"{k} {v}" for k, v in summary.rejected.most_common()) or "none"
+    failed = f"; {summary.failed:,} FAILED to send" if summary.failed else ""
+    print(
+        f"sent {summary.sent:,} ticks in {summary.seconds:.1f} s; rejected {rejected:,} ({reasons}){failed}"
+    )
+    return 1 if summary.failed else 0
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -198,6 +241,33 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--controller-port", type=int, help="KRaft controller port (default 9093)")
     broker.add_argument("--json", action="store_true", help="status as JSON")
     broker.set_defaults(func=cmd_broker)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a calibration worker (consumes quotes, publishes params and alerts)",
+        description="Consume volstream.quotes, keep rolling surfaces, recalibrate dirty smiles in "
+        "micro-batches and publish volstream.params, volstream.alerts and volstream.dlq. Settings "
+        "come from the environment (see streams/settings.py); without --bootstrap or "
+        "KAFKA_BOOTSTRAP_SERVERS the local broker is started. Workers with the same "
+        "VOLSTREAM_APP_ID share the partitions.",
+    )
+    worker.add_argument("--bootstrap", help="Kafka bootstrap servers (host:port,...)")
+    worker.add_argument("--loglevel", default="warning", help="faust log level (default warning)")
+    worker.set_defaults(func=cmd_worker)
+
+    rep = sub.add_parser(
+        "replay",
+        help="replay a tick file into volstream.quotes, keeping event timestamps",
+        description=replay.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rep.add_argument("file", type=Path, help="CSV, JSON lines or msgpack ticks")
+    pace = rep.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=1.0, help="multiple of real time (default 1)")
+    pace.add_argument("--max", action="store_true", help="as fast as possible")
+    rep.add_argument("--bootstrap", help="Kafka bootstrap servers (host:port,...)")
+    rep.add_argument("--quiet", action="store_true", help="no progress line")
+    rep.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser(
         "demo", help="the main job: calibrate the bundled sample and print a table"

@@ -53,7 +53,7 @@ class Calibrations:
     def beta(self, underlying: str) -> float:
         return self.betas.get(underlying, self.default_beta)
 
-    def warmup(self, batch_sizes=(8, 16, 32, 64), widths=(8, 16, 32)) -> None:
+    def warmup(self, batch_sizes=(8, 16, 32), widths=(8, 16)) -> None:
         """Compile the bucketed programs before the worker takes traffic."""
         for b in batch_sizes:
             for n in widths:

@@ -1,0 +1,174 @@
+"""From a micro-batch of raw quote messages to published parameters, alerts and dead letters.
+
+The agent hands each batch of raw records here. Every record is decoded and validated on its
+own: a bad one becomes a :class:`schemas.DeadLetter` with its reason and is counted, never
+raised. Good quotes update the rolling surfaces; the snapshots they trigger are calibrated in
+rounds (a round holds at most one snapshot per smile, in arrival order, so warm starts chain
+deterministically) on a single executor thread, off the event loop. Each result is published
+as :class:`schemas.Params` (flagged, never as good, when it failed), followed by its alerts and,
+when it converged, the smile's warm-start state. ``process`` returns only once every message it
+sent is delivered, so the offsets the agent then commits never run ahead of published work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple, Protocol
+
+import msgpack
+
+from alerts import History, evaluate
+from schemas import DEAD_LETTER_KEEP, Alert, DeadLetter, Params, Quote, SchemaError, decode, encode
+from streams.scheduler import Calibrations
+from streams.settings import Settings
+from streams.surface import SmileSnapshot, SurfaceBook
+
+__all__ = ["Counters", "Pipeline", "Record", "Sink"]
+
+log = logging.getLogger(__name__)
+
+
+class Record(NamedTuple):
+    """One consumed message, with where it came from and when the worker got it."""
+
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+    received_at: float
+
+
+class Sink(Protocol):
+    async def send(self, topic: str, key: bytes, value: bytes) -> Awaitable: ...
+
+
+@dataclass
+class Counters:
+    ticks: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    calibrations: int = 0
+    flagged: int = 0
+    alerts: int = 0
+    errors: int = 0
+
+
+def rounds(snapshots: Sequence[SmileSnapshot]) -> list[list[SmileSnapshot]]:
+    """Split into rounds holding each smile at most once, keeping arrival order per smile."""
+    out: list[list[SmileSnapshot]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for snap in snapshots:
+        k = seen.get(snap.key, 0)
+        seen[snap.key] = k + 1
+        if k == len(out):
+            out.append([])
+        out[k].append(snap)
+    return out
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        sink: Sink,
+        *,
+        calibrations: Calibrations | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.clock = clock
+        self.book = SurfaceBook(settings.surface)
+        self.calibrations = calibrations or Calibrations(
+            betas=settings.betas, default_beta=settings.default_beta
+        )
+        self.history = History()
+        self.counters = Counters()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
+
+    async def process(self, records: Sequence[Record]) -> None:
+        deliveries: list[Awaitable] = []
+        snapshots: list[SmileSnapshot] = []
+        for record in records:
+            self.counters.ticks += 1
+            try:
+                quote = decode(record.value, Quote)
+                if quote.asset_class != "fx":
+                    raise SchemaError(
+                        "unsupported", f"{quote.asset_class} quotes are not calibrated yet"
+                    )
+            except SchemaError as exc:
+                deliveries.append(await self._dead_letter(record, exc))
+                continue
+            snap = self.book.on_quote(quote, record.received_at)
+            if snap is not None:
+                snapshots.append(snap)
+        loop = asyncio.get_running_loop()
+        for batch in rounds(snapshots):
+            try:
+                results = await loop.run_in_executor(self.executor, self.calibrations.run, batch)
+            except Exception as exc:  # a bug must not stop the stream: say so loudly instead
+                log.exception("calibration of %d smiles failed", len(batch))
+                self.counters.errors += 1
+                deliveries.extend(await self._error_alerts(batch, exc))
+                continue
+            for params in results:
+                deliveries.extend(await self._publish(params))
+        await asyncio.gather(*deliveries)
+
+    async def _publish(self, params: Params) -> list[Awaitable]:
+        params = replace(params, published_at=self.clock())
+        key = f"{params.underlying}|{params.expiry}".encode()
+        self.counters.calibrations += 1
+        self.counters.flagged += not params.good
+        sent = [await self.sink.send(self.settings.topics["params"], key, encode(params))]
+        found, self.history = evaluate(self.history, params, params.published_at)
+        for alert in found:
+            sent.append(await self.sink.send(self.settings.topics["alerts"], key, encode(alert)))
+        self.counters.alerts += len(found)
+        if params.converged:
+            state = self.calibrations.state[(params.underlying, params.expiry)]
+            value = msgpack.packb({"warm": state.warm, "prior": state.prior})
+            sent.append(await self.sink.send(self.settings.topics["state"], key, value))
+        return sent
+
+    async def _dead_letter(self, record: Record, exc: SchemaError) -> Awaitable:
+        self.counters.rejected[exc.reason] += 1
+        letter = DeadLetter(
+            ts=self.clock(),
+            reason=exc.reason,
+            detail=exc.detail,
+            original=bytes(record.value[:DEAD_LETTER_KEEP]),
+            original_size=len(record.value),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        return await self.sink.send(
+            self.settings.topics["dlq"], exc.reason.encode(), encode(letter)
+        )
+
+    async def _error_alerts(self, batch: list[SmileSnapshot], exc: Exception) -> list[Awaitable]:
+        now = self.clock()
+        return [
+            await self.sink.send(
+                self.settings.topics["alerts"],
+                f"{s.underlying}|{s.expiry}".encode(),
+                encode(
+                    Alert(
+                        now,
+                        "critical",
+                        "calibration_error",
+                        f"{s.underlying} {s.expiry} sabr",
+                        f"calibration raised {type(exc).__name__}: {exc}"[:2000],
+                        {},
+                    )
+                ),
+            )
+            for s in batch
+        ]

@@ -1,0 +1,79 @@
+"""Worker settings, from the environment (faust's convention), with defaults for one machine.
+
+| variable | default | meaning |
+|---|---|---|
+| ``KAFKA_BOOTSTRAP_SERVERS`` | ``127.0.0.1:9092`` | brokers |
+| ``VOLSTREAM_APP_ID`` | ``volstream`` | faust app id (the consumer group) |
+| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state`` |
+| ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
+| ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
+| ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
+| ``VOLSTREAM_BATCH_MAX`` / ``_WITHIN`` | ``2048`` / ``0.02`` | ticks per micro-batch / seconds to wait |
+| ``VOLSTREAM_TRIGGER_TICKS`` | ``5`` | new quotes that make a smile due |
+| ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
+| ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
+| ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (JAX compile cache) |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.surface import SurfaceConfig
+
+__all__ = ["TOPIC_KINDS", "Settings"]
+
+TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state")
+
+
+def _betas(text: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = item.partition("=")
+        beta = float(value)
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"VOLSTREAM_BETAS: beta of {name} must lie in [0, 1], got {beta}")
+        out[name.strip()] = beta
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "volstream"
+    topic_prefix: str = "volstream"
+    partitions: int = 6
+    betas: dict[str, float] = field(default_factory=dict)
+    default_beta: float = 0.5
+    batch_max: int = 2048
+    batch_within: float = 0.02
+    surface: SurfaceConfig = field(default_factory=SurfaceConfig)
+    state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Topic name of each kind: quotes, params, alerts, dlq, state."""
+        return {kind: f"{self.topic_prefix}.{kind}" for kind in TOPIC_KINDS}
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        get = env.get
+        return cls(
+            bootstrap=get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            app_id=get("VOLSTREAM_APP_ID", "volstream"),
+            topic_prefix=get("VOLSTREAM_TOPIC_PREFIX", "volstream"),
+            partitions=int(get("VOLSTREAM_PARTITIONS", "6")),
+            betas=_betas(get("VOLSTREAM_BETAS", "")),
+            default_beta=float(get("VOLSTREAM_BETA", "0.5")),
+            batch_max=int(get("VOLSTREAM_BATCH_MAX", "2048")),
+            batch_within=float(get("VOLSTREAM_BATCH_WITHIN", "0.02")),
+            surface=SurfaceConfig(
+                ticks=int(get("VOLSTREAM_TRIGGER_TICKS", "5")),
+                forward_move=float(get("VOLSTREAM_TRIGGER_FORWARD", "0.0005")),
+                max_age=float(get("VOLSTREAM_TRIGGER_AGE", "30")),
+            ),
+            state_dir=Path(get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream")),
+        )

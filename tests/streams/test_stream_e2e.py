@@ -1,0 +1,322 @@
+"""End to end on the real broker: replay -> worker(s) -> params, alerts and dead letters.
+
+Every check reads the output topics with an independent aiokafka consumer. Expected results
+come from running the same tick file through the surfaces offline (per smile the snapshot
+sequence depends only on that smile's ticks, which one partition keeps in order) and
+calibrating each snapshot directly with the engine.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from engine.sabr import SABRCalibrator
+from schemas import DeadLetter, Params, Quote, decode, encode
+from streams.replay import ensure_topics, read_ticks
+from streams.scheduler import Calibrations
+from streams.settings import Settings
+from streams.surface import SurfaceBook
+
+pytestmark = pytest.mark.kafka
+ROOT = Path(__file__).resolve().parents[2]
+TICKS = ROOT / "data" / "sample_ticks.csv"
+VOLSTREAM = Path(sys.executable).with_name("volstream")
+STAMPS = ("received_at", "published_at")
+
+
+def settings_for(bootstrap: str, prefix: str) -> Settings:
+    return Settings(bootstrap=bootstrap, topic_prefix=prefix, partitions=3)
+
+
+@contextmanager
+def worker(bootstrap: str, prefix: str, group: str, state_dir: Path, log: Path):
+    env = os.environ | {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "VOLSTREAM_TOPIC_PREFIX": prefix,
+        "VOLSTREAM_APP_ID": group,
+        "VOLSTREAM_STATE_DIR": str(state_dir),
+        "VOLSTREAM_PARTITIONS": "3",
+    }
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(VOLSTREAM), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    want: int,
+    timeout: float = 180.0,
+    quiet: float = 5.0,
+    workers: tuple = (),
+):
+    """Every record of ``topic`` until ``want`` arrived (then ``quiet`` s of silence), timeout,
+    or every one of ``workers`` has died (their logs then explain)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records, loop = [], asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=int(quiet * 1000))
+            if not batch and (
+                len(records) >= want or (workers and all(w.poll() is not None for w in workers))
+            ):
+                break
+            for rs in batch.values():
+                records.extend(rs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def expected_snapshots(quotes: list[Quote]):
+    book = SurfaceBook(Settings().surface)
+    per_smile: dict[tuple[str, str], list] = {}
+    for q in quotes:
+        snap = book.on_quote(q, 0.0)
+        if snap is not None:
+            per_smile.setdefault(snap.key, []).append(snap)
+    return per_smile
+
+
+BAD = [
+    (b"\xc1not msgpack", "not_msgpack"),
+    (msgpack.packb({"type": "quote", "v": 9}), "unknown_version"),
+    (b"\x00" * 70_000, "oversized"),
+]
+
+
+def bad_messages(good: Quote) -> list[tuple[bytes, str]]:
+    crossed = msgpack.packb(
+        {"type": "quote", "v": 1, **good.to_wire(), "bid_vol": 0.2, "ask_vol": 0.1}
+    )
+    expired = msgpack.packb({"type": "quote", "v": 1, **good.to_wire(), "expiry": "2020-01-01"})
+    return [*BAD, (crossed, "crossed_quote"), (expired, "expired")]
+
+
+async def produce_with_bad(settings: Settings, quotes: list[Quote]) -> list[str]:
+    """Replay ``quotes`` with bad messages spliced in; return the bad ones' reasons."""
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    await producer.start()
+    bad = bad_messages(quotes[0])
+    try:
+        for i, q in enumerate(quotes):
+            await producer.send(settings.topics["quotes"], encode(q), key=q.underlying.encode())
+            if i % 1500 == 700 and bad:
+                value, _ = bad[0]
+                await producer.send(settings.topics["quotes"], value, key=q.underlying.encode())
+                bad = bad[1:]
+        for value, _ in bad:
+            await producer.send(settings.topics["quotes"], value, key=b"junk")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sorted(reason for _, reason in bad_messages(quotes[0]))
+
+
+def params_by_smile(records) -> dict[tuple[str, str], list[Params]]:
+    out: dict[tuple[str, str], list[Params]] = {}
+    for r in records:
+        p = decode(r.value, Params)
+        out.setdefault((p.underlying, p.expiry), []).append(p)
+    return out
+
+
+def strip(p: Params) -> dict:
+    return {k: v for k, v in p.to_wire().items() if k not in STAMPS}
+
+
+@pytest.fixture(scope="module")
+def quotes():
+    ticks = list(read_ticks(TICKS))
+    assert all(isinstance(q, Quote) for q in ticks)
+    return ticks
+
+
+@pytest.fixture(scope="module")
+def jit_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("volstream-state")  # shared: workers compile once
+
+
+@pytest.fixture(scope="module")
+def first_run(kafka_bootstrap, quotes, jit_cache, tmp_path_factory):
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(kafka_bootstrap, prefix)
+    expected = expected_snapshots(quotes)
+    total = sum(len(v) for v in expected.values())
+    log = tmp_path_factory.mktemp("logs") / "worker-a.log"
+    with worker(kafka_bootstrap, prefix, f"{prefix}-g", jit_cache, log):
+        reasons = asyncio.run(produce_with_bad(settings, quotes))
+        params = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], total))
+        dlq = asyncio.run(
+            read_topic(kafka_bootstrap, settings.topics["dlq"], len(reasons), quiet=2)
+        )
+    return {"expected": expected, "params": params, "dlq": dlq, "reasons": reasons, "log": log}
+
+
+def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
+    expected, got = first_run["expected"], params_by_smile(first_run["params"])
+    assert got.keys() == expected.keys(), first_run["log"].read_text()[-3000:]
+    snaps, published = [], []
+    for key, smiles in expected.items():
+        assert len(got[key]) == len(smiles), key  # nothing lost, nothing extra
+        for snap, p in zip(smiles, got[key]):
+            assert (p.forward, p.time_to_expiry, p.n_quotes) == (
+                snap.forward,
+                snap.time_to_expiry,
+                len(snap.strikes),
+            )
+            assert (p.window_start, p.window_end) == (snap.window_start, snap.window_end)
+            snaps.append(snap)
+            published.append(p)
+    # 1. the stream changes nothing: the same snapshots through the same warm-start chain offline
+    offline, replica = Calibrations(), {}
+    for k in range(max(len(v) for v in expected.values())):
+        batch = [v[k] for v in expected.values() if len(v) > k]
+        for p in offline.run(batch):
+            replica.setdefault((p.underlying, p.expiry), []).append(p)
+    for key in expected:
+        assert [strip(p) | {"params": p.params} for p in got[key]] == [
+            strip(p) | {"params": p.params} for p in replica[key]
+        ], key
+    # 2. and it fits as well as an independent cold calibration of each snapshot
+    direct = SABRCalibrator(beta=0.5).calibrate_batch(
+        [s.forward for s in snaps],
+        [s.time_to_expiry for s in snaps],
+        [np.array(s.strikes) for s in snaps],
+        [np.array(s.vols) for s in snaps],
+    )
+    both = np.array([p.converged for p in published]) & direct.converged
+    assert both.mean() > 0.99
+    rmse = np.array([p.rmse for p in published])
+    np.testing.assert_allclose(rmse[both], direct.rmse[both], rtol=0, atol=1e-8)
+    for name in ("alpha", "rho", "nu"):
+        ours = np.array([p.params[name] for p in published])
+        np.testing.assert_allclose(ours[both], direct.params[name][both], rtol=1e-4, atol=1e-4)
+    assert any(p.warm for p in published) and not all(p.warm for p in published)
+    assert all(
+        p.good == (p.converged and all(g["verdict"] != "fail" for g in p.gates.values()))
+        for p in published
+    )
+
+
+def test_bad_messages_land_in_the_dlq_with_reasons(first_run):
+    letters = [decode(r.value, DeadLetter) for r in first_run["dlq"]]
+    assert sorted(d.reason for d in letters) == first_run["reasons"]
+    for d in letters:
+        assert d.topic.endswith(".quotes") and d.offset >= 0 and d.detail
+        assert d.original_size >= len(d.original)
+    oversized = next(d for d in letters if d.reason == "oversized")
+    assert oversized.original_size == 70_000 and len(oversized.original) < 70_000
+
+
+def test_replaying_into_a_fresh_group_publishes_identical_parameters(
+    kafka_bootstrap, quotes, jit_cache, first_run, tmp_path
+):
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(kafka_bootstrap, prefix)
+    with worker(kafka_bootstrap, prefix, f"{prefix}-g", jit_cache, tmp_path / "worker-b.log"):
+        asyncio.run(produce_with_bad(settings, quotes))
+        params = asyncio.run(
+            read_topic(kafka_bootstrap, settings.topics["params"], len(first_run["params"]))
+        )
+    first, second = params_by_smile(first_run["params"]), params_by_smile(params)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert [strip(p) for p in first[key]] == [strip(p) for p in second[key]], key
+
+
+async def _members(bootstrap: str, group: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        return sum(len(g[5]) for g in response.groups)
+    finally:
+        await admin.close()
+
+
+def test_two_workers_share_partitions_and_one_takes_over(
+    kafka_bootstrap, quotes, jit_cache, tmp_path
+):
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    group = f"{prefix}-g"
+    settings = settings_for(kafka_bootstrap, prefix)
+    half = len(quotes) // 2
+    asyncio.run(ensure_topics(settings))
+    with (
+        worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w1.log") as w1,
+        worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w2.log"),
+    ):
+        for _ in range(120):
+            if asyncio.run(_members(kafka_bootstrap, group)) == 2:
+                break
+            asyncio.run(asyncio.sleep(1))
+        assert asyncio.run(_members(kafka_bootstrap, group)) == 2
+        asyncio.run(_send(settings, quotes[:half]))
+        first = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], 1, quiet=5))
+        assert first
+        w1.send_signal(signal.SIGTERM)
+        w1.wait(60)
+        asyncio.run(_send(settings, quotes[half:]))
+        params = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], len(first) + 1))
+    later = [decode(r.value, Params) for r in params[len(first) :]]
+    assert {p.underlying for p in later} == {q.underlying for q in quotes}  # the survivor has all
+
+
+async def _send(settings: Settings, quotes: list[Quote]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for q in quotes:
+            await producer.send(settings.topics["quotes"], encode(q), key=q.underlying.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def test_replay_cli_counts_what_the_broker_confirmed(kafka_bootstrap, tmp_path):
+    path = tmp_path / "few.csv"
+    lines = TICKS.read_text().splitlines()
+    bad = lines[1].split(",")
+    bad[6] = "0.9"  # bid_vol above ask_vol: crossed
+    path.write_text("\n".join([*lines[:40], ",".join(bad)]) + "\n")
+    env = os.environ | {"VOLSTREAM_TOPIC_PREFIX": f"cli-{uuid.uuid4().hex[:6]}"}
+    out = subprocess.run(
+        [str(VOLSTREAM), "replay", "--max", "--quiet", "--bootstrap", kafka_bootstrap, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "sent 39 ticks" in out.stdout and "rejected 1 (crossed_quote 1)" in out.stdout
