@@ -8,7 +8,7 @@ seconds (float); dates are ISO ``YYYY-MM-DD``; an option expires at 00:00 UTC of
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from schemas import fields as f
 from schemas.daycount import time_to_expiry
@@ -19,6 +19,11 @@ __all__ = ["Alert", "DeadLetter", "Params", "Quote"]
 ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
 VERDICTS = ("pass", "fail", "n/a")
+
+
+def _wire(message) -> dict:
+    """Field name -> value, shallow (``dataclasses.asdict`` deep-copies: 10x slower here)."""
+    return {f.name: getattr(message, f.name) for f in fields(message)}
 
 
 def _reject_unknown(cls, data: dict) -> None:
@@ -61,7 +66,7 @@ class Quote:
         return time_to_expiry(self.ts, self.expiry)
 
     def to_wire(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in _wire(self).items() if v is not None}
 
     @classmethod
     def from_wire(cls, data: dict) -> Quote:
@@ -152,7 +157,7 @@ class Params:
         return self.converged and all(g["verdict"] != "fail" for g in self.gates.values())
 
     def to_wire(self) -> dict:
-        return asdict(self)
+        return _wire(self)
 
     @classmethod
     def from_wire(cls, data: dict) -> Params:
@@ -194,7 +199,7 @@ class Alert:
     figures: dict[str, float | None] = field(default_factory=dict)
 
     def to_wire(self) -> dict:
-        return asdict(self)
+        return _wire(self)
 
     @classmethod
     def from_wire(cls, data: dict) -> Alert:
@@ -229,7 +234,7 @@ class DeadLetter:
     offset: int
 
     def to_wire(self) -> dict:
-        return asdict(self)
+        return _wire(self)
 
     @classmethod
     def from_wire(cls, data: dict) -> DeadLetter:

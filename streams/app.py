@@ -24,4 +24,6 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     broker_commit_every=1000,
     broker_commit_interval=1.0,
+    broker_max_poll_records=4096,
+    stream_buffer_maxsize=16384,
 )

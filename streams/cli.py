@@ -1,13 +1,15 @@
 """The ``volstream`` command line.
 
 Verbs: ``calibrate`` fits smiles from a file and reports parameters, fit and validation gates;
-``broker`` drives the local Kafka broker; ``demo`` runs the main job on the bundled sample. Input errors exit with status 2 and a message
+``broker`` drives the local Kafka broker; ``worker``, ``replay``, ``simulate`` and ``tail`` run
+and feed and read the stream; ``demo`` runs all of it on the bundled sample. Input errors exit with status 2 and a message
 naming the file, row and field; ``--fail-on-gates`` makes failed gates exit 1 (for scripts).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -20,14 +22,13 @@ from streams import replay, smile_file
 from streams.broker import BrokerError
 from streams.smile_file import SmileFileError, load_smiles
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "fx_smiles.csv"
-
 EPILOG = """examples:
   volstream calibrate data/fx_smiles.csv                 table of SABR fits, beta 0.5
   volstream calibrate --beta 0.7 --weights atm FILE      playbook ATM weighting, beta 0.7
   volstream calibrate --json FILE > fits.json            machine-readable, one record per smile
   volstream broker start                                 local Kafka on 127.0.0.1:9092
-  volstream demo                                         the main job on the bundled sample
+  volstream demo                                         the main job: stream, calibrate, publish
+  volstream tail params                                  follow published parameters
 
 file formats (calibrate --help shows the columns): CSV or JSON quotes, or JSON market_data.
 """
@@ -83,14 +84,73 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    print(
-        f"volstream demo: calibrating the bundled sample smiles ({SAMPLE.name}) with SABR, "
-        f"beta {args.beta} (the first call compiles the solver: a few seconds)\n",
-        flush=True,
-    )
-    smiles = load_smiles(SAMPLE)
-    recs, elapsed = _calibrate_smiles(smiles, args)
-    return _print_results(recs, elapsed, args)
+    from streams.demo import run_demo
+
+    speed = None if args.max else args.speed
+    return run_demo(args.bootstrap, speed=speed)
+
+
+def cmd_tail(args) -> int:
+    import asyncio
+
+    from streams.settings import TOPIC_KINDS, Settings
+    from streams.tail import tail
+
+    settings = Settings.from_env()
+    topic = settings.topics[args.topic] if args.topic in TOPIC_KINDS else args.topic
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a tail: not an error
+        asyncio.run(
+            tail(
+                _bootstrap(args),
+                topic,
+                from_beginning=args.from_beginning,
+                limit=args.limit,
+                as_json=args.json,
+                idle=args.idle,
+            )
+        )
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    import asyncio
+    import dataclasses
+
+    from streams.replay import ensure_topics
+    from streams.settings import Settings
+    from streams.simulate import TickSimulator
+
+    settings = dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
+
+    async def run() -> int:
+        from aiokafka import AIOKafkaProducer
+
+        await ensure_topics(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5)
+        await producer.start()
+        start, sent = time.time(), 0
+        try:
+            sim = TickSimulator(pairs=args.pairs, seed=args.seed)
+            for quote in sim.ticks(start, args.rate):
+                if quote.ts - start > args.duration:
+                    break
+                delay = quote.ts - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await producer.send(
+                    settings.topics["quotes"], encode(quote), key=quote.underlying.encode()
+                )
+                sent += 1
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return sent
+
+    from schemas import encode
+
+    sent = asyncio.run(run())
+    print(f"sent {sent:,} simulated ticks to {settings.topics['quotes']}")
+    return 0
 
 
 def cmd_broker(args) -> int:
@@ -270,10 +330,36 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser(
-        "demo", help="the main job: calibrate the bundled sample and print a table"
+        "demo",
+        help="the main job: broker, worker, replayed sample stream and a live table",
+        description="Runs the whole path: the local broker (unless KAFKA_BOOTSTRAP_SERVERS or "
+        "--bootstrap), a worker, a replay of data/sample_ticks.csv, and a live table of the "
+        "parameters it publishes; ends with a summary of what was measured.",
     )
-    _add_fit_options(demo)
+    demo.add_argument("--bootstrap", help="Kafka bootstrap servers (default: local broker)")
+    pace = demo.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=30.0, help="replay speed (default 30x)")
+    pace.add_argument("--max", action="store_true", help="replay as fast as possible")
     demo.set_defaults(func=cmd_demo)
+
+    tail_p = sub.add_parser("tail", help="print a topic's messages, decoded")
+    tail_p.add_argument("topic", help="quotes, params, alerts, dlq, or a full topic name")
+    tail_p.add_argument(
+        "--from-beginning", action="store_true", help="start at the earliest offset"
+    )
+    tail_p.add_argument("--limit", type=int, help="stop after this many messages")
+    tail_p.add_argument("--idle", type=float, help="stop after this many quiet seconds")
+    tail_p.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail_p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    tail_p.set_defaults(func=cmd_tail)
+
+    sim = sub.add_parser("simulate", help="send synthetic ticks from evolving SABR smiles")
+    sim.add_argument("--rate", type=float, default=200.0, help="ticks per second (default 200)")
+    sim.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    sim.add_argument("--pairs", type=int, default=3, help="currency pairs, 1-6 (default 3)")
+    sim.add_argument("--seed", type=int, default=5)
+    sim.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    sim.set_defaults(func=cmd_simulate)
     return parser
 
 

@@ -1,6 +1,7 @@
 """The volstream CLI, invoked as users do: the installed console script."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,16 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_help_teaches_the_verbs():
     out = run("--help")
     assert out.returncode == 0
-    for word in ("calibrate", "demo", "examples:"):
+    for word in (
+        "calibrate",
+        "demo",
+        "worker",
+        "replay",
+        "simulate",
+        "tail",
+        "broker",
+        "examples:",
+    ):
         assert word in out.stdout
     sub = run("calibrate", "--help")
     assert "time_to_expiry" in sub.stdout and "--weights" in sub.stdout
@@ -49,11 +59,20 @@ def test_calibrate_json_equals_a_direct_engine_calibration():
         assert rec["gates"]["rmse"]["verdict"] == "pass" and rec["rmse"] < 5e-4
 
 
-def test_demo_prints_a_table_of_the_sample():
-    out = run("demo")
-    assert out.returncode == 0, out.stderr
+@pytest.mark.kafka
+def test_demo_streams_the_sample_through_a_worker(kafka_bootstrap, tmp_path):
+    env = os.environ | {"VOLSTREAM_STATE_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [str(VOLSTREAM), "demo", "--max", "--bootstrap", kafka_bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=env,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "underlying" in out.stdout and "rmse bp" in out.stdout
-    assert "18 smiles, 18 converged, 0 failing a gate" in out.stdout
+    summary = out.stdout.strip().splitlines()[-1]
+    assert "calibrations of 12 smiles" in summary and "good" in summary and "p99" in summary
 
 
 def test_market_data_json_and_fail_on_gates(tmp_path):

@@ -1,0 +1,334 @@
+"""Streaming benchmark on a real broker: one worker against a naive QuantLib pipeline.
+
+In one run (local KRaft broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set):
+
+1. throughput: a backlog of ``--ticks`` simulated FX ticks (6 pairs x 4 expiries = 24 smiles)
+   is produced, then one worker consumes it; ticks/s and smiles calibrated/s come from the
+   worker's own stamps (first tick received to last parameters published);
+2. latency: live ticks at ``--rate`` per second for ``--seconds``, each stamped with its send
+   time as event time; tick -> params latency is the time the parameters reach an independent
+   consumer minus the send time of the tick that triggered them (p50, p99);
+3. the naive peer: an aiokafka consumer keeping the same surfaces and triggers that recalibrates
+   each dirty smile with QuantLib ``SABRInterpolation`` one at a time, on the same backlog.
+
+Prints the figures and ratios and appends a JSON line to ``bench/results/stream.jsonl``.
+
+    .venv/bin/python bench/stream.py [--ticks 100000] [--rate 5000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import QuantLib as ql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from schemas import Params, decode, encode
+from streams.broker import BrokerConfig, LocalKafka
+from streams.replay import ensure_topics
+from streams.settings import Settings
+from streams.simulate import TickSimulator
+from streams.surface import SurfaceBook
+
+VOLSTREAM = Path(sys.executable).with_name("volstream")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def produce(settings: Settings, quotes, rate: float | None = None) -> list[float]:
+    """Send quotes (paced at ``rate`` with event time = send time when given)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=2)
+    await producer.start()
+    try:
+        start = time.time()
+        for i, q in enumerate(quotes):
+            if rate is not None:
+                target = start + i / rate
+                delay = target - time.time()
+                if delay > 0.001:
+                    await asyncio.sleep(delay)
+                q = q.__class__(**{**q.__dict__, "ts": time.time()})
+            await producer.send(settings.topics["quotes"], encode(q), key=q.underlying.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return []
+
+
+async def collect(settings: Settings, want: int, timeout: float) -> list[tuple[float, Params]]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        settings.topics["params"],
+        bootstrap_servers=settings.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=5,
+    )
+    await consumer.start()
+    out: list[tuple[float, Params]] = []
+    deadline = time.time() + timeout
+    try:
+        while len(out) < want and time.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.time()
+            for records in batch.values():
+                out.extend((now, decode(r.value, Params)) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def expected_count(quotes) -> int:
+    book = SurfaceBook(Settings().surface)
+    return sum(book.on_quote(q, 0.0) is not None for q in quotes)
+
+
+def start_worker(settings: Settings, state_dir: Path, log: Path) -> subprocess.Popen:
+    env = os.environ | {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
+        "VOLSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+        "VOLSTREAM_APP_ID": settings.app_id,
+        "VOLSTREAM_STATE_DIR": str(state_dir),
+    }
+    with log.open("w") as fh:
+        return subprocess.Popen(
+            [str(VOLSTREAM), "worker"], env=env, stdout=fh, stderr=subprocess.STDOUT
+        )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def naive(settings: Settings, quotes) -> dict:
+    """aiokafka consumer + the same surfaces + QuantLib one smile at a time."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> dict:
+        consumer = AIOKafkaConsumer(
+            settings.topics["quotes"],
+            bootstrap_servers=settings.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        book, n, fits, ok = SurfaceBook(settings.surface), 0, 0, 0
+        start = None
+        try:
+            while n < len(quotes):
+                batch = await consumer.getmany(timeout_ms=1000)
+                for records in batch.values():
+                    for r in records:
+                        start = start or time.time()
+                        n += 1
+                        snap = book.on_quote(decode(r.value), time.time())
+                        if snap is None:
+                            continue
+                        k, v = list(snap.strikes), list(snap.vols)
+                        interp = ql.SABRInterpolation(
+                            ql.Array(k),
+                            ql.Array(v),
+                            snap.time_to_expiry,
+                            snap.forward,
+                            v[len(v) // 2] * snap.forward**0.5,
+                            0.5,
+                            0.5,
+                            0.0,
+                            False,
+                            True,
+                            False,
+                            False,
+                            False,
+                            ql.EndCriteria(500, 100, 1e-8, 1e-8, 1e-8),
+                            ql.LevenbergMarquardt(),
+                        )
+                        fitted = np.array([interp(x, True) for x in k])
+                        fits += 1
+                        ok += np.sqrt(np.mean((fitted - np.array(v)) ** 2)) < 0.005
+                        encode(
+                            Params(
+                                underlying=snap.underlying,
+                                expiry=snap.expiry,
+                                model="sabr",
+                                params={
+                                    "alpha": interp.alpha(),
+                                    "beta": 0.5,
+                                    "rho": interp.rho(),
+                                    "nu": interp.nu(),
+                                },
+                                forward=snap.forward,
+                                time_to_expiry=snap.time_to_expiry,
+                                converged=True,
+                                status="quantlib",
+                                warm=False,
+                                iterations=0,
+                                rmse=None,
+                                gates={},
+                                diagnostics={},
+                                window_start=snap.window_start,
+                                window_end=snap.window_end,
+                                n_quotes=len(k),
+                                received_at=snap.received_at,
+                                published_at=time.time(),
+                            )
+                        )
+        finally:
+            await consumer.stop()
+        elapsed = time.time() - start
+        return {
+            "ticks_per_s": n / elapsed,
+            "smiles_per_s": fits / elapsed,
+            "fits": fits,
+            "rmse_ok": ok / max(fits, 1),
+        }
+
+    return asyncio.run(run())
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ticks", type=int, default=100_000, help="backlog for the throughput run")
+    parser.add_argument("--rate", type=float, default=5000.0, help="live ticks/s for latency")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "stream.jsonl"
+    )
+    args = parser.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="volstream-bench-"))
+    state_dir = Path(os.environ.get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream"))
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = LocalKafka(
+            BrokerConfig(state_dir=tmp / "kafka", port=_free_port(), controller_port=_free_port())
+        )
+        bootstrap = broker.start()
+    try:
+        sim = TickSimulator(pairs=6, seed=11)
+        backlog = list(sim.ticks(time.time() - 3600, rate=5000.0, count=args.ticks))
+        want = expected_count(backlog)
+        run = f"bench-{uuid.uuid4().hex[:6]}"
+        settings = Settings(bootstrap=bootstrap, topic_prefix=run, app_id=run)
+        asyncio.run(ensure_topics(settings))
+        asyncio.run(produce(settings, backlog))
+        print(
+            f"backlog of {len(backlog):,} ticks produced ({want:,} smile calibrations due)",
+            flush=True,
+        )
+
+        worker = start_worker(settings, state_dir, tmp / "worker.log")
+        try:
+            got = asyncio.run(collect(settings, want, timeout=600))
+            params = [p for _, p in got]
+            t0 = min(p.received_at for p in params)
+            t1 = max(p.published_at for p in params)
+            through = {
+                "ticks_per_s": len(backlog) / (t1 - t0),
+                "smiles_per_s": len(params) / (t1 - t0),
+                "calibrations": len(params),
+                "expected": want,
+                "converged": float(np.mean([p.converged for p in params])),
+                "good": float(np.mean([p.good for p in params])),
+            }
+            print(
+                f"worker: {through['ticks_per_s']:,.0f} ticks/s, {through['smiles_per_s']:,.0f} "
+                f"smiles/s, {through['converged']:.2%} converged",
+                flush=True,
+            )
+
+            live = list(
+                TickSimulator(pairs=6, seed=12).ticks(
+                    time.time(), rate=args.rate, count=int(args.rate * args.seconds)
+                )
+            )
+            live_settings = settings  # same worker, same topics: warm and compiled
+            before = len(got)
+
+            async def latency_run():
+                collector = asyncio.create_task(
+                    collect(live_settings, before + 10**9, timeout=args.seconds + 15)
+                )
+                await produce(live_settings, live, rate=args.rate)
+                await asyncio.sleep(3)
+                return await collector
+
+            seen = asyncio.run(latency_run())
+        finally:
+            stop(worker)
+        recent = [(t, p) for t, p in seen[before:] if p.window_end > live[0].ts - 1e6]
+        tail = [(t, p) for t, p in recent if p.window_end > time.time() - 1e9]
+        lat = np.array(
+            [1e3 * (t - p.window_end) for t, p in tail[len(tail) // 10 :]]
+        )  # skip ramp-up
+        latency = {
+            "rate": args.rate,
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)),
+            "samples": int(lat.size),
+        }
+        print(
+            f"latency at {args.rate:,.0f} ticks/s: p50 {latency['p50_ms']:.1f} ms, p99 "
+            f"{latency['p99_ms']:.1f} ms ({lat.size} calibrations)",
+            flush=True,
+        )
+
+        peer = naive(settings, backlog)
+        print(
+            f"naive aiokafka + QuantLib: {peer['ticks_per_s']:,.0f} ticks/s, "
+            f"{peer['smiles_per_s']:,.0f} smiles/s",
+            flush=True,
+        )
+    finally:
+        if broker is not None:
+            broker.stop()
+    ratio = through["smiles_per_s"] / peer["smiles_per_s"]
+    print(f"ratio (smiles calibrated/s, volstream worker / naive): {ratio:.1f}x")
+    import jax
+
+    record = {
+        "bench": "stream",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "device": jax.devices()[0].platform,
+        "cores": os.cpu_count(),
+        "throughput": through,
+        "latency": latency,
+        "naive": peer,
+        "ratio_smiles_per_s": ratio,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Read a volstream topic and print its messages decoded: a line each, or JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from schemas import Alert, DeadLetter, Params, Quote, SchemaError, decode
+
+__all__ = ["describe", "tail"]
+
+
+def describe(message) -> str:
+    """One human-readable line for any volstream message."""
+    if isinstance(message, Params):
+        p = message.params
+        verdict = "good" if message.good else "FLAGGED"
+        latency = 1e3 * (message.published_at - message.received_at)
+        return (
+            f"{message.underlying} {message.expiry} {message.model} alpha={p['alpha']:.5f} "
+            f"rho={p['rho']:+.4f} nu={p['nu']:.4f} rmse={1e4 * (message.rmse or 0):.2f}bp "
+            f"steps={message.iterations} {'warm' if message.warm else 'cold'} {verdict} "
+            f"latency={latency:.0f}ms"
+        )
+    if isinstance(message, Alert):
+        return f"[{message.severity.upper()}] {message.rule} {message.subject}: {message.message}"
+    if isinstance(message, DeadLetter):
+        return (
+            f"DEAD {message.reason}: {message.detail} ({message.topic} partition "
+            f"{message.partition} offset {message.offset}, {message.original_size} bytes)"
+        )
+    if isinstance(message, Quote):
+        return (
+            f"{message.underlying} {message.expiry} K={message.strike:g} vol={100 * message.vol:.3f}% "
+            f"fwd={message.forward} seq={message.seq}"
+        )
+    return repr(message)
+
+
+def _json(message) -> str:
+    data = message.to_wire()
+    if isinstance(message, DeadLetter):
+        data["original"] = data["original"].hex()
+    return json.dumps({"type": message.TYPE, **data})
+
+
+async def tail(
+    bootstrap: str,
+    topic: str,
+    *,
+    from_beginning: bool,
+    limit: int | None,
+    as_json: bool,
+    idle: float | None,
+    emit: Callable[[str], None] = print,
+) -> int:
+    """Print messages of ``topic``; stop after ``limit`` messages or ``idle`` quiet seconds."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    count = 0
+    try:
+        while limit is None or count < limit:
+            batch = await consumer.getmany(timeout_ms=int(1000 * (idle or 1.0)))
+            if not batch and idle is not None:
+                break
+            for records in batch.values():
+                for r in records:
+                    try:
+                        message = decode(r.value)
+                        emit(_json(message) if as_json else describe(message))
+                    except SchemaError as exc:
+                        emit(
+                            json.dumps({"undecodable": exc.reason})
+                            if as_json
+                            else f"undecodable: {exc}"
+                        )
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return count
+    finally:
+        await consumer.stop()
+    return count
