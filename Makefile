@@ -12,6 +12,7 @@ test: $(STAMP)  ## run the whole test suite (what .ci/run runs)
 
 bench: $(STAMP)  ## benchmarks against QuantLib (slow; not part of the tests)
 	$(PY) bench/sabr.py
+	$(PY) bench/stream.py
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv

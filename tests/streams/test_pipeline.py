@@ -1,0 +1,87 @@
+"""The pipeline with an in-memory sink: dead letters, rounds, flags, state records."""
+
+import asyncio
+
+import msgpack
+
+from schemas import Alert, DeadLetter, Params, Quote, decode, encode
+from streams.pipeline import Pipeline, Record, rounds
+from streams.settings import Settings
+from streams.simulate import TickSimulator
+from streams.surface import SurfaceConfig
+
+T0 = 1.795e9
+
+
+class Memory:
+    def __init__(self):
+        self.sent: dict[str, list[tuple[bytes, bytes]]] = {}
+
+    async def send(self, topic, key, value):
+        self.sent.setdefault(topic, []).append((key, value))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def run(records, settings=None):
+    sink = Memory()
+    pipe = Pipeline(settings or Settings(topic_prefix="t"), sink, clock=lambda: T0 + 100)
+    for batch in records:
+        asyncio.run(pipe.process(batch))
+    return pipe, sink
+
+
+def test_bad_records_become_dead_letters_and_good_ones_calibrate():
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=20))
+    equity = Quote(**{**quotes[0].__dict__, "asset_class": "equity"})
+    records = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+    records.insert(3, Record(b"junk", "t.quotes", 0, 99, T0))
+    records.append(Record(encode(equity), "t.quotes", 0, 100, T0))
+    pipe, sink = run([records])
+    letters = [decode(v, DeadLetter) for _, v in sink.sent["t.dlq"]]
+    assert [(d.reason, d.offset) for d in letters] == [("not_msgpack", 99), ("unsupported", 100)]
+    assert pipe.counters.rejected == {"not_msgpack": 1, "unsupported": 1}
+    params = [decode(v, Params) for _, v in sink.sent["t.params"]]
+    assert params and all(p.good for p in params)
+    assert params[0].published_at == T0 + 100 and params[0].received_at == T0
+    assert [p.warm for p in params][:2] == [False, True]  # chained warm starts
+    state = msgpack.unpackb(sink.sent["t.state"][-1][1])
+    assert state["warm"] == params[-1].params
+    assert pipe.counters.calibrations == len(params) == len(sink.sent["t.state"])
+
+
+def test_failed_fits_are_flagged_with_alerts_and_no_state():
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=0))
+    zigzag = [
+        Quote(
+            **{
+                **q.__dict__,
+                "bid_vol": q.bid_vol * (1.4 if i % 2 else 0.75),
+                "ask_vol": q.ask_vol * (1.4 if i % 2 else 0.75),
+            }
+        )
+        for i, q in enumerate(quotes)
+    ]
+    settings = Settings(topic_prefix="t", surface=SurfaceConfig(outlier=10.0))  # keep the zigzag
+    _, sink = run(
+        [[Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(zigzag)]], settings
+    )
+    params = [decode(v, Params) for _, v in sink.sent["t.params"]]
+    assert params and not any(p.good for p in params)
+    alerts = [decode(v, Alert) for _, v in sink.sent["t.alerts"]]
+    assert {a.rule for a in alerts} >= {"gate.rmse"}
+    assert all(p.converged for p in params) == ("t.state" in sink.sent)
+
+
+def test_rounds_hold_each_smile_once_in_arrival_order():
+    class S:
+        def __init__(self, key, n):
+            self.key, self.n = key, n
+
+    snaps = [S("a", 1), S("b", 1), S("a", 2), S("a", 3), S("b", 2)]
+    assert [[(s.key, s.n) for s in r] for r in rounds(snaps)] == [
+        [("a", 1), ("b", 1)],
+        [("a", 2), ("b", 2)],
+        [("a", 3)],
+    ]
