@@ -19,7 +19,6 @@ Prints a table and the ratios, and appends one JSON line to ``bench/results/sabr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -35,6 +34,7 @@ import QuantLib as ql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.quantlib_peer import quantlib_sabr_fit, write_record
 from bench.smiles import fx_smiles
 from engine.sabr import SABRCalibrator
 
@@ -47,25 +47,9 @@ def _quantlib_fit(args) -> tuple[float, float]:
     """Fit one smile with QuantLib; returns (rmse, seconds)."""
     forward, expiry, strikes, vols = args
     start = time.perf_counter()
-    atm = float(vols[int(np.argmin(np.abs(np.log(strikes / forward))))])
-    interp = ql.SABRInterpolation(
-        ql.Array(list(strikes)),
-        ql.Array(list(vols)),
-        float(expiry),
-        float(forward),
-        atm * forward ** (1 - BETA),
-        BETA,
-        0.5,
-        0.0,
-        False,
-        True,
-        False,
-        False,  # alpha, beta (fixed), nu, rho
-        False,  # not vega-weighted: equal weights, as ours
-        ql.EndCriteria(MAX_STEPS, 100, TOL, TOL, TOL),
-        ql.LevenbergMarquardt(),
+    _, fitted = quantlib_sabr_fit(
+        forward, expiry, strikes, vols, beta=BETA, max_steps=MAX_STEPS, tol=TOL
     )
-    fitted = np.array([interp(float(k), True) for k in strikes])
     elapsed = time.perf_counter() - start
     return float(np.sqrt(np.mean((fitted - vols) ** 2))), elapsed
 
@@ -258,10 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratios": ratio,
         "versions": {"jax": jax.__version__, "QuantLib": ql.__version__},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a") as fh:
-        fh.write(json.dumps(record) + "\n")
-    print(json.dumps(record))
+    write_record(args.out, record)
     return record
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -31,10 +30,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import QuantLib as ql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.quantlib_peer import quantlib_sabr_fit, write_record
 from schemas import Params, decode, encode
 from streams.broker import BrokerConfig, LocalKafka
 from streams.replay import ensure_topics
@@ -150,24 +149,9 @@ def naive(settings: Settings, quotes) -> dict:
                         if snap is None:
                             continue
                         k, v = list(snap.strikes), list(snap.vols)
-                        interp = ql.SABRInterpolation(
-                            ql.Array(k),
-                            ql.Array(v),
-                            snap.time_to_expiry,
-                            snap.forward,
-                            v[len(v) // 2] * snap.forward**0.5,
-                            0.5,
-                            0.5,
-                            0.0,
-                            False,
-                            True,
-                            False,
-                            False,
-                            False,
-                            ql.EndCriteria(500, 100, 1e-8, 1e-8, 1e-8),
-                            ql.LevenbergMarquardt(),
+                        (alpha, rho, nu), fitted = quantlib_sabr_fit(
+                            snap.forward, snap.time_to_expiry, k, v
                         )
-                        fitted = np.array([interp(x, True) for x in k])
                         fits += 1
                         ok += np.sqrt(np.mean((fitted - np.array(v)) ** 2)) < 0.005
                         encode(
@@ -176,10 +160,10 @@ def naive(settings: Settings, quotes) -> dict:
                                 expiry=snap.expiry,
                                 model="sabr",
                                 params={
-                                    "alpha": interp.alpha(),
+                                    "alpha": alpha,
                                     "beta": 0.5,
-                                    "rho": interp.rho(),
-                                    "nu": interp.nu(),
+                                    "rho": rho,
+                                    "nu": nu,
                                 },
                                 forward=snap.forward,
                                 time_to_expiry=snap.time_to_expiry,
@@ -323,10 +307,7 @@ def main(argv=None) -> dict:
         "naive": peer,
         "ratio_smiles_per_s": ratio,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a") as fh:
-        fh.write(json.dumps(record) + "\n")
-    print(json.dumps(record))
+    write_record(args.out, record)
     return record
 
 
