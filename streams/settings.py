@@ -8,7 +8,7 @@
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
-| ``VOLSTREAM_BATCH_MAX`` / ``_WITHIN`` | ``2048`` / ``0.02`` | ticks per micro-batch / seconds to wait |
+| ``VOLSTREAM_BATCH_MAX`` / ``_WITHIN`` | ``2048`` / ``0.005`` | ticks per micro-batch / seconds to wait |
 | ``VOLSTREAM_TRIGGER_TICKS`` | ``5`` | new quotes that make a smile due |
 | ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
@@ -48,7 +48,7 @@ class Settings:
     betas: dict[str, float] = field(default_factory=dict)
     default_beta: float = 0.5
     batch_max: int = 2048
-    batch_within: float = 0.02
+    batch_within: float = 0.005
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
     state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
 
@@ -69,7 +69,7 @@ class Settings:
             betas=_betas(get("VOLSTREAM_BETAS", "")),
             default_beta=float(get("VOLSTREAM_BETA", "0.5")),
             batch_max=int(get("VOLSTREAM_BATCH_MAX", "2048")),
-            batch_within=float(get("VOLSTREAM_BATCH_WITHIN", "0.02")),
+            batch_within=float(get("VOLSTREAM_BATCH_WITHIN", "0.005")),
             surface=SurfaceConfig(
                 ticks=int(get("VOLSTREAM_TRIGGER_TICKS", "5")),
                 forward_move=float(get("VOLSTREAM_TRIGGER_FORWARD", "0.0005")),
