@@ -7,18 +7,20 @@ Subscribers install and import only this package (it needs ``msgpack`` and nothi
     if params.good: ...
 """
 
-from schemas.codec import DEAD_LETTER_KEEP, MAX_MESSAGE_BYTES, decode, encode
+from schemas.codec import DEAD_LETTER_KEEP, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, decode, encode
 from schemas.daycount import act365f, time_to_expiry
 from schemas.errors import SchemaError
-from schemas.messages import Alert, DeadLetter, Params, Quote
+from schemas.messages import Alert, DeadLetter, Params, Quote, QuoteBatch
 
 __all__ = [
     "DEAD_LETTER_KEEP",
+    "MAX_BATCH_BYTES",
     "MAX_MESSAGE_BYTES",
     "Alert",
     "DeadLetter",
     "Params",
     "Quote",
+    "QuoteBatch",
     "SchemaError",
     "act365f",
     "decode",

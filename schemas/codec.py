@@ -7,15 +7,17 @@ from typing import TypeVar
 import msgpack
 
 from schemas.errors import SchemaError
-from schemas.messages import Alert, DeadLetter, Params, Quote
+from schemas.messages import Alert, DeadLetter, Params, Quote, QuoteBatch
 
-__all__ = ["DEAD_LETTER_KEEP", "MAX_MESSAGE_BYTES", "decode", "encode"]
+__all__ = ["DEAD_LETTER_KEEP", "MAX_BATCH_BYTES", "MAX_MESSAGE_BYTES", "decode", "encode"]
 
-MAX_MESSAGE_BYTES = 64 * 1024  # larger payloads are rejected before they are parsed
+MAX_MESSAGE_BYTES = 64 * 1024  # larger payloads are rejected before they are parsed...
+MAX_BATCH_BYTES = 1024 * 1024  # ...except quote batches, up to this size
 DEAD_LETTER_KEEP = 16 * 1024  # bytes of a rejected message kept in its dead letter
-MESSAGES = {cls.TYPE: cls for cls in (Quote, Params, Alert, DeadLetter)}
-Message = Quote | Params | Alert | DeadLetter
-M = TypeVar("M", Quote, Params, Alert, DeadLetter)
+MESSAGES = {cls.TYPE: cls for cls in (Quote, QuoteBatch, Params, Alert, DeadLetter)}
+Message = Quote | QuoteBatch | Params | Alert | DeadLetter
+M = TypeVar("M", Quote, QuoteBatch, Params, Alert, DeadLetter)
+_BATCH_PREFIX = msgpack.packb("quote_batch")
 
 
 def encode(message: Message) -> bytes:
@@ -29,8 +31,11 @@ def decode(data: bytes, expect: type[M] | None = None, *, max_bytes: int = MAX_M
     """Parse and validate one message; raise :class:`SchemaError` with a reason otherwise."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SchemaError("wrong_type", f"a message is bytes, got {type(data).__name__}")
-    if len(data) > max_bytes:
-        raise SchemaError("oversized", f"{len(data)} bytes exceeds the {max_bytes}-byte limit")
+    limit = max_bytes
+    if len(data) > max_bytes and _BATCH_PREFIX in bytes(data[:64]):  # a large quote batch?
+        limit = max(max_bytes, MAX_BATCH_BYTES)
+    if len(data) > limit:
+        raise SchemaError("oversized", f"{len(data)} bytes exceeds the {limit}-byte limit")
     try:
         obj = msgpack.unpackb(bytes(data), raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
@@ -41,6 +46,8 @@ def decode(data: bytes, expect: type[M] | None = None, *, max_bytes: int = MAX_M
     cls = MESSAGES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise SchemaError("unknown_type", f"unknown message type {kind!r}")
+    if len(data) > max_bytes and cls is not QuoteBatch:
+        raise SchemaError("oversized", f"{len(data)} bytes exceeds the {max_bytes}-byte limit")
     if expect is not None and cls is not expect:
         raise SchemaError("unknown_type", f"expected a {expect.TYPE} message, got {kind!r}")
     if obj.get("v") != cls.VERSION:

@@ -14,7 +14,7 @@ from schemas import fields as f
 from schemas.daycount import time_to_expiry
 from schemas.errors import SchemaError
 
-__all__ = ["Alert", "DeadLetter", "Params", "Quote"]
+__all__ = ["MAX_BATCH_ITEMS", "Alert", "DeadLetter", "Params", "Quote", "QuoteBatch"]
 
 ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
@@ -100,6 +100,40 @@ class Quote:
         if self.time_to_expiry <= 0:
             when = dt.datetime.fromtimestamp(self.ts, dt.UTC).isoformat()
             raise SchemaError("expired", f"expiry {self.expiry} is not after the quote time {when}")
+
+
+MAX_BATCH_ITEMS = 1024
+
+
+@dataclass(frozen=True)
+class QuoteBatch:
+    """Many quotes in one message: each item is an encoded :class:`Quote`, validated on its own
+    by the consumer (a bad item is dead-lettered alone). Items must share a Kafka key (one
+    underlying) so one partition keeps them in order."""
+
+    TYPE = "quote_batch"
+    VERSION = 1
+
+    items: tuple[bytes, ...]
+
+    def to_wire(self) -> dict:
+        return {"items": list(self.items)}
+
+    @classmethod
+    def from_wire(cls, data: dict) -> QuoteBatch:
+        _reject_unknown(cls, data)
+        items = data.get("items")
+        if items is None:
+            raise SchemaError("missing_field", "field 'items' is required")
+        if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+            raise SchemaError(
+                "wrong_type", "field 'items' must be a list of encoded quotes (bytes)"
+            )
+        if not 1 <= len(items) <= MAX_BATCH_ITEMS:
+            raise SchemaError(
+                "out_of_range", f"a batch holds 1 to {MAX_BATCH_ITEMS} quotes, got {len(items)}"
+            )
+        return cls(tuple(items))
 
 
 def _gates(data: dict) -> dict[str, dict]:

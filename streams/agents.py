@@ -21,7 +21,9 @@ class _ProducerSink:
     which cost more than the calibration per message in ``bench/stream.py``."""
 
     async def send(self, topic: str, key: bytes, value: bytes):
-        return await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=None)
+        return await app.producer.send(
+            topic, key, value, partition=None, timestamp=None, headers=None
+        )
 
 
 pipeline = Pipeline(settings, _ProducerSink())

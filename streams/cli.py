@@ -225,7 +225,9 @@ def cmd_replay(args) -> int:
         raise SmileFileError(f"{args.file}: no such file")
     speed = None if args.max else args.speed
     settings = dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
-    summary = asyncio.run(replay.replay(args.file, settings, speed=speed, progress=not args.quiet))
+    summary = asyncio.run(
+        replay.replay(args.file, settings, speed=speed, progress=not args.quiet, batch=args.batch)
+    )
     rejected = sum(summary.rejected.values())
     reasons = ", ".join(f"{k} {v}" for k, v in summary.rejected.most_common()) or "none"
     failed = f"; {summary.failed:,} FAILED to send" if summary.failed else ""
@@ -327,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--max", action="store_true", help="as fast as possible")
     rep.add_argument("--bootstrap", help="Kafka bootstrap servers (host:port,...)")
     rep.add_argument("--quiet", action="store_true", help="no progress line")
+    rep.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="quotes per message and underlying (QuoteBatch); default 1",
+    )
     rep.set_defaults(func=cmd_replay)
 
     demo = sub.add_parser(

@@ -1,8 +1,8 @@
 """From a micro-batch of raw quote messages to published parameters, alerts and dead letters.
 
-The agent hands each batch of raw records here. Every record is decoded and validated on its
-own: a bad one becomes a :class:`schemas.DeadLetter` with its reason and is counted, never
-raised. Good quotes update the rolling surfaces; the snapshots they trigger are calibrated in
+The agent hands each batch of raw records here. A record holds a quote or a
+:class:`schemas.QuoteBatch` of them; every quote is decoded and validated on its own, and a bad
+one becomes a :class:`schemas.DeadLetter` with its reason and is counted, never raised. Good quotes update the rolling surfaces; the snapshots they trigger are calibrated in
 rounds (a round holds at most one snapshot per smile, in arrival order, so warm starts chain
 deterministically) on a single executor thread, off the event loop. Each result is published
 as :class:`schemas.Params` (flagged, never as good, when it failed), followed by its alerts and,
@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple, Protocol
@@ -24,7 +24,17 @@ from typing import NamedTuple, Protocol
 import msgpack
 
 from alerts import History, evaluate
-from schemas import DEAD_LETTER_KEEP, Alert, DeadLetter, Params, Quote, SchemaError, decode, encode
+from schemas import (
+    DEAD_LETTER_KEEP,
+    Alert,
+    DeadLetter,
+    Params,
+    Quote,
+    QuoteBatch,
+    SchemaError,
+    decode,
+    encode,
+)
 from streams.scheduler import Calibrations
 from streams.settings import Settings
 from streams.surface import SmileSnapshot, SurfaceBook
@@ -56,6 +66,35 @@ class Counters:
     flagged: int = 0
     alerts: int = 0
     errors: int = 0
+
+
+def _quotes(value: bytes) -> Iterator[tuple[bytes, Quote | None, SchemaError | None]]:
+    """The quotes of one record (a quote, or each item of a batch), or why each is refused."""
+    try:
+        message = decode(value)
+        if not isinstance(message, (Quote, QuoteBatch)):
+            raise SchemaError(
+                "unknown_type", f"expected a quote or quote_batch, got {message.TYPE}"
+            )
+    except SchemaError as exc:
+        yield value, None, exc
+        return
+    if isinstance(message, Quote):
+        yield value, *_supported(message)
+        return
+    for i, item in enumerate(message.items):
+        try:
+            yield item, *_supported(decode(item, Quote))
+        except SchemaError as exc:
+            yield item, None, SchemaError(exc.reason, f"item {i} of a quote batch: {exc.detail}")
+
+
+def _supported(quote: Quote) -> tuple[Quote | None, SchemaError | None]:
+    if quote.asset_class != "fx":
+        return None, SchemaError(
+            "unsupported", f"{quote.asset_class} quotes are not calibrated yet"
+        )
+    return quote, None
 
 
 def rounds(snapshots: Sequence[SmileSnapshot]) -> list[list[SmileSnapshot]]:
@@ -95,19 +134,14 @@ class Pipeline:
         deliveries: list[Awaitable] = []
         snapshots: list[SmileSnapshot] = []
         for record in records:
-            self.counters.ticks += 1
-            try:
-                quote = decode(record.value, Quote)
-                if quote.asset_class != "fx":
-                    raise SchemaError(
-                        "unsupported", f"{quote.asset_class} quotes are not calibrated yet"
-                    )
-            except SchemaError as exc:
-                deliveries.append(await self._dead_letter(record, exc))
-                continue
-            snap = self.book.on_quote(quote, record.received_at)
-            if snap is not None:
-                snapshots.append(snap)
+            for value, quote, problem in _quotes(record.value):
+                self.counters.ticks += 1
+                if problem is not None:
+                    deliveries.append(await self._dead_letter(record, value, problem))
+                    continue
+                snap = self.book.on_quote(quote, record.received_at)
+                if snap is not None:
+                    snapshots.append(snap)
         loop = asyncio.get_running_loop()
         for batch in rounds(snapshots):
             try:
@@ -137,14 +171,14 @@ class Pipeline:
             sent.append(await self.sink.send(self.settings.topics["state"], key, value))
         return sent
 
-    async def _dead_letter(self, record: Record, exc: SchemaError) -> Awaitable:
+    async def _dead_letter(self, record: Record, value: bytes, exc: SchemaError) -> Awaitable:
         self.counters.rejected[exc.reason] += 1
         letter = DeadLetter(
             ts=self.clock(),
             reason=exc.reason,
             detail=exc.detail,
-            original=bytes(record.value[:DEAD_LETTER_KEEP]),
-            original_size=len(record.value),
+            original=bytes(value[:DEAD_LETTER_KEEP]),
+            original_size=len(value),
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,

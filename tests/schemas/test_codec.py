@@ -229,3 +229,24 @@ def test_property_mutated_quotes_decode_valid_or_raise_schema_error(q, changes):
         assert exc.reason
     else:  # whatever got through is a fully valid quote
         assert isinstance(out, Quote) and out.strike > 0 and math.isfinite(out.ts)
+
+
+def test_quote_batches_round_trip_and_their_limits():
+    from schemas import MAX_BATCH_BYTES, QuoteBatch
+
+    batch = QuoteBatch(tuple(encode(quote(seq=i)) for i in range(400)))  # ~60 KB... and more
+    assert decode(encode(batch), QuoteBatch) == batch
+    big = QuoteBatch(tuple(encode(quote(seq=i)) for i in range(1000)))
+    assert len(encode(big)) > MAX_MESSAGE_BYTES and decode(encode(big)) == big
+    for items, reason in (
+        ([], "out_of_range"),
+        ([b"x"] * 1025, "out_of_range"),
+        ([1, 2], "wrong_type"),
+    ):
+        with pytest.raises(SchemaError) as err:
+            decode(msgpack.packb({"type": "quote_batch", "v": 1, "items": items}))
+        assert err.value.reason == reason
+    huge = msgpack.packb({"type": "quote_batch", "v": 1, "items": [b"x" * 2000] * 600})
+    assert len(huge) > MAX_BATCH_BYTES
+    with pytest.raises(SchemaError, match="oversized"):
+        decode(huge)

@@ -85,3 +85,25 @@ def test_rounds_hold_each_smile_once_in_arrival_order():
         [("a", 2), ("b", 2)],
         [("a", 3)],
     ]
+
+
+def test_quote_batches_give_the_same_results_and_dead_letter_bad_items_alone():
+    from schemas import QuoteBatch
+
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=40))
+    single = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+    items = [encode(q) for q in quotes]
+    items.insert(5, b"junk")
+    batched = [
+        Record(encode(QuoteBatch(tuple(items[i : i + 16]))), "t.quotes", 0, i, T0)
+        for i in range(0, len(items), 16)
+    ]
+    _, alone = run([single])
+    _, together = run([batched])
+    strip = lambda v: {k: x for k, x in decode(v, Params).to_wire().items() if k != "published_at"}  # noqa: E731
+    assert [strip(v) for _, v in alone.sent["t.params"]] == [
+        strip(v) for _, v in together.sent["t.params"]
+    ]
+    (letter,) = [decode(v, DeadLetter) for _, v in together.sent["t.dlq"]]
+    assert letter.reason == "not_msgpack" and letter.original == b"junk"
+    assert letter.detail.startswith("item 5 of a quote batch")

@@ -320,3 +320,21 @@ def test_replay_cli_counts_what_the_broker_confirmed(kafka_bootstrap, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "sent 39 ticks" in out.stdout and "rejected 1 (crossed_quote 1)" in out.stdout
+    batched = subprocess.run(
+        [
+            str(VOLSTREAM),
+            "replay",
+            "--max",
+            "--quiet",
+            "--batch",
+            "16",
+            "--bootstrap",
+            kafka_bootstrap,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert batched.returncode == 0 and "sent 39 ticks" in batched.stdout
