@@ -117,22 +117,18 @@ def read_ticks(path: Path) -> Iterator[Quote | SchemaError]:
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Create volstream's topics (explicit partitions and settings) where missing."""
+    """Create volstream's topics where missing, as :attr:`Settings.topic_specs` says."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    topics, partitions = settings.topics, settings.partitions
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(topics["quotes"], partitions, 1),
-            NewTopic(topics["params"], partitions, 1),
-            NewTopic(topics["alerts"], 1, 1),
-            NewTopic(topics["dlq"], 1, 1),
-            NewTopic(topics["state"], 1, 1, topic_configs={"cleanup.policy": "compact"}),
+        missing = [
+            NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config)
+            for spec in settings.topic_specs.values()
+            if spec.name not in existing
         ]
-        missing = [t for t in wanted if t.name not in existing]
         if missing:
             await admin.create_topics(missing)
     finally:

@@ -20,12 +20,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from streams.surface import SurfaceConfig
 
-__all__ = ["TOPIC_KINDS", "Settings"]
+__all__ = ["TOPIC_KINDS", "Settings", "TopicSpec"]
 
 TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state")
+_DAY_MS = 24 * 3600 * 1000
+
+
+class TopicSpec(NamedTuple):
+    """How a topic is created: by the app (faust) or by producers (``ensure_topics``) alike."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]  # Kafka topic configs
 
 
 def _betas(text: str) -> dict[str, float]:
@@ -56,6 +66,19 @@ class Settings:
     def topics(self) -> dict[str, str]:
         """Topic name of each kind: quotes, params, alerts, dlq, state."""
         return {kind: f"{self.topic_prefix}.{kind}" for kind in TOPIC_KINDS}
+
+    @property
+    def topic_specs(self) -> dict[str, TopicSpec]:
+        """Partitions and configs of every topic, the one place they are decided."""
+        keep = lambda days: {"retention.ms": str(days * _DAY_MS)}  # noqa: E731
+        shape = {
+            "quotes": (self.partitions, keep(7)),
+            "params": (self.partitions, keep(30)),
+            "alerts": (1, keep(30)),
+            "dlq": (1, keep(30)),
+            "state": (1, {"cleanup.policy": "compact"}),  # last warm-start state per smile
+        }
+        return {kind: TopicSpec(self.topics[kind], *shape[kind]) for kind in TOPIC_KINDS}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -123,3 +123,40 @@ def test_only_loopback_addresses():
     with pytest.raises(BrokerError, match="loopback"):
         BrokerConfig(host="192.0.2.10")
     assert BrokerConfig(host="localhost").bootstrap == "localhost:9092"
+
+
+def test_topics_are_created_as_their_specs_say(kafka_bootstrap):
+    import uuid
+
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from streams.replay import ensure_topics
+    from streams.settings import Settings
+
+    settings = Settings(bootstrap=kafka_bootstrap, topic_prefix=f"spec-{uuid.uuid4().hex[:6]}")
+
+    async def described():
+        await ensure_topics(settings)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            specs = settings.topic_specs.values()
+            responses = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+            )
+            partitions = {
+                s.name: len((await admin.describe_topics([s.name]))[0]["partitions"]) for s in specs
+            }
+        finally:
+            await admin.close()
+        configs = {}
+        for response in responses:
+            for resource in response.resources:  # error code, message, type, name, entries
+                configs[resource[3]] = {entry[0]: entry[1] for entry in resource[4]}
+        return configs, partitions
+
+    configs, partitions = asyncio.run(described())
+    for spec in settings.topic_specs.values():
+        assert partitions[spec.name] == spec.partitions
+        for key, value in spec.config.items():
+            assert configs[spec.name][key] == value
