@@ -8,7 +8,7 @@ from engine.gates import gate_verdict
 from engine.result import CalibrationResult
 from streams.smile_file import Smile
 
-__all__ = ["records", "render_table"]
+__all__ = ["plain", "records", "render_table"]
 
 
 def _float(x) -> float | None:
@@ -16,11 +16,35 @@ def _float(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def plain(r: CalibrationResult) -> dict:
+    """A single-smile result as plain values (non-finite numbers become None): params, rmse,
+    gates as ``{verdict, value, threshold}`` and scalar diagnostics. Shared by the CLI's
+    records and the stream's Params messages."""
+    return {
+        "params": {k: _float(v) for k, v in r.params.items()},
+        "rmse": _float(r.rmse),
+        "gates": {
+            name: {
+                "verdict": gate_verdict(bool(g.passed), bool(g.applicable)),
+                "value": _float(g.value),
+                "threshold": _float(g.threshold),
+            }
+            for name, g in r.gates.items()
+        },
+        "diagnostics": {
+            k: _float(v) for k, v in r.diagnostics.items() if getattr(v, "ndim", 0) == 0
+        },
+    }
+
+
 def records(smiles: list[Smile], result: CalibrationResult, model: str) -> list[dict]:
     """One JSON-serialisable dict per smile of a batch ``result``."""
     out = []
     for i, smile in enumerate(smiles):
         r = result.smile(i)
+        values = plain(r)
+        for name, gate in values["gates"].items():
+            gate["description"] = r.gates[name].description
         out.append(
             {
                 "underlying": smile.name,
@@ -29,23 +53,13 @@ def records(smiles: list[Smile], result: CalibrationResult, model: str) -> list[
                 "forward": smile.forward,
                 "model": model,
                 "n_quotes": len(smile.strikes),
-                "params": {k: _float(v) for k, v in r.params.items()},
-                "rmse": _float(r.rmse),
+                "params": values["params"],
+                "rmse": values["rmse"],
                 "converged": bool(r.converged),
                 "status": r.status_message,
                 "iterations": int(r.iterations),
-                "gates": {
-                    name: {
-                        "verdict": gate_verdict(bool(g.passed), bool(g.applicable)),
-                        "value": _float(g.value),
-                        "threshold": _float(g.threshold),
-                        "description": g.description,
-                    }
-                    for name, g in r.gates.items()
-                },
-                "diagnostics": {
-                    k: _float(v) for k, v in r.diagnostics.items() if getattr(v, "ndim", 0) == 0
-                },
+                "gates": values["gates"],
+                "diagnostics": values["diagnostics"],
             }
         )
     return out

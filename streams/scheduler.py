@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.buckets import bucket
-from engine.gates import gate_verdict
 from engine.sabr import SABRCalibrator
 from schemas import Params
+from streams.report import plain
 from streams.surface import SmileSnapshot
 
 __all__ = ["Calibrations", "SmileState"]
@@ -106,30 +106,22 @@ class Calibrations:
         out = []
         for i, (snap, st) in enumerate(zip(snaps, states)):
             r = result.smile(i)
+            values = plain(r)
             params = {k: float(v) for k, v in r.params.items()}
-            gates = {
-                name: {
-                    "verdict": gate_verdict(bool(g.passed), bool(g.applicable)),
-                    "value": _finite(g.value),
-                    "threshold": _finite(g.threshold),
-                }
-                for name, g in r.gates.items()
-            }
             message = Params(
                 underlying=snap.underlying,
                 expiry=snap.expiry,
                 model="sabr",
-                params={k: (v if np.isfinite(v) else None) for k, v in params.items()},
+                params=values["params"],
                 forward=snap.forward,
                 time_to_expiry=snap.time_to_expiry,
                 converged=bool(r.converged),
                 status=r.status_message,
                 warm=bool(r.warm),
                 iterations=int(r.iterations),
-                rmse=_finite(r.rmse),
-                gates=gates,
-                diagnostics={k: _finite(v) for k, v in r.diagnostics.items() if np.ndim(v) == 0}
-                | {"outliers_dropped": float(snap.dropped)},
+                rmse=values["rmse"],
+                gates=values["gates"],
+                diagnostics=values["diagnostics"] | {"outliers_dropped": float(snap.dropped)},
                 window_start=snap.window_start,
                 window_end=snap.window_end,
                 n_quotes=len(snap.strikes),
@@ -151,8 +143,3 @@ class Calibrations:
         for key, value in data.items():
             underlying, expiry = key.split("|", 1)
             self.state[(underlying, expiry)] = SmileState(value.get("warm"), value.get("prior"))
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
