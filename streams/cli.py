@@ -114,13 +114,11 @@ def cmd_tail(args) -> int:
 
 def cmd_simulate(args) -> int:
     import asyncio
-    import dataclasses
 
     from streams.replay import ensure_topics
-    from streams.settings import Settings
     from streams.simulate import TickSimulator
 
-    settings = dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
+    settings = _settings(args)
 
     async def run() -> int:
         from aiokafka import AIOKafkaProducer
@@ -199,15 +197,22 @@ def _bootstrap(args) -> str:
     return args.bootstrap or resolve_bootstrap()
 
 
-def cmd_worker(args) -> int:
+def _settings(args):
+    """The environment's settings, with this verb's broker."""
     import dataclasses
-    import logging
 
     from streams.settings import Settings
+
+    return dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
+
+
+def cmd_worker(args) -> int:
+    import logging
+
     from streams.worker import run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    settings = dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
+    settings = _settings(args)
     print(
         f"volstream worker: consuming {settings.bootstrap} as group {settings.app_id!r}", flush=True
     )
@@ -217,14 +222,12 @@ def cmd_worker(args) -> int:
 
 def cmd_replay(args) -> int:
     import asyncio
-    import dataclasses
 
-    from streams.settings import Settings
 
     if not args.file.is_file():
         raise SmileFileError(f"{args.file}: no such file")
     speed = None if args.max else args.speed
-    settings = dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
+    settings = _settings(args)
     summary = asyncio.run(
         replay.replay(args.file, settings, speed=speed, progress=not args.quiet, batch=args.batch)
     )
