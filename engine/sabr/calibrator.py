@@ -216,7 +216,9 @@ class SABRCalibrator:
     ``beta=None`` frees beta; a number fixes it (per smile in :meth:`calibrate_batch` via its
     ``beta`` argument). ``parameter_specs[name].init`` sets cold starts (alpha ``None`` derives
     it from the ATM vol). ``optimizer`` is ``"lm"`` (default, fastest in ``bench/sabr.py``),
-    ``"optimistix"``, ``"lbfgs"`` or ``"adam"``.
+    ``"optimistix"``, ``"lbfgs"`` or ``"adam"``. Batches are padded to
+    ``min_batch * batch_growth**k`` smiles and split above ``max_batch``, so a stream of varying
+    batches compiles a handful of shapes once.
     """
 
     def __init__(
@@ -229,6 +231,7 @@ class SABRCalibrator:
         thresholds: GateThresholds | None = None,
         max_batch: int = 4096,
         min_batch: int = 1,
+        batch_growth: int = 2,
     ) -> None:
         if optimizer not in SOLVERS:
             raise ValueError(f"optimizer must be one of {sorted(SOLVERS)}, not {optimizer!r}")
@@ -248,8 +251,9 @@ class SABRCalibrator:
         self.tol = tol
         self.optimizer = optimizer
         self.thresholds = thresholds or GateThresholds()
-        self.max_batch = bucket(max_batch)
         self.min_batch = bucket(min_batch)  # pad every call to at least this many smiles
+        self.batch_growth = batch_growth  # batch shapes: min_batch * batch_growth**k
+        self.max_batch = bucket(max_batch, self.min_batch, batch_growth)
 
     @property
     def free_params(self) -> tuple[str, ...]:
@@ -344,7 +348,7 @@ class SABRCalibrator:
         self, cfg: _Config, batch: SmileBatch, theta0: np.ndarray, prior: np.ndarray, gates: bool
     ) -> dict:
         b, n = batch.strikes.shape
-        rows = bucket(b, self.min_batch)
+        rows = bucket(b, self.min_batch, self.batch_growth)
         padded = batch.pad(rows, bucket(n, 8))
         pad_rows = rows - b
         theta0 = np.concatenate([theta0, np.tile([0.2, 0.5, 0.0, 0.5], (pad_rows, 1))])
