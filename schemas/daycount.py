@@ -6,8 +6,11 @@ An option expires at 00:00 UTC of its expiry date; event times are UTC epoch sec
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
-__all__ = ["act365f", "time_to_expiry"]
+__all__ = ["act365f", "expiry_epoch", "time_to_expiry"]
+
+_YEAR = 365 * 24 * 3600.0
 
 
 def act365f(start: dt.date | dt.datetime, end: dt.date | dt.datetime) -> float:
@@ -18,8 +21,12 @@ def act365f(start: dt.date | dt.datetime, end: dt.date | dt.datetime) -> float:
     return (end - start) / dt.timedelta(days=365)
 
 
+@functools.lru_cache(maxsize=65536)
+def expiry_epoch(expiry: str) -> float:
+    """UTC epoch seconds of 00:00 UTC on the ISO date ``expiry`` (cached: a stream asks per tick)."""
+    return dt.datetime.combine(dt.date.fromisoformat(expiry), dt.time(), dt.UTC).timestamp()
+
+
 def time_to_expiry(ts: float, expiry: str) -> float:
     """ACT/365F years from event time ``ts`` to 00:00 UTC of the ISO date ``expiry``."""
-    start = dt.datetime.fromtimestamp(ts, dt.UTC)
-    end = dt.datetime.combine(dt.date.fromisoformat(expiry), dt.time(), dt.UTC)
-    return act365f(start, end)
+    return (expiry_epoch(expiry) - ts) / _YEAR

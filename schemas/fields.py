@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 MAX_TIMESTAMP = 1e11
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$")
 _MISSING = object()
 
 
@@ -106,7 +106,7 @@ def text(
 def name(data: dict, key: str) -> str:
     """An identifier such as an underlying: 1-32 of letters, digits, '.', '_', '/', '-'."""
     value = text(data, key, max_len=32)
-    if not _NAME.match(value):
+    if not NAME.match(value):
         raise SchemaError("out_of_range", f"field {key!r} is not a valid name: {value!r}")
     return value
 

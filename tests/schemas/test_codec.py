@@ -19,6 +19,7 @@ from schemas import (
     decode,
     encode,
 )
+from schemas.messages import _plain_quote
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC).timestamp()
 
@@ -229,6 +230,51 @@ def test_property_mutated_quotes_decode_valid_or_raise_schema_error(q, changes):
         assert exc.reason
     else:  # whatever got through is a fully valid quote
         assert isinstance(out, Quote) and out.strike > 0 and math.isfinite(out.ts)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    quotes,
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "ts",
+                "strike",
+                "seq",
+                "expiry",
+                "bid_vol",
+                "ask_vol",
+                "mid_vol",
+                "forward",
+                "size",
+                "underlying",
+                "asset_class",
+                "source",
+                "open_interest",
+                "extra",
+            ]
+        ),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(min_value=-(2**63), max_value=2**64 - 1),
+            st.floats(),
+            st.sampled_from(["fx", "equity", "2030-01-01", "20300101", "1999-01-01", "A\n"]),
+            st.text(max_size=70),
+        ),
+        max_size=4,
+    ),
+)
+def test_property_the_fast_path_agrees_with_the_field_checks(q, changes):
+    """The hot-path decoder takes a quote only when the full checks take the same quote."""
+    data = msgpack.unpackb(raw(q, **changes))
+    fast = _plain_quote(data)
+    try:
+        full = Quote.checked(data)
+    except SchemaError:
+        assert fast is None
+    else:
+        assert fast is None or fast == full
 
 
 def test_quote_batches_round_trip_and_their_limits():
