@@ -2,11 +2,11 @@
 
 The agent hands each batch of raw records here. A record holds a quote or a
 :class:`schemas.QuoteBatch` of them; every quote is decoded and validated on its own, and a bad
-one becomes a :class:`schemas.DeadLetter` with its reason and is counted, never raised. Good quotes update the rolling surfaces; the snapshots they trigger are calibrated in
-rounds (a round holds at most one snapshot per smile, in arrival order, so warm starts chain
-deterministically) on a single executor thread, off the event loop. Each result is published
-as :class:`schemas.Params` (flagged, never as good, when it failed), followed by its alerts and,
-when it converged, the smile's warm-start state. ``process`` returns only once every message it
+one becomes a :class:`schemas.DeadLetter` with its reason and is counted, never raised. Good
+quotes update the rolling surfaces; the snapshots they trigger are calibrated together
+(:class:`streams.scheduler.Calibrations` batches them by warm epoch) on a single executor
+thread, off the event loop. Each result is published as :class:`schemas.Params` (flagged, never
+as good, when it failed) with its alerts, then each calibrated smile's warm-start state. ``process`` returns only once every message it
 sent is delivered, so the offsets the agent then commits never run ahead of published work.
 """
 
@@ -97,19 +97,6 @@ def _supported(quote: Quote) -> tuple[Quote | None, SchemaError | None]:
     return quote, None
 
 
-def rounds(snapshots: Sequence[SmileSnapshot]) -> list[list[SmileSnapshot]]:
-    """Split into rounds holding each smile at most once, keeping arrival order per smile."""
-    out: list[list[SmileSnapshot]] = []
-    seen: dict[tuple[str, str], int] = {}
-    for snap in snapshots:
-        k = seen.get(snap.key, 0)
-        seen[snap.key] = k + 1
-        if k == len(out):
-            out.append([])
-        out[k].append(snap)
-    return out
-
-
 class Pipeline:
     def __init__(
         self,
@@ -124,7 +111,9 @@ class Pipeline:
         self.clock = clock
         self.book = SurfaceBook(settings.surface)
         self.calibrations = calibrations or Calibrations(
-            betas=settings.betas, default_beta=settings.default_beta
+            betas=settings.betas,
+            default_beta=settings.default_beta,
+            warm_epoch=settings.warm_epoch,
         )
         self.history = History()
         self.counters = Counters()
@@ -142,18 +131,27 @@ class Pipeline:
                 snap = self.book.on_quote(quote, record.received_at)
                 if snap is not None:
                     snapshots.append(snap)
-        loop = asyncio.get_running_loop()
-        for batch in rounds(snapshots):
-            try:
-                results = await loop.run_in_executor(self.executor, self.calibrations.run, batch)
-            except Exception as exc:  # a bug must not stop the stream: say so loudly instead
-                log.exception("calibration of %d smiles failed", len(batch))
-                self.counters.errors += 1
-                deliveries.extend(await self._error_alerts(batch, exc))
-                continue
-            for params in results:
-                deliveries.extend(await self._publish(params))
+        if snapshots:
+            deliveries.extend(await self._calibrate(snapshots))
         await asyncio.gather(*deliveries)
+
+    async def _calibrate(self, snapshots: list[SmileSnapshot]) -> list[Awaitable]:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.executor, self.calibrations.run, snapshots)
+        except Exception as exc:  # a bug must not stop the stream: say so loudly instead
+            log.exception("calibration of %d smiles failed", len(snapshots))
+            self.counters.errors += 1
+            return await self._error_alerts(snapshots, exc)
+        sent = []
+        for params in results:
+            sent.extend(await self._publish(params))
+        # the state topic is compacted: the latest state of each smile in this batch suffices
+        for underlying, expiry in dict.fromkeys((p.underlying, p.expiry) for p in results):
+            value = msgpack.packb(self.calibrations.record(underlying, expiry))
+            key = f"{underlying}|{expiry}".encode()
+            sent.append(await self.sink.send(self.settings.topics["state"], key, value))
+        return sent
 
     async def _publish(self, params: Params) -> list[Awaitable]:
         params = replace(params, published_at=self.clock())
@@ -165,10 +163,6 @@ class Pipeline:
         for alert in found:
             sent.append(await self.sink.send(self.settings.topics["alerts"], key, encode(alert)))
         self.counters.alerts += len(found)
-        if params.converged:
-            state = self.calibrations.state[(params.underlying, params.expiry)]
-            value = msgpack.packb({"warm": state.warm, "prior": state.prior})
-            sent.append(await self.sink.send(self.settings.topics["state"], key, value))
         return sent
 
     async def _dead_letter(self, record: Record, value: bytes, exc: SchemaError) -> Awaitable:
@@ -187,7 +181,9 @@ class Pipeline:
             self.settings.topics["dlq"], exc.reason.encode(), encode(letter)
         )
 
-    async def _error_alerts(self, batch: list[SmileSnapshot], exc: Exception) -> list[Awaitable]:
+    async def _error_alerts(
+        self, snapshots: list[SmileSnapshot], exc: Exception
+    ) -> list[Awaitable]:
         now = self.clock()
         return [
             await self.sink.send(
@@ -204,5 +200,5 @@ class Pipeline:
                     )
                 ),
             )
-            for s in batch
+            for s in {s.key: s for s in snapshots}.values()
         ]

@@ -8,6 +8,7 @@
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
+| ``VOLSTREAM_WARM_EPOCH`` | ``1.0`` | event-time seconds a smile's warm start stays fixed (see ``streams.scheduler``) |
 | ``VOLSTREAM_BATCH_MAX`` / ``_WITHIN`` | ``2048`` / ``0.005`` | ticks per micro-batch / seconds to wait |
 | ``VOLSTREAM_TRIGGER_TICKS`` | ``5`` | new quotes that make a smile due |
 | ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
@@ -57,6 +58,7 @@ class Settings:
     partitions: int = 6
     betas: dict[str, float] = field(default_factory=dict)
     default_beta: float = 0.5
+    warm_epoch: float = 1.0
     batch_max: int = 2048
     batch_within: float = 0.005
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
@@ -91,6 +93,7 @@ class Settings:
             partitions=int(get("VOLSTREAM_PARTITIONS", "6")),
             betas=_betas(get("VOLSTREAM_BETAS", "")),
             default_beta=float(get("VOLSTREAM_BETA", "0.5")),
+            warm_epoch=float(get("VOLSTREAM_WARM_EPOCH", "1.0")),
             batch_max=int(get("VOLSTREAM_BATCH_MAX", "2048")),
             batch_within=float(get("VOLSTREAM_BATCH_WITHIN", "0.005")),
             surface=SurfaceConfig(

@@ -1,11 +1,12 @@
-"""The pipeline with an in-memory sink: dead letters, rounds, flags, state records."""
+"""The pipeline with an in-memory sink: dead letters, warm epochs, flags, state records."""
 
 import asyncio
+import math
 
 import msgpack
 
 from schemas import Alert, DeadLetter, Params, Quote, decode, encode
-from streams.pipeline import Pipeline, Record, rounds
+from streams.pipeline import Pipeline, Record
 from streams.settings import Settings
 from streams.simulate import TickSimulator
 from streams.surface import SurfaceConfig
@@ -33,7 +34,7 @@ def run(records, settings=None):
 
 
 def test_bad_records_become_dead_letters_and_good_ones_calibrate():
-    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=20))
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=5, count=20))
     equity = Quote(**{**quotes[0].__dict__, "asset_class": "equity"})
     records = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
     records.insert(3, Record(b"junk", "t.quotes", 0, 99, T0))
@@ -45,13 +46,18 @@ def test_bad_records_become_dead_letters_and_good_ones_calibrate():
     params = [decode(v, Params) for _, v in sink.sent["t.params"]]
     assert params and all(p.good for p in params)
     assert params[0].published_at == T0 + 100 and params[0].received_at == T0
-    assert [p.warm for p in params][:2] == [False, True]  # chained warm starts
-    state = msgpack.unpackb(sink.sent["t.state"][-1][1])
-    assert state["warm"] == params[-1].params
-    assert pipe.counters.calibrations == len(params) == len(sink.sent["t.state"])
+    # warm from the second warm epoch (1 s of event time) on, cold within the first
+    first = math.floor(params[0].window_end)
+    assert [p.warm for p in params] == [math.floor(p.window_end) > first for p in params]
+    assert any(p.warm for p in params)
+    (state,) = [msgpack.unpackb(v) for _, v in sink.sent["t.state"]]  # one per smile and batch
+    assert state["warm"] == params[-1].params and state["epoch"] == math.floor(
+        params[-1].window_end
+    )
+    assert pipe.counters.calibrations == len(params)
 
 
-def test_failed_fits_are_flagged_with_alerts_and_no_state():
+def test_failed_fits_are_flagged_with_alerts_and_no_warm_state():
     quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=0))
     zigzag = [
         Quote(
@@ -71,20 +77,10 @@ def test_failed_fits_are_flagged_with_alerts_and_no_state():
     assert params and not any(p.good for p in params)
     alerts = [decode(v, Alert) for _, v in sink.sent["t.alerts"]]
     assert {a.rule for a in alerts} >= {"gate.rmse"}
-    assert all(p.converged for p in params) == ("t.state" in sink.sent)
-
-
-def test_rounds_hold_each_smile_once_in_arrival_order():
-    class S:
-        def __init__(self, key, n):
-            self.key, self.n = key, n
-
-    snaps = [S("a", 1), S("b", 1), S("a", 2), S("a", 3), S("b", 2)]
-    assert [[(s.key, s.n) for s in r] for r in rounds(snaps)] == [
-        [("a", 1), ("b", 1)],
-        [("a", 2), ("b", 2)],
-        [("a", 3)],
-    ]
+    state = msgpack.unpackb(sink.sent["t.state"][-1][1])
+    assert state["warm"] is None  # flagged fits never become warm starts
+    converged = [p.params for p in params if p.converged]
+    assert state["prior"] == (converged[-1] if converged else None)
 
 
 def test_quote_batches_give_the_same_results_and_dead_letter_bad_items_alone():

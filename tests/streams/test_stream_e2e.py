@@ -205,9 +205,11 @@ def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
         for p in offline.run(batch):
             replica.setdefault((p.underlying, p.expiry), []).append(p)
     for key in expected:
-        assert [strip(p) | {"params": p.params} for p in got[key]] == [
-            strip(p) | {"params": p.params} for p in replica[key]
-        ], key
+        ours = [strip(p) | {"params": p.params} for p in got[key]]
+        offline_run = [strip(p) | {"params": p.params} for p in replica[key]]
+        assert len(ours) == len(offline_run), key
+        for i, (a, b) in enumerate(zip(ours, offline_run)):
+            assert a == b, (key, i, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)})
     # 2. and it fits as well as an independent cold calibration of each snapshot
     direct = SABRCalibrator(beta=0.5).calibrate_batch(
         [s.forward for s in snaps],
