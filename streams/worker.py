@@ -8,6 +8,7 @@ after a (re)start neither stall on compilation nor start cold.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 
@@ -69,6 +70,11 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     pipeline.calibrations.import_state(state)
     log.warning("restored warm-start state of %d smiles; compiling the solver...", len(state))
     pipeline.calibrations.warmup()
+    # Everything alive now (modules, compiled programs, restored state) lives as long as the
+    # worker: keep it out of the cyclic collector, whose full passes over it otherwise paused
+    # the stream for 100-250 ms (seen in bench/stream.py's latency run).
+    gc.collect()
+    gc.freeze()
     from streams.app import app
 
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()
