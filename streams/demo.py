@@ -90,7 +90,7 @@ async def _run(
     stop, seen = asyncio.Event(), []
     await ensure_topics(settings)
     watcher = asyncio.create_task(_watch(settings, stop, live, out, seen))
-    summary = await replay(sample, settings, speed=speed, progress=False)
+    summary = await replay(sample, settings, speed=speed, progress=False, batch=64)
     out.write(f"replayed {summary.sent:,} ticks; waiting for the last calibrations...\n")
     out.flush()
     # done once results stop for 5 s (the worker may still be compiling before the first)

@@ -8,8 +8,10 @@ event time in its ``ts`` field; the Kafka record timestamp stays the send time, 
 refuse record times far in the future and expire segments by record time. ``speed`` paces
 sending by event time (``speed=10``: ten times real time); ``None`` sends as fast as the broker
 takes them. ``batch`` > 1 packs up to that many quotes of one underlying into a
-:class:`schemas.QuoteBatch` message (far fewer messages for the same ticks). Every send is
-confirmed: the summary counts delivered ticks, not attempts.
+:class:`schemas.QuoteBatch` message (far fewer messages for the same ticks); a paced quote then
+waits at most ``linger`` (5 ms) for company. Every send is confirmed: the summary counts
+delivered ticks, not attempts. :func:`send_quotes` is the one send path, shared by replay,
+``volstream simulate`` and the benchmarks.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import msgpack
@@ -31,7 +33,7 @@ from schemas import Quote, QuoteBatch, SchemaError, decode, encode
 from schemas.messages import MAX_BATCH_ITEMS
 from streams.settings import Settings
 
-__all__ = ["Batcher", "ReplaySummary", "ensure_topics", "read_ticks", "replay"]
+__all__ = ["Batcher", "ReplaySummary", "ensure_topics", "read_ticks", "replay", "send_quotes"]
 
 _NUMBERS = {"ts", "strike", "forward", "bid_vol", "ask_vol", "mid_vol", "size", "open_interest"}
 
@@ -135,23 +137,30 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
-async def replay(
-    path: Path,
+async def send_quotes(
+    items: Iterable[Quote | SchemaError],
     settings: Settings,
     *,
-    speed: float | None = None,
-    progress: bool = True,
+    due: Callable[[Quote], float] | None = None,
+    restamp: bool = False,
     batch: int = 1,
+    linger: float = 0.005,
+    progress: bool = False,
 ) -> ReplaySummary:
-    """Send the file's quotes (``batch`` per message and underlying); count confirmed ticks."""
+    """Send quotes to the quotes topic and count what the broker confirmed.
+
+    ``due(quote)``: seconds after the start at which the quote leaves (``None``: at once);
+    ``restamp`` sets each quote's event time to its send time (live load). With ``batch`` > 1
+    a paced quote waits at most ``linger`` seconds for others of its underlying. Items that are
+    :class:`SchemaError` (invalid rows) are counted as rejected, never sent."""
     from aiokafka import AIOKafkaProducer
 
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1, acks="all")
     await producer.start()
     summary, start = ReplaySummary(), time.monotonic()
     batcher = Batcher(batch)
-    first_ts, last_print, queued = None, 0.0, 0
+    last_print, queued, waiting_since = 0.0, 0, None
     in_flight: list[tuple[asyncio.Future, int]] = []
 
     async def send(messages: list[tuple[bytes, bytes, int]]) -> None:
@@ -169,17 +178,22 @@ async def replay(
         in_flight.clear()
 
     try:
-        for item in read_ticks(path):
+        for item in items:
             if isinstance(item, SchemaError):
                 summary.rejected[item.reason] += 1
                 continue
-            if speed is not None:
-                first_ts = item.ts if first_ts is None else first_ts
-                delay = (item.ts - first_ts) / speed - (time.monotonic() - start)
-                if delay > 0:
-                    await send(batcher.flush())  # nothing waits longer than the pacing
-                    await asyncio.sleep(delay)
+            if due is not None:
+                leave = start + due(item)
+                while (now := time.monotonic()) < leave:
+                    if waiting_since is not None and now >= waiting_since + linger:
+                        await send(batcher.flush())
+                        waiting_since = None
+                    wake = leave if waiting_since is None else min(leave, waiting_since + linger)
+                    await asyncio.sleep(wake - now)
+                if restamp:
+                    item = replace(item, ts=time.time())
             await send(batcher.add(item))
+            waiting_since = (waiting_since or time.monotonic()) if batcher.pending else None
             queued += 1
             if len(in_flight) >= 1000:
                 await settle()
@@ -188,10 +202,7 @@ async def replay(
                 last_print = now
                 rate = queued / max(now - start, 1e-9)
                 print(
-                    f"\rreplayed {queued:,} ticks ({rate:,.0f}/s)",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
+                    f"\rsent {queued:,} ticks ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True
                 )
         await send(batcher.flush())
         await settle()
@@ -201,3 +212,29 @@ async def replay(
     if progress:
         print(file=sys.stderr)
     return summary
+
+
+async def replay(
+    path: Path,
+    settings: Settings,
+    *,
+    speed: float | None = None,
+    progress: bool = True,
+    batch: int = 1,
+) -> ReplaySummary:
+    """Send the file's quotes (``batch`` per message and underlying), paced by event time at
+    ``speed`` times real time when given; count confirmed ticks."""
+    first: list[float] = []
+
+    def due(quote: Quote) -> float:
+        if not first:
+            first.append(quote.ts)
+        return (quote.ts - first[0]) / speed
+
+    return await send_quotes(
+        read_ticks(path),
+        settings,
+        due=None if speed is None else due,
+        batch=batch,
+        progress=progress,
+    )
