@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.quantlib_peer import quantlib_sabr_fit, write_record
 from schemas import Params, Quote, QuoteBatch, decode, encode
 from streams.broker import BrokerConfig, LocalKafka
-from streams.replay import Batcher, ensure_topics
+from streams.replay import ensure_topics, send_quotes
 from streams.settings import Settings
 from streams.simulate import TickSimulator
 from streams.surface import SurfaceBook
@@ -52,33 +52,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def produce(settings: Settings, quotes, rate: float | None = None, batch: int = 1) -> None:
-    """Send quotes (paced at ``rate`` with event time = send time when given), ``batch`` per
-    message and underlying; a paced batch never waits more than a millisecond to leave."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=2)
-    batcher = Batcher(batch)
-    await producer.start()
-
-    async def send(messages) -> None:
-        for key, value, _ in messages:
-            await producer.send(settings.topics["quotes"], value, key=key)
-
-    try:
-        start = time.time()
-        for i, q in enumerate(quotes):
-            if rate is not None:
-                delay = start + i / rate - time.time()
-                if delay > 0.001:
-                    await send(batcher.flush())
-                    await asyncio.sleep(delay)
-                q = q.__class__(**{**q.__dict__, "ts": time.time()})
-            await send(batcher.add(q))
-        await send(batcher.flush())
-        await producer.flush()
-    finally:
-        await producer.stop()
+async def produce(settings: Settings, quotes, rate: bool = False, batch: int = 1, linger=0.005):
+    """Send quotes through the project's one send path; paced by their event times when
+    ``rate`` is set, each then restamped with its send time (event time = send time)."""
+    due = None
+    if rate:
+        t0 = quotes[0].ts
+        due = lambda q: q.ts - t0  # noqa: E731
+    summary = await send_quotes(
+        quotes, settings, due=due, restamp=bool(rate), batch=batch, linger=linger
+    )
+    if summary.failed:
+        raise RuntimeError(f"{summary.failed} ticks were not delivered")
 
 
 async def collect(settings: Settings, want: int, timeout: float) -> list[tuple[float, Params]]:
@@ -201,7 +186,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--rate", type=float, default=5000.0, help="live ticks/s for latency")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     parser.add_argument(
-        "--batch", type=int, default=1, help="quotes per Kafka message (QuoteBatch)"
+        "--batch", type=int, default=64, help="quotes per Kafka message (QuoteBatch); default 64"
+    )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.005,
+        help="seconds a live quote may wait for others of its underlying (default 0.005)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "stream.jsonl"
@@ -262,7 +253,7 @@ def main(argv=None) -> dict:
                 collector = asyncio.create_task(
                     collect(live_settings, before + 10**9, timeout=args.seconds + 15)
                 )
-                await produce(live_settings, live, rate=args.rate, batch=args.batch)
+                await produce(live_settings, live, rate=True, batch=args.batch, linger=args.linger)
                 await asyncio.sleep(3)
                 return await collector
 
@@ -271,18 +262,27 @@ def main(argv=None) -> dict:
             stop(worker)
         recent = [(t, p) for t, p in seen[before:] if p.window_end > live[0].ts - 1e6]
         tail = [(t, p) for t, p in recent if p.window_end > time.time() - 1e9]
-        lat = np.array(
-            [1e3 * (t - p.window_end) for t, p in tail[len(tail) // 10 :]]
-        )  # skip ramp-up
+        steady = tail[len(tail) // 10 :]  # skip ramp-up
+        lat = np.array([1e3 * (t - p.window_end) for t, p in steady])
+        # where it goes: tick sent -> worker has published | published -> seen by a consumer
+        inside = np.array([1e3 * (p.published_at - p.window_end) for _, p in steady])
+        out = lat - inside
         latency = {
             "rate": args.rate,
             "p50_ms": float(np.percentile(lat, 50)),
             "p99_ms": float(np.percentile(lat, 99)),
+            "to_published_p50_ms": float(np.percentile(inside, 50)),
+            "to_published_p99_ms": float(np.percentile(inside, 99)),
+            "to_consumer_p50_ms": float(np.percentile(out, 50)),
+            "to_consumer_p99_ms": float(np.percentile(out, 99)),
             "samples": int(lat.size),
         }
         print(
             f"latency at {args.rate:,.0f} ticks/s: p50 {latency['p50_ms']:.1f} ms, p99 "
-            f"{latency['p99_ms']:.1f} ms ({lat.size} calibrations)",
+            f"{latency['p99_ms']:.1f} ms ({lat.size} calibrations); tick -> published p50 "
+            f"{latency['to_published_p50_ms']:.1f} / p99 {latency['to_published_p99_ms']:.1f} ms,"
+            f" published -> consumer p50 {latency['to_consumer_p50_ms']:.1f} / p99 "
+            f"{latency['to_consumer_p99_ms']:.1f} ms",
             flush=True,
         )
 
@@ -309,6 +309,7 @@ def main(argv=None) -> dict:
         "naive": peer,
         "ratio_smiles_per_s": ratio,
         "batch": args.batch,
+        "linger_s": args.linger,
     }
     write_record(args.out, record)
     return record
