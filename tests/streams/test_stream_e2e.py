@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from engine.sabr import SABRCalibrator
-from schemas import DeadLetter, Params, Quote, decode, encode
+from schemas import DeadLetter, Params, Quote, QuoteBatch, decode, encode
 from streams.replay import ensure_topics, read_ticks
 from streams.scheduler import Calibrations
 from streams.settings import Settings
@@ -340,3 +340,26 @@ def test_replay_cli_counts_what_the_broker_confirmed(kafka_bootstrap, tmp_path):
         env=env,
     )
     assert batched.returncode == 0 and "sent 39 ticks" in batched.stdout
+
+
+def test_simulate_cli_sends_paced_batches_the_broker_confirmed(kafka_bootstrap):
+    prefix = f"sim-{uuid.uuid4().hex[:6]}"
+    env = os.environ | {"VOLSTREAM_TOPIC_PREFIX": prefix}
+    cmd = [str(VOLSTREAM), "simulate", "--rate", "300", "--duration", "1.5", "--pairs", "2"]
+    out = subprocess.run(
+        [*cmd, "--quiet", "--bootstrap", kafka_bootstrap],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    sent = int(out.stdout.split()[1].replace(",", ""))
+    records = asyncio.run(read_topic(kafka_bootstrap, f"{prefix}.quotes", 1, quiet=2))
+    messages = [decode(r.value) for r in records]
+    quotes = [decode(i, Quote) for m in messages if isinstance(m, QuoteBatch) for i in m.items]
+    assert len(quotes) == sent >= 2 * 4 * 15  # every opening quote, then paced updates
+    assert any(len(m.items) > 1 for m in messages)  # batched by underlying...
+    assert all(len({decode(i, Quote).underlying for i in m.items}) == 1 for m in messages)
+    span = max(q.ts for q in quotes) - min(q.ts for q in quotes)
+    assert 1.0 < span <= 1.5  # ...and paced by event time
