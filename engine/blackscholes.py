@@ -1,4 +1,4 @@
-"""Black (1976) prices on the forward: the one home of the lognormal option formula.
+"""Black (1976) prices on the forward and their inversion: the one home of the lognormal formula.
 
 Prices are undiscounted (forward measure); multiply by the discount factor for cash prices.
 """
@@ -6,9 +6,12 @@ Prices are undiscounted (forward measure); multiply by the discount factor for c
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 from jax.scipy.special import ndtr
 
-__all__ = ["black_price"]
+__all__ = ["black_price", "implied_vol"]
+
+_MAX_STD = 10.0  # total standard deviation sigma * sqrt(T) searched: vols up to 1000%/sqrt(yr)
 
 
 def black_price(forward, strike, expiry, vol, call=True):
@@ -30,3 +33,51 @@ def black_price(forward, strike, expiry, vol, call=True):
     d2 = d1 - std
     price = forward * ndtr(d1) - strike * ndtr(d2)
     return jnp.where(call, price, price - (forward - strike))
+
+
+def _otm(k, std):
+    """Out-of-the-money Black price over the forward, and its derivative in ``std``.
+
+    ``k = ln(K/F)``: a call when ``k >= 0``, a put otherwise (both as a fraction of F)."""
+    sign = jnp.where(k >= 0, 1.0, -1.0)
+    d1 = -k / std + 0.5 * std
+    d2 = d1 - std
+    price = sign * (ndtr(sign * d1) - jnp.exp(k) * ndtr(sign * d2))
+    vega = jnp.exp(-0.5 * d1 * d1) / jnp.sqrt(2.0 * jnp.pi)
+    return price, vega
+
+
+def implied_vol(price, forward, strike, expiry, call=True, *, iterations: int = 40):
+    """Black implied vol of an undiscounted option price; NaN where no vol gives that price.
+
+    Works on the out-of-the-money side (parity converts the rest), solving
+    ``ln(otm(std)) = ln(target)`` by Newton's method on ``std = vol * sqrt(T)``, kept inside a
+    bracket that bisection shrinks: exact to rounding wherever the price has vega, robust in the
+    wings where plain Newton on the price overshoots. Broadcasts; jittable.
+    """
+    price, forward, strike, expiry = jnp.broadcast_arrays(
+        *(jnp.asarray(x, dtype=jnp.float64) for x in (price, forward, strike, expiry))
+    )
+    k = jnp.log(strike / forward)
+    intrinsic = forward - strike
+    otm_price = jnp.where(call, price, price + intrinsic)  # the call ...
+    otm_price = jnp.where(k >= 0, otm_price, otm_price - intrinsic)  # ... or the put
+    target = otm_price / forward
+    upper = jnp.where(k >= 0, 1.0, jnp.exp(k))  # an OTM call is below F, a put below K
+    valid = (target > 0) & (target < upper) & (expiry > 0)
+    log_target = jnp.log(jnp.where(valid, target, 0.5 * upper))
+
+    def step(_, state):
+        std, lo, hi = state
+        value, vega = _otm(k, std)
+        gap = jnp.log(value) - log_target
+        lo = jnp.where(gap < 0, std, lo)
+        hi = jnp.where(gap > 0, std, hi)
+        newton = std - gap * value / vega
+        inside = (newton >= lo) & (newton <= hi) & jnp.isfinite(newton)
+        return jnp.where(inside, newton, 0.5 * (lo + hi)), lo, hi
+
+    start = jnp.clip(jnp.sqrt(2.0 * jnp.abs(k)), 0.05, 1.0)  # where vega peaks, at most 1
+    zero = jnp.zeros_like(start)
+    std, _, _ = lax.fori_loop(0, iterations, step, (start, zero, zero + _MAX_STD))
+    return jnp.where(valid, std / jnp.sqrt(jnp.where(expiry > 0, expiry, 1.0)), jnp.nan)
