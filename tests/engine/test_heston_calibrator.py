@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-import QuantLib as ql
 
+from bench.quantlib_peer import quantlib_heston_fit
 from engine.blackscholes import implied_vol
 from engine.heston import HestonCalibrator, heston_price
 
@@ -48,39 +48,6 @@ def test_fits_implied_vols_vega_scaled():
         assert float(res.params[name]) == pytest.approx(value, rel=1e-4), name
 
 
-def quantlib_calibration(strikes, days, vols, spot=100.0, rate=0.02, dividend=0.01):
-    """QuantLib's own Heston calibration (HestonModelHelper, relative price errors, LM as in
-    its DAX test): its SSE in percent squared, the helpers' market prices, its parameters."""
-    today = ql.Date(2, 1, 2025)
-    ql.Settings.instance().evaluationDate = today
-    curve = lambda x: ql.YieldTermStructureHandle(  # noqa: E731
-        ql.FlatForward(today, x, ql.Actual365Fixed())
-    )
-    r, q = curve(rate), curve(dividend)
-    model = ql.HestonModel(
-        ql.HestonProcess(r, q, ql.QuoteHandle(ql.SimpleQuote(spot)), 0.1, 1.0, 0.1, 0.5, -0.5)
-    )
-    engine = ql.AnalyticHestonEngine(model)
-    helpers = []
-    for k, d, v in zip(strikes, days, vols):
-        h = ql.HestonModelHelper(
-            ql.Period(int(d), ql.Days),
-            ql.NullCalendar(),
-            spot,
-            float(k),
-            ql.QuoteHandle(ql.SimpleQuote(float(v))),
-            r,
-            q,
-        )
-        h.setPricingEngine(engine)
-        helpers.append(h)
-    model.calibrate(
-        helpers, ql.LevenbergMarquardt(1e-8, 1e-8, 1e-8), ql.EndCriteria(400, 40, 1e-8, 1e-8, 1e-8)
-    )
-    sse = sum((100 * h.calibrationError()) ** 2 for h in helpers)
-    return sse, np.array([h.marketValue() for h in helpers]), np.array(model.params())
-
-
 def test_fits_an_equity_skew_surface_to_quantlibs_sse_or_better():
     rng = np.random.default_rng(7)
     days = np.repeat([30, 91, 182, 365, 730], 9)
@@ -88,7 +55,7 @@ def test_fits_an_equity_skew_surface_to_quantlibs_sse_or_better():
     m = np.tile(np.linspace(-1.5, 1.5, 9), 5)  # standardised moneyness
     strikes = 100 * np.exp(0.01 * t + m * 0.2 * np.sqrt(t))
     vols = np.clip(0.2 - 0.05 * m + 0.01 * m**2, 0.08, None) * (1 + 0.01 * rng.standard_normal(45))
-    ql_sse, market, ql_params = quantlib_calibration(strikes, days, vols)
+    ql_sse, market, ql_params = quantlib_heston_fit(strikes, days, vols)
     data = {
         "spot": 100.0,
         "strikes": strikes,
