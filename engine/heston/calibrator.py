@@ -10,7 +10,7 @@ coordinates (bounds by reparametrisation, exact forward-mode Jacobian), vmapped 
 and starting points in one ``jit``; padded options weigh zero.
 
 >>> import numpy as np
->>> from engine.heston.pricer import heston_price
+>>> from engine.heston.pricer import heston_price_on, lewis_kernel, quadrature
 >>> k, t = np.tile([80.0, 90, 100, 110, 120], 3), np.repeat([0.25, 0.5, 1.0], 5)
 >>> prices = heston_price(100.0, k, t, 0.02, 0.0, 0.05, 2.0, 0.06, 0.6, -0.7)
 >>> res = HestonCalibrator().calibrate({"spot": 100.0, "strikes": k, "maturities": t,
@@ -32,9 +32,8 @@ import numpy as np
 from jax import Array
 
 from engine.blackscholes import black_price
-from engine.buckets import bucket
 from engine.gates import threshold_gate
-from engine.heston.pricer import heston_price
+from engine.heston.pricer import heston_price_on, lewis_kernel, quadrature
 from engine.optimize import Status
 from engine.optimize.lm import levenberg_marquardt
 from engine.parameters import ParameterSpec, to_constrained, to_unconstrained
@@ -108,7 +107,7 @@ def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonS
         raise ValueError("no option left to fit (all weights zero or filtered as illiquid)")
     unique = np.unique(expiries)
     rows = [np.flatnonzero(expiries == t) for t in unique]
-    m, k = len(unique), bucket(max(len(r) for r in rows), 4)
+    m, k = len(unique), _round_up(max(len(r) for r in rows), 4)
     grid = lambda fill: np.full((m, k), fill, np.float64)  # noqa: E731
     out = {
         name: grid(1.0) for name in ("strikes", "rates", "dividends", "prices", "calls", "scale")
@@ -142,35 +141,44 @@ def _params(u: Array, bounds) -> Array:
     return jnp.stack([to_constrained(u[i], lo, hi) for i, (lo, hi) in enumerate(bounds)])
 
 
-def _model(p: Array, s: HestonSurface) -> Array:
-    return heston_price(s.spot, s.strikes, s.expiries, s.rates, s.dividends, *p, s.calls > 0)
+def _model(p: Array, s: HestonSurface, u: Array, kernel: Array) -> Array:
+    return heston_price_on(
+        u, kernel, s.spot, s.strikes, s.expiries, s.rates, s.dividends, *p, s.calls > 0
+    )
 
 
-def _residuals(u, s: HestonSurface, bounds):
-    model = _model(_params(u, bounds), s)
+def _residuals(x, args, bounds):
+    s, u, kernel = args
+    model = _model(_params(x, bounds), s, u, kernel)
     return (jnp.sqrt(s.weights) * (model - s.prices) / s.scale).ravel()
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _fit(bounds, max_steps: int, tol: float, surfaces: HestonSurface, u0: Array):
-    """Fit ``u0`` (B, S, 5): every surface from each of its S starts, all in one program."""
+def _solve(s: HestonSurface, x0: Array, bounds, max_steps: int, tol: float):
+    """LM from ``x0`` with quadrature nodes fitted to ``x0``'s parameters and held fixed, so
+    the strike kernel is computed once and the Jacobian differentiates only the CF."""
+    u, weights = quadrature(s.expiries, *_params(x0, bounds))
+    forward = s.spot * jnp.exp((s.rates - s.dividends) * s.expiries)
+    kernel = lewis_kernel(s.strikes, forward, u, weights)
+    residuals = partial(_residuals, bounds=bounds)
+    out = levenberg_marquardt(
+        residuals, x0, (s, u, kernel), max_steps=max_steps, tol=tol, record_history=True
+    )
+    return out, (u, kernel)
 
-    def one(s, u):
-        out = levenberg_marquardt(
-            partial(_residuals, bounds=bounds),
-            u,
-            s,
-            max_steps=max_steps,
-            tol=tol,
-            record_history=True,
-        )
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _fit(bounds, max_steps: int, tol: float, surfaces: HestonSurface, x0: Array):
+    """Fit ``x0`` (B, S, 5): every surface from each of its S starts, all in one program."""
+
+    def one(s, x):
+        out, nodes = _solve(s, x, bounds, max_steps, tol)
         p = _params(out.x, bounds)
-        model = _model(p, s)
+        model = _model(p, s, *nodes)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
         return p, out.status, out.iterations, out.cost, jnp.max(rel), out.loss_history
 
     per_start = jax.vmap(one, in_axes=(None, 0))
-    return jax.vmap(per_start)(surfaces, u0)
+    return jax.vmap(per_start)(surfaces, x0)
 
 
 class HestonCalibrator:
@@ -187,7 +195,7 @@ class HestonCalibrator:
         *,
         v0_starts: tuple[float, ...] = (0.02, 0.04, 0.06),
         max_steps: int = 200,
-        tol: float = 1e-10,
+        tol: float = 1e-8,
         thresholds: GateThresholds | None = None,
         min_open_interest: float = 100.0,
     ) -> None:
@@ -211,7 +219,8 @@ class HestonCalibrator:
 
     def _starts(self, init: dict | None, b: int) -> tuple[np.ndarray, np.ndarray]:
         """(B, S, 5) constrained starting points, and which rows start warm (from a finite
-        ``init``: a warm surface runs its one start in every slot)."""
+        ``init``; among cold rows a warm one runs its start in every slot, and a batch with
+        no cold row runs one start per surface)."""
         base = np.array([self.parameter_specs[n].init for n in PARAM_NAMES], np.float64)
         grid = np.repeat(base[None, :], len(self.v0_starts), 0)
         grid[:, 0] = self.v0_starts
@@ -222,6 +231,8 @@ class HestonCalibrator:
                 [np.broadcast_to(np.asarray(init[n], np.float64), (b,)) for n in PARAM_NAMES], -1
             )
             warm = np.all(np.isfinite(given), axis=-1)
+            if warm.all():  # nothing cold: one start each
+                return given[:, None, :], warm
             starts[warm] = given[warm][:, None, :]
         return starts, warm
 
@@ -233,7 +244,7 @@ class HestonCalibrator:
     def calibrate_batch(self, surfaces: list[dict], init: dict | None = None) -> CalibrationResult:
         """Fit many surfaces at once; ``init`` (name -> (B,)) warm-starts rows that are finite."""
         packed = [pack_surface(m, self.min_open_interest) for m in surfaces]
-        m = bucket(max(p.expiries.shape[0] for p in packed), 1)
+        m = _round_up(max(p.expiries.shape[0] for p in packed), 4)
         k = max(p.strikes.shape[1] for p in packed)
         stacked = HestonSurface(*(np.stack(x) for x in zip(*(_pad(p, m, k) for p in packed))))
         b = len(packed)
@@ -281,6 +292,11 @@ class HestonCalibrator:
             warm=warm,
             loss_history=pick(history),
         )
+
+
+def _round_up(n: int, step: int) -> int:
+    """Shapes in steps of ``step``: few programs to compile, little padding."""
+    return -(-n // step) * step
 
 
 def _pad(s: HestonSurface, m: int, k: int) -> HestonSurface:

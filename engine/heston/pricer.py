@@ -25,7 +25,14 @@ from jax import Array
 
 from engine.blackscholes import black_price
 
-__all__ = ["characteristic_function", "heston_price", "mean_variance"]
+__all__ = [
+    "characteristic_function",
+    "heston_price",
+    "heston_price_on",
+    "lewis_kernel",
+    "mean_variance",
+    "quadrature",
+]
 
 NODES = 192
 # double-exponential (Takahasi-Mori) substitution u = exp(tau - exp(-tau)) / C for a half line
@@ -56,6 +63,50 @@ def mean_variance(expiry, v0, kappa, theta) -> Array:
     return theta + (v0 - theta) * weight
 
 
+def _total_variance(expiry, v0, kappa, theta) -> Array:
+    return jnp.maximum(mean_variance(expiry, v0, kappa, theta), 1e-12) * expiry
+
+
+def quadrature(expiry, v0, kappa, theta, sigma, rho) -> tuple[Array, Array]:
+    """Nodes ``u`` and weights (trailing axis) for an expiry, scaled to where the integrand
+    lives for these parameters: the slower of the Heston tail and the Black bulk."""
+    tail = jnp.sqrt(1.0 - rho * rho) * (v0 + kappa * theta * expiry) / sigma
+    scale = jnp.minimum(tail, jnp.sqrt(_total_variance(expiry, v0, kappa, theta)))[..., None]
+    return _U_UNIT / scale, _WEIGHTS / scale
+
+
+def lewis_kernel(strike, forward, u, weights) -> Array:
+    """The strike-dependent factor of the integrand times the weights: fixed while a fit
+    varies the parameters on fixed nodes, so a calibration computes it once."""
+    k = jnp.log(strike / forward)[..., None]
+    return jnp.exp(-1j * u * k) * weights / (u * u + 0.25)
+
+
+def heston_price_on(
+    u, kernel, spot, strike, expiry, rate, dividend, v0, kappa, theta, sigma, rho, call=True
+):
+    """:func:`heston_price` on given nodes ``u`` (``(M, 1, N)`` for expiries ``(M, 1)``) and
+    their :func:`lewis_kernel` ``(M, K, N)``: exact for any nodes up to quadrature error."""
+    forward = spot * jnp.exp((rate - dividend) * expiry)
+    variance = _total_variance(expiry, v0, kappa, theta)
+    control = black_price(forward, strike, expiry, jnp.sqrt(variance / expiry))
+    expand = lambda x: jnp.asarray(x)[..., None]  # noqa: E731
+    heston = characteristic_function(
+        u - 0.5j,
+        expand(expiry),
+        expand(v0),
+        expand(kappa),
+        expand(theta),
+        expand(sigma),
+        expand(rho),
+    )
+    black = jnp.exp(-0.5 * expand(variance) * (u * u + 0.25))
+    integral = jnp.sum(jnp.real(kernel * (heston - black)), axis=-1)
+    undiscounted = control - jnp.sqrt(forward * strike) / jnp.pi * integral
+    undiscounted = jnp.where(call, undiscounted, undiscounted - (forward - strike))
+    return jnp.exp(-rate * expiry) * undiscounted
+
+
 def heston_price(spot, strike, expiry, rate, dividend, v0, kappa, theta, sigma, rho, call=True):
     """Discounted Heston price of a European option; every argument broadcasts.
 
@@ -64,29 +115,7 @@ def heston_price(spot, strike, expiry, rate, dividend, v0, kappa, theta, sigma, 
     """
     f64 = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
     spot, strike, expiry, rate, dividend = map(f64, (spot, strike, expiry, rate, dividend))
-    v0, kappa, theta, sigma, rho = map(f64, (v0, kappa, theta, sigma, rho))
-    forward = spot * jnp.exp((rate - dividend) * expiry)
-    variance = jnp.maximum(mean_variance(expiry, v0, kappa, theta), 1e-12) * expiry  # total
-    control = black_price(forward, strike, expiry, jnp.sqrt(variance / expiry))
-    # nodes per expiry (and parameters), not per strike: trailing axis is the quadrature
-    tail = jnp.sqrt(1.0 - rho * rho) * (v0 + kappa * theta * expiry) / sigma
-    scale = jnp.minimum(tail, jnp.sqrt(variance))[..., None]
-    u = _U_UNIT / scale
-    shifted = u - 0.5j
-    quarter = u * u + 0.25
-    heston = characteristic_function(
-        shifted,
-        expiry[..., None],
-        v0[..., None],
-        kappa[..., None],
-        theta[..., None],
-        sigma[..., None],
-        rho[..., None],
-    )
-    black = jnp.exp(-0.5 * variance[..., None] * quarter)
-    diff = (heston - black) * (_WEIGHTS / (scale * quarter))
-    k = jnp.log(strike / forward)[..., None]
-    integral = jnp.sum(jnp.real(jnp.exp(-1j * u * k) * diff), axis=-1)
-    undiscounted = control - jnp.sqrt(forward * strike) / jnp.pi * integral
-    undiscounted = jnp.where(call, undiscounted, undiscounted - (forward - strike))
-    return jnp.exp(-rate * expiry) * undiscounted
+    params = tuple(map(f64, (v0, kappa, theta, sigma, rho)))
+    u, weights = quadrature(expiry, *params)
+    kernel = lewis_kernel(strike, spot * jnp.exp((rate - dividend) * expiry), u, weights)
+    return heston_price_on(u, kernel, spot, strike, expiry, rate, dividend, *params, call)
