@@ -17,7 +17,7 @@ from jax import Array
 
 from engine.smallmat import sym_eigh
 
-__all__ = ["IdentifiabilityMetrics", "identifiability"]
+__all__ = ["IdentifiabilityMetrics", "compute_identifiability_metrics"]
 
 
 class IdentifiabilityMetrics(NamedTuple):
@@ -26,7 +26,7 @@ class IdentifiabilityMetrics(NamedTuple):
     correlations: Array
 
 
-def identifiability(
+def compute_identifiability_metrics(
     jac: Array, residuals: Array, scales: Array, n_obs: Array
 ) -> IdentifiabilityMetrics:
     """Metrics from ``jac`` (N, P), weighted ``residuals`` (N,), column ``scales`` (P,)."""

@@ -5,12 +5,13 @@ evaluates the characteristic function once per expiry (see :mod:`engine.heston.p
 Residuals are relative price errors for ``target_prices`` (QuantLib's default calibration
 error) or vega-scaled price errors, i.e. implied-vol errors to first order, for
 ``target_vols``. ``call`` (per option) says which prices are calls; by default each option is
-the out-of-the-money one (a call where ``K >= F``), as QuantLib's Heston helpers choose. The solver is :func:`engine.optimize.levenberg_marquardt` on unconstrained
-coordinates (bounds by reparametrisation, exact forward-mode Jacobian), vmapped over surfaces
-and starting points in one ``jit``; padded options weigh zero.
+the out-of-the-money one (a call where ``K >= F``), as QuantLib's Heston helpers choose. The
+solver is :func:`engine.optimize.levenberg_marquardt` on unconstrained coordinates (bounds by
+reparametrisation, exact forward-mode Jacobian), vmapped over surfaces and starting points in
+one ``jit``, with quadrature nodes fitted to each start; padded options weigh zero.
 
 >>> import numpy as np
->>> from engine.heston.pricer import heston_price_on, lewis_kernel, quadrature
+>>> from engine.heston import heston_price
 >>> k, t = np.tile([80.0, 90, 100, 110, 120], 3), np.repeat([0.25, 0.5, 1.0], 5)
 >>> prices = heston_price(100.0, k, t, 0.02, 0.0, 0.05, 2.0, 0.06, 0.6, -0.7)
 >>> res = HestonCalibrator().calibrate({"spot": 100.0, "strikes": k, "maturities": t,
@@ -32,8 +33,9 @@ import numpy as np
 from jax import Array
 
 from engine.blackscholes import black_price
+from engine.diagnostics import compute_identifiability_metrics
 from engine.gates import threshold_gate
-from engine.heston.pricer import heston_price_on, lewis_kernel, quadrature
+from engine.heston.pricer import heston_price, heston_price_on, lewis_kernel, quadrature
 from engine.optimize import Status
 from engine.optimize.lm import levenberg_marquardt
 from engine.parameters import ParameterSpec, to_constrained, to_unconstrained
@@ -131,10 +133,12 @@ def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonS
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """Playbook thresholds: price errors below 2% on liquid strikes, multi-start agreement."""
+    """Playbook thresholds: price errors below 2% on liquid strikes, multi-start agreement
+    within 5%, scaled-Jacobian condition number below 200."""
 
     price_error: float = 0.02
     agreement: float = 0.05
+    condition: float = 200.0
 
 
 def _params(u: Array, bounds) -> Array:
@@ -173,9 +177,17 @@ def _fit(bounds, max_steps: int, tol: float, surfaces: HestonSurface, x0: Array)
     def one(s, x):
         out, nodes = _solve(s, x, bounds, max_steps, tol)
         p = _params(out.x, bounds)
+
+        def weighted(q):  # residuals in the physical parameters, for identifiability
+            return (jnp.sqrt(s.weights) * (_model(q, s, *nodes) - s.prices) / s.scale).ravel()
+
         model = _model(p, s, *nodes)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
-        return p, out.status, out.iterations, out.cost, jnp.max(rel), out.loss_history
+        scales = jnp.concatenate([p[:4], jnp.ones(1)])  # relative, but rho absolute
+        metrics = compute_identifiability_metrics(
+            jax.jacfwd(weighted)(p), weighted(p), scales, jnp.sum(s.weights > 0)
+        )
+        return (p, out.status, out.iterations, out.cost, jnp.max(rel), out.loss_history, *metrics)
 
     per_start = jax.vmap(one, in_axes=(None, 0))
     return jax.vmap(per_start)(surfaces, x0)
@@ -236,6 +248,36 @@ class HestonCalibrator:
             starts[warm] = given[warm][:, None, :]
         return starts, warm
 
+    def errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
+        """Residuals of every option of ``market_data`` (in input order, unweighted) under
+        ``params``, in the fit's own measure: relative price errors, or vega-scaled ones."""
+        every = {k: v for k, v in market_data.items() if k != "open_interest"}
+        s = pack_surface(every | {"weights": 1.0})
+        data = {
+            k: np.atleast_1d(np.asarray(v, float))
+            for k, v in market_data.items()
+            if k in ("strikes", "maturities")
+        }
+        n = data["strikes"].size
+        expiries = np.broadcast_to(data["maturities"], (n,))
+        model = np.asarray(
+            heston_price(
+                s.spot,
+                s.strikes,
+                s.expiries,
+                s.rates,
+                s.dividends,
+                *(params[k] for k in PARAM_NAMES),
+                s.calls > 0,
+            )
+        )
+        grid = (model - s.prices) / s.scale
+        out = np.empty(n)
+        for i, t in enumerate(np.unique(expiries)):  # pack_surface's order, back to the input's
+            idx = np.flatnonzero(expiries == t)
+            out[idx] = grid[i, : idx.size]
+        return out
+
     def calibrate(self, market_data: dict) -> CalibrationResult:
         """Fit one surface (multi-start); ``result.params[name]`` are scalars."""
         batch = self.calibrate_batch([market_data])
@@ -256,7 +298,7 @@ class HestonCalibrator:
             ],
             -1,
         )
-        p, status, iterations, cost, worst, history = (
+        p, status, iterations, cost, worst, history, condition, errors, correlations = (
             np.asarray(x)
             for x in _fit(self._bounds, self.max_steps, self.tol, stacked, jnp.asarray(u0))
         )
@@ -277,9 +319,20 @@ class HestonCalibrator:
             loss=pick(cost),
             rmse=np.sqrt(2 * pick(cost) / n_opts),
             residuals=np.full((b, 0), np.nan),
-            diagnostics={"multistart_spread": spread, "max_price_error": pick(worst)},
+            diagnostics={
+                "multistart_spread": spread,
+                "max_price_error": pick(worst),
+                "condition_number": pick(condition),
+                **{f"std_error_{n}": pick(errors)[:, i] for i, n in enumerate(PARAM_NAMES)},
+                "correlations": pick(correlations),
+            },
             gates={
                 "feller": threshold_gate(feller, 0.0, "Feller condition 2 kappa theta > sigma^2"),
+                "identifiability": threshold_gate(
+                    pick(condition),
+                    self.thresholds.condition,
+                    "condition number of the scaled Jacobian",
+                ),
                 "price_error": threshold_gate(
                     pick(worst), self.thresholds.price_error, "largest relative price error"
                 ),

@@ -25,7 +25,7 @@ from jax import Array
 
 from engine.arbitrage import strike_arbitrage
 from engine.buckets import bucket, chunks
-from engine.diagnostics import identifiability
+from engine.diagnostics import compute_identifiability_metrics
 from engine.gates import Gate, not_applicable, threshold_gate
 from engine.optimize import SOLVERS, SolverOutput, Status
 from engine.parameters import ParameterSpec, to_constrained, to_unconstrained
@@ -153,7 +153,9 @@ def _check_one(cfg: _Config, solver_args, theta, errors, mask, prior):
 
     jac = jax.jacfwd(weighted_model)(free_theta)
     scales = jnp.where(jnp.array(cfg.relative), jnp.abs(free_theta), 1.0)
-    ident = identifiability(jac, sqrt_w * jnp.where(mask, errors, 0.0), scales, n_obs)
+    ident = compute_identifiability_metrics(
+        jac, sqrt_w * jnp.where(mask, errors, 0.0), scales, n_obs
+    )
 
     log_k = jnp.log(strikes / forward)
     atm_std = theta[0] * forward ** (theta[1] - 1.0) * jnp.sqrt(expiry)
