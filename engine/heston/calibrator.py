@@ -3,8 +3,9 @@
 A surface is packed by expiry: strikes ``(M, K)`` against expiries ``(M, 1)``, so each pricing
 evaluates the characteristic function once per expiry (see :mod:`engine.heston.pricer`).
 Residuals are relative price errors for ``target_prices`` (QuantLib's default calibration
-error) or vega-scaled price errors, i.e. implied-vol errors to first order, for
-``target_vols``. ``call`` (per option) says which prices are calls; by default each option is
+error) or, for ``target_vols``, implied-vol errors: exact, through
+:func:`engine.blackscholes.implied_vol`, whose derivative is the price's divided by vega.
+``call`` (per option) says which prices are calls; by default each option is
 the out-of-the-money one (a call where ``K >= F``), as QuantLib's Heston helpers choose. The
 solver is :func:`engine.optimize.levenberg_marquardt` on unconstrained coordinates (bounds by
 reparametrisation, exact forward-mode Jacobian), vmapped over surfaces and starting points in
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from engine.blackscholes import black_price
+from engine.blackscholes import black_price, implied_vol
 from engine.diagnostics import compute_identifiability_metrics
 from engine.gates import threshold_gate
 from engine.heston.pricer import heston_price, heston_price_on, lewis_kernel, quadrature
@@ -57,6 +58,7 @@ class HestonSurface(NamedTuple):
     prices: Array  # (M, K) market prices
     calls: Array  # (M, K) 1.0 for calls, 0.0 for puts
     scale: Array  # (M, K) residual divisor: the price (relative errors) or its vega
+    vols: Array  # (M, K) market implied vols of a vol fit (residuals in vol), NaN otherwise
     weights: Array  # (M, K)
 
 
@@ -100,20 +102,21 @@ def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonS
         scale = (
             discount * forward * np.sqrt(expiries) * np.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
         )
+        target_vols = vols
     else:
         prices = _column(market_data["target_prices"], n, "target_prices")
         if not np.all(prices > 0):
             raise ValueError("target_prices must be positive")
         scale = prices
+        target_vols = np.full(n, np.nan)
     if not np.any(weights > 0):
         raise ValueError("no option left to fit (all weights zero or filtered as illiquid)")
     unique = np.unique(expiries)
     rows = [np.flatnonzero(expiries == t) for t in unique]
     m, k = len(unique), _round_up(max(len(r) for r in rows), 4)
     grid = lambda fill: np.full((m, k), fill, np.float64)  # noqa: E731
-    out = {
-        name: grid(1.0) for name in ("strikes", "rates", "dividends", "prices", "calls", "scale")
-    }
+    names = ("strikes", "rates", "dividends", "prices", "calls", "scale", "vols")
+    out = {name: grid(1.0) for name in names}
     out["strikes"][:] = spot
     out["rates"][:], out["dividends"][:] = rates.mean(), dividends.mean()
     out["weights"] = grid(0.0)
@@ -124,6 +127,7 @@ def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonS
             ("dividends", dividends),
             ("prices", prices),
             ("calls", calls),
+            ("vols", target_vols),
             ("scale", scale),
             ("weights", weights),
         ):
@@ -151,10 +155,21 @@ def _model(p: Array, s: HestonSurface, u: Array, kernel: Array) -> Array:
     )
 
 
+def _errors(model: Array, s: HestonSurface) -> Array:
+    """Implied-vol errors for a vol fit (relative price errors where the model price has no
+    implied vol), relative or vega-scaled price errors otherwise; zero on padding."""
+    price_error = (model - s.prices) / s.scale
+    growth = jnp.exp((s.rates - s.dividends) * s.expiries)
+    vol = implied_vol(
+        model * jnp.exp(s.rates * s.expiries), s.spot * growth, s.strikes, s.expiries, s.calls > 0
+    )
+    error = jnp.where(jnp.isfinite(s.vols) & jnp.isfinite(vol), vol - s.vols, price_error)
+    return jnp.where(s.weights > 0, error, 0.0)
+
+
 def _residuals(x, args, bounds):
     s, u, kernel = args
-    model = _model(_params(x, bounds), s, u, kernel)
-    return (jnp.sqrt(s.weights) * (model - s.prices) / s.scale).ravel()
+    return (jnp.sqrt(s.weights) * _errors(_model(_params(x, bounds), s, u, kernel), s)).ravel()
 
 
 def _solve(s: HestonSurface, x0: Array, bounds, max_steps: int, tol: float):
@@ -179,7 +194,7 @@ def _fit(bounds, max_steps: int, tol: float, surfaces: HestonSurface, x0: Array)
         p = _params(out.x, bounds)
 
         def weighted(q):  # residuals in the physical parameters, for identifiability
-            return (jnp.sqrt(s.weights) * (_model(q, s, *nodes) - s.prices) / s.scale).ravel()
+            return (jnp.sqrt(s.weights) * _errors(_model(q, s, *nodes), s)).ravel()
 
         model = _model(p, s, *nodes)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
@@ -250,7 +265,7 @@ class HestonCalibrator:
 
     def errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
         """Residuals of every option of ``market_data`` (in input order, unweighted) under
-        ``params``, in the fit's own measure: relative price errors, or vega-scaled ones."""
+        ``params``, in the fit's own measure: relative price errors, or implied-vol errors."""
         every = {k: v for k, v in market_data.items() if k != "open_interest"}
         s = pack_surface(every | {"weights": 1.0})
         data = {
@@ -271,7 +286,7 @@ class HestonCalibrator:
                 s.calls > 0,
             )
         )
-        grid = (model - s.prices) / s.scale
+        grid = np.asarray(_errors(jnp.asarray(model), s._replace(weights=np.ones_like(s.weights))))
         out = np.empty(n)
         for i, t in enumerate(np.unique(expiries)):  # pack_surface's order, back to the input's
             idx = np.flatnonzero(expiries == t)
@@ -371,6 +386,7 @@ def _pad(s: HestonSurface, m: int, k: int) -> HestonSurface:
         dividends=grid(s.dividends),
         prices=grid(s.prices),
         calls=grid(s.calls),
+        vols=grid(s.vols),
         scale=grid(s.scale),
         weights=weights,
     )

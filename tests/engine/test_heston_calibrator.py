@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bench.quantlib_peer import quantlib_heston_fit
-from engine.blackscholes import implied_vol
+from engine.blackscholes import black_price, implied_vol
 from engine.crossval import cross_validate, kfold_masks
 from engine.heston import HestonCalibrator, heston_price
 
@@ -38,7 +38,7 @@ def test_recovers_parameters_from_exact_prices_from_the_default_cold_starts():
     assert float(res.diagnostics["multistart_spread"]) < 1e-3  # every start found it
 
 
-def test_fits_implied_vols_vega_scaled():
+def test_fits_implied_vols():
     data = surface()
     forward = data["spot"] * np.exp((data["rate"] - data["dividend"]) * data["maturities"])
     undiscounted = data["target_prices"] * np.exp(data["rate"] * data["maturities"])
@@ -158,3 +158,73 @@ def test_kfold_masks_partition_the_options():
     assert sorted(int(m.sum()) for m in masks) == [4, 4, 5, 5, 5]
     with pytest.raises(ValueError, match="folds"):
         kfold_masks(3, 5)
+
+
+# QuantLib's DAX test surface (hestonmodel.cpp, from A. Sepp): 5 July 2002, spot 4468.17
+DAX_DAYS = [13, 41, 75, 165, 256, 345, 524, 703]
+DAX_RATES = [0.0357, 0.0349, 0.0341, 0.0355, 0.0359, 0.0368, 0.0386, 0.0401]
+DAX_STRIKES = [3400, 3600, 3800, 4000, 4200, 4400, 4500, 4600, 4800, 5000, 5200, 5400, 5600]
+DAX_VOLS = np.array([
+    [0.6625, 0.4875, 0.4204, 0.3667, 0.3431, 0.3267, 0.3121, 0.3121],
+    [0.6007, 0.4543, 0.3967, 0.3511, 0.3279, 0.3154, 0.2984, 0.2921],
+    [0.5084, 0.4221, 0.3718, 0.3327, 0.3155, 0.3027, 0.2919, 0.2889],
+    [0.4541, 0.3869, 0.3492, 0.3149, 0.2963, 0.2926, 0.2819, 0.2800],
+    [0.4060, 0.3607, 0.3330, 0.2999, 0.2887, 0.2811, 0.2751, 0.2775],
+    [0.3726, 0.3396, 0.3108, 0.2781, 0.2788, 0.2722, 0.2661, 0.2686],
+    [0.3550, 0.3277, 0.3012, 0.2781, 0.2781, 0.2661, 0.2661, 0.2681],
+    [0.3428, 0.3209, 0.2958, 0.2740, 0.2688, 0.2627, 0.2580, 0.2620],
+    [0.3302, 0.3062, 0.2799, 0.2631, 0.2573, 0.2533, 0.2504, 0.2544],
+    [0.3343, 0.2959, 0.2705, 0.2540, 0.2504, 0.2464, 0.2448, 0.2462],
+    [0.3460, 0.2845, 0.2624, 0.2463, 0.2425, 0.2385, 0.2373, 0.2422],
+    [0.3857, 0.2860, 0.2578, 0.2399, 0.2357, 0.2327, 0.2312, 0.2351],
+    [0.3976, 0.2860, 0.2607, 0.2356, 0.2297, 0.2268, 0.2241, 0.2320],
+])  # fmt: skip
+
+
+def test_quantlibs_dax_surface_is_fitted_to_its_sse_or_better():
+    import QuantLib as ql
+
+    today = ql.Date(5, ql.July, 2002)
+    ql.Settings.instance().evaluationDate = today
+    dc, calendar, spot = ql.Actual365Fixed(), ql.TARGET(), 4468.17
+    dates = [today] + [today + d for d in DAX_DAYS]
+    curve = ql.YieldTermStructureHandle(ql.ZeroCurve(dates, [0.0357, *DAX_RATES], dc))
+    dividends = ql.YieldTermStructureHandle(ql.FlatForward(today, 0.0, dc))
+    quote = ql.QuoteHandle(ql.SimpleQuote(spot))
+    model = ql.HestonModel(ql.HestonProcess(curve, dividends, quote, 0.1, 1.0, 0.1, 0.5, -0.5))
+    engine = ql.AnalyticHestonEngine(model, 64)
+    helpers, strikes, taus, vols = [], [], [], []
+    for s, k in enumerate(DAX_STRIKES):
+        for m, days in enumerate(DAX_DAYS):
+            period = ql.Period(int((days + 3) / 7.0), ql.Weeks)  # QuantLib rounds to weeks
+            helper = ql.HestonModelHelper(
+                period, calendar, spot, float(k), ql.QuoteHandle(ql.SimpleQuote(DAX_VOLS[s, m])),
+                curve, dividends, ql.BlackCalibrationHelper.ImpliedVolError,
+            )  # fmt: skip
+            helper.setPricingEngine(engine)
+            helpers.append(helper)
+            strikes.append(k)
+            taus.append(dc.yearFraction(today, calendar.advance(today, period)))
+            vols.append(DAX_VOLS[s, m])
+    model.calibrate(
+        helpers, ql.LevenbergMarquardt(1e-8, 1e-8, 1e-8), ql.EndCriteria(400, 40, 1e-8, 1e-8, 1e-8)
+    )
+    ql_sse = sum((100 * h.calibrationError()) ** 2 for h in helpers)
+    assert ql_sse == pytest.approx(177.2, abs=1.0)  # QuantLib's own expectation
+    taus, strikes, vols = np.array(taus), np.array(strikes, float), np.array(vols)
+    rates = np.array([-np.log(curve.discount(t)) / t for t in taus])
+    # the same options and prices as QuantLib's helpers (out of the money)
+    forward = spot * np.exp(rates * taus)
+    calls = strikes >= forward
+    prices = np.exp(-rates * taus) * np.asarray(black_price(forward, strikes, taus, vols, calls))
+    np.testing.assert_allclose(prices, [h.marketValue() for h in helpers], rtol=1e-9)
+
+    data = {"spot": spot, "strikes": strikes, "maturities": taus, "rate": rates,
+            "dividend": 0.0, "target_vols": vols}  # fmt: skip
+    res = HestonCalibrator().calibrate(data)
+    p = [float(res.params[n]) for n in TRUE]
+    model_prices = np.asarray(heston_price(spot, strikes, taus, rates, 0.0, *p, calls))
+    undiscounted = model_prices * np.exp(rates * taus)
+    ours = np.asarray(implied_vol(undiscounted, forward, strikes, taus, calls))
+    ours_sse = float(np.sum((100 * (ours - vols)) ** 2))  # measured: 177.2333 both
+    assert bool(res.converged) and ours_sse <= ql_sse * (1 + 1e-6), (ours_sse, ql_sse, p)

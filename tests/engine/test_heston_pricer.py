@@ -116,3 +116,17 @@ def test_implied_vol_is_nan_outside_the_no_arbitrage_bounds():
     out = implied_vol(np.array([-1.0, 0.0, 100.0, 5.0]), 100.0, 100.0, 1.0)
     assert np.isnan(np.asarray(out)[:3]).all() and np.isfinite(np.asarray(out)[3])
     assert np.isnan(implied_vol(5.0, 100.0, 100.0, 0.0))  # no time, no vol
+
+
+@pytest.mark.parametrize("call, strike", [(True, 120.0), (False, 90.0), (True, 80.0)])
+def test_implied_vol_derivatives_follow_the_implicit_function_theorem(call, strike):
+    args = (100.0, strike, 0.5)
+    price = float(black_price(*args, 0.27, call))
+    grad = jax.grad(lambda p, f, k, t: implied_vol(p, f, k, t, call), argnums=(0, 1, 2, 3))
+    h = 1e-6
+    fd = [
+        (implied_vol(*(x + h * e), call) - implied_vol(*(x - h * e), call)) / (2 * h)
+        for x in [np.array([price, *args])]
+        for e in np.eye(4)
+    ]
+    np.testing.assert_allclose(np.array(grad(price, *args)), np.array(fd), rtol=1e-6)
