@@ -155,10 +155,12 @@ def _model(p: Array, s: HestonSurface, u: Array, kernel: Array) -> Array:
     )
 
 
-def _errors(model: Array, s: HestonSurface) -> Array:
+def _errors(model: Array, s: HestonSurface, vol_fit: bool) -> Array:
     """Implied-vol errors for a vol fit (relative price errors where the model price has no
     implied vol), relative or vega-scaled price errors otherwise; zero on padding."""
     price_error = (model - s.prices) / s.scale
+    if not vol_fit:  # static: price fits never pay for the inversion
+        return jnp.where(s.weights > 0, price_error, 0.0)
     growth = jnp.exp((s.rates - s.dividends) * s.expiries)
     vol = implied_vol(
         model * jnp.exp(s.rates * s.expiries), s.spot * growth, s.strikes, s.expiries, s.calls > 0
@@ -167,34 +169,35 @@ def _errors(model: Array, s: HestonSurface) -> Array:
     return jnp.where(s.weights > 0, error, 0.0)
 
 
-def _residuals(x, args, bounds):
+def _residuals(x, args, bounds, vol_fit):
     s, u, kernel = args
-    return (jnp.sqrt(s.weights) * _errors(_model(_params(x, bounds), s, u, kernel), s)).ravel()
+    model = _model(_params(x, bounds), s, u, kernel)
+    return (jnp.sqrt(s.weights) * _errors(model, s, vol_fit)).ravel()
 
 
-def _solve(s: HestonSurface, x0: Array, bounds, max_steps: int, tol: float):
+def _solve(s: HestonSurface, x0: Array, bounds, max_steps: int, tol: float, vol_fit: bool):
     """LM from ``x0`` with quadrature nodes fitted to ``x0``'s parameters and held fixed, so
     the strike kernel is computed once and the Jacobian differentiates only the CF."""
     u, weights = quadrature(s.expiries, *_params(x0, bounds))
     forward = s.spot * jnp.exp((s.rates - s.dividends) * s.expiries)
     kernel = lewis_kernel(s.strikes, forward, u, weights)
-    residuals = partial(_residuals, bounds=bounds)
+    residuals = partial(_residuals, bounds=bounds, vol_fit=vol_fit)
     out = levenberg_marquardt(
         residuals, x0, (s, u, kernel), max_steps=max_steps, tol=tol, record_history=True
     )
     return out, (u, kernel)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _fit(bounds, max_steps: int, tol: float, surfaces: HestonSurface, x0: Array):
+@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _fit(bounds, max_steps: int, tol: float, vol_fit: bool, surfaces: HestonSurface, x0: Array):
     """Fit ``x0`` (B, S, 5): every surface from each of its S starts, all in one program."""
 
     def one(s, x):
-        out, nodes = _solve(s, x, bounds, max_steps, tol)
+        out, nodes = _solve(s, x, bounds, max_steps, tol, vol_fit)
         p = _params(out.x, bounds)
 
         def weighted(q):  # residuals in the physical parameters, for identifiability
-            return (jnp.sqrt(s.weights) * _errors(_model(q, s, *nodes), s)).ravel()
+            return (jnp.sqrt(s.weights) * _errors(_model(q, s, *nodes), s, vol_fit)).ravel()
 
         model = _model(p, s, *nodes)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
@@ -286,7 +289,10 @@ class HestonCalibrator:
                 s.calls > 0,
             )
         )
-        grid = np.asarray(_errors(jnp.asarray(model), s._replace(weights=np.ones_like(s.weights))))
+        every_weight = s._replace(weights=np.ones_like(s.weights))
+        grid = np.asarray(
+            _errors(jnp.asarray(model), every_weight, bool(np.isfinite(s.vols).any()))
+        )
         out = np.empty(n)
         for i, t in enumerate(np.unique(expiries)):  # pack_surface's order, back to the input's
             idx = np.flatnonzero(expiries == t)
@@ -304,6 +310,7 @@ class HestonCalibrator:
         m = _round_up(max(p.expiries.shape[0] for p in packed), 4)
         k = max(p.strikes.shape[1] for p in packed)
         stacked = HestonSurface(*(np.stack(x) for x in zip(*(_pad(p, m, k) for p in packed))))
+        vol_fit = bool(np.isfinite(stacked.vols).any())  # one program per kind of fit
         b = len(packed)
         starts, warm = self._starts(init, b)
         u0 = np.stack(
@@ -315,7 +322,7 @@ class HestonCalibrator:
         )
         p, status, iterations, cost, worst, history, condition, errors, correlations = (
             np.asarray(x)
-            for x in _fit(self._bounds, self.max_steps, self.tol, stacked, jnp.asarray(u0))
+            for x in _fit(self._bounds, self.max_steps, self.tol, vol_fit, stacked, jnp.asarray(u0))
         )
         converged = (status == Status.CONVERGED) & np.all(np.isfinite(p), axis=-1)
         score = np.where(converged, cost, np.inf)
