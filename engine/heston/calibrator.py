@@ -271,13 +271,8 @@ class HestonCalibrator:
         ``params``, in the fit's own measure: relative price errors, or implied-vol errors."""
         every = {k: v for k, v in market_data.items() if k != "open_interest"}
         s = pack_surface(every | {"weights": 1.0})
-        data = {
-            k: np.atleast_1d(np.asarray(v, float))
-            for k, v in market_data.items()
-            if k in ("strikes", "maturities")
-        }
-        n = data["strikes"].size
-        expiries = np.broadcast_to(data["maturities"], (n,))
+        n = np.atleast_1d(market_data["strikes"]).size
+        expiries = np.broadcast_to(np.asarray(market_data["maturities"], float), (n,))
         model = np.asarray(
             heston_price(
                 s.spot,
@@ -377,9 +372,9 @@ def _round_up(n: int, step: int) -> int:
 def _pad(s: HestonSurface, m: int, k: int) -> HestonSurface:
     """Pad to ``m`` expiries of ``k`` strikes (repeating the last expiry, zero weight)."""
 
-    def grid(a, fill_last_row=True):
+    def grid(a):
         a = np.asarray(a)
-        out = np.concatenate([a, np.repeat(a[-1:], m - a.shape[0], 0)]) if fill_last_row else a
+        out = np.concatenate([a, np.repeat(a[-1:], m - a.shape[0], 0)])
         if out.ndim == 2 and out.shape[1] < k:
             out = np.concatenate([out, np.repeat(out[:, -1:], k - out.shape[1], 1)], 1)
         return out
