@@ -3,7 +3,7 @@
 The stream publishes what these return; nothing here does I/O or reads a clock (the caller
 passes ``now``). Rules follow the playbook's monitoring section: a failed fit is critical,
 any other failed validation gate is a warning, and a parameter more than ``z`` standard
-deviations from its running mean (per smile, after ``min_count`` good fits) is a drift warning.
+deviations from its running mean (per smile or surface, after ``min_count`` good fits) is a drift warning.
 """
 
 from __future__ import annotations
@@ -37,13 +37,9 @@ class _Running:
 
 @dataclass(frozen=True)
 class History:
-    """Per (underlying, expiry, parameter) running statistics of good fits."""
+    """Per (smile or surface key, parameter) running statistics of good fits."""
 
-    stats: dict[tuple[str, str, str], _Running] = field(default_factory=dict)
-
-
-def _subject(p: Params) -> str:
-    return f"{p.underlying} {p.expiry} {p.model}"
+    stats: dict[tuple[str, str], _Running] = field(default_factory=dict)
 
 
 def gate_alerts(params: Params, now: float) -> list[Alert]:
@@ -55,7 +51,7 @@ def gate_alerts(params: Params, now: float) -> list[Alert]:
                 now,
                 "critical",
                 "not_converged",
-                _subject(params),
+                params.subject,
                 f"calibration did not converge: {params.status}",
                 {"iterations": float(params.iterations)},
             )
@@ -68,7 +64,7 @@ def gate_alerts(params: Params, now: float) -> list[Alert]:
                 now,
                 "warning",
                 f"gate.{name}",
-                _subject(params),
+                params.subject,
                 f"gate {name} failed: {gate['value']} vs threshold {gate['threshold']}",
                 {"value": gate["value"], "threshold": gate["threshold"]},
             )
@@ -86,7 +82,7 @@ def drift_alerts(
     for name, value in params.params.items():
         if value is None:
             continue
-        key = (params.underlying, params.expiry, name)
+        key = (params.key, name)
         run = stats.get(key, _Running())
         if run.count >= min_count and run.std > 0:
             score = abs(value - run.mean) / run.std
@@ -96,7 +92,7 @@ def drift_alerts(
                         now,
                         "warning",
                         "drift",
-                        _subject(params),
+                        params.subject,
                         f"parameter {name} drifted: z-score {score:.2f}",
                         {"value": value, "mean": run.mean, "std": run.std, "z": score},
                     )

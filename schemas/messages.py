@@ -37,8 +37,12 @@ def _reject_unknown(cls, data: dict) -> None:
 
 @dataclass(frozen=True)
 class Quote:
-    """One option quote tick. FX quotes carry the ``forward``; a vol is ``mid_vol`` or
-    ``bid_vol`` and ``ask_vol`` (not crossed)."""
+    """One option quote tick.
+
+    FX quotes carry the ``forward`` and a vol: ``mid_vol``, or ``bid_vol`` and ``ask_vol`` (not
+    crossed). Equity quotes carry ``spot``, ``rate`` and ``dividend`` (continuous, decimal) and
+    either a vol or a price (``mid_price``, or ``bid_price`` and ``ask_price``); a price says
+    whether it is a ``call`` or a put."""
 
     TYPE = "quote"
     VERSION = 1
@@ -56,11 +60,23 @@ class Quote:
     mid_vol: float | None = None
     size: float | None = None
     open_interest: float | None = None
+    spot: float | None = None
+    rate: float | None = None
+    dividend: float | None = None
+    bid_price: float | None = None
+    ask_price: float | None = None
+    mid_price: float | None = None
+    call: bool | None = None
 
     @property
-    def vol(self) -> float:
-        """The mid vol: ``mid_vol``, else the mean of bid and ask."""
-        return self.mid_vol if self.mid_vol is not None else 0.5 * (self.bid_vol + self.ask_vol)
+    def vol(self) -> float | None:
+        """The mid vol: ``mid_vol``, else the mean of bid and ask (None for a price quote)."""
+        return _mid(self.mid_vol, self.bid_vol, self.ask_vol)
+
+    @property
+    def price(self) -> float | None:
+        """The mid price: ``mid_price``, else the mean of bid and ask (None for a vol quote)."""
+        return _mid(self.mid_price, self.bid_price, self.ask_price)
 
     @property
     def time_to_expiry(self) -> float:
@@ -93,24 +109,61 @@ class Quote:
             mid_vol=f.optional(f.finite, data, "mid_vol", positive=True),
             size=f.optional(f.finite, data, "size", nonnegative=True),
             open_interest=f.optional(f.finite, data, "open_interest", nonnegative=True),
+            spot=f.optional(f.finite, data, "spot", positive=True),
+            rate=f.optional(f.finite, data, "rate"),
+            dividend=f.optional(f.finite, data, "dividend"),
+            bid_price=f.optional(f.finite, data, "bid_price", positive=True),
+            ask_price=f.optional(f.finite, data, "ask_price", positive=True),
+            mid_price=f.optional(f.finite, data, "mid_price", positive=True),
+            call=f.optional(f.boolean, data, "call"),
         )
         quote.check()
         return quote
 
     def check(self) -> None:
-        """Cross-field rules: a vol is present and not crossed, FX has a forward, not expired."""
-        if self.mid_vol is None and (self.bid_vol is None or self.ask_vol is None):
-            raise SchemaError("missing_field", "a quote needs mid_vol, or bid_vol and ask_vol")
-        if self.bid_vol is not None and self.ask_vol is not None and self.bid_vol > self.ask_vol:
-            raise SchemaError("crossed_quote", f"bid_vol {self.bid_vol} > ask_vol {self.ask_vol}")
-        if self.asset_class == "fx" and self.forward is None:
-            raise SchemaError("missing_field", "an fx quote needs a forward")
+        """Cross-field rules: one vol or price, not crossed; what each asset class needs; rates
+        in decimals; not expired."""
+        for side in ("vol", "price"):
+            bid, ask = getattr(self, f"bid_{side}"), getattr(self, f"ask_{side}")
+            if bid is not None and ask is not None and bid > ask:
+                raise SchemaError("crossed_quote", f"bid_{side} {bid} > ask_{side} {ask}")
+        has_vol, has_price = self.vol is not None, self.price is not None
+        if self.asset_class == "fx":
+            if not has_vol:
+                raise SchemaError("missing_field", "a quote needs mid_vol, or bid_vol and ask_vol")
+            if self.forward is None:
+                raise SchemaError("missing_field", "an fx quote needs a forward")
+        else:
+            missing = [k for k in ("spot", "rate", "dividend") if getattr(self, k) is None]
+            if missing:
+                raise SchemaError("missing_field", f"an equity quote needs {', '.join(missing)}")
+            if has_vol == has_price:
+                raise SchemaError(
+                    "missing_field",
+                    "an equity quote needs a vol (mid_vol, or bid_vol and ask_vol) or a price "
+                    "(mid_price, or bid_price and ask_price), not both",
+                )
+            if has_price and self.call is None:
+                raise SchemaError("missing_field", "a price quote needs call (true or false)")
+            for k in ("rate", "dividend"):
+                if not -1.0 < getattr(self, k) < 1.0:
+                    raise SchemaError(
+                        "out_of_range", f"field {k!r} is a decimal rate, got {getattr(self, k)}"
+                    )
         if self.time_to_expiry <= 0:
             when = dt.datetime.fromtimestamp(self.ts, dt.UTC).isoformat()
             raise SchemaError("expired", f"expiry {self.expiry} is not after the quote time {when}")
 
 
-_QUOTE_FIELDS = frozenset({"type", "v", *Quote.__dataclass_fields__})
+def _mid(mid: float | None, bid: float | None, ask: float | None) -> float | None:
+    if mid is not None:
+        return mid
+    return None if bid is None or ask is None else 0.5 * (bid + ask)
+
+
+_EQUITY_FIELDS = ("spot", "rate", "dividend", "bid_price", "ask_price", "mid_price", "call")
+# the fast path takes FX vol quotes, the bulk of the stream; anything else gets the full checks
+_QUOTE_FIELDS = frozenset({"type", "v", *Quote.__dataclass_fields__}) - set(_EQUITY_FIELDS)
 _OPTIONAL = ("forward", "bid_vol", "ask_vol", "mid_vol")
 _NONNEGATIVE = ("size", "open_interest")
 _INF = math.inf
@@ -142,7 +195,7 @@ def _plain_quote(data: dict) -> Quote | None:
 
     The hot path of every worker: the same rules as the field-by-field checks of
     :meth:`Quote.from_wire` (a property test holds them equal) in one pass with cached name and
-    date checks. Anything unusual returns None, and the full checks then give the reason."""
+    date checks. Equity fields and anything unusual return None, and the full checks then give the reason."""
     if not data.keys() <= _QUOTE_FIELDS:
         return None
     get = data.get
@@ -154,7 +207,7 @@ def _plain_quote(data: dict) -> Quote | None:
         and ts < f.MAX_TIMESTAMP
         and type(underlying) is str
         and _name_ok(underlying)
-        and asset_class in ASSET_CLASSES
+        and asset_class == "fx"
         and type(expiry) is str
         and _canonical_date(expiry)
         and _positive(strike)
@@ -166,7 +219,7 @@ def _plain_quote(data: dict) -> Quote | None:
         and all(get(k) is None or _nonnegative(get(k)) for k in _NONNEGATIVE)
         and (mid is not None or (bid is not None and ask is not None))
         and (bid is None or ask is None or bid <= ask)
-        and (asset_class != "fx" or fwd is not None)
+        and fwd is not None
         and expiry_epoch(expiry) > ts
     ):
         return None
@@ -235,9 +288,23 @@ def _gates(data: dict) -> dict[str, dict]:
     return out
 
 
+def _expiries(data: dict) -> tuple[str, ...] | None:
+    value = data.get("expiries")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise SchemaError("wrong_type", "field 'expiries' must be a non-empty list of dates")
+    return tuple(f.date({"expiries": v}, "expiries").isoformat() for v in value)
+
+
 @dataclass(frozen=True)
 class Params:
-    """Calibrated parameters of one smile, with the evidence to trust them or not.
+    """Calibrated parameters of one smile (SABR) or of a whole surface (Heston), with the
+    evidence to trust them or not.
+
+    A smile's ``expiry``, ``forward`` and ``time_to_expiry`` are its own. A surface also has
+    ``spot`` and the ``expiries`` it fitted; its ``expiry`` is the last of them, with that
+    expiry's forward and time. ``key`` names the smile or surface (the Kafka key).
 
     ``good`` is what a risk engine should check: converged and every applicable gate passed.
     ``received_at``/``published_at`` are wall-clock stamps of the first tick that triggered the
@@ -266,13 +333,30 @@ class Params:
     n_quotes: int
     received_at: float
     published_at: float
+    spot: float | None = None
+    expiries: tuple[str, ...] | None = None
 
     @property
     def good(self) -> bool:
         return self.converged and all(g["verdict"] != "fail" for g in self.gates.values())
 
+    @property
+    def key(self) -> str:
+        """``UNDERLYING|EXPIRY`` for a smile, ``UNDERLYING|surface`` for a surface."""
+        return f"{self.underlying}|{'surface' if self.expiries else self.expiry}"
+
+    @property
+    def subject(self) -> str:
+        """What people read in alerts and tables: ``EURUSD 2027-11-25 sabr``."""
+        return f"{self.underlying} {'surface' if self.expiries else self.expiry} {self.model}"
+
     def to_wire(self) -> dict:
-        return _wire(self)
+        wire = _wire(self)
+        if self.expiries is None:  # a smile's message is as it always was
+            del wire["spot"], wire["expiries"]
+        else:
+            wire["expiries"] = list(self.expiries)
+        return wire
 
     @classmethod
     def from_wire(cls, data: dict) -> Params:
@@ -296,6 +380,8 @@ class Params:
             n_quotes=f.integer(data, "n_quotes"),
             received_at=f.finite(data, "received_at", nonnegative=True),
             published_at=f.finite(data, "published_at", nonnegative=True),
+            spot=f.optional(f.finite, data, "spot", positive=True),
+            expiries=_expiries(data),
         )
 
 

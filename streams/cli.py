@@ -123,7 +123,9 @@ def cmd_simulate(args) -> int:
     start = time.time()
     ticks = itertools.takewhile(
         lambda q: q.ts - start <= args.duration,
-        TickSimulator(pairs=args.pairs, seed=args.seed).ticks(start, args.rate),
+        TickSimulator(pairs=args.pairs, indices=args.indices, seed=args.seed).ticks(
+            start, args.rate
+        ),
     )
     summary = asyncio.run(
         send_quotes(
@@ -354,10 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     tail_p.add_argument("--bootstrap", help="Kafka bootstrap servers")
     tail_p.set_defaults(func=cmd_tail)
 
-    sim = sub.add_parser("simulate", help="send synthetic ticks from evolving SABR smiles")
+    sim = sub.add_parser(
+        "simulate",
+        help="send synthetic ticks: FX smiles (SABR vols) and equity indices (Heston prices)",
+    )
     sim.add_argument("--rate", type=float, default=200.0, help="ticks per second (default 200)")
     sim.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
-    sim.add_argument("--pairs", type=int, default=3, help="currency pairs, 1-6 (default 3)")
+    sim.add_argument("--pairs", type=int, default=3, help="currency pairs, 0-6 (default 3)")
+    sim.add_argument(
+        "--indices", type=int, default=1, help="equity indices, 0-3: SPX, SX5E, NDX (default 1)"
+    )
     sim.add_argument("--seed", type=int, default=5)
     sim.add_argument("--bootstrap", help="Kafka bootstrap servers")
     sim.add_argument("--batch", **_BATCH)

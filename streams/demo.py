@@ -23,27 +23,34 @@ from schemas import Params, decode
 from streams.broker import LocalKafka
 from streams.replay import ensure_topics, replay
 from streams.settings import Settings
+from streams.tail import format_params
 
 __all__ = ["render", "run_demo"]
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample_ticks.csv"
 
 
-def render(latest: dict[tuple[str, str], Params], counts: dict[tuple[str, str], int]) -> str:
-    """The live table: latest parameters per smile."""
-    header = (
-        f"{'underlying':10} {'expiry':10} {'alpha':>9} {'rho':>8} {'nu':>7} {'rmse bp':>8} "
-        f"{'steps':>5} {'start':>5} {'fits':>5}  verdict"
-    )
-    lines = [header, "-" * len(header)]
-    for key in sorted(latest):
-        p = latest[key]
-        lines.append(
-            f"{p.underlying:10} {p.expiry:10} {p.params['alpha']:9.5f} {p.params['rho']:+8.4f} "
-            f"{p.params['nu']:7.4f} {1e4 * (p.rmse or 0):8.2f} {p.iterations:5d} "
-            f"{'warm' if p.warm else 'cold':>5} {counts[key]:5d}  {'good' if p.good else 'FLAGGED'}"
+def render(latest: dict[str, Params], counts: dict[str, int]) -> str:
+    """The live table: latest parameters per smile (SABR) or surface (Heston)."""
+    rows = [
+        (
+            p.underlying,
+            "surface" if p.expiries else p.expiry,
+            p.model,
+            format_params(p),
+            f"{1e4 * (p.rmse or 0):.2f}",
+            str(p.iterations),
+            "warm" if p.warm else "cold",
+            str(counts[key]),
+            "good" if p.good else "FLAGGED",
         )
-    return "\n".join(lines)
+        for key, p in sorted(latest.items())
+    ]
+    header = ("underlying", "expiry", "model", "parameters", "rmse bp", "steps", "start", "fits")
+    header += ("verdict",)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), "-" * len(line(header)), *(line(r) for r in rows)])
 
 
 async def _watch(
@@ -59,8 +66,8 @@ async def _watch(
         enable_auto_commit=False,
     )
     await consumer.start()
-    latest: dict[tuple[str, str], Params] = {}
-    counts: dict[tuple[str, str], int] = {}
+    latest: dict[str, Params] = {}
+    counts: dict[str, int] = {}
     last_draw = 0.0
     try:
         while not stop.is_set():
@@ -69,7 +76,7 @@ async def _watch(
                 for r in records:
                     p = decode(r.value, Params)
                     seen.append(p)
-                    key = (p.underlying, p.expiry)
+                    key = p.key
                     latest[key], counts[key] = p, counts.get(key, 0) + 1
             if live and latest and time.monotonic() - last_draw > 0.5:
                 last_draw = time.monotonic()
@@ -162,9 +169,12 @@ def run_demo(
     latency = np.array([1e3 * (p.published_at - p.received_at) for p in published])
     good = np.mean([p.good for p in published])
     warm = np.mean([p.warm for p in published])
+    smiles = len({p.key for p in published if p.expiries is None})
+    surfaces = len({p.key for p in published if p.expiries is not None})
     out.write(
-        f"\n{len(published):,} calibrations of {len({(p.underlying, p.expiry) for p in published})} "
-        f"smiles in {elapsed:.0f} s: {good:.1%} good, {warm:.1%} warm-started; latency from first "
+        f"\n{len(published):,} calibrations of {smiles} smiles and {surfaces} "
+        f"surface{'s' * (surfaces != 1)} in "
+        f"{elapsed:.0f} s: {good:.1%} good, {warm:.1%} warm-started; latency from first "
         f"triggering tick to publish p50 {np.percentile(latency, 50):.0f} ms, p99 "
         f"{np.percentile(latency, 99):.0f} ms\n"
     )

@@ -35,9 +35,9 @@ from schemas import (
     decode,
     encode,
 )
-from streams.scheduler import Calibrations
+from streams.scheduler import Calibrations, Snapshot
 from streams.settings import Settings
-from streams.surface import SmileSnapshot, SurfaceBook
+from streams.surface import SurfaceBook
 
 __all__ = ["Counters", "Pipeline", "Record", "Sink"]
 
@@ -80,21 +80,13 @@ def _quotes(value: bytes) -> Iterator[tuple[bytes, Quote | None, SchemaError | N
         yield value, None, exc
         return
     if isinstance(message, Quote):
-        yield value, *_supported(message)
+        yield value, message, None
         return
     for i, item in enumerate(message.items):
         try:
-            yield item, *_supported(decode(item, Quote))
+            yield item, decode(item, Quote), None
         except SchemaError as exc:
             yield item, None, SchemaError(exc.reason, f"item {i} of a quote batch: {exc.detail}")
-
-
-def _supported(quote: Quote) -> tuple[Quote | None, SchemaError | None]:
-    if quote.asset_class != "fx":
-        return None, SchemaError(
-            "unsupported", f"{quote.asset_class} quotes are not calibrated yet"
-        )
-    return quote, None
 
 
 class Pipeline:
@@ -121,7 +113,7 @@ class Pipeline:
 
     async def process(self, records: Sequence[Record]) -> None:
         deliveries: list[Awaitable] = []
-        snapshots: list[SmileSnapshot] = []
+        snapshots: list[Snapshot] = []
         for record in records:
             for value, quote, problem in _quotes(record.value):
                 self.counters.ticks += 1
@@ -135,7 +127,7 @@ class Pipeline:
             deliveries.extend(await self._calibrate(snapshots))
         await asyncio.gather(*deliveries)
 
-    async def _calibrate(self, snapshots: list[SmileSnapshot]) -> list[Awaitable]:
+    async def _calibrate(self, snapshots: list[Snapshot]) -> list[Awaitable]:
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(self.executor, self.calibrations.run, snapshots)
@@ -147,15 +139,14 @@ class Pipeline:
         for params in results:
             sent.extend(await self._publish(params))
         # the state topic is compacted: the latest state of each smile in this batch suffices
-        for underlying, expiry in dict.fromkeys((p.underlying, p.expiry) for p in results):
-            value = msgpack.packb(self.calibrations.record(underlying, expiry))
-            key = f"{underlying}|{expiry}".encode()
-            sent.append(await self.sink.send(self.settings.topics["state"], key, value))
+        for key in dict.fromkeys(p.key for p in results):
+            value = msgpack.packb(self.calibrations.record(key))
+            sent.append(await self.sink.send(self.settings.topics["state"], key.encode(), value))
         return sent
 
     async def _publish(self, params: Params) -> list[Awaitable]:
         params = replace(params, published_at=self.clock())
-        key = f"{params.underlying}|{params.expiry}".encode()
+        key = params.key.encode()
         self.counters.calibrations += 1
         self.counters.flagged += not params.good
         sent = [await self.sink.send(self.settings.topics["params"], key, encode(params))]
@@ -181,20 +172,18 @@ class Pipeline:
             self.settings.topics["dlq"], exc.reason.encode(), encode(letter)
         )
 
-    async def _error_alerts(
-        self, snapshots: list[SmileSnapshot], exc: Exception
-    ) -> list[Awaitable]:
+    async def _error_alerts(self, snapshots: list[Snapshot], exc: Exception) -> list[Awaitable]:
         now = self.clock()
         return [
             await self.sink.send(
                 self.settings.topics["alerts"],
-                f"{s.underlying}|{s.expiry}".encode(),
+                s.key.encode(),
                 encode(
                     Alert(
                         now,
                         "critical",
                         "calibration_error",
-                        f"{s.underlying} {s.expiry} sabr",
+                        s.key.replace("|", " "),
                         f"calibration raised {type(exc).__name__}: {exc}"[:2000],
                         {},
                     )

@@ -35,7 +35,11 @@ from streams.settings import Settings
 
 __all__ = ["Batcher", "ReplaySummary", "ensure_topics", "read_ticks", "replay", "send_quotes"]
 
-_NUMBERS = {"ts", "strike", "forward", "bid_vol", "ask_vol", "mid_vol", "size", "open_interest"}
+_NUMBERS = {
+    "ts", "strike", "forward", "bid_vol", "ask_vol", "mid_vol", "size", "open_interest",
+    "spot", "rate", "dividend", "bid_price", "ask_price", "mid_price",
+}  # fmt: skip
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 
 class Batcher:
@@ -90,6 +94,8 @@ def _row_to_quote(row: dict) -> Quote:
                     value = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC).timestamp()
         elif key == "seq" and isinstance(value, str) and value.isdigit():
             value = int(value)
+        elif key == "call" and isinstance(value, str):
+            value = _BOOLEANS.get(value.strip().lower(), value)
         data[key] = value
     return decode(msgpack.packb(data))
 

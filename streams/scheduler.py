@@ -1,5 +1,10 @@
 """Micro-batched calibration: dirty smiles of every underlying in one ``calibrate_batch``.
 
+FX smiles are fitted with SABR (beta fixed per underlying); equity index surfaces with Heston,
+every expiry at once, multi-start when cold and from their last good parameters when warm, in
+implied-vol space: a price quote is first turned into its implied vol against the spot it was
+quoted with, so quotes struck at different moments of a moving market fit together.
+
 Each smile starts warm from its last *good* parameters (converged, no failed gate) and cold
 otherwise; the stability gate compares with its last *converged* parameters, so a genuine jump
 fails the gate once and is then the new reference. Results that did not converge or failed a
@@ -9,8 +14,9 @@ Warm starts advance in *warm epochs* of event time (``warm_epoch`` seconds): eve
 of a smile within one epoch starts from the state the smile had when the epoch began. The
 snapshots of an epoch are then independent of each other, so a backlog calibrates in one large
 batch per epoch rather than one small round per snapshot, while the chain stays a function of
-the ticks alone. Smiles are grouped by their own strike-count bucket, and a smile's numbers never
-depend on which others share its batch: a replay reproduces every parameter exactly.
+the ticks alone. Smiles are grouped by their own strike-count bucket, and a smile's numbers
+never depend on which others share its batch (surfaces are fitted one by one): a replay
+reproduces every parameter exactly.
 """
 
 from __future__ import annotations
@@ -20,18 +26,24 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 
+from engine.blackscholes import black_price, implied_vol
 from engine.buckets import bucket
+from engine.heston import PARAM_NAMES as HESTON_PARAMS
+from engine.heston import HestonCalibrator
+from engine.result import CalibrationResult
 from engine.sabr import SABRCalibrator
 from schemas import Params
 from streams.report import plain
-from streams.surface import SmileSnapshot
+from streams.surface import SmileSnapshot, SurfaceSnapshot
 
-__all__ = ["Calibrations", "SmileState", "epochs"]
+__all__ = ["Calibrations", "SmileState", "epochs", "surface_market_data"]
 
 FREE = ("alpha", "rho", "nu")
 Values = dict[str, float] | None
+Snapshot = SmileSnapshot | SurfaceSnapshot
 
 
 @dataclass
@@ -51,11 +63,11 @@ class SmileState:
             self.epoch, self.base_warm, self.base_prior = epoch, self.warm, self.prior
 
 
-def epochs(snapshots: Sequence[SmileSnapshot], length: float) -> list[list[int]]:
+def epochs(snapshots: Sequence[Snapshot], length: float) -> list[list[int]]:
     """Indices of ``snapshots`` in rounds: round ``r`` holds each smile's snapshots of its
     ``r``-th warm epoch in this sequence, so a round only needs the rounds before it."""
     out: list[list[int]] = []
-    seen: dict[tuple[str, str], tuple[int, int]] = {}  # smile -> (epoch, round)
+    seen: dict[str, tuple[int, int]] = {}  # smile or surface -> (epoch, round)
     for i, s in enumerate(snapshots):
         e = math.floor(s.window_end / length)
         last = seen.get(s.key)
@@ -68,7 +80,8 @@ def epochs(snapshots: Sequence[SmileSnapshot], length: float) -> list[list[int]]
 
 
 class Calibrations:
-    """Calibrate batches of smile snapshots and keep each smile's warm-start state."""
+    """Calibrate batches of smile and surface snapshots and keep the warm-start state of each
+    (keyed like :attr:`schemas.Params.key`)."""
 
     def __init__(
         self,
@@ -77,6 +90,7 @@ class Calibrations:
         default_beta: float = 0.5,
         warm_epoch: float = 1.0,
         clock: Callable[[], float] = time.time,
+        heston: HestonCalibrator | None = None,
     ) -> None:
         if not warm_epoch > 0:
             raise ValueError(f"warm_epoch must be positive seconds, got {warm_epoch}")
@@ -85,11 +99,12 @@ class Calibrations:
         self.calibrator = calibrator or SABRCalibrator(
             beta=default_beta, min_batch=8, batch_growth=4, max_batch=512
         )
+        self.heston = heston or HestonCalibrator()
         self.betas = dict(betas or {})
         self.default_beta = default_beta
         self.warm_epoch = warm_epoch
         self.clock = clock
-        self.state: dict[tuple[str, str], SmileState] = {}
+        self.state: dict[str, SmileState] = {}
 
     def beta(self, underlying: str) -> float:
         return self.betas.get(underlying, self.default_beta)
@@ -109,20 +124,60 @@ class Calibrations:
                     prior={n: np.full(b, np.nan) for n in FREE},
                 )
 
-    def run(self, snapshots: Sequence[SmileSnapshot]) -> list[Params]:
-        """Calibrate ``snapshots`` (in arrival order, any number per smile); results in the
-        same order. One batch per warm-epoch round and strike-count bucket."""
+    def warmup_heston(self, shapes: Sequence[tuple[int, int]] = ((4, 12),)) -> None:
+        """Compile the Heston programs (cold and warm) of surfaces of ``shapes`` (expiries,
+        strikes per expiry), and the price inversion, before the worker takes traffic."""
+        for m, k in shapes:
+            t = np.repeat(0.25 * np.arange(1, m + 1), k)
+            strikes = 100.0 * np.exp(np.tile(np.linspace(-0.3, 0.3, k), m) * np.sqrt(t))
+            vols = 0.2 - 0.1 * np.log(strikes / 100.0)
+            prices = np.asarray(black_price(100.0, strikes, t, vols, strikes >= 100.0))
+            n, nan = t.size, (math.nan,) * t.size
+            snap = SurfaceSnapshot(
+                underlying="warmup",
+                spot=100.0,
+                expiries=tuple(map(str, t)),
+                times=tuple(t),
+                strikes=tuple(strikes),
+                rates=(0.0,) * n,
+                dividends=(0.0,) * n,
+                vols=nan,
+                prices=tuple(prices),
+                calls=tuple(strikes >= 100.0),
+                quote_spots=(100.0,) * n,
+                open_interest=nan,
+                window_start=0.0,
+                window_end=0.0,
+                dropped=0,
+                received_at=0.0,
+            )
+            data = surface_market_data(snap)
+            self.heston.calibrate_batch([data])
+            warm = {n: np.array([spec.init]) for n, spec in self.heston.parameter_specs.items()}
+            self.heston.calibrate_batch([data], init=warm)
+
+    @staticmethod
+    def _group(snap: Snapshot) -> tuple:
+        """Smiles of one strike bucket calibrate in one batch; surfaces one by one."""
+        if isinstance(snap, SmileSnapshot):
+            return ("sabr", bucket(len(snap.strikes), 8))
+        return ("heston",)
+
+    def run(self, snapshots: Sequence[Snapshot]) -> list[Params]:
+        """Calibrate ``snapshots`` (in arrival order, any number per smile or surface); results
+        in the same order. One batch per warm-epoch round and program (see ``_group``)."""
         out: list[Params | None] = [None] * len(snapshots)
         for rows in epochs(snapshots, self.warm_epoch):
-            groups: dict[int, list[int]] = {}
+            groups: dict[tuple, list[int]] = {}
             for i in rows:
                 snap = snapshots[i]
                 self.state.setdefault(snap.key, SmileState()).enter(
                     math.floor(snap.window_end / self.warm_epoch)
                 )
-                groups.setdefault(bucket(len(snap.strikes), 8), []).append(i)
-            for group in groups.values():
-                for i, params in zip(group, self._calibrate([snapshots[i] for i in group])):
+                groups.setdefault(self._group(snap), []).append(i)
+            for (model, *_), group in groups.items():
+                fit = self._calibrate if model == "sabr" else self._calibrate_surfaces
+                for i, params in zip(group, fit([snapshots[i] for i in group])):
                     out[i] = params
             for i in rows:  # in arrival order, whichever bucket each snapshot went to
                 self._remember(out[i])  # type: ignore[arg-type]
@@ -131,36 +186,116 @@ class Calibrations:
     def _remember(self, message: Params) -> None:
         """Converged parameters become the stability reference, good ones the warm start."""
         if message.converged:  # converged parameters are finite: no None among them
-            st = self.state[(message.underlying, message.expiry)]
+            st = self.state[message.key]
             st.prior = dict(message.params)
             if message.good:
                 st.warm = st.prior
 
     def _calibrate(self, snaps: list[SmileSnapshot]) -> list[Params]:
         states = [self.state[s.key] for s in snaps]
-
-        def column(values: list[Values]) -> dict[str, np.ndarray]:
-            return {n: np.array([v[n] if v else np.nan for v in values]) for n in FREE}
-
         result = self.calibrator.calibrate_batch(
             np.array([s.forward for s in snaps]),
             np.array([s.time_to_expiry for s in snaps]),
             [np.array(s.strikes) for s in snaps],
             [np.array(s.vols) for s in snaps],
-            init=column([st.base_warm for st in states]),
-            prior=column([st.base_prior for st in states]),
+            init=_column([st.base_warm for st in states], FREE),
+            prior=_column([st.base_prior for st in states], FREE),
             beta=np.array([self.beta(s.underlying) for s in snaps]),
         )
-        done = self.clock()
+        return _messages(snaps, result, "sabr", self.clock())
+
+    def _calibrate_surfaces(self, snaps: list[SurfaceSnapshot]) -> list[Params]:
+        """One program call per surface: XLA's batched reductions are not bit-identical across
+        batch sizes, and a replay must be (a desk has a few indices, not hundreds)."""
         out = []
-        for snap, values in zip(snaps, plain(result)):
-            message = Params(
+        for snap in snaps:
+            warm = self.state[snap.key].base_warm
+            result = self.heston.calibrate_batch(
+                [surface_market_data(snap)], init=_column([warm], HESTON_PARAMS) if warm else None
+            )
+            out += _messages([snap], result, "heston", self.clock())
+        return out
+
+    def export_state(self) -> dict[str, dict]:
+        """Warm-start state as plain data (for a compacted topic or a table)."""
+        return {key: self.record(key) for key in self.state}
+
+    def record(self, key: str) -> dict:
+        """The state of one smile or surface (``Params.key``) as plain data."""
+        return vars(self.state[key]).copy()
+
+    def import_state(self, data: Mapping[str, dict]) -> None:
+        fields = SmileState.__dataclass_fields__
+        for key, value in data.items():
+            self.state[key] = SmileState(**{k: v for k, v in value.items() if k in fields})
+
+
+def _column(values: Sequence[Values], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Parameter columns of a batch, NaN where a row has none (a cold start)."""
+    return {n: np.array([v[n] if v else np.nan for v in values]) for n in names}
+
+
+_implied_vol = jax.jit(implied_vol)
+
+
+def surface_market_data(snap: SurfaceSnapshot) -> dict:
+    """A surface snapshot as :class:`engine.heston.HestonCalibrator` market data for a vol fit;
+    a price whose implied vol does not exist weighs zero."""
+    t, k = np.array(snap.times), np.array(snap.strikes)
+    r, q = np.array(snap.rates), np.array(snap.dividends)
+    vols = np.array(snap.vols)
+    priced = np.flatnonzero(~np.isfinite(vols))
+    if priced.size:  # one call for the surface, padded to a few shapes
+        size = bucket(priced.size, 64)
+        pad = lambda a, fill: np.concatenate([a[priced], np.full(size - priced.size, fill)])  # noqa: E731
+        spots = np.array(snap.quote_spots)
+        forward = spots * np.exp((r - q) * t)
+        undiscounted = np.array(snap.prices) * np.exp(r * t)
+        calls = np.array([bool(c) for c in snap.calls])
+        inverted = _implied_vol(
+            pad(undiscounted, 0.1), pad(forward, 1.0), pad(k, 1.0), pad(t, 1.0), pad(calls, True)
+        )
+        vols[priced] = np.asarray(inverted)[: priced.size]
+    usable = np.isfinite(vols)
+    return {
+        "spot": snap.spot,
+        "strikes": k,
+        "maturities": t,
+        "rate": r,
+        "dividend": q,
+        "target_vols": np.where(usable, vols, 0.2),
+        "weights": usable.astype(np.float64),
+        "open_interest": np.array(snap.open_interest),
+    }
+
+
+def _messages(
+    snaps: Sequence[Snapshot], result: CalibrationResult, model: str, done: float
+) -> list[Params]:
+    """One :class:`Params` per snapshot of a batch ``result``; a surface's is stamped with its
+    last expiry (forward and time) and lists its expiries."""
+    out = []
+    for snap, values in zip(snaps, plain(result)):
+        if isinstance(snap, SmileSnapshot):
+            where = {"expiry": snap.expiry, "forward": snap.forward, "t": snap.time_to_expiry}
+        else:
+            last = int(np.argmax(snap.times))
+            t, growth = snap.times[last], snap.rates[last] - snap.dividends[last]
+            where = {
+                "expiry": snap.expiries[last],
+                "forward": snap.spot * math.exp(growth * t),
+                "t": t,
+                "spot": snap.spot,
+                "expiries": tuple(sorted(set(snap.expiries))),
+            }
+        out.append(
+            Params(
                 underlying=snap.underlying,
-                expiry=snap.expiry,
-                model="sabr",
+                expiry=where.pop("expiry"),
+                model=model,
                 params=values["params"],
-                forward=snap.forward,
-                time_to_expiry=snap.time_to_expiry,
+                forward=where.pop("forward"),
+                time_to_expiry=where.pop("t"),
                 converged=values["converged"],
                 status=values["status"],
                 warm=values["warm"],
@@ -173,22 +308,7 @@ class Calibrations:
                 n_quotes=len(snap.strikes),
                 received_at=snap.received_at,
                 published_at=done,
+                **where,
             )
-            out.append(message)
-        return out
-
-    def export_state(self) -> dict[str, dict]:
-        """Warm-start state as plain data (for a compacted topic or a table)."""
-        return {f"{u}|{e}": self.record(u, e) for u, e in self.state}
-
-    def record(self, underlying: str, expiry: str) -> dict:
-        """One smile's state as plain data."""
-        return vars(self.state[(underlying, expiry)]).copy()
-
-    def import_state(self, data: Mapping[str, dict]) -> None:
-        fields = SmileState.__dataclass_fields__
-        for key, value in data.items():
-            underlying, expiry = key.split("|", 1)
-            self.state[(underlying, expiry)] = SmileState(
-                **{k: v for k, v in value.items() if k in fields}
-            )
+        )
+    return out

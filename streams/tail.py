@@ -7,20 +7,26 @@ from collections.abc import Callable
 
 from schemas import Alert, DeadLetter, Params, Quote, SchemaError, decode
 
-__all__ = ["describe", "tail"]
+__all__ = ["describe", "format_params", "tail"]
+
+
+def format_params(params: Params) -> str:
+    """The fitted parameters as ``name=value`` (SABR's fixed beta left out)."""
+    return " ".join(
+        f"{k}={'nan' if v is None else f'{v:.4g}'}" for k, v in params.params.items() if k != "beta"
+    )
 
 
 def describe(message) -> str:
     """One human-readable line for any volstream message."""
     if isinstance(message, Params):
-        p = message.params
         verdict = "good" if message.good else "FLAGGED"
         latency = 1e3 * (message.published_at - message.received_at)
+        error = "rmse" if message.model == "sabr" else "rmse(vol)"
         return (
-            f"{message.underlying} {message.expiry} {message.model} alpha={p['alpha']:.5f} "
-            f"rho={p['rho']:+.4f} nu={p['nu']:.4f} rmse={1e4 * (message.rmse or 0):.2f}bp "
-            f"steps={message.iterations} {'warm' if message.warm else 'cold'} {verdict} "
-            f"latency={latency:.0f}ms"
+            f"{message.subject} {format_params(message)} "
+            f"{error}={1e4 * (message.rmse or 0):.2f}bp steps={message.iterations} "
+            f"{'warm' if message.warm else 'cold'} {verdict} latency={latency:.0f}ms"
         )
     if isinstance(message, Alert):
         return f"[{message.severity.upper()}] {message.rule} {message.subject}: {message.message}"
@@ -30,9 +36,15 @@ def describe(message) -> str:
             f"{message.partition} offset {message.offset}, {message.original_size} bytes)"
         )
     if isinstance(message, Quote):
+        level = f"fwd={message.forward}" if message.asset_class == "fx" else f"spot={message.spot}"
+        quoted = (
+            f"vol={100 * message.vol:.3f}%"
+            if message.vol is not None
+            else f"{'call' if message.call else 'put'}={message.price:g}"
+        )
         return (
-            f"{message.underlying} {message.expiry} K={message.strike:g} vol={100 * message.vol:.3f}% "
-            f"fwd={message.forward} seq={message.seq}"
+            f"{message.underlying} {message.expiry} K={message.strike:g} {quoted} {level} "
+            f"seq={message.seq}"
         )
     return repr(message)
 

@@ -70,6 +70,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     pipeline.calibrations.import_state(state)
     log.warning("restored warm-start state of %d smiles; compiling the solver...", len(state))
     pipeline.calibrations.warmup()
+    pipeline.calibrations.warmup_heston()
     # Everything alive now (modules, compiled programs, restored state) lives as long as the
     # worker: keep it out of the cyclic collector, whose full passes over it otherwise paused
     # the stream for 100-250 ms (seen in bench/stream.py's latency run).

@@ -24,6 +24,7 @@ one ``jit``, with quadrature nodes fitted to each start; padded options weigh ze
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -34,6 +35,7 @@ import numpy as np
 from jax import Array
 
 from engine.blackscholes import black_price, implied_vol
+from engine.buckets import bucket
 from engine.diagnostics import compute_identifiability_metrics
 from engine.gates import threshold_gate
 from engine.heston.pricer import heston_price, heston_price_on, lewis_kernel, quadrature
@@ -42,7 +44,7 @@ from engine.optimize.lm import levenberg_marquardt
 from engine.parameters import ParameterSpec, to_constrained, to_unconstrained
 from engine.result import CalibrationResult
 
-__all__ = ["PARAM_NAMES", "HestonCalibrator", "HestonSurface", "pack_surface"]
+__all__ = ["PARAM_NAMES", "HestonCalibrator", "HestonSurface", "pack_surface", "surface_shape"]
 
 PARAM_NAMES = ("v0", "kappa", "theta", "sigma", "rho")
 
@@ -69,6 +71,14 @@ def _column(value, n: int, name: str) -> np.ndarray:
     return out
 
 
+def surface_shape(maturities) -> tuple[int, int]:
+    """The packed shape ``(M, K)`` of a surface with these option maturities: expiries and most
+    strikes of one expiry, each rounded up to a multiple of 4 (few programs, little padding).
+    Surfaces of one shape calibrate in one program, whatever else shares their batch."""
+    _, counts = np.unique(np.asarray(maturities, np.float64), return_counts=True)
+    return _round_up(counts.size, 4), _round_up(int(counts.max()), 4)
+
+
 def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonSurface:
     """Validate one surface's ``market_data`` and pack it by expiry (see the module doc)."""
     for key in ("spot", "strikes", "maturities"):
@@ -85,10 +95,9 @@ def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonS
     weights = _column(market_data.get("weights", 1.0), n, "weights")
     if not (spot > 0 and np.all(strikes > 0) and np.all(expiries > 0) and np.all(weights >= 0)):
         raise ValueError("spot, strikes and maturities must be positive and weights non-negative")
-    if "open_interest" in market_data:  # the playbook's liquidity filter
-        weights = weights * (
-            _column(market_data["open_interest"], n, "open_interest") > min_open_interest
-        )
+    if "open_interest" in market_data:  # the playbook's liquidity filter; NaN: not reported
+        interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
+        weights = weights * ~(interest <= min_open_interest)
     forward = spot * np.exp((rates - dividends) * expiries)
     discount = np.exp(-rates * expiries)
     calls = np.broadcast_to(market_data.get("call", strikes >= forward), (n,)).astype(np.float64)
@@ -113,7 +122,7 @@ def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonS
         raise ValueError("no option left to fit (all weights zero or filtered as illiquid)")
     unique = np.unique(expiries)
     rows = [np.flatnonzero(expiries == t) for t in unique]
-    m, k = len(unique), _round_up(max(len(r) for r in rows), 4)
+    m, k = len(unique), max(len(r) for r in rows)
     grid = lambda fill: np.full((m, k), fill, np.float64)  # noqa: E731
     names = ("strikes", "rates", "dividends", "prices", "calls", "scale", "vols")
     out = {name: grid(1.0) for name in names}
@@ -132,7 +141,8 @@ def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonS
             ("weights", weights),
         ):
             out[name][i, : len(idx)] = values[idx]
-    return HestonSurface(spot=np.float64(spot), expiries=unique[:, None], **out)
+    packed = HestonSurface(spot=np.float64(spot), expiries=unique[:, None], **out)
+    return _pad(packed, *surface_shape(expiries))
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,7 @@ class HestonCalibrator:
         tol: float = 1e-8,
         thresholds: GateThresholds | None = None,
         min_open_interest: float = 100.0,
+        batch_growth: int = 2,
     ) -> None:
         if not v0_starts or min(v0_starts) <= 0:
             raise ValueError("v0_starts must be a non-empty list of positive variances")
@@ -242,6 +253,7 @@ class HestonCalibrator:
         self.max_steps, self.tol = max_steps, tol
         self.thresholds = thresholds or GateThresholds()
         self.min_open_interest = min_open_interest
+        self.batch_growth = batch_growth
 
     @property
     def _bounds(self) -> tuple[tuple[float, float], ...]:
@@ -302,12 +314,15 @@ class HestonCalibrator:
     def calibrate_batch(self, surfaces: list[dict], init: dict | None = None) -> CalibrationResult:
         """Fit many surfaces at once; ``init`` (name -> (B,)) warm-starts rows that are finite."""
         packed = [pack_surface(m, self.min_open_interest) for m in surfaces]
-        m = _round_up(max(p.expiries.shape[0] for p in packed), 4)
-        k = max(p.strikes.shape[1] for p in packed)
-        stacked = HestonSurface(*(np.stack(x) for x in zip(*(_pad(p, m, k) for p in packed))))
-        vol_fit = bool(np.isfinite(stacked.vols).any())  # one program per kind of fit
         b = len(packed)
+        size = bucket(b, growth=self.batch_growth)  # padded with copies of the last surface
+        m = max(p.expiries.shape[0] for p in packed)
+        k = max(p.strikes.shape[1] for p in packed)
+        padded = [_pad(p, m, k) for p in packed] + [_pad(packed[-1], m, k)] * (size - b)
+        stacked = HestonSurface(*(np.stack(x) for x in zip(*padded)))
+        vol_fit = bool(np.isfinite(stacked.vols).any())  # one program per kind of fit
         starts, warm = self._starts(init, b)
+        starts = np.concatenate([starts, np.repeat(starts[-1:], size - b, 0)])
         u0 = np.stack(
             [
                 np.asarray(to_unconstrained(starts[..., i], lo, hi))
@@ -316,7 +331,7 @@ class HestonCalibrator:
             -1,
         )
         p, status, iterations, cost, worst, history, condition, errors, correlations = (
-            np.asarray(x)
+            np.asarray(x)[:b]
             for x in _fit(self._bounds, self.max_steps, self.tol, vol_fit, stacked, jnp.asarray(u0))
         )
         converged = (status == Status.CONVERGED) & np.all(np.isfinite(p), axis=-1)
@@ -397,7 +412,8 @@ def _pad(s: HestonSurface, m: int, k: int) -> HestonSurface:
 def _spread(p: np.ndarray, converged: np.ndarray) -> np.ndarray:
     """Largest relative difference of any parameter among each surface's converged starts."""
     masked = np.where(converged[..., None], p, np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no converged start
         hi, lo = np.nanmax(masked, axis=1), np.nanmin(masked, axis=1)
         rel = (hi - lo) / np.maximum(np.abs(np.nanmean(masked, axis=1)), 1e-12)
     return np.where(np.sum(converged, axis=1) > 1, np.nanmax(rel, axis=-1), np.nan)

@@ -1,5 +1,6 @@
 """Wire formats: round trips, every rejection reason, and properties of the codec."""
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -39,6 +40,23 @@ def quote(**kw) -> Quote:
     )
     base.update(kw)
     return Quote(**base)
+
+
+def equity(**kw) -> Quote:
+    base = dict(underlying="SPX", asset_class="equity", strike=4800.0, forward=None)
+    base |= dict(bid_vol=None, ask_vol=None, spot=5000.0, rate=0.04, dividend=0.015)
+    return quote(**base | kw)
+
+
+def surface_params() -> Params:
+    return dataclasses.replace(
+        params(),
+        underlying="SPX",
+        model="heston",
+        params={"v0": 0.04, "kappa": 1.5, "theta": 0.05, "sigma": 0.6, "rho": -0.7},
+        spot=5000.0,
+        expiries=("2026-12-18", "2027-11-25"),
+    )
 
 
 def params() -> Params:
@@ -81,15 +99,10 @@ def raw(message, **changes) -> bytes:
     "message",
     [
         quote(),
-        quote(
-            asset_class="equity",
-            forward=None,
-            bid_vol=None,
-            ask_vol=None,
-            mid_vol=0.2,
-            open_interest=500.0,
-        ),
+        equity(mid_vol=0.2, open_interest=500.0),
+        equity(bid_price=3.1, ask_price=3.3, call=False, rate=-0.005),
         params(),
+        surface_params(),
         Alert(
             ts=NOW,
             severity="critical",
@@ -145,6 +158,16 @@ def test_params_good_means_converged_and_no_failed_gate():
         (raw(quote(), forward=...), "missing_field", "forward"),
         (raw(quote(), asset_class="rates"), "out_of_range", "'asset_class'"),
         (raw(quote(), underlying="EUR USD"), "out_of_range", "valid name"),
+        (raw(quote(), bid_vol=..., ask_vol=..., mid_price=1.0), "missing_field", "mid_vol"),
+        (raw(equity(mid_vol=0.2), spot=...), "missing_field", "needs spot"),
+        (raw(equity(mid_vol=0.2), rate=..., dividend=...), "missing_field", "needs rate, dividend"),
+        (raw(equity(mid_vol=0.2), rate=4.5), "out_of_range", "decimal rate"),
+        (raw(equity(mid_vol=0.2), mid_price=3.0, call=True), "missing_field", "not both"),
+        (raw(equity(mid_price=3.0)), "missing_field", "needs call"),
+        (raw(equity(mid_price=3.0), call="yes"), "wrong_type", "'call' must be true or false"),
+        (raw(equity(bid_price=3.3, ask_price=3.1, call=True)), "crossed_quote", "bid_price 3.3"),
+        (raw(surface_params(), expiries=["soon"]), "wrong_type", "ISO date"),
+        (raw(surface_params(), expiries=[]), "wrong_type", "non-empty list"),
         (raw(quote(), colour="red"), "unknown_field", "colour"),
         (raw(params(), params={"alpha": math.nan}), "not_finite", "'params'"),
         (raw(params(), gates={"rmse": {"verdict": "maybe"}}), "out_of_range", "verdict"),
@@ -174,6 +197,14 @@ def test_quote_time_to_expiry_is_act365f_to_midnight_utc():
     assert q.time_to_expiry == pytest.approx(0.5 / 365, rel=1e-12)
     assert quote(mid_vol=0.2, bid_vol=None, ask_vol=None).vol == 0.2
     assert quote().vol == pytest.approx(0.085)
+    assert quote().price is None and equity(bid_price=2.0, ask_price=3.0).price == 2.5
+
+
+def test_params_keys_name_the_smile_or_the_surface():
+    assert (params().key, params().subject) == ("EURUSD|2027-11-25", "EURUSD 2027-11-25 sabr")
+    surface = surface_params()
+    assert (surface.key, surface.subject) == ("SPX|surface", "SPX surface heston")
+    assert "expiries" not in msgpack.unpackb(encode(params()))  # a smile's bytes are unchanged
 
 
 finite = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -191,8 +222,22 @@ quotes = st.builds(
 )
 
 
+equity_quotes = st.builds(
+    equity,
+    ts=st.floats(min_value=1e9, max_value=1.7e9),
+    strike=finite,
+    spot=finite,
+    rate=st.floats(min_value=-0.99, max_value=0.99),
+    dividend=st.floats(min_value=-0.99, max_value=0.99),
+    mid_price=finite,
+    call=st.booleans(),
+    open_interest=st.none() | st.floats(min_value=0, max_value=1e9),
+    expiry=st.sampled_from(["2055-01-01", "2099-12-31"]),
+)
+
+
 @settings(max_examples=200, deadline=None)
-@given(quotes)
+@given(quotes | equity_quotes)
 def test_property_valid_quotes_round_trip_exactly(q):
     assert decode(encode(q), Quote) == q
 
@@ -251,6 +296,9 @@ def test_property_mutated_quotes_decode_valid_or_raise_schema_error(q, changes):
                 "asset_class",
                 "source",
                 "open_interest",
+                "spot",
+                "mid_price",
+                "call",
                 "extra",
             ]
         ),

@@ -72,7 +72,9 @@ def test_demo_streams_the_sample_through_a_worker(kafka_bootstrap, tmp_path):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "underlying" in out.stdout and "rmse bp" in out.stdout
     summary = out.stdout.strip().splitlines()[-1]
-    assert "calibrations of 12 smiles" in summary and "good" in summary and "p99" in summary
+    assert "calibrations of 12 smiles and 1 surface in" in summary, summary
+    assert "good" in summary and "p99" in summary
+    assert "\nSPX " in out.stdout and " heston " in out.stdout  # the index's row in the table
 
 
 def test_market_data_json_and_fail_on_gates(tmp_path):

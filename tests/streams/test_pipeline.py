@@ -41,8 +41,8 @@ def test_bad_records_become_dead_letters_and_good_ones_calibrate():
     records.append(Record(encode(equity), "t.quotes", 0, 100, T0))
     pipe, sink = run([records])
     letters = [decode(v, DeadLetter) for _, v in sink.sent["t.dlq"]]
-    assert [(d.reason, d.offset) for d in letters] == [("not_msgpack", 99), ("unsupported", 100)]
-    assert pipe.counters.rejected == {"not_msgpack": 1, "unsupported": 1}
+    assert [(d.reason, d.offset) for d in letters] == [("not_msgpack", 99), ("missing_field", 100)]
+    assert pipe.counters.rejected == {"not_msgpack": 1, "missing_field": 1}
     params = [decode(v, Params) for _, v in sink.sent["t.params"]]
     assert params and all(p.good for p in params)
     assert params[0].published_at == T0 + 100 and params[0].received_at == T0

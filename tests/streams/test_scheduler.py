@@ -127,3 +127,64 @@ def test_state_export_round_trip():
     later = [dataclasses.replace(s, window_end=s.window_end + 1) for s in snaps]
     assert [p.params for p in fresh.run(later)] == [p.params for p in cal.run(later)]
     assert all(p.warm for p in fresh.run(later))
+
+
+def index_snapshots(count=150, seed=4, indices=2):
+    """Surface snapshots of simulated indices (Heston prices, drifting spot and v0)."""
+    from streams.simulate import TickSimulator
+    from streams.surface import SurfaceBook, SurfaceConfig
+
+    book = SurfaceBook(SurfaceConfig(surface_ticks=25))
+    sim = TickSimulator(pairs=0, indices=indices, seed=seed)
+    snaps = [book.on_quote(q, 0.0) for q in sim.ticks(1.795e9, rate=20, count=count)]
+    return [s for s in snaps if s is not None and s.shape[0] == 4]
+
+
+def test_surface_prices_become_the_implied_vols_quantlib_reprices_to_the_quote():
+    import QuantLib as ql
+
+    from streams.scheduler import surface_market_data
+
+    snap = index_snapshots(count=60, indices=1)[-1]
+    data = surface_market_data(snap)
+    assert data["weights"].all()
+    for i in range(len(snap.strikes)):
+        t, r, q = snap.times[i], snap.rates[i], snap.dividends[i]
+        forward = snap.quote_spots[i] * np.exp((r - q) * t)
+        price = ql.blackFormula(
+            ql.Option.Call if snap.calls[i] else ql.Option.Put,
+            snap.strikes[i],
+            forward,
+            data["target_vols"][i] * np.sqrt(t),
+            np.exp(-r * t),
+        )
+        assert price == pytest.approx(snap.prices[i], rel=1e-9)
+
+
+def test_index_surfaces_calibrate_with_heston_cold_then_warm_and_recover_the_model():
+    from streams.simulate import INDICES
+
+    snaps = index_snapshots()
+    cal = Calibrations()
+    out = cal.run(snaps)
+    assert [p.model for p in out] == ["heston"] * len(out) and len(out) >= 4
+    assert all(p.converged and p.good for p in out)
+    for name in ("SPX", "SX5E"):
+        mine = [p for p in out if p.underlying == name]
+        # good fits warm-start the next warm epoch's
+        assert not mine[0].warm and mine[-1].warm and sum(p.warm for p in mine) >= len(mine) - 2
+        truth = dict(zip(("kappa", "theta", "sigma", "rho"), INDICES[name][4:]))
+        for k, v in truth.items():  # the simulator's fixed parameters, through noise and drift
+            assert mine[-1].params[k] == pytest.approx(v, rel=0.05), (name, k)
+    assert cal.state["SPX|surface"].warm == next(
+        p.params for p in reversed(out) if p.underlying == "SPX"
+    )
+
+
+def test_a_surface_fit_does_not_depend_on_its_batch_companions():
+    snaps = index_snapshots()
+    spx = next(s for s in snaps if s.underlying == "SPX")
+    alone = Calibrations().run([spx])[0]
+    crowd = [spx] + [dataclasses.replace(s, underlying=f"X{i}") for i, s in enumerate(snaps[:4])]
+    together = Calibrations().run(crowd)[0]
+    assert alone.params == together.params and alone.diagnostics == together.diagnostics

@@ -21,12 +21,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from engine.heston import HestonCalibrator
 from engine.sabr import SABRCalibrator
 from schemas import DeadLetter, Params, Quote, QuoteBatch, decode, encode
 from streams.replay import ensure_topics, read_ticks
-from streams.scheduler import Calibrations
+from streams.scheduler import Calibrations, surface_market_data
 from streams.settings import Settings
-from streams.surface import SurfaceBook
+from streams.surface import SurfaceBook, SurfaceSnapshot
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ async def read_topic(
 
 def expected_snapshots(quotes: list[Quote]):
     book = SurfaceBook(Settings().surface)
-    per_smile: dict[tuple[str, str], list] = {}
+    per_smile: dict[str, list] = {}
     for q in quotes:
         snap = book.on_quote(q, 0.0)
         if snap is not None:
@@ -143,11 +144,12 @@ async def produce_with_bad(settings: Settings, quotes: list[Quote]) -> list[str]
     return sorted(reason for _, reason in bad_messages(quotes[0]))
 
 
-def params_by_smile(records) -> dict[tuple[str, str], list[Params]]:
-    out: dict[tuple[str, str], list[Params]] = {}
+def params_by_smile(records) -> dict[str, list[Params]]:
+    """Published parameters per smile or surface (``Params.key``), in publication order."""
+    out: dict[str, list[Params]] = {}
     for r in records:
         p = decode(r.value, Params)
-        out.setdefault((p.underlying, p.expiry), []).append(p)
+        out.setdefault(p.key, []).append(p)
     return out
 
 
@@ -186,16 +188,23 @@ def first_run(kafka_bootstrap, quotes, jit_cache, tmp_path_factory):
 def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
     expected, got = first_run["expected"], params_by_smile(first_run["params"])
     assert got.keys() == expected.keys(), first_run["log"].read_text()[-3000:]
-    snaps, published = [], []
+    assert "SPX|surface" in got  # the equity index, next to the FX smiles
+    snaps, published, surfaces, heston = [], [], [], []
     for key, smiles in expected.items():
         assert len(got[key]) == len(smiles), key  # nothing lost, nothing extra
         for snap, p in zip(smiles, got[key]):
-            assert (p.forward, p.time_to_expiry, p.n_quotes) == (
-                snap.forward,
-                snap.time_to_expiry,
+            assert (p.window_start, p.window_end, p.n_quotes) == (
+                snap.window_start,
+                snap.window_end,
                 len(snap.strikes),
             )
-            assert (p.window_start, p.window_end) == (snap.window_start, snap.window_end)
+            if isinstance(snap, SurfaceSnapshot):
+                assert (p.model, p.spot, p.time_to_expiry) == ("heston", snap.spot, max(snap.times))
+                assert p.expiries == tuple(sorted(set(snap.expiries)))
+                surfaces.append(snap)
+                heston.append(p)
+                continue
+            assert (p.forward, p.time_to_expiry) == (snap.forward, snap.time_to_expiry)
             snaps.append(snap)
             published.append(p)
     # 1. the stream changes nothing: the same snapshots through the same warm-start chain offline
@@ -203,7 +212,7 @@ def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
     for k in range(max(len(v) for v in expected.values())):
         batch = [v[k] for v in expected.values() if len(v) > k]
         for p in offline.run(batch):
-            replica.setdefault((p.underlying, p.expiry), []).append(p)
+            replica.setdefault(p.key, []).append(p)
     for key in expected:
         ours = [strip(p) | {"params": p.params} for p in got[key]]
         offline_run = [strip(p) | {"params": p.params} for p in replica[key]]
@@ -227,8 +236,17 @@ def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
     assert any(p.warm for p in published) and not all(p.warm for p in published)
     assert all(
         p.good == (p.converged and all(g["verdict"] != "fail" for g in p.gates.values()))
-        for p in published
+        for p in published + heston
     )
+    # 3. each surface's Heston fit, warm-started on the stream, is the optimum a cold
+    # multi-start calibration of the same snapshot finds
+    cold = HestonCalibrator().calibrate_batch([surface_market_data(s) for s in surfaces])
+    both = np.array([p.converged for p in heston]) & cold.converged
+    assert both.mean() > 0.95 and np.mean([p.good for p in heston]) > 0.9
+    assert any(p.warm for p in heston) and not all(p.warm for p in heston)
+    for name in ("v0", "kappa", "theta", "sigma", "rho"):
+        ours = np.array([p.params[name] for p in heston])
+        np.testing.assert_allclose(ours[both], cold.params[name][both], rtol=2e-3, atol=1e-4)
 
 
 def test_bad_messages_land_in_the_dlq_with_reasons(first_run):
@@ -346,6 +364,7 @@ def test_simulate_cli_sends_paced_batches_the_broker_confirmed(kafka_bootstrap):
     prefix = f"sim-{uuid.uuid4().hex[:6]}"
     env = os.environ | {"VOLSTREAM_TOPIC_PREFIX": prefix}
     cmd = [str(VOLSTREAM), "simulate", "--rate", "300", "--duration", "1.5", "--pairs", "2"]
+    cmd += ["--indices", "1"]
     out = subprocess.run(
         [*cmd, "--quiet", "--bootstrap", kafka_bootstrap],
         capture_output=True,
@@ -358,7 +377,8 @@ def test_simulate_cli_sends_paced_batches_the_broker_confirmed(kafka_bootstrap):
     records = asyncio.run(read_topic(kafka_bootstrap, f"{prefix}.quotes", 1, quiet=2))
     messages = [decode(r.value) for r in records]
     quotes = [decode(i, Quote) for m in messages if isinstance(m, QuoteBatch) for i in m.items]
-    assert len(quotes) == sent >= 2 * 4 * 15  # every opening quote, then paced updates
+    assert len(quotes) == sent >= 2 * 4 * 15 + 4 * 11  # every opening quote, then paced updates
+    assert {q.asset_class for q in quotes} == {"fx", "equity"}
     assert any(len(m.items) > 1 for m in messages)  # batched by underlying...
     assert all(len({decode(i, Quote).underlying for i in m.items}) == 1 for m in messages)
     span = max(q.ts for q in quotes) - min(q.ts for q in quotes)
