@@ -17,7 +17,11 @@ from jax import Array
 
 from engine.smallmat import sym_eigh
 
-__all__ = ["IdentifiabilityMetrics", "compute_identifiability_metrics"]
+__all__ = [
+    "IdentifiabilityMetrics",
+    "compute_identifiability_metrics",
+    "identifiability_from_normal",
+]
 
 
 class IdentifiabilityMetrics(NamedTuple):
@@ -30,13 +34,21 @@ def compute_identifiability_metrics(
     jac: Array, residuals: Array, scales: Array, n_obs: Array
 ) -> IdentifiabilityMetrics:
     """Metrics from ``jac`` (N, P), weighted ``residuals`` (N,), column ``scales`` (P,)."""
-    scaled = jac * scales[None, :]
-    eigenvalues, vectors = sym_eigh(scaled.T @ scaled)  # singular values squared
+    return identifiability_from_normal(jac.T @ jac, jnp.sum(residuals**2), scales, n_obs)
+
+
+def identifiability_from_normal(
+    normal: Array, sum_squares: Array, scales: Array, n_obs: Array
+) -> IdentifiabilityMetrics:
+    r"""The same metrics from :math:`J^\top J` (P, P) and :math:`\lVert r\rVert^2`: what a
+    Gauss-Newton solver already holds at its solution."""
+    scaled_normal = normal * scales[:, None] * scales[None, :]
+    eigenvalues, vectors = sym_eigh(scaled_normal)  # singular values squared
     lo, hi = eigenvalues[0], eigenvalues[-1]
     condition = jnp.where(lo > 0, jnp.sqrt(hi / jnp.where(lo > 0, lo, 1.0)), jnp.inf)
-    p = jac.shape[1]
+    p = normal.shape[-1]
     dof = jnp.maximum(n_obs - p, 1)
-    sigma2 = jnp.sum(residuals**2) / dof
+    sigma2 = sum_squares / dof
     inverse = jnp.where(eigenvalues > 1e-14 * hi, 1.0 / eigenvalues, 0.0)  # pseudo-inverse
     scaled_cov = (vectors * inverse[None, :]) @ vectors.T
     covariance = sigma2 * scaled_cov * scales[:, None] * scales[None, :]

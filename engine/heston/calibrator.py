@@ -36,7 +36,7 @@ from jax import Array
 
 from engine.blackscholes import black_price, implied_vol
 from engine.buckets import bucket
-from engine.diagnostics import compute_identifiability_metrics
+from engine.diagnostics import identifiability_from_normal
 from engine.gates import threshold_gate
 from engine.heston.pricer import heston_price, heston_price_on, lewis_kernel, quadrature
 from engine.optimize import Status
@@ -185,10 +185,12 @@ def _residuals(x, args, bounds, vol_fit):
     return (jnp.sqrt(s.weights) * _errors(model, s, vol_fit)).ravel()
 
 
-def _solve(s: HestonSurface, x0: Array, bounds, max_steps: int, tol: float, vol_fit: bool):
+def _solve(
+    s: HestonSurface, x0: Array, bounds, nodes: int, max_steps: int, tol: float, vol_fit: bool
+):
     """LM from ``x0`` with quadrature nodes fitted to ``x0``'s parameters and held fixed, so
     the strike kernel is computed once and the Jacobian differentiates only the CF."""
-    u, weights = quadrature(s.expiries, *_params(x0, bounds))
+    u, weights = quadrature(s.expiries, *_params(x0, bounds), nodes=nodes)
     forward = s.spot * jnp.exp((s.rates - s.dividends) * s.expiries)
     kernel = lewis_kernel(s.strikes, forward, u, weights)
     residuals = partial(_residuals, bounds=bounds, vol_fit=vol_fit)
@@ -198,22 +200,24 @@ def _solve(s: HestonSurface, x0: Array, bounds, max_steps: int, tol: float, vol_
     return out, (u, kernel)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _fit(bounds, max_steps: int, tol: float, vol_fit: bool, surfaces: HestonSurface, x0: Array):
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _fit(
+    bounds, nodes: int, max_steps: int, tol: float, vol_fit: bool, surfaces: HestonSurface, x0
+):
     """Fit ``x0`` (B, S, 5): every surface from each of its S starts, all in one program."""
 
     def one(s, x):
-        out, nodes = _solve(s, x, bounds, max_steps, tol, vol_fit)
+        out, rule = _solve(s, x, bounds, nodes, max_steps, tol, vol_fit)
         p = _params(out.x, bounds)
-
-        def weighted(q):  # residuals in the physical parameters, for identifiability
-            return (jnp.sqrt(s.weights) * _errors(_model(q, s, *nodes), s, vol_fit)).ravel()
-
-        model = _model(p, s, *nodes)
+        model = _model(p, s, *rule)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
+        # identifiability in the physical parameters from the solver's own J^T J (in the
+        # unconstrained ones): J_p = J_u / (dp/du), the map being diagonal
+        slope = jnp.diag(jax.jacfwd(_params)(out.x, bounds))
+        normal = out.normal / slope[:, None] / slope[None, :]
         scales = jnp.concatenate([p[:4], jnp.ones(1)])  # relative, but rho absolute
-        metrics = compute_identifiability_metrics(
-            jax.jacfwd(weighted)(p), weighted(p), scales, jnp.sum(s.weights > 0)
+        metrics = identifiability_from_normal(
+            normal, 2.0 * out.cost, scales, jnp.sum(s.weights > 0)
         )
         return (p, out.status, out.iterations, out.cost, jnp.max(rel), out.loss_history, *metrics)
 
@@ -239,6 +243,7 @@ class HestonCalibrator:
         thresholds: GateThresholds | None = None,
         min_open_interest: float = 100.0,
         batch_growth: int = 2,
+        nodes: int = 128,
     ) -> None:
         if not v0_starts or min(v0_starts) <= 0:
             raise ValueError("v0_starts must be a non-empty list of positive variances")
@@ -254,6 +259,7 @@ class HestonCalibrator:
         self.thresholds = thresholds or GateThresholds()
         self.min_open_interest = min_open_interest
         self.batch_growth = batch_growth
+        self.nodes = nodes
 
     @property
     def _bounds(self) -> tuple[tuple[float, float], ...]:
@@ -332,7 +338,15 @@ class HestonCalibrator:
         )
         p, status, iterations, cost, worst, history, condition, errors, correlations = (
             np.asarray(x)[:b]
-            for x in _fit(self._bounds, self.max_steps, self.tol, vol_fit, stacked, jnp.asarray(u0))
+            for x in _fit(
+                self._bounds,
+                self.nodes,
+                self.max_steps,
+                self.tol,
+                vol_fit,
+                stacked,
+                jnp.asarray(u0),
+            )
         )
         converged = (status == Status.CONVERGED) & np.all(np.isfinite(p), axis=-1)
         score = np.where(converged, cost, np.inf)
@@ -387,17 +401,15 @@ def _round_up(n: int, step: int) -> int:
 def _pad(s: HestonSurface, m: int, k: int) -> HestonSurface:
     """Pad to ``m`` expiries of ``k`` strikes (repeating the last expiry, zero weight)."""
 
-    def grid(a):
+    def grid(a, columns=k):
         a = np.asarray(a)
         out = np.concatenate([a, np.repeat(a[-1:], m - a.shape[0], 0)])
-        if out.ndim == 2 and out.shape[1] < k:
-            out = np.concatenate([out, np.repeat(out[:, -1:], k - out.shape[1], 1)], 1)
-        return out
+        return np.concatenate([out, np.repeat(out[:, -1:], columns - out.shape[1], 1)], 1)
 
     weights = np.zeros((m, k))
     weights[: s.weights.shape[0], : s.weights.shape[1]] = s.weights
     return s._replace(
-        expiries=grid(s.expiries),
+        expiries=grid(s.expiries, 1),  # (M, 1): one characteristic function per expiry
         strikes=grid(s.strikes),
         rates=grid(s.rates),
         dividends=grid(s.dividends),

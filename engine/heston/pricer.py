@@ -19,6 +19,8 @@ with expiries ``(M, 1)`` and it is evaluated once per expiry.
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -34,13 +36,17 @@ __all__ = [
     "quadrature",
 ]
 
-NODES = 192
-# double-exponential (Takahasi-Mori) substitution u = exp(tau - exp(-tau)) / C for a half line
-# whose integrand decays exponentially: the trapezoid rule on tau then converges exponentially
-_TAU = np.linspace(-3.5, 3.9, NODES)
-_H = _TAU[1] - _TAU[0]
-_U_UNIT = jnp.asarray(np.exp(_TAU - np.exp(-_TAU)))  # u * C
-_WEIGHTS = jnp.asarray(_H * np.exp(_TAU - np.exp(-_TAU)) * (1.0 + np.exp(-_TAU)))  # du/dtau * C
+NODES = 512  # heston_price's default: 1e-9 of QuantLib to vol-of-vol 1 and rho -0.95
+
+
+@functools.cache
+def _rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit nodes and weights of the double-exponential (Takahasi-Mori) substitution
+    ``u = exp(tau - exp(-tau)) / C`` for a half line whose integrand decays exponentially: the
+    trapezoid rule on ``tau`` then converges exponentially in ``nodes``."""
+    tau = np.linspace(-3.5, 3.9, nodes)
+    u = np.exp(tau - np.exp(-tau))  # u * C
+    return u, (tau[1] - tau[0]) * u * (1.0 + np.exp(-tau))  # du/dtau * C
 
 
 def characteristic_function(u, expiry, v0, kappa, theta, sigma, rho) -> Array:
@@ -67,12 +73,13 @@ def _total_variance(expiry, v0, kappa, theta) -> Array:
     return jnp.maximum(mean_variance(expiry, v0, kappa, theta), 1e-12) * expiry
 
 
-def quadrature(expiry, v0, kappa, theta, sigma, rho) -> tuple[Array, Array]:
-    """Nodes ``u`` and weights (trailing axis) for an expiry, scaled to where the integrand
-    lives for these parameters: the slower of the Heston tail and the Black bulk."""
+def quadrature(expiry, v0, kappa, theta, sigma, rho, nodes: int = NODES) -> tuple[Array, Array]:
+    """``nodes`` nodes ``u`` and weights (trailing axis) for an expiry, scaled to where the
+    integrand lives for these parameters: the slower of the Heston tail and the Black bulk."""
     tail = jnp.sqrt(1.0 - rho * rho) * (v0 + kappa * theta * expiry) / sigma
     scale = jnp.minimum(tail, jnp.sqrt(_total_variance(expiry, v0, kappa, theta)))[..., None]
-    return _U_UNIT / scale, _WEIGHTS / scale
+    unit, weights = _rule(nodes)
+    return unit / scale, weights / scale
 
 
 def lewis_kernel(strike, forward, u, weights) -> Array:
@@ -80,6 +87,20 @@ def lewis_kernel(strike, forward, u, weights) -> Array:
     varies the parameters on fixed nodes, so a calibration computes it once."""
     k = jnp.log(strike / forward)[..., None]
     return jnp.exp(-1j * u * k) * weights / (u * u + 0.25)
+
+
+def _contract(kernel: Array, integrand: Array) -> Array:
+    """``sum(Re(kernel * integrand), -1)``. Where the integrand is shared by every strike of
+    an expiry (axis -2 of size 1) this is a matrix product: XLA would otherwise fuse the
+    characteristic function into each strike's product and evaluate it once per strike."""
+    ndim = max(kernel.ndim, integrand.ndim)
+    kernel, integrand = (x.reshape((1,) * (ndim - x.ndim) + x.shape) for x in (kernel, integrand))
+    if ndim < 2 or integrand.shape[-2] != 1 or kernel.shape[-2] == 1:
+        return jnp.sum(kernel.real * integrand.real - kernel.imag * integrand.imag, axis=-1)
+    shared = lambda part: jnp.einsum("...kn,...n->...k", *part)  # noqa: E731
+    return shared((kernel.real, integrand.real[..., 0, :])) - shared(
+        (kernel.imag, integrand.imag[..., 0, :])
+    )
 
 
 def heston_price_on(
@@ -101,21 +122,25 @@ def heston_price_on(
         expand(rho),
     )
     black = jnp.exp(-0.5 * expand(variance) * (u * u + 0.25))
-    integral = jnp.sum(jnp.real(kernel * (heston - black)), axis=-1)
+    integral = _contract(kernel, heston - black)
     undiscounted = control - jnp.sqrt(forward * strike) / jnp.pi * integral
     undiscounted = jnp.where(call, undiscounted, undiscounted - (forward - strike))
     return jnp.exp(-rate * expiry) * undiscounted
 
 
-def heston_price(spot, strike, expiry, rate, dividend, v0, kappa, theta, sigma, rho, call=True):
+def heston_price(
+    spot, strike, expiry, rate, dividend, v0, kappa, theta, sigma, rho, call=True, *, nodes=NODES
+):
     """Discounted Heston price of a European option; every argument broadcasts.
 
     ``rate`` and ``dividend`` are continuously compounded (per option if arrays). Jittable and
-    differentiable in all arguments.
+    differentiable in all arguments. ``nodes`` (static) trades speed for reach: the error falls
+    exponentially with it, fastest where the characteristic function decays fast (192 nodes
+    give 1e-11 for vol-of-vol 0.5, rho -0.7); rho near -1 with a high vol-of-vol needs the most.
     """
     f64 = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
     spot, strike, expiry, rate, dividend = map(f64, (spot, strike, expiry, rate, dividend))
     params = tuple(map(f64, (v0, kappa, theta, sigma, rho)))
-    u, weights = quadrature(expiry, *params)
+    u, weights = quadrature(expiry, *params, nodes=nodes)
     kernel = lewis_kernel(strike, spot * jnp.exp((rate - dividend) * expiry), u, weights)
     return heston_price_on(u, kernel, spot, strike, expiry, rate, dividend, *params, call)

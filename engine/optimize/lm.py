@@ -146,4 +146,4 @@ def levenberg_marquardt(
 
     final = lax.while_loop(cond, body, state)
     status = jnp.where(final.done, final.status, jnp.int32(Status.MAX_STEPS)).astype(jnp.int32)
-    return SolverOutput(final.x, status, final.step, final.cost, final.history)
+    return SolverOutput(final.x, status, final.step, final.cost, final.history, final.normal)

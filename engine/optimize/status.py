@@ -35,7 +35,8 @@ class SolverOutput(NamedTuple):
     """One problem's solution (leading batch axes when vmapped).
 
     ``cost`` is ``0.5 * sum(residuals**2)``; ``loss_history[i]`` is the cost after step ``i``
-    (NaN past the last step), empty when not recorded.
+    (NaN past the last step), empty when not recorded. ``normal`` is :math:`J^\top J` at ``x``
+    where the solver has it (Levenberg-Marquardt), for diagnostics without another Jacobian.
     """
 
     x: Array
@@ -43,3 +44,4 @@ class SolverOutput(NamedTuple):
     iterations: Array
     cost: Array
     loss_history: Array
+    normal: Array | None = None

@@ -6,7 +6,7 @@ import pytest
 from bench.quantlib_peer import quantlib_heston_fit
 from engine.blackscholes import black_price, implied_vol
 from engine.crossval import cross_validate, kfold_masks
-from engine.heston import HestonCalibrator, heston_price
+from engine.heston import HestonCalibrator, heston_price, pack_surface
 
 TRUE = {"v0": 0.05, "kappa": 2.5, "theta": 0.07, "sigma": 0.7, "rho": -0.75}
 EXPIRIES = np.array([0.1, 0.25, 0.5, 1.0, 2.0])
@@ -36,6 +36,13 @@ def test_recovers_parameters_from_exact_prices_from_the_default_cold_starts():
         assert float(res.params[name]) == pytest.approx(value, rel=1e-4), name
     assert res.gate_verdicts()["price_error"] == "pass"
     assert float(res.diagnostics["multistart_spread"]) < 1e-3  # every start found it
+
+
+def test_a_packed_surface_has_one_expiry_per_row_in_shapes_of_four():
+    packed = pack_surface(surface())  # 5 expiries of 9 strikes
+    assert packed.expiries.shape == (8, 1)  # one characteristic function per expiry
+    assert packed.strikes.shape == packed.weights.shape == (8, 12)
+    assert packed.weights.sum() == 45 and not packed.weights[5:].any()
 
 
 def test_fits_implied_vols():
