@@ -11,6 +11,12 @@ solver is :func:`engine.optimize.levenberg_marquardt` on unconstrained coordinat
 reparametrisation, exact forward-mode Jacobian), vmapped over surfaces and starting points in
 one ``jit``, with quadrature nodes fitted to each start; padded options weigh zero.
 
+A cold surface is fitted in two stages: every start *explores* on a coarse quadrature (48
+nodes), then every explored start is *polished* on the fit's own (128 nodes), where the
+multi-start agreement is measured and the best converged start kept; warm surfaces only polish.
+The solution is priced once more on finer nodes, and a surface whose fit those nodes would
+change (rho near -1 with a high vol-of-vol) is polished again on the pricer's 512.
+
 >>> import numpy as np
 >>> from engine.heston import heston_price
 >>> k, t = np.tile([80.0, 90, 100, 110, 120], 3), np.repeat([0.25, 0.5, 1.0], 5)
@@ -38,7 +44,7 @@ from engine.blackscholes import black_price, implied_vol
 from engine.buckets import bucket
 from engine.diagnostics import identifiability_from_normal
 from engine.gates import threshold_gate
-from engine.heston.pricer import heston_price, heston_price_on, lewis_kernel, quadrature
+from engine.heston.pricer import NODES, heston_price, heston_price_on, lewis_kernel, quadrature
 from engine.optimize import Status
 from engine.optimize.lm import levenberg_marquardt
 from engine.parameters import ParameterSpec, to_constrained, to_unconstrained
@@ -72,11 +78,12 @@ def _column(value, n: int, name: str) -> np.ndarray:
 
 
 def surface_shape(maturities) -> tuple[int, int]:
-    """The packed shape ``(M, K)`` of a surface with these option maturities: expiries and most
-    strikes of one expiry, each rounded up to a multiple of 4 (few programs, little padding).
-    Surfaces of one shape calibrate in one program, whatever else shares their batch."""
+    """The packed shape ``(M, K)`` of a surface with these option maturities: expiries rounded
+    up to a multiple of 2 (each padded one costs a characteristic function), the most strikes
+    of one expiry to a multiple of 4 (few programs, little padding). Surfaces of one shape
+    calibrate in one program, whatever else shares their batch."""
     _, counts = np.unique(np.asarray(maturities, np.float64), return_counts=True)
-    return _round_up(counts.size, 4), _round_up(int(counts.max()), 4)
+    return _round_up(counts.size, 2), _round_up(int(counts.max()), 4)
 
 
 def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonSurface:
@@ -190,21 +197,35 @@ def _solve(
 ):
     """LM from ``x0`` with quadrature nodes fitted to ``x0``'s parameters and held fixed, so
     the strike kernel is computed once and the Jacobian differentiates only the CF."""
-    u, weights = quadrature(s.expiries, *_params(x0, bounds), nodes=nodes)
-    forward = s.spot * jnp.exp((s.rates - s.dividends) * s.expiries)
-    kernel = lewis_kernel(s.strikes, forward, u, weights)
+    rule = _rule(s, _params(x0, bounds), nodes)
     residuals = partial(_residuals, bounds=bounds, vol_fit=vol_fit)
     out = levenberg_marquardt(
-        residuals, x0, (s, u, kernel), max_steps=max_steps, tol=tol, record_history=True
+        residuals, x0, (s, *rule), max_steps=max_steps, tol=tol, record_history=True
     )
-    return out, (u, kernel)
+    return out, rule
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _rule(s: HestonSurface, p: Array, nodes: int) -> tuple[Array, Array]:
+    """Quadrature nodes fitted to parameters ``p`` and the surface's strike kernel on them."""
+    u, weights = quadrature(s.expiries, *p, nodes=nodes)
+    forward = s.spot * jnp.exp((s.rates - s.dividends) * s.expiries)
+    return u, lewis_kernel(s.strikes, forward, u, weights)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
 def _fit(
-    bounds, nodes: int, max_steps: int, tol: float, vol_fit: bool, surfaces: HestonSurface, x0
+    bounds,
+    nodes: int,
+    max_steps: int,
+    tol: float,
+    vol_fit: bool,
+    check: int,
+    surfaces: HestonSurface,
+    x0: Array,
 ):
-    """Fit ``x0`` (B, S, 5): every surface from each of its S starts, all in one program."""
+    """Fit ``x0`` (B, S, 5): every surface from each of its S starts, all in one program.
+    ``check`` > ``nodes`` also prices the solution on that many nodes: the difference, in the
+    fit's error units, is the quadrature error of the fit's own ``nodes``."""
 
     def one(s, x):
         out, rule = _solve(s, x, bounds, nodes, max_steps, tol, vol_fit)
@@ -219,7 +240,22 @@ def _fit(
         metrics = identifiability_from_normal(
             normal, 2.0 * out.cost, scales, jnp.sum(s.weights > 0)
         )
-        return (p, out.status, out.iterations, out.cost, jnp.max(rel), out.loss_history, *metrics)
+        quadrature_error = jnp.nan
+        if check:
+            finer = _model(p, s, *_rule(s, p, check))
+            quadrature_error = jnp.max(
+                jnp.where(s.weights > 0, jnp.abs(finer - model) / s.scale, 0)
+            )
+        return (
+            p,
+            out.status,
+            out.iterations,
+            out.cost,
+            jnp.max(rel),
+            out.loss_history,
+            *metrics,
+            quadrature_error,
+        )
 
     per_start = jax.vmap(one, in_axes=(None, 0))
     return jax.vmap(per_start)(surfaces, x0)
@@ -244,6 +280,9 @@ class HestonCalibrator:
         min_open_interest: float = 100.0,
         batch_growth: int = 2,
         nodes: int = 128,
+        explore_nodes: int = 48,
+        explore_tol: float = 1e-6,
+        quadrature_tol: float = 1e-6,
     ) -> None:
         if not v0_starts or min(v0_starts) <= 0:
             raise ValueError("v0_starts must be a non-empty list of positive variances")
@@ -259,30 +298,55 @@ class HestonCalibrator:
         self.thresholds = thresholds or GateThresholds()
         self.min_open_interest = min_open_interest
         self.batch_growth = batch_growth
-        self.nodes = nodes
+        self.nodes, self.explore_nodes, self.explore_tol = nodes, explore_nodes, explore_tol
+        self.quadrature_tol = quadrature_tol
 
     @property
     def _bounds(self) -> tuple[tuple[float, float], ...]:
         return tuple(self.parameter_specs[n].bounds for n in PARAM_NAMES)
 
-    def _starts(self, init: dict | None, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """(B, S, 5) constrained starting points, and which rows start warm (from a finite
-        ``init``; among cold rows a warm one runs its start in every slot, and a batch with
-        no cold row runs one start per surface)."""
+    def _to_unconstrained(self, p: np.ndarray) -> np.ndarray:
+        return np.stack(
+            [
+                np.asarray(to_unconstrained(p[..., i], lo, hi))
+                for i, (lo, hi) in enumerate(self._bounds)
+            ],
+            -1,
+        )
+
+    def _grid(self) -> np.ndarray:
+        """(S, 5) cold starts: ``parameter_specs`` inits, v0 from ``v0_starts``."""
         base = np.array([self.parameter_specs[n].init for n in PARAM_NAMES], np.float64)
         grid = np.repeat(base[None, :], len(self.v0_starts), 0)
         grid[:, 0] = self.v0_starts
-        starts = np.repeat(grid[None], b, 0)
-        warm = np.zeros(b, bool)
-        if init is not None:
-            given = np.stack(
-                [np.broadcast_to(np.asarray(init[n], np.float64), (b,)) for n in PARAM_NAMES], -1
-            )
-            warm = np.all(np.isfinite(given), axis=-1)
-            if warm.all():  # nothing cold: one start each
-                return given[:, None, :], warm
-            starts[warm] = given[warm][:, None, :]
-        return starts, warm
+        return grid
+
+    def _run(self, packed, u0: np.ndarray, nodes: int, tol: float, vol_fit: bool, shape, check=0):
+        """:func:`_fit` on ``packed`` surfaces (padded to a bucketed batch and ``shape``) from
+        ``u0`` (n, S, 5); numpy outputs for the n surfaces."""
+        n = len(packed)
+        size = bucket(n, growth=self.batch_growth)  # padded with copies of the last surface
+        rows = [_pad(p, *shape) for p in packed] + [_pad(packed[-1], *shape)] * (size - n)
+        stacked = HestonSurface(*(np.stack(x) for x in zip(*rows)))
+        u0 = np.concatenate([u0, np.repeat(u0[-1:], size - n, 0)])
+        out = _fit(
+            self._bounds, nodes, self.max_steps, tol, vol_fit, check, stacked, jnp.asarray(u0)
+        )
+        return [np.asarray(x)[:n] for x in out]
+
+    def _polish(self, packed, starts, nodes: int, vol_fit: bool, shape, check: int = 0) -> dict:
+        """Fit every start of ``starts`` (n, S, 5) on ``nodes`` nodes to ``tol``: per surface,
+        its best converged start's outputs, that start (``best``), and the relative
+        parameter ``spread`` among its converged starts."""
+        names = ("p", "status", "iterations", "cost", "worst", "history", "condition")
+        names += ("errors", "correlations", "quadrature_error")
+        u0 = self._to_unconstrained(starts)
+        out = dict(zip(names, self._run(packed, u0, nodes, self.tol, vol_fit, shape, check)))
+        ok = (out["status"] == Status.CONVERGED) & np.all(np.isfinite(out["p"]), axis=-1)
+        best = np.argmin(np.where(ok, out["cost"], np.inf), axis=1)
+        rows = np.arange(len(packed))
+        fit = {key: value[rows, best] for key, value in out.items()}
+        return fit | {"converged": ok[rows, best], "spread": _spread(out["p"], ok), "best": best}
 
     def errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
         """Residuals of every option of ``market_data`` (in input order, unweighted) under
@@ -318,69 +382,100 @@ class HestonCalibrator:
         return batch.smile(0)
 
     def calibrate_batch(self, surfaces: list[dict], init: dict | None = None) -> CalibrationResult:
-        """Fit many surfaces at once; ``init`` (name -> (B,)) warm-starts rows that are finite."""
+        """Fit many surfaces at once; ``init`` (name -> (B,)) warm-starts rows that are finite.
+
+        Cold rows first *explore*: every start of ``v0_starts`` on ``explore_nodes`` quadrature
+        nodes to ``explore_tol``, all in one program; the best converged start (the lowest
+        cost) is then *polished* on ``nodes`` nodes to ``tol``, in one program with the warm
+        rows, which only polish. The polish's solution is priced once more on the pricer's own
+        ``NODES`` nodes: where the two differ by more than ``quadrature_tol`` (in the fit's
+        error units), the surface is polished again on those. ``iterations`` and
+        ``loss_history`` cover every stage; ``diagnostics["quadrature_nodes"]`` says which rule
+        the result was fitted on."""
         packed = [pack_surface(m, self.min_open_interest) for m in surfaces]
         b = len(packed)
-        size = bucket(b, growth=self.batch_growth)  # padded with copies of the last surface
-        m = max(p.expiries.shape[0] for p in packed)
-        k = max(p.strikes.shape[1] for p in packed)
-        padded = [_pad(p, m, k) for p in packed] + [_pad(packed[-1], m, k)] * (size - b)
-        stacked = HestonSurface(*(np.stack(x) for x in zip(*padded)))
-        vol_fit = bool(np.isfinite(stacked.vols).any())  # one program per kind of fit
-        starts, warm = self._starts(init, b)
-        starts = np.concatenate([starts, np.repeat(starts[-1:], size - b, 0)])
-        u0 = np.stack(
-            [
-                np.asarray(to_unconstrained(starts[..., i], lo, hi))
-                for i, (lo, hi) in enumerate(self._bounds)
-            ],
-            -1,
-        )
-        p, status, iterations, cost, worst, history, condition, errors, correlations = (
-            np.asarray(x)[:b]
-            for x in _fit(
-                self._bounds,
-                self.nodes,
-                self.max_steps,
-                self.tol,
-                vol_fit,
-                stacked,
-                jnp.asarray(u0),
+        shape = (max(p.expiries.shape[0] for p in packed), max(p.strikes.shape[1] for p in packed))
+        vol_fit = any(np.isfinite(p.vols).any() for p in packed)  # one program per kind of fit
+        given = np.full((b, len(PARAM_NAMES)), np.nan)
+        if init is not None:
+            given = np.stack(
+                [np.broadcast_to(np.asarray(init[n], np.float64), (b,)) for n in PARAM_NAMES], -1
             )
-        )
-        converged = (status == Status.CONVERGED) & np.all(np.isfinite(p), axis=-1)
-        score = np.where(converged, cost, np.inf)
-        best = np.argmin(score, axis=1)
+        warm = np.all(np.isfinite(given), axis=-1)
+        # (B, S, 5) polish starts: a warm row's start in every slot, or one slot if all are warm
+        starts = np.repeat(given[:, None], 1 if warm.all() else len(self.v0_starts), 1)
+        explored = np.zeros(starts.shape[:2], np.int64)
+        before = np.zeros((*starts.shape[:2], 0))
+        cold = np.flatnonzero(~warm)
+        if cold.size:
+            grid = np.repeat(self._to_unconstrained(self._grid())[None], cold.size, 0)
+            p, _, iterations, *_, history = self._run(
+                [packed[i] for i in cold],
+                grid,
+                self.explore_nodes,
+                self.explore_tol,
+                vol_fit,
+                shape,
+            )[:6]
+            starts[cold], explored[cold] = p, iterations
+            before = np.full((*starts.shape[:2], self.max_steps), np.nan)
+            before[cold] = history[..., :-1]  # the polish's own history starts at their end
+        fit = self._polish(packed, starts, self.nodes, vol_fit, shape, check=3 * self.nodes // 2)
         rows = np.arange(b)
-        pick = lambda a: a[rows, best]  # noqa: E731
-        spread = _spread(p, converged)
-        params = pick(p)
-        feller = params[:, 3] ** 2 - 2 * params[:, 1] * params[:, 2]
+        steps = explored[rows, fit["best"]]
+        trails = [
+            np.concatenate([before[row, fit["best"][row], : steps[row]], h[: n + 1]])
+            for row, h, n in zip(rows, fit["history"], fit["iterations"])
+        ]
+        # where the fit's quadrature is not exact to quadrature_tol at the solution (rho near
+        # -1 with a high vol-of-vol), polish again on the pricer's own NODES nodes
+        nodes = np.full(b, self.nodes)
+        rough = np.flatnonzero(fit["quadrature_error"] > self.quadrature_tol)
+        if rough.size:
+            again = self._polish(
+                [packed[i] for i in rough], fit["p"][rough][:, None], NODES, vol_fit, shape
+            )
+            for row, h, n in zip(rough, again["history"], again["iterations"]):
+                trails[row] = np.concatenate([trails[row], h[1 : n + 1]])
+            fit["iterations"][rough] += again.pop("iterations")
+            for key, value in again.items():
+                if key not in ("spread", "best", "history", "quadrature_error"):
+                    fit[key][rough] = value
+            nodes[rough] = NODES
+        p, status, cost, worst = fit["p"], fit["status"], fit["cost"], fit["worst"]
+        condition, errors, correlations = fit["condition"], fit["errors"], fit["correlations"]
+        converged, spread, iterations = fit["converged"], fit["spread"], steps + fit["iterations"]
+        loss_history = np.full((b, 3 * self.max_steps + 1), np.nan)
+        for row, trail in enumerate(trails):
+            loss_history[row, : trail.size] = trail
+        feller = p[:, 3] ** 2 - 2 * p[:, 1] * p[:, 2]
         n_opts = np.array([np.sum(x.weights > 0) for x in packed])
         return CalibrationResult(
-            params={n: params[:, i] for i, n in enumerate(PARAM_NAMES)},
-            converged=pick(converged),
-            status=pick(status),
-            iterations=pick(iterations),
-            loss=pick(cost),
-            rmse=np.sqrt(2 * pick(cost) / n_opts),
+            params={n: p[:, i] for i, n in enumerate(PARAM_NAMES)},
+            converged=converged,
+            status=status,
+            iterations=iterations,
+            loss=cost,
+            rmse=np.sqrt(2 * cost / n_opts),
             residuals=np.full((b, 0), np.nan),
             diagnostics={
                 "multistart_spread": spread,
-                "max_price_error": pick(worst),
-                "condition_number": pick(condition),
-                **{f"std_error_{n}": pick(errors)[:, i] for i, n in enumerate(PARAM_NAMES)},
-                "correlations": pick(correlations),
+                "max_price_error": worst,
+                "quadrature_error": fit["quadrature_error"],  # of ``nodes``, at the solution
+                "quadrature_nodes": nodes,
+                "condition_number": condition,
+                **{f"std_error_{n}": errors[:, i] for i, n in enumerate(PARAM_NAMES)},
+                "correlations": correlations,
             },
             gates={
                 "feller": threshold_gate(feller, 0.0, "Feller condition 2 kappa theta > sigma^2"),
                 "identifiability": threshold_gate(
-                    pick(condition),
+                    condition,
                     self.thresholds.condition,
                     "condition number of the scaled Jacobian",
                 ),
                 "price_error": threshold_gate(
-                    pick(worst), self.thresholds.price_error, "largest relative price error"
+                    worst, self.thresholds.price_error, "largest relative price error"
                 ),
                 "multistart": threshold_gate(
                     np.nan_to_num(spread, nan=0.0),
@@ -389,7 +484,7 @@ class HestonCalibrator:
                 ),
             },
             warm=warm,
-            loss_history=pick(history),
+            loss_history=loss_history,
         )
 
 
@@ -428,4 +523,4 @@ def _spread(p: np.ndarray, converged: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no converged start
         hi, lo = np.nanmax(masked, axis=1), np.nanmin(masked, axis=1)
         rel = (hi - lo) / np.maximum(np.abs(np.nanmean(masked, axis=1)), 1e-12)
-    return np.where(np.sum(converged, axis=1) > 1, np.nanmax(rel, axis=-1), np.nan)
+        return np.where(np.sum(converged, axis=1) > 1, np.nanmax(rel, axis=-1), np.nan)

@@ -85,8 +85,8 @@ def quadrature(expiry, v0, kappa, theta, sigma, rho, nodes: int = NODES) -> tupl
 def lewis_kernel(strike, forward, u, weights) -> Array:
     """The strike-dependent factor of the integrand times the weights: fixed while a fit
     varies the parameters on fixed nodes, so a calibration computes it once."""
-    k = jnp.log(strike / forward)[..., None]
-    return jnp.exp(-1j * u * k) * weights / (u * u + 0.25)
+    phase = u * jnp.log(strike / forward)[..., None]  # exp(-i u k) by its real parts: cheaper
+    return (jnp.cos(phase) - 1j * jnp.sin(phase)) * (weights / (u * u + 0.25))
 
 
 def _contract(kernel: Array, integrand: Array) -> Array:

@@ -38,10 +38,10 @@ def test_recovers_parameters_from_exact_prices_from_the_default_cold_starts():
     assert float(res.diagnostics["multistart_spread"]) < 1e-3  # every start found it
 
 
-def test_a_packed_surface_has_one_expiry_per_row_in_shapes_of_four():
+def test_a_packed_surface_has_one_expiry_per_row_in_bucketed_shapes():
     packed = pack_surface(surface())  # 5 expiries of 9 strikes
-    assert packed.expiries.shape == (8, 1)  # one characteristic function per expiry
-    assert packed.strikes.shape == packed.weights.shape == (8, 12)
+    assert packed.expiries.shape == (6, 1)  # one characteristic function per expiry
+    assert packed.strikes.shape == packed.weights.shape == (6, 12)
     assert packed.weights.sum() == 45 and not packed.weights[5:].any()
 
 
@@ -235,3 +235,31 @@ def test_quantlibs_dax_surface_is_fitted_to_its_sse_or_better():
     ours = np.asarray(implied_vol(undiscounted, forward, strikes, taus, calls))
     ours_sse = float(np.sum((100 * (ours - vols)) ** 2))  # measured: 177.2333 both
     assert bool(res.converged) and ours_sse <= ql_sse * (1 + 1e-6), (ours_sse, ql_sse, p)
+
+
+def test_multi_start_finds_the_optimum_where_the_single_default_start_stalls():
+    truth = {"v0": 0.0438, "kappa": 9.5347, "theta": 0.0316, "sigma": 0.6082, "rho": -0.7704}
+    data = surface(truth)  # exact prices: the optimum is the truth, at zero error
+    single = HestonCalibrator(v0_starts=(0.04,)).calibrate(data)  # the playbook's one start
+    assert not bool(single.converged) and single.status_message.startswith("stalled")
+    multi = HestonCalibrator().calibrate(data)  # v0 in 0.02, 0.04, 0.06
+    assert bool(multi.converged) and multi.gate_verdicts()["multistart"] == "pass"
+    for name, value in truth.items():
+        assert float(multi.params[name]) == pytest.approx(value, rel=1e-4), name
+
+
+def test_a_coarse_quadrature_at_the_solution_is_polished_again_on_the_pricers_nodes():
+    # vol-of-vol near 2 with rho near -1: 128 nodes are off by far more than quadrature_tol
+    truth = {"v0": 0.04, "kappa": 6.0, "theta": 0.18, "sigma": 1.9, "rho": -0.93}
+    noisy = [surface(truth, noise=0.01)]
+    fine = HestonCalibrator(nodes=512, explore_nodes=192).calibrate_batch(noisy)
+    default = HestonCalibrator().calibrate_batch(noisy)
+    assert np.all(default.diagnostics["quadrature_nodes"] == 512)
+    assert np.all(default.diagnostics["quadrature_error"] > 1e-2)  # what 128 nodes would miss
+    assert np.all(default.converged) and np.all(fine.converged)
+    assert np.all(default.loss <= fine.loss * (1 + 1e-6))  # the fine-node optimum, or better
+    for name in truth:
+        np.testing.assert_allclose(default.params[name], fine.params[name], rtol=1e-4)
+    coarse = HestonCalibrator(quadrature_tol=np.inf).calibrate_batch(noisy)  # never escalates
+    assert np.all(coarse.diagnostics["quadrature_nodes"] == 128)
+    assert np.any(np.abs(coarse.params["sigma"] / fine.params["sigma"] - 1) > 1e-2)
