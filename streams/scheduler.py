@@ -99,7 +99,8 @@ class Calibrations:
         self.calibrator = calibrator or SABRCalibrator(
             beta=default_beta, min_batch=8, batch_growth=4, max_batch=512
         )
-        self.heston = heston or HestonCalibrator()
+        # a surface grows expiry by expiry as its opening quotes arrive: pack in steps of 4
+        self.heston = heston or HestonCalibrator(expiry_step=4)
         self.betas = dict(betas or {})
         self.default_beta = default_beta
         self.warm_epoch = warm_epoch
@@ -125,8 +126,9 @@ class Calibrations:
                 )
 
     def warmup_heston(self, shapes: Sequence[tuple[int, int]] = ((4, 12),)) -> None:
-        """Compile the Heston programs (cold and warm) of surfaces of ``shapes`` (expiries,
-        strikes per expiry), and the price inversion, before the worker takes traffic."""
+        """Compile the Heston programs (cold, warm and the fine-node polish) of surfaces of
+        ``shapes`` (expiries, strikes per expiry), and the price inversion, before the worker
+        takes traffic."""
         for m, k in shapes:
             t = np.repeat(0.25 * np.arange(1, m + 1), k)
             strikes = 100.0 * np.exp(np.tile(np.linspace(-0.3, 0.3, k), m) * np.sqrt(t))
@@ -154,7 +156,13 @@ class Calibrations:
             data = surface_market_data(snap)
             self.heston.calibrate_batch([data])
             warm = {n: np.array([spec.init]) for n, spec in self.heston.parameter_specs.items()}
-            self.heston.calibrate_batch([data], init=warm)
+            # with no quadrature tolerance the fit is always polished again on the pricer's
+            # nodes: that program too is compiled now, not when a hard surface first needs it
+            tol, self.heston.quadrature_tol = self.heston.quadrature_tol, 0.0
+            try:
+                self.heston.calibrate_batch([data], init=warm)
+            finally:
+                self.heston.quadrature_tol = tol
 
     @staticmethod
     def _group(snap: Snapshot) -> tuple:

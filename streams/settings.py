@@ -13,6 +13,7 @@
 | ``VOLSTREAM_TRIGGER_TICKS`` | ``5`` | new quotes that make a smile due |
 | ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
+| ``VOLSTREAM_SURFACE_TICKS`` | ``25`` | new quotes that make an equity index surface due (the forward and age triggers apply to its spot) |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (JAX compile cache) |
 """
 
@@ -100,6 +101,7 @@ class Settings:
                 ticks=int(get("VOLSTREAM_TRIGGER_TICKS", "5")),
                 forward_move=float(get("VOLSTREAM_TRIGGER_FORWARD", "0.0005")),
                 max_age=float(get("VOLSTREAM_TRIGGER_AGE", "30")),
+                surface_ticks=int(get("VOLSTREAM_SURFACE_TICKS", "25")),
             ),
             state_dir=Path(get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream")),
         )

@@ -77,16 +77,19 @@ def _column(value, n: int, name: str) -> np.ndarray:
     return out
 
 
-def surface_shape(maturities) -> tuple[int, int]:
+def surface_shape(maturities, expiry_step: int = 2) -> tuple[int, int]:
     """The packed shape ``(M, K)`` of a surface with these option maturities: expiries rounded
-    up to a multiple of 2 (each padded one costs a characteristic function), the most strikes
-    of one expiry to a multiple of 4 (few programs, little padding). Surfaces of one shape
-    calibrate in one program, whatever else shares their batch."""
+    up to a multiple of ``expiry_step`` (each padded one costs a characteristic function), the
+    most strikes of one expiry to a multiple of 4. Surfaces of one shape calibrate in one
+    program, whatever else shares their batch; a stream whose surfaces grow expiry by expiry
+    compiles fewer programs with a larger step."""
     _, counts = np.unique(np.asarray(maturities, np.float64), return_counts=True)
-    return _round_up(counts.size, 2), _round_up(int(counts.max()), 4)
+    return _round_up(counts.size, expiry_step), _round_up(int(counts.max()), 4)
 
 
-def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonSurface:
+def pack_surface(
+    market_data: dict, min_open_interest: float = 100.0, expiry_step: int = 2
+) -> HestonSurface:
     """Validate one surface's ``market_data`` and pack it by expiry (see the module doc)."""
     for key in ("spot", "strikes", "maturities"):
         if key not in market_data:
@@ -149,7 +152,7 @@ def pack_surface(market_data: dict, min_open_interest: float = 100.0) -> HestonS
         ):
             out[name][i, : len(idx)] = values[idx]
     packed = HestonSurface(spot=np.float64(spot), expiries=unique[:, None], **out)
-    return _pad(packed, *surface_shape(expiries))
+    return _pad(packed, *surface_shape(expiries, expiry_step))
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,7 @@ class HestonCalibrator:
         explore_nodes: int = 48,
         explore_tol: float = 1e-6,
         quadrature_tol: float = 1e-6,
+        expiry_step: int = 2,
     ) -> None:
         if not v0_starts or min(v0_starts) <= 0:
             raise ValueError("v0_starts must be a non-empty list of positive variances")
@@ -299,7 +303,7 @@ class HestonCalibrator:
         self.min_open_interest = min_open_interest
         self.batch_growth = batch_growth
         self.nodes, self.explore_nodes, self.explore_tol = nodes, explore_nodes, explore_tol
-        self.quadrature_tol = quadrature_tol
+        self.quadrature_tol, self.expiry_step = quadrature_tol, expiry_step
 
     @property
     def _bounds(self) -> tuple[tuple[float, float], ...]:
@@ -392,7 +396,7 @@ class HestonCalibrator:
         error units), the surface is polished again on those. ``iterations`` and
         ``loss_history`` cover every stage; ``diagnostics["quadrature_nodes"]`` says which rule
         the result was fitted on."""
-        packed = [pack_surface(m, self.min_open_interest) for m in surfaces]
+        packed = [pack_surface(m, self.min_open_interest, self.expiry_step) for m in surfaces]
         b = len(packed)
         shape = (max(p.expiries.shape[0] for p in packed), max(p.strikes.shape[1] for p in packed))
         vol_fit = any(np.isfinite(p.vols).any() for p in packed)  # one program per kind of fit

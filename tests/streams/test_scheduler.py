@@ -188,3 +188,19 @@ def test_a_surface_fit_does_not_depend_on_its_batch_companions():
     crowd = [spx] + [dataclasses.replace(s, underlying=f"X{i}") for i, s in enumerate(snaps[:4])]
     together = Calibrations().run(crowd)[0]
     assert alone.params == together.params and alone.diagnostics == together.diagnostics
+
+
+def test_after_warm_up_a_growing_index_surface_compiles_nothing():
+    from engine.heston import calibrator
+    from streams.simulate import TickSimulator
+    from streams.surface import SurfaceBook, SurfaceConfig
+
+    book = SurfaceBook(SurfaceConfig(surface_ticks=25))
+    quotes = TickSimulator(pairs=0, indices=1, seed=4).ticks(1.795e9, rate=20, count=60)
+    snaps = [s for s in (book.on_quote(q, 0.0) for q in quotes) if s is not None]
+    assert snaps[0].shape[0] < snaps[-1].shape[0] == 4  # opening quotes arrive expiry by expiry
+    cal = Calibrations()
+    cal.warmup_heston()
+    compiled = calibrator._fit._cache_size()
+    assert all(p.model == "heston" for p in cal.run(snaps))
+    assert calibrator._fit._cache_size() == compiled
