@@ -8,6 +8,7 @@ import time
 from streams import topics
 from streams.app import app, settings
 from streams.pipeline import Pipeline, Record
+from streams.recovery import take_over
 
 __all__ = ["calibrate_quotes", "pipeline"]
 
@@ -27,6 +28,20 @@ class _ProducerSink:
 
 
 pipeline = Pipeline(settings, _ProducerSink())
+_owned: set[int] = set()  # quote partitions this worker holds
+
+
+@app.on_partitions_assigned.connect
+async def take_over_partitions(sender, assigned, **kwargs) -> None:
+    """Rebuild the surfaces and warm starts of quote partitions new to this worker before the
+    agent resumes them (see :mod:`streams.recovery`)."""
+    mine = {tp.partition for tp in assigned if tp.topic == settings.topics["quotes"]}
+    new = mine - _owned
+    _owned.clear()
+    _owned.update(mine)
+    if new:
+        restored = await take_over(pipeline, settings, new)
+        log.warning("took over quote partitions %s: rebuilt %s", sorted(new), sorted(restored))
 
 
 # concurrency 1: with more, faust could commit offsets past batches still being calibrated

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple, Protocol
@@ -110,6 +110,19 @@ class Pipeline:
         self.history = History()
         self.counters = Counters()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
+
+    def rebuild(self, values: Iterable[bytes]) -> set[str]:
+        """Take in quote messages another worker already processed (a takeover's read-back):
+        the surfaces update as they did there, but nothing is calibrated, published or
+        counted, and bad messages, already dead-lettered, are skipped. Returns the
+        underlyings seen."""
+        seen: set[str] = set()
+        for value in values:
+            for _, quote, _ in _quotes(value):
+                if quote is not None:
+                    self.book.on_quote(quote, 0.0)
+                    seen.add(quote.underlying)
+        return seen
 
     async def process(self, records: Sequence[Record]) -> None:
         deliveries: list[Awaitable] = []

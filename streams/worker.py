@@ -24,21 +24,27 @@ log = logging.getLogger(__name__)
 async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[str, dict]:
     """The latest value per key of the compacted state topic (empty if it does not exist)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
 
+    # the partitions from a fresh describe: a consumer's own metadata only knows the topics it
+    # subscribed to, so partitions_for_topic() said None here and nothing was ever restored
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] or not described["partitions"]:  # no such topic yet
+        return {}
+    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        if topic not in await consumer.topics():  # fetches fresh metadata
-            return {}
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            return {}
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
         state: dict[str, dict] = {}
-        while any((await consumer.position(tp)) < end[tp] for tp in tps):
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
             batch = await consumer.getmany(*tps, timeout_ms=int(timeout * 1000))
             if not batch:
                 break

@@ -28,6 +28,7 @@ from streams.replay import ensure_topics, read_ticks
 from streams.scheduler import Calibrations, surface_market_data
 from streams.settings import Settings
 from streams.surface import SurfaceBook, SurfaceSnapshot
+from streams.worker import read_state
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,24 +294,41 @@ def test_two_workers_share_partitions_and_one_takes_over(
     settings = settings_for(kafka_bootstrap, prefix)
     half = len(quotes) // 2
     asyncio.run(ensure_topics(settings))
-    with (
-        worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w1.log") as w1,
-        worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w2.log"),
-    ):
+
+    def members(n: int) -> None:
         for _ in range(120):
-            if asyncio.run(_members(kafka_bootstrap, group)) == 2:
-                break
+            if asyncio.run(_members(kafka_bootstrap, group)) == n:
+                return
             asyncio.run(asyncio.sleep(1))
-        assert asyncio.run(_members(kafka_bootstrap, group)) == 2
+        assert asyncio.run(_members(kafka_bootstrap, group)) == n
+
+    # w1 alone calibrates the first half; w2 joins and they split the partitions (w2 takes
+    # some over from w1); w1 stops and w2 takes over the rest: everything w2 publishes is for
+    # smiles and surfaces it took over
+    with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w1.log") as w1:
+        members(1)
         asyncio.run(_send(settings, quotes[:half]))
         first = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], 1, quiet=5))
         assert first
-        w1.send_signal(signal.SIGTERM)
-        w1.wait(60)
-        asyncio.run(_send(settings, quotes[half:]))
-        params = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], len(first) + 1))
+        with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w2.log"):
+            members(2)
+            w1.send_signal(signal.SIGTERM)
+            w1.wait(60)
+            asyncio.run(_send(settings, quotes[half:]))
+            params = asyncio.run(
+                read_topic(kafka_bootstrap, settings.topics["params"], len(first) + 1)
+            )
+    before = [decode(r.value, Params) for r in first]
     later = [decode(r.value, Params) for r in params[len(first) :]]
     assert {p.underlying for p in later} == {q.underlying for q in quotes}  # the survivor has all
+    # it took over the stopped worker's surfaces and warm starts, not just its partitions:
+    # every fit after the takeover is warm and sees every option its smile or surface had
+    assert all(p.warm for p in later), [p.key for p in later if not p.warm]
+    full = {p.key: p.n_quotes for p in before}
+    first_after = {p.key: p for p in reversed(later)}
+    assert all(p.n_quotes >= full[key] for key, p in first_after.items()), {
+        key: (p.n_quotes, full[key]) for key, p in first_after.items()
+    }
 
 
 async def _send(settings: Settings, quotes: list[Quote]) -> None:
@@ -383,3 +401,28 @@ def test_simulate_cli_sends_paced_batches_the_broker_confirmed(kafka_bootstrap):
     assert all(len({decode(i, Quote).underlying for i in m.items}) == 1 for m in messages)
     span = max(q.ts for q in quotes) - min(q.ts for q in quotes)
     assert 1.0 < span <= 1.5  # ...and paced by event time
+
+
+def test_read_state_returns_the_latest_value_of_every_key(kafka_bootstrap):
+    settings = settings_for(kafka_bootstrap, f"state-{uuid.uuid4().hex[:8]}")
+    topic = settings.topics["state"]
+    assert asyncio.run(read_state(kafka_bootstrap, topic)) == {}  # no topic yet
+    asyncio.run(ensure_topics(settings))
+
+    async def write() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for i in range(6):
+                value = msgpack.packb({"warm": {"alpha": float(i)}})
+                await producer.send_and_wait(
+                    topic, value, key=f"EURUSD|2027-0{i % 3 + 1}-25".encode()
+                )
+        finally:
+            await producer.stop()
+
+    asyncio.run(write())
+    state = asyncio.run(read_state(kafka_bootstrap, topic))
+    assert state == {
+        f"EURUSD|2027-0{k + 1}-25": {"warm": {"alpha": float(k + 3)}} for k in range(3)
+    }

@@ -1,0 +1,71 @@
+"""Taking over quote partitions: rebuild the surfaces and warm starts their last owner had.
+
+A worker that is handed quote partitions (at start-up, or when another worker leaves the
+group) would otherwise start those underlyings with empty surfaces, fitting the first few new
+quotes alone, and with the warm starts it read when it started. Before the agent resumes from
+the group's committed offsets, each new partition is read back from ``max_quote_age`` seconds
+ago up to that offset into the surface book (nothing is calibrated or published: the previous
+owner did that), and the compacted state topic is read again for the smiles and surfaces of
+the underlyings found.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.pipeline import Pipeline
+from streams.settings import Settings
+from streams.worker import read_state
+
+__all__ = ["MAX_RECORDS", "take_over"]
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS = 200_000  # per partition: a bounded read, so a rebalance never waits for long
+
+
+async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]) -> set[str]:
+    """Rebuild what quote ``partitions`` had processed; returns the underlyings restored."""
+    topic = settings.topics["quotes"]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)  # assigned by hand: reads the group's offsets, never joins it
+        since = int(1000 * (time.time() - settings.surface.max_quote_age))
+        starts = await consumer.offsets_for_times(dict.fromkeys(tps, since))
+        ranges = {}
+        for tp in tps:
+            end = await consumer.committed(tp)
+            if end is not None and starts[tp] is not None and starts[tp].offset < end:
+                ranges[tp] = (max(starts[tp].offset, end - MAX_RECORDS), end)
+                consumer.seek(tp, ranges[tp][0])
+        values: list[bytes] = []
+        while ranges:
+            batch = await consumer.getmany(*ranges, timeout_ms=5000)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                values += [r.value for r in records if r.offset < ranges[tp][1]]
+                if records[-1].offset + 1 >= ranges[tp][1]:
+                    del ranges[tp]
+                    consumer.pause(tp)
+    finally:
+        await consumer.stop()
+    underlyings = pipeline.rebuild(values)
+    if underlyings:
+        state = await read_state(settings.bootstrap, settings.topics["state"])
+        theirs = {key: value for key, value in state.items() if key.split("|")[0] in underlyings}
+        pipeline.calibrations.import_state(theirs)
+        log.warning(
+            "read back %d quote messages and %d warm starts (of %d)",
+            len(values),
+            len(theirs),
+            len(state),
+        )
+    return underlyings
