@@ -13,6 +13,7 @@ test: $(STAMP)  ## run the whole test suite (what .ci/run runs)
 bench: $(STAMP)  ## benchmarks against QuantLib (slow; not part of the tests)
 	$(PY) bench/sabr.py
 	$(PY) bench/stream.py
+	$(PY) bench/heston.py
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
