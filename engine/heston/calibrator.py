@@ -389,13 +389,14 @@ class HestonCalibrator:
         """Fit many surfaces at once; ``init`` (name -> (B,)) warm-starts rows that are finite.
 
         Cold rows first *explore*: every start of ``v0_starts`` on ``explore_nodes`` quadrature
-        nodes to ``explore_tol``, all in one program; the best converged start (the lowest
-        cost) is then *polished* on ``nodes`` nodes to ``tol``, in one program with the warm
-        rows, which only polish. The polish's solution is priced once more on the pricer's own
-        ``NODES`` nodes: where the two differ by more than ``quadrature_tol`` (in the fit's
-        error units), the surface is polished again on those. ``iterations`` and
-        ``loss_history`` cover every stage; ``diagnostics["quadrature_nodes"]`` says which rule
-        the result was fitted on."""
+        nodes to ``explore_tol``, all in one program. Every explored start is then *polished*
+        on ``nodes`` nodes to ``tol``, in one program with the warm rows (which only polish);
+        the multi-start spread is measured there and the best converged start (the lowest
+        cost) kept. Its solution is priced once more on 1.5 x ``nodes`` nodes: where the two
+        differ by more than ``quadrature_tol`` (in the fit's error units), the surface is
+        polished again on the pricer's own ``NODES``. ``iterations`` and ``loss_history`` cover
+        every stage; ``diagnostics["quadrature_nodes"]`` says which rule the result was fitted
+        on."""
         packed = [pack_surface(m, self.min_open_interest, self.expiry_step) for m in surfaces]
         b = len(packed)
         shape = (max(p.expiries.shape[0] for p in packed), max(p.strikes.shape[1] for p in packed))
