@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -167,21 +167,24 @@ async def send_quotes(
     summary, start = ReplaySummary(), time.monotonic()
     batcher = Batcher(batch)
     last_print, queued, waiting_since = 0.0, 0, None
-    in_flight: list[tuple[asyncio.Future, int]] = []
+    in_flight: deque[tuple[asyncio.Future, int]] = deque()
 
     async def send(messages: list[tuple[bytes, bytes, int]]) -> None:
         for key, value, count in messages:
             future = await producer.send(settings.topics["quotes"], value, key=key)
             in_flight.append((future, count))
 
-    async def settle() -> None:  # count what the broker confirmed
-        outcomes = await asyncio.gather(*(f for f, _ in in_flight), return_exceptions=True)
-        for outcome, (_, count) in zip(outcomes, in_flight):
-            if isinstance(outcome, BaseException):
-                summary.failed += count
+    async def settle(limit: int) -> None:
+        """Count what the broker confirmed; wait only while more than ``limit`` sends are
+        unconfirmed, oldest first, so a paced stream is never held up by a full round trip."""
+        while in_flight and (in_flight[0][0].done() or len(in_flight) > limit):
+            future, n = in_flight.popleft()
+            try:
+                await future
+            except Exception:  # counted as failed, never raised
+                summary.failed += n
             else:
-                summary.sent += count
-        in_flight.clear()
+                summary.sent += n
 
     try:
         for item in items:
@@ -201,8 +204,7 @@ async def send_quotes(
             await send(batcher.add(item))
             waiting_since = (waiting_since or time.monotonic()) if batcher.pending else None
             queued += 1
-            if len(in_flight) >= 1000:
-                await settle()
+            await settle(10_000)
             now = time.monotonic()
             if progress and now - last_print > 0.5:
                 last_print = now
@@ -211,7 +213,7 @@ async def send_quotes(
                     f"\rsent {queued:,} ticks ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True
                 )
         await send(batcher.flush())
-        await settle()
+        await settle(0)
     finally:
         await producer.stop()
     summary.seconds = time.monotonic() - start
