@@ -9,8 +9,7 @@
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
 | ``VOLSTREAM_WARM_EPOCH`` | ``1.0`` | event-time seconds a smile's warm start stays fixed (see ``streams.scheduler``) |
-| ``VOLSTREAM_BATCH_MAX`` / ``_WITHIN`` | ``2048`` / ``0.001`` | messages per micro-batch / seconds the agent waits for more after each batch (1 ms measured best for p99 at 5,000 ticks/s) |
-| ``VOLSTREAM_XLA_CPU_POOL`` | ``0`` | ``1``: XLA splits CPU operations over its thread pool (see ``streams.worker``) |
+| ``VOLSTREAM_BATCH_MAX`` | ``2048`` | most messages per micro-batch (a batch takes all that wait, up to this; see ``streams.agents``) |
 | ``VOLSTREAM_TRIGGER_TICKS`` | ``5`` | new quotes that make a smile due |
 | ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
@@ -62,8 +61,6 @@ class Settings:
     default_beta: float = 0.5
     warm_epoch: float = 1.0
     batch_max: int = 2048
-    batch_within: float = 0.001
-    xla_cpu_pool: bool = False
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
     state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
 
@@ -98,8 +95,6 @@ class Settings:
             default_beta=float(get("VOLSTREAM_BETA", "0.5")),
             warm_epoch=float(get("VOLSTREAM_WARM_EPOCH", "1.0")),
             batch_max=int(get("VOLSTREAM_BATCH_MAX", "2048")),
-            batch_within=float(get("VOLSTREAM_BATCH_WITHIN", "0.001")),
-            xla_cpu_pool=get("VOLSTREAM_XLA_CPU_POOL", "0") not in ("", "0", "false"),
             surface=SurfaceConfig(
                 ticks=int(get("VOLSTREAM_TRIGGER_TICKS", "5")),
                 forward_move=float(get("VOLSTREAM_TRIGGER_FORWARD", "0.0005")),

@@ -57,23 +57,8 @@ async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[
         await consumer.stop()
 
 
-def _xla_cpu_pool(enabled: bool) -> None:
-    """Whether XLA splits CPU operations over its thread pool (off unless ``enabled``).
-
-    A worker shares its cores with the event loop, the broker and producers; an operation split
-    over the pool then waits on whichever thread was descheduled. In ``bench/stream.py`` on
-    2 cores, one thread per operation cut the time calibrating a live micro-batch by a third
-    and did not lower the backlog's throughput. Must run before JAX starts its backend; a
-    setting already in ``XLA_FLAGS`` wins."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:
-        pool = "true" if enabled else "false"
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen={pool}".strip()
-
-
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run until stopped (SIGINT/SIGTERM): faust owns the loop from here."""
-    _xla_cpu_pool(settings.xla_cpu_pool)
     import jax
 
     cache = settings.state_dir / "jax-cache"
