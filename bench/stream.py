@@ -109,6 +109,15 @@ def start_worker(settings: Settings, state_dir: Path, log: Path) -> subprocess.P
         )
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -262,7 +271,9 @@ def main(argv=None) -> dict:
                 await asyncio.sleep(3)
                 return await collector
 
+            cpu0 = cpu_seconds(worker.pid)
             seen = asyncio.run(latency_run())
+            cpu1 = cpu_seconds(worker.pid)
         finally:
             stop(worker)
         recent = [(t, p) for t, p in seen[before:] if p.window_end > live[0].ts - 1e6]
@@ -281,13 +292,16 @@ def main(argv=None) -> dict:
             "to_consumer_p50_ms": float(np.percentile(out, 50)),
             "to_consumer_p99_ms": float(np.percentile(out, 99)),
             "samples": int(lat.size),
+            # what the worker spent per live tick: the headroom left on this machine
+            "worker_cpu_us_per_tick": None if cpu0 is None else 1e6 * (cpu1 - cpu0) / len(live),
         }
         print(
             f"latency at {args.rate:,.0f} ticks/s: p50 {latency['p50_ms']:.1f} ms, p99 "
             f"{latency['p99_ms']:.1f} ms ({lat.size} calibrations); tick -> published p50 "
             f"{latency['to_published_p50_ms']:.1f} / p99 {latency['to_published_p99_ms']:.1f} ms,"
             f" published -> consumer p50 {latency['to_consumer_p50_ms']:.1f} / p99 "
-            f"{latency['to_consumer_p99_ms']:.1f} ms",
+            f"{latency['to_consumer_p99_ms']:.1f} ms; worker CPU "
+            f"{latency['worker_cpu_us_per_tick'] or float('nan'):.0f} us per tick",
             flush=True,
         )
 
