@@ -35,6 +35,7 @@ from schemas import (
     decode,
     encode,
 )
+from streams.metrics import WorkerMetrics
 from streams.scheduler import Calibrations, Snapshot
 from streams.settings import Settings
 from streams.surface import SurfaceBook
@@ -109,6 +110,7 @@ class Pipeline:
         )
         self.history = History()
         self.counters = Counters()
+        self.metrics = WorkerMetrics(lambda: (self.counters, len(self.book)))
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
 
     def rebuild(self, values: Iterable[bytes]) -> set[str]:
@@ -125,6 +127,7 @@ class Pipeline:
         return seen
 
     async def process(self, records: Sequence[Record]) -> None:
+        start = time.perf_counter()
         deliveries: list[Awaitable] = []
         snapshots: list[Snapshot] = []
         for record in records:
@@ -139,6 +142,8 @@ class Pipeline:
         if snapshots:
             deliveries.extend(await self._calibrate(snapshots))
         await asyncio.gather(*deliveries)
+        self.metrics.batch_seconds.observe(time.perf_counter() - start)
+        self.metrics.batch_messages.observe(len(records))
 
     async def _calibrate(self, snapshots: list[Snapshot]) -> list[Awaitable]:
         loop = asyncio.get_running_loop()
@@ -162,6 +167,7 @@ class Pipeline:
         key = params.key.encode()
         self.counters.calibrations += 1
         self.counters.flagged += not params.good
+        self.metrics.latency.labels(params.model).observe(params.published_at - params.received_at)
         sent = [await self.sink.send(self.settings.topics["params"], key, encode(params))]
         found, self.history = evaluate(self.history, params, params.published_at)
         for alert in found:

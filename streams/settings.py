@@ -14,6 +14,8 @@
 | ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
 | ``VOLSTREAM_SURFACE_TICKS`` | ``25`` | new quotes that make an equity index surface due (the forward and age triggers apply to its spot) |
+| ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.metrics``) |
+| ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (JAX compile cache) |
 """
 
@@ -61,6 +63,8 @@ class Settings:
     default_beta: float = 0.5
     warm_epoch: float = 1.0
     batch_max: int = 2048
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
     state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
 
@@ -95,6 +99,8 @@ class Settings:
             default_beta=float(get("VOLSTREAM_BETA", "0.5")),
             warm_epoch=float(get("VOLSTREAM_WARM_EPOCH", "1.0")),
             batch_max=int(get("VOLSTREAM_BATCH_MAX", "2048")),
+            metrics_host=get("VOLSTREAM_METRICS_HOST", "127.0.0.1"),
+            metrics_port=int(get("VOLSTREAM_METRICS_PORT", "9464")),
             surface=SurfaceConfig(
                 ticks=int(get("VOLSTREAM_TRIGGER_TICKS", "5")),
                 forward_move=float(get("VOLSTREAM_TRIGGER_FORWARD", "0.0005")),

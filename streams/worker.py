@@ -71,6 +71,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     import faust
 
     from streams.agents import pipeline  # registers the agent on the app
+    from streams.metrics import serve
 
     state = asyncio.run(read_state(settings.bootstrap, settings.topics["state"]))
     pipeline.calibrations.import_state(state)
@@ -82,6 +83,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # the stream for 100-250 ms (seen in bench/stream.py's latency run).
     gc.collect()
     gc.freeze()
+    serve(pipeline.metrics, settings.metrics_host, settings.metrics_port)
     from streams.app import app
 
     faust.Worker(app, loglevel=loglevel).execute_from_commandline()

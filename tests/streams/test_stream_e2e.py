@@ -9,9 +9,12 @@ calibrating each snapshot directly with the engine.
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.heston import HestonCalibrator
 from engine.sabr import SABRCalibrator
@@ -42,13 +46,16 @@ def settings_for(bootstrap: str, prefix: str) -> Settings:
 
 
 @contextmanager
-def worker(bootstrap: str, prefix: str, group: str, state_dir: Path, log: Path):
+def worker(
+    bootstrap: str, prefix: str, group: str, state_dir: Path, log: Path, metrics_port: int = 0
+):
     env = os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "VOLSTREAM_TOPIC_PREFIX": prefix,
         "VOLSTREAM_APP_ID": group,
         "VOLSTREAM_STATE_DIR": str(state_dir),
         "VOLSTREAM_PARTITIONS": "3",
+        "VOLSTREAM_METRICS_PORT": str(metrics_port),
     }
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -177,13 +184,39 @@ def first_run(kafka_bootstrap, quotes, jit_cache, tmp_path_factory):
     expected = expected_snapshots(quotes)
     total = sum(len(v) for v in expected.values())
     log = tmp_path_factory.mktemp("logs") / "worker-a.log"
-    with worker(kafka_bootstrap, prefix, f"{prefix}-g", jit_cache, log):
+    port = free_port()
+    with worker(kafka_bootstrap, prefix, f"{prefix}-g", jit_cache, log, metrics_port=port):
         reasons = asyncio.run(produce_with_bad(settings, quotes))
         params = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], total))
         dlq = asyncio.run(
             read_topic(kafka_bootstrap, settings.topics["dlq"], len(reasons), quiet=2)
         )
-    return {"expected": expected, "params": params, "dlq": dlq, "reasons": reasons, "log": log}
+        metrics = scrape(port)
+    return {
+        "expected": expected,
+        "params": params,
+        "dlq": dlq,
+        "reasons": reasons,
+        "log": log,
+        "metrics": metrics,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """The worker's /metrics as {(sample name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
@@ -258,6 +291,30 @@ def test_bad_messages_land_in_the_dlq_with_reasons(first_run):
         assert d.original_size >= len(d.original)
     oversized = next(d for d in letters if d.reason == "oversized")
     assert oversized.original_size == 70_000 and len(oversized.original) < 70_000
+
+
+def test_the_worker_metrics_count_what_the_topics_hold(first_run, quotes):
+    """/metrics against independent counts: the ticks sent, the dead letters and parameters
+    read back from their topics, the surfaces an offline book of the same ticks holds."""
+    m, params = first_run["metrics"], [decode(r.value, Params) for r in first_run["params"]]
+    messages = len(quotes) + len(first_run["reasons"])
+    assert m[("volstream_ticks_total", ())] == messages
+    rejected = {
+        labels[0][1]: v for (name, labels), v in m.items() if name == "volstream_rejected_total"
+    }
+    assert rejected == Counter(first_run["reasons"])
+    flagged = sum(not p.good for p in params)
+    assert m[("volstream_calibrations_total", (("outcome", "flagged"),))] == flagged
+    assert m[("volstream_calibrations_total", (("outcome", "good"),))] == len(params) - flagged
+    for model in ("sabr", "heston"):
+        count = m[("volstream_tick_to_publish_seconds_count", (("model", model),))]
+        assert count == sum(p.model == model for p in params) > 0
+    assert m[("volstream_batch_messages_sum", ())] == messages  # every message in one batch
+    assert m[("volstream_batch_seconds_count", ())] == m[("volstream_batch_messages_count", ())]
+    book = SurfaceBook(Settings().surface)
+    for q in quotes:
+        book.on_quote(q, 0.0)
+    assert m[("volstream_surfaces", ())] == len(book)
 
 
 def test_replaying_into_a_fresh_group_publishes_identical_parameters(

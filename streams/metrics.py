@@ -1,0 +1,104 @@
+"""A worker's Prometheus metrics: what operators watch beside the alerts topic.
+
+The pipeline's counters stay plain integers on the hot path and are read at scrape time; only
+the latency and batch histograms are observed as work happens. Each pipeline has a registry of
+its own (tests run several), served over HTTP on loopback by :func:`serve`.
+
+| metric | type | labels |
+|---|---|---|
+| ``volstream_ticks_total`` | counter | quotes consumed, good and bad |
+| ``volstream_rejected_total`` | counter | ``reason``: quotes sent to the dead-letter topic |
+| ``volstream_calibrations_total`` | counter | ``outcome``: ``good`` or ``flagged`` |
+| ``volstream_alerts_total`` | counter | alerts published |
+| ``volstream_errors_total`` | counter | calibration batches that raised (a bug) |
+| ``volstream_surfaces`` | gauge | smiles and surfaces held |
+| ``volstream_tick_to_publish_seconds`` | histogram | ``model``: first tick of a snapshot received -> its parameters sent |
+| ``volstream_batch_seconds`` | histogram | one micro-batch, decode to delivered |
+| ``volstream_batch_messages`` | histogram | messages in one micro-batch |
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["WorkerMetrics", "serve"]
+
+log = logging.getLogger(__name__)
+
+_SECONDS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_MESSAGES = tuple(float(2**k) for k in range(12))
+
+
+class _Counts(Collector):
+    """The pipeline's counters and surface count, read when Prometheus scrapes."""
+
+    def __init__(self, read: Callable[[], tuple[Any, int]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        counters, surfaces = self.read()
+        yield CounterMetricFamily("volstream_ticks", "Quotes consumed", value=counters.ticks)
+        rejected = CounterMetricFamily(
+            "volstream_rejected", "Quotes sent to the dead-letter topic", labels=["reason"]
+        )
+        for reason, n in sorted(counters.rejected.items()):
+            rejected.add_metric([reason], n)
+        yield rejected
+        outcomes = CounterMetricFamily(
+            "volstream_calibrations", "Parameters published", labels=["outcome"]
+        )
+        outcomes.add_metric(["good"], counters.calibrations - counters.flagged)
+        outcomes.add_metric(["flagged"], counters.flagged)
+        yield outcomes
+        yield CounterMetricFamily("volstream_alerts", "Alerts published", value=counters.alerts)
+        yield CounterMetricFamily(
+            "volstream_errors", "Calibration batches that raised", value=counters.errors
+        )
+        yield GaugeMetricFamily("volstream_surfaces", "Smiles and surfaces held", value=surfaces)
+
+
+class WorkerMetrics:
+    """The registry of one pipeline; ``read`` returns its counters and surface count."""
+
+    def __init__(self, read: Callable[[], tuple[Any, int]]) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_Counts(read))
+        self.latency = Histogram(
+            "volstream_tick_to_publish_seconds",
+            "First tick of a snapshot received by the worker -> its parameters sent",
+            ["model"],
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "volstream_batch_seconds",
+            "One micro-batch, decode to delivered",
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.batch_messages = Histogram(
+            "volstream_batch_messages",
+            "Messages in one micro-batch",
+            buckets=_MESSAGES,
+            registry=self.registry,
+        )
+
+
+def serve(metrics: WorkerMetrics, host: str, port: int) -> bool:
+    """Serve ``/metrics`` on ``host:port``; a port in use is logged, never fatal (a worker
+    must not stop calibrating for want of a metrics endpoint). Port 0 serves nothing."""
+    if not port:
+        return False
+    try:
+        start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        log.warning("metrics not served on %s:%d: %s", host, port, exc)
+        return False
+    log.warning("metrics on http://%s:%d/metrics", host, port)
+    return True
