@@ -1,8 +1,16 @@
-"""docker-compose.yml stays valid: the services, their wiring, loopback-only ports."""
+"""docker-compose.yml stays valid: the services, their wiring, loopback-only ports, and the
+Prometheus and Grafana configuration matches what the worker exports."""
 
+import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import yaml
+
+from streams.metrics import WorkerMetrics
+from streams.pipeline import Counters
+from streams.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
 
@@ -10,7 +18,7 @@ COMPOSE = Path(__file__).resolve().parents[2] / "compose"
 def test_compose_file_structure():
     doc = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
     services = doc["services"]
-    assert set(services) == {"kafka", "worker"}
+    assert set(services) == {"kafka", "worker", "prometheus", "grafana"}
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:4.")
     assert "broker,controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
@@ -20,6 +28,11 @@ def test_compose_file_structure():
     assert worker["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
     assert (COMPOSE / worker["build"]["dockerfile"].split("/")[-1]).is_file()
     assert "volstream-state" in doc["volumes"]
+    assert all(port.startswith("127.0.0.1:") for port in worker["ports"])
+    for name in ("prometheus", "grafana"):  # in the worker's namespace: scraped on loopback
+        assert services[name]["network_mode"] == "service:worker"
+        for volume in services[name]["volumes"]:
+            assert (COMPOSE / volume.split(":")[0]).exists(), volume
     advertised = kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert "kafka:19092" in advertised and "127.0.0.1:9092" in advertised
 
@@ -29,3 +42,33 @@ def test_worker_image_installs_the_pinned_package():
     assert "-c constraints.txt" in dockerfile and 'CMD ["volstream", "worker"]' in dockerfile
     for package in ("engine", "streams", "schemas", "alerts"):
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_prometheus_scrapes_the_worker_port_on_loopback():
+    config = yaml.safe_load((COMPOSE / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == [f"127.0.0.1:{Settings().metrics_port}"]
+    source = yaml.safe_load(
+        (COMPOSE / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    assert source["url"] == "http://127.0.0.1:9090"
+
+
+def test_every_dashboard_query_names_a_metric_the_worker_exports():
+    metrics = WorkerMetrics(lambda: (Counters(rejected=Counter(oversized=1)), 0))
+    metrics.latency.labels("sabr").observe(0.01)
+    exported = {s.name for family in metrics.registry.collect() for s in family.samples}
+    dashboard = json.loads((COMPOSE / "grafana/dashboards/volstream.json").read_text())
+    source = yaml.safe_load(
+        (COMPOSE / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    queried = set()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"]
+        for target in panel["targets"]:
+            queried |= set(re.findall(r"volstream_[a-z_]+", target["expr"]))
+    assert queried and queried <= exported, queried - exported
+    # and nothing the worker exports is left off the dashboard
+    assert {re.sub(r"_(bucket|sum|count|created)$", "", n) for n in exported} <= {
+        re.sub(r"_(bucket|sum|count)$", "", n) for n in queried
+    }
