@@ -86,4 +86,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     serve(pipeline.metrics, settings.metrics_host, settings.metrics_port)
     from streams.app import app
 
-    faust.Worker(app, loglevel=loglevel).execute_from_commandline()
+    worker = faust.Worker(app, loglevel=loglevel)
+    # faust's start-up spinner lowers the root logger to DEBUG so that every record reaches it:
+    # then every library's debug call (aiokafka logs each send) builds a record and writes to
+    # the terminal, for the worker's whole life
+    worker.spinner = None
+    worker.execute_from_commandline()
