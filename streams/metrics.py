@@ -90,15 +90,14 @@ class WorkerMetrics:
         )
 
 
-def serve(metrics: WorkerMetrics, host: str, port: int) -> bool:
+def serve(metrics: WorkerMetrics, host: str, port: int) -> None:
     """Serve ``/metrics`` on ``host:port``; a port in use is logged, never fatal (a worker
     must not stop calibrating for want of a metrics endpoint). Port 0 serves nothing."""
     if not port:
-        return False
+        return
     try:
         start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:
         log.warning("metrics not served on %s:%d: %s", host, port, exc)
-        return False
+        return
     log.warning("metrics on http://%s:%d/metrics", host, port)
-    return True
