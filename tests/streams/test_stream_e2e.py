@@ -9,7 +9,6 @@ calibrating each snapshot directly with the engine.
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -33,6 +32,7 @@ from streams.scheduler import Calibrations, surface_market_data
 from streams.settings import Settings
 from streams.surface import SurfaceBook, SurfaceSnapshot
 from streams.worker import read_state
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,12 +200,6 @@ def first_run(kafka_bootstrap, quotes, jit_cache, tmp_path_factory):
         "log": log,
         "metrics": metrics,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
