@@ -11,20 +11,26 @@ import QuantLib as ql
 __all__ = ["quantlib_heston_fit", "quantlib_sabr_fit", "write_record"]
 
 
-def quantlib_sabr_fit(forward, expiry, strikes, vols, *, beta=0.5, max_steps=500, tol=1e-8):
-    """Fit one smile with ``SABRInterpolation`` (LM, beta fixed, equal weights, ATM-based alpha
-    guess, nu 0.5, rho 0). Returns ``(alpha, rho, nu)`` and the fitted vols at ``strikes``."""
+def quantlib_sabr_fit(
+    forward, expiry, strikes, vols, *, beta=0.5, max_steps=500, tol=1e-8, start=None
+):
+    """Fit one smile with ``SABRInterpolation`` (LM, beta fixed, equal weights) from ``start``
+    ``(alpha, rho, nu)``, by default QuantLib's usual guess (ATM-based alpha, nu 0.5, rho 0).
+    Returns ``(alpha, rho, nu)`` and the fitted vols at ``strikes``."""
     strikes, vols = list(map(float, strikes)), list(map(float, vols))
-    atm = vols[int(np.argmin(np.abs(np.log(np.array(strikes) / forward))))]
+    if start is None:
+        atm = vols[int(np.argmin(np.abs(np.log(np.array(strikes) / forward))))]
+        start = (atm * forward ** (1 - beta), 0.0, 0.5)
+    alpha, rho, nu = map(float, start)
     interp = ql.SABRInterpolation(
         ql.Array(strikes),
         ql.Array(vols),
         float(expiry),
         float(forward),
-        atm * forward ** (1 - beta),
+        alpha,
         beta,
-        0.5,
-        0.0,
+        nu,
+        rho,
         False,
         True,
         False,

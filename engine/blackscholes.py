@@ -12,9 +12,26 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import ndtr
 
-__all__ = ["black_price", "implied_vol"]
+__all__ = ["black_price", "black_vega", "forward_price", "implied_vol"]
 
 _MAX_STD = 10.0  # total standard deviation sigma * sqrt(T) searched: vols up to 1000%/sqrt(yr)
+
+
+def forward_price(spot, rate, dividend, expiry):
+    """The forward :math:`F = S e^{(r - q) T}` of continuously compounded rate and dividend
+    yield: its one home. Broadcasts; works on NumPy and JAX arrays alike."""
+    return spot * jnp.exp((jnp.asarray(rate) - dividend) * expiry)
+
+
+def black_vega(forward, strike, expiry, vol):
+    r"""Undiscounted Black vega :math:`\partial C / \partial \sigma = F \sqrt{T}\,\varphi(d_1)`,
+    the same for calls and puts. Broadcasts; jittable."""
+    forward, strike, expiry, vol = (
+        jnp.asarray(x, dtype=jnp.float64) for x in (forward, strike, expiry, vol)
+    )
+    std = vol * jnp.sqrt(expiry)
+    d1 = jnp.log(forward / strike) / std + 0.5 * std
+    return forward * jnp.sqrt(expiry) * jnp.exp(-0.5 * d1 * d1) / jnp.sqrt(2.0 * jnp.pi)
 
 
 def black_price(forward, strike, expiry, vol, call=True):
@@ -103,7 +120,4 @@ def _implied_vol_jvp(iterations, primals, tangents):
     safe = jnp.where(jnp.isfinite(vol), vol, 0.2)
     black = lambda f, k, t: black_price(f, k, t, safe, sign > 0)  # noqa: E731
     _, d_black = jax.jvp(black, (forward, strike, expiry), (d_forward, d_strike, d_expiry))
-    std = safe * jnp.sqrt(expiry)
-    d1 = jnp.log(forward / strike) / std + 0.5 * std
-    vega = forward * jnp.sqrt(expiry) * jnp.exp(-0.5 * d1 * d1) / jnp.sqrt(2.0 * jnp.pi)
-    return vol, (d_price - d_black) / vega
+    return vol, (d_price - d_black) / black_vega(forward, strike, expiry, safe)

@@ -20,6 +20,7 @@ from engine.smallmat import sym_eigh
 __all__ = [
     "IdentifiabilityMetrics",
     "compute_identifiability_metrics",
+    "identifiability_from_jacobian",
     "identifiability_from_normal",
 ]
 
@@ -30,7 +31,14 @@ class IdentifiabilityMetrics(NamedTuple):
     correlations: Array
 
 
-def compute_identifiability_metrics(
+def compute_identifiability_metrics(calibrator, params, market_data) -> IdentifiabilityMetrics:
+    """The playbook's call: identifiability of ``calibrator``'s free parameters at ``params``
+    (a result's ``params``, or any name -> value mapping) on ``market_data``. Each calibrator
+    measures it on its own residuals (``calibrator.identifiability``)."""
+    return calibrator.identifiability(params, market_data)
+
+
+def identifiability_from_jacobian(
     jac: Array, residuals: Array, scales: Array, n_obs: Array
 ) -> IdentifiabilityMetrics:
     """Metrics from ``jac`` (N, P), weighted ``residuals`` (N,), column ``scales`` (P,)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax
 import numpy as np
@@ -37,6 +37,7 @@ class CalibrationResult:
     loss_history: Array | None = None
     sensitivities: Array | None = None
     sensitivity_params: tuple[str, ...] = field(default=())
+    model: str = ""  # "sabr", "heston": which model's parameters these are
 
     @property
     def batch_size(self) -> int | None:
@@ -48,25 +49,67 @@ class CalibrationResult:
         """The ``i``-th smile of a batch result, as a single-smile result."""
         if self.batch_size is None:
             raise TypeError("smile(i) indexes a batch result; this is a single smile")
-        pick = lambda tree: jax.tree_util.tree_map(lambda a: a[i], tree)  # noqa: E731
+        return self.rows(int(i))
+
+    def rows(self, index) -> CalibrationResult:
+        """The rows ``index`` (an int, a slice, indices or a mask) of a batch result."""
+        pick = lambda tree: jax.tree_util.tree_map(lambda a: a[index], tree)  # noqa: E731
         gates = {
-            name: g._replace(value=g.value[i], passed=g.passed[i], applicable=g.applicable[i])
+            name: g._replace(
+                value=g.value[index], passed=g.passed[index], applicable=g.applicable[index]
+            )
             for name, g in self.gates.items()
         }
         return CalibrationResult(
             params=pick(self.params),
-            converged=self.converged[i],
-            status=self.status[i],
-            iterations=self.iterations[i],
-            loss=self.loss[i],
-            rmse=self.rmse[i],
-            residuals=self.residuals[i],
+            converged=self.converged[index],
+            status=self.status[index],
+            iterations=self.iterations[index],
+            loss=self.loss[index],
+            rmse=self.rmse[index],
+            residuals=self.residuals[index],
             diagnostics=pick(self.diagnostics),
             gates=gates,
-            warm=self.warm[i],
-            loss_history=None if self.loss_history is None else self.loss_history[i],
-            sensitivities=None if self.sensitivities is None else self.sensitivities[i],
+            warm=self.warm[index],
+            loss_history=None if self.loss_history is None else self.loss_history[index],
+            sensitivities=None if self.sensitivities is None else self.sensitivities[index],
             sensitivity_params=self.sensitivity_params,
+            model=self.model,
+        )
+
+    def with_rows(self, rows: np.ndarray, other: CalibrationResult) -> CalibrationResult:
+        """This batch result with ``rows`` replaced by ``other``'s rows (in order): how a
+        retry's results are merged back into a batch."""
+
+        def put(mine, theirs):
+            out = np.array(mine, copy=True)
+            out[rows] = theirs
+            return out
+
+        tree = lambda a, b: jax.tree_util.tree_map(put, a, b)  # noqa: E731
+        gates = {
+            name: g._replace(
+                value=put(g.value, other.gates[name].value),
+                passed=put(g.passed, other.gates[name].passed),
+                applicable=put(g.applicable, other.gates[name].applicable),
+            )
+            for name, g in self.gates.items()
+        }
+        pick = lambda a, b: None if a is None else put(a, b)  # noqa: E731
+        return replace(
+            self,
+            params=tree(self.params, other.params),
+            converged=put(self.converged, other.converged),
+            status=put(self.status, other.status),
+            iterations=put(self.iterations, other.iterations),
+            loss=put(self.loss, other.loss),
+            rmse=put(self.rmse, other.rmse),
+            residuals=put(self.residuals, other.residuals),
+            diagnostics=tree(self.diagnostics, other.diagnostics),
+            gates=gates,
+            warm=put(self.warm, other.warm),
+            loss_history=pick(self.loss_history, other.loss_history),
+            sensitivities=pick(self.sensitivities, other.sensitivities),
         )
 
     @property
@@ -82,6 +125,12 @@ class CalibrationResult:
         if self.batch_size is not None:
             raise TypeError("gate_verdicts() is per smile: use result.smile(i).gate_verdicts()")
         return {n: gate_verdict(bool(g.passed), bool(g.applicable)) for n, g in self.gates.items()}
+
+    @property
+    def good(self) -> Array:
+        """True where the parameters may be used: converged and every applicable gate passed.
+        A fit that cannot reprice its input fails a gate, so it is never good."""
+        return self.gates_passed
 
     @property
     def gates_passed(self) -> Array:

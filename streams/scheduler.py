@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from engine.blackscholes import black_price, implied_vol
+from engine.blackscholes import implied_vol
 from engine.buckets import bucket
 from engine.heston import PARAM_NAMES as HESTON_PARAMS
 from engine.heston import HestonCalibrator
@@ -129,40 +129,9 @@ class Calibrations:
         """Compile the Heston programs (cold, warm and the fine-node polish) of surfaces of
         ``shapes`` (expiries, strikes per expiry), and the price inversion, before the worker
         takes traffic."""
-        for m, k in shapes:
-            t = np.repeat(0.25 * np.arange(1, m + 1), k)
-            strikes = 100.0 * np.exp(np.tile(np.linspace(-0.3, 0.3, k), m) * np.sqrt(t))
-            vols = 0.2 - 0.1 * np.log(strikes / 100.0)
-            prices = np.asarray(black_price(100.0, strikes, t, vols, strikes >= 100.0))
-            n, nan = t.size, (math.nan,) * t.size
-            snap = SurfaceSnapshot(
-                underlying="warmup",
-                spot=100.0,
-                expiries=tuple(map(str, t)),
-                times=tuple(t),
-                strikes=tuple(strikes),
-                rates=(0.0,) * n,
-                dividends=(0.0,) * n,
-                vols=nan,
-                prices=tuple(prices),
-                calls=tuple(strikes >= 100.0),
-                quote_spots=(100.0,) * n,
-                open_interest=nan,
-                window_start=0.0,
-                window_end=0.0,
-                dropped=0,
-                received_at=0.0,
-            )
-            data = surface_market_data(snap)
-            self.heston.calibrate_batch([data])
-            warm = {n: np.array([spec.init]) for n, spec in self.heston.parameter_specs.items()}
-            # with no quadrature tolerance the fit is always polished again on the pricer's
-            # nodes: that program too is compiled now, not when a hard surface first needs it
-            tol, self.heston.quadrature_tol = self.heston.quadrature_tol, 0.0
-            try:
-                self.heston.calibrate_batch([data], init=warm)
-            finally:
-                self.heston.quadrature_tol = tol
+        for shape in shapes:
+            self.heston.warmup(shape)
+        _implied_vol(*(np.full(64, x) for x in (0.1, 1.0, 1.0, 1.0)), np.ones(64, bool))
 
     @staticmethod
     def _group(snap: Snapshot) -> tuple:

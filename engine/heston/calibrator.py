@@ -2,14 +2,20 @@
 
 A surface is packed by expiry: strikes ``(M, K)`` against expiries ``(M, 1)``, so each pricing
 evaluates the characteristic function once per expiry (see :mod:`engine.heston.pricer`).
-Residuals are relative price errors for ``target_prices`` (QuantLib's default calibration
-error) or, for ``target_vols``, implied-vol errors: exact, through
+
+Targets. ``target_prices`` are fitted as relative errors of the out-of-the-money option's price
+(QuantLib's default calibration error): a price is read as a **call unless ``call`` says
+otherwise** (the documented convention; never a guess from the strike), refused with its index
+when it lies outside its no-arbitrage bounds, and turned into the out-of-the-money option by
+put-call parity, exactly, so deep in-the-money quotes do not drown the smile in intrinsic value.
+``target_vols`` are fitted as implied-vol errors, exact through
 :func:`engine.blackscholes.implied_vol`, whose derivative is the price's divided by vega.
-``call`` (per option) says which prices are calls; by default each option is
-the out-of-the-money one (a call where ``K >= F``), as QuantLib's Heston helpers choose. The
-solver is :func:`engine.optimize.levenberg_marquardt` on unconstrained coordinates (bounds by
-reparametrisation, exact forward-mode Jacobian), vmapped over surfaces and starting points in
-one ``jit``, with quadrature nodes fitted to each start; padded options weigh zero.
+
+The solver is any of :data:`engine.optimize.SOLVERS` (``optimizer``; Levenberg-Marquardt by
+default) on unconstrained coordinates (bounds by reparametrisation, exact forward-mode
+Jacobian), vmapped over surfaces and starting points in one ``jit``, with quadrature nodes
+fitted to each start; padded options weigh zero; ``parameter_specs[name].fixed`` holds a
+parameter at its ``init``.
 
 A cold surface is fitted in two stages: every start *explores* on a coarse quadrature (48
 nodes), then every explored start is *polished* on the fit's own (128 nodes), where the
@@ -22,16 +28,15 @@ change (rho near -1 with a high vol-of-vol) is polished again on the pricer's 51
 >>> k, t = np.tile([80.0, 90, 100, 110, 120], 3), np.repeat([0.25, 0.5, 1.0], 5)
 >>> prices = heston_price(100.0, k, t, 0.02, 0.0, 0.05, 2.0, 0.06, 0.6, -0.7)
 >>> res = HestonCalibrator().calibrate({"spot": 100.0, "strikes": k, "maturities": t,
-...     "rate": 0.02, "dividend": 0.0, "target_prices": prices, "call": True})
+...     "rate": 0.02, "dividend": 0.0, "target_prices": prices})
 >>> bool(res.converged), round(float(res.params["rho"]), 6)
 (True, -0.7)
 """
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
 
@@ -40,19 +45,28 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from engine.blackscholes import black_price, implied_vol
-from engine.buckets import bucket
-from engine.diagnostics import identifiability_from_normal
+from engine.blackscholes import black_price, black_vega, forward_price, implied_vol
+from engine.buckets import bucket, chunks
+from engine.diagnostics import (
+    IdentifiabilityMetrics,
+    identifiability_from_jacobian,
+    identifiability_from_normal,
+)
 from engine.gates import threshold_gate
+from engine.heston.model import PARAM_NAMES, HestonParams, default_specs
 from engine.heston.pricer import NODES, heston_price, heston_price_on, lewis_kernel, quadrature
-from engine.optimize import Status
-from engine.optimize.lm import levenberg_marquardt
-from engine.parameters import ParameterSpec, to_constrained, to_unconstrained
+from engine.optimize import SOLVERS, Status
+from engine.parameters import to_constrained, to_unconstrained
 from engine.result import CalibrationResult
 
-__all__ = ["PARAM_NAMES", "HestonCalibrator", "HestonSurface", "pack_surface", "surface_shape"]
-
-PARAM_NAMES = ("v0", "kappa", "theta", "sigma", "rho")
+__all__ = [
+    "PARAM_NAMES",
+    "HestonCalibrator",
+    "HestonSurface",
+    "HestonThresholds",
+    "pack_surface",
+    "surface_shape",
+]
 
 
 class HestonSurface(NamedTuple):
@@ -63,7 +77,7 @@ class HestonSurface(NamedTuple):
     strikes: Array  # (M, K)
     rates: Array  # (M, K)
     dividends: Array  # (M, K)
-    prices: Array  # (M, K) market prices
+    prices: Array  # (M, K) market prices of the out-of-the-money option (of the given one, vols)
     calls: Array  # (M, K) 1.0 for calls, 0.0 for puts
     scale: Array  # (M, K) residual divisor: the price (relative errors) or its vega
     vols: Array  # (M, K) market implied vols of a vol fit (residuals in vol), NaN otherwise
@@ -71,10 +85,22 @@ class HestonSurface(NamedTuple):
 
 
 def _column(value, n: int, name: str) -> np.ndarray:
-    out = np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"market_data[{name!r}] must be finite")
+    try:
+        out = np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
+    except ValueError:
+        raise ValueError(
+            f"market_data[{name!r}] must be a scalar or one value per strike ({n}), "
+            f"got shape {np.shape(value)}"
+        ) from None
+    _refuse(~np.isfinite(out), f"market_data[{name!r}]", out, "is not finite")
     return out
+
+
+def _refuse(bad: np.ndarray, what: str, values: np.ndarray, why: str) -> None:
+    """Raise naming the first offending options (their indices in the input) and values."""
+    if np.any(bad):
+        idx = np.flatnonzero(bad)[:5].tolist()
+        raise ValueError(f"{what} {why} at option {idx} (values {values[idx].tolist()})")
 
 
 def surface_shape(maturities, expiry_step: int = 2) -> tuple[int, int]:
@@ -90,7 +116,13 @@ def surface_shape(maturities, expiry_step: int = 2) -> tuple[int, int]:
 def pack_surface(
     market_data: dict, min_open_interest: float = 100.0, expiry_step: int = 2
 ) -> HestonSurface:
-    """Validate one surface's ``market_data`` and pack it by expiry (see the module doc)."""
+    """Validate one surface's ``market_data`` and pack it by expiry (see the module doc).
+
+    Raises ``ValueError`` naming the key and the offending options' indices: a missing key,
+    non-finite or non-positive inputs, and prices outside their no-arbitrage bounds
+    (:math:`\\max(S e^{-qT} - K e^{-rT}, 0) < C < S e^{-qT}` for calls,
+    :math:`\\max(K e^{-rT} - S e^{-qT}, 0) < P < K e^{-rT}` for puts; a price at its intrinsic
+    value has no time value to fit)."""
     for key in ("spot", "strikes", "maturities"):
         if key not in market_data:
             raise ValueError(f"market_data needs {key!r}")
@@ -99,33 +131,52 @@ def pack_surface(
     strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
     n = strikes.size
     spot = float(market_data["spot"])
+    if not spot > 0:
+        raise ValueError(f"market_data['spot'] must be positive, got {spot}")
     expiries = _column(market_data["maturities"], n, "maturities")
     rates = _column(market_data.get("rate", 0.0), n, "rate")
     dividends = _column(market_data.get("dividend", 0.0), n, "dividend")
     weights = _column(market_data.get("weights", 1.0), n, "weights")
-    if not (spot > 0 and np.all(strikes > 0) and np.all(expiries > 0) and np.all(weights >= 0)):
-        raise ValueError("spot, strikes and maturities must be positive and weights non-negative")
+    _refuse(~(strikes > 0), "market_data['strikes']", strikes, "must be positive")
+    _refuse(~(expiries > 0), "market_data['maturities']", expiries, "must be positive")
+    _refuse(weights < 0, "market_data['weights']", weights, "must be non-negative")
     if "open_interest" in market_data:  # the playbook's liquidity filter; NaN: not reported
         interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
         weights = weights * ~(interest <= min_open_interest)
-    forward = spot * np.exp((rates - dividends) * expiries)
+    forward = np.asarray(forward_price(spot, rates, dividends, expiries))
     discount = np.exp(-rates * expiries)
-    calls = np.broadcast_to(market_data.get("call", strikes >= forward), (n,)).astype(np.float64)
-    if "target_vols" in market_data:
+    otm_call = strikes >= forward
+    if "target_vols" in market_data:  # the vol is the same either side: price the OTM one
         vols = _column(market_data["target_vols"], n, "target_vols")
-        if not np.all(vols > 0):
-            raise ValueError("target_vols must be positive")
-        prices = discount * np.asarray(black_price(forward, strikes, expiries, vols, calls > 0))
-        std = vols * np.sqrt(expiries)
-        d1 = np.log(forward / strikes) / std + 0.5 * std
-        scale = (
-            discount * forward * np.sqrt(expiries) * np.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
-        )
+        _refuse(~(vols > 0), "market_data['target_vols']", vols, "must be positive")
+        calls = np.broadcast_to(market_data.get("call", otm_call), (n,)).astype(bool)
+        prices = discount * np.asarray(black_price(forward, strikes, expiries, vols, calls))
+        scale = discount * np.asarray(black_vega(forward, strikes, expiries, vols))
         target_vols = vols
     else:
-        prices = _column(market_data["target_prices"], n, "target_prices")
-        if not np.all(prices > 0):
-            raise ValueError("target_prices must be positive")
+        given = _column(market_data["target_prices"], n, "target_prices")
+        calls = np.broadcast_to(np.asarray(market_data.get("call", True), bool), (n,))
+        intrinsic = discount * (forward - strikes)  # S e^{-qT} - K e^{-rT}
+        upper = discount * np.where(calls, forward, strikes)
+        lower = np.where(calls, intrinsic, -intrinsic)
+        tol = 1e-12 * upper
+        _refuse(
+            given >= upper + tol,
+            "market_data['target_prices']",
+            given,
+            "above the no-arbitrage bound (S e^-qT for a call, K e^-rT for a put; "
+            "is 'call' right?)",
+        )
+        _refuse(
+            given <= np.maximum(lower, 0.0) + tol,
+            "market_data['target_prices']",
+            given,
+            "at or below intrinsic value (max(S e^-qT - K e^-rT, 0) for a call, "
+            "max(K e^-rT - S e^-qT, 0) for a put; is 'call' right?)",
+        )
+        # put-call parity to the out-of-the-money option: C - P = S e^{-qT} - K e^{-rT}
+        prices = given + np.where(calls == otm_call, 0.0, np.where(calls, -intrinsic, intrinsic))
+        calls = otm_call
         scale = prices
         target_vols = np.full(n, np.nan)
     if not np.any(weights > 0):
@@ -133,30 +184,28 @@ def pack_surface(
     unique = np.unique(expiries)
     rows = [np.flatnonzero(expiries == t) for t in unique]
     m, k = len(unique), max(len(r) for r in rows)
-    grid = lambda fill: np.full((m, k), fill, np.float64)  # noqa: E731
-    names = ("strikes", "rates", "dividends", "prices", "calls", "scale", "vols")
-    out = {name: grid(1.0) for name in names}
-    out["strikes"][:] = spot
+    columns = {
+        "strikes": strikes,
+        "rates": rates,
+        "dividends": dividends,
+        "prices": prices,
+        "calls": calls.astype(np.float64),
+        "vols": target_vols,
+        "scale": scale,
+        "weights": weights,
+    }
+    out = {name: np.full((m, k), 1.0) for name in columns}
+    out["strikes"][:], out["weights"][:] = spot, 0.0
     out["rates"][:], out["dividends"][:] = rates.mean(), dividends.mean()
-    out["weights"] = grid(0.0)
     for i, idx in enumerate(rows):
-        for name, values in (
-            ("strikes", strikes),
-            ("rates", rates),
-            ("dividends", dividends),
-            ("prices", prices),
-            ("calls", calls),
-            ("vols", target_vols),
-            ("scale", scale),
-            ("weights", weights),
-        ):
+        for name, values in columns.items():
             out[name][i, : len(idx)] = values[idx]
     packed = HestonSurface(spot=np.float64(spot), expiries=unique[:, None], **out)
     return _pad(packed, *surface_shape(expiries, expiry_step))
 
 
 @dataclass(frozen=True)
-class GateThresholds:
+class HestonThresholds:
     """Playbook thresholds: price errors below 2% on liquid strikes, multi-start agreement
     within 5%, scaled-Jacobian condition number below 200."""
 
@@ -165,8 +214,26 @@ class GateThresholds:
     condition: float = 200.0
 
 
-def _params(u: Array, bounds) -> Array:
-    return jnp.stack([to_constrained(u[i], lo, hi) for i, (lo, hi) in enumerate(bounds)])
+@dataclass(frozen=True)
+class _Config:
+    """Everything static about one fit program (the jit cache key, with the shapes)."""
+
+    bounds: tuple[tuple[float, float], ...]
+    free: tuple[int, ...]  # indices of the fitted parameters; the rest are held
+    solver: str
+    nodes: int
+    max_steps: int
+    tol: float
+    vol_fit: bool
+    check: int  # > nodes: also price the solution on this many nodes
+
+
+def _params(x: Array, held: Array, cfg: _Config) -> Array:
+    """Physical parameters (5,) from the free unconstrained ``x`` and the held values."""
+    p = held
+    for j, i in enumerate(cfg.free):
+        p = p.at[i].set(to_constrained(x[j], *cfg.bounds[i]))
+    return p
 
 
 def _model(p: Array, s: HestonSurface, u: Array, kernel: Array) -> Array:
@@ -181,71 +248,65 @@ def _errors(model: Array, s: HestonSurface, vol_fit: bool) -> Array:
     price_error = (model - s.prices) / s.scale
     if not vol_fit:  # static: price fits never pay for the inversion
         return jnp.where(s.weights > 0, price_error, 0.0)
-    growth = jnp.exp((s.rates - s.dividends) * s.expiries)
+    forward = forward_price(s.spot, s.rates, s.dividends, s.expiries)
     vol = implied_vol(
-        model * jnp.exp(s.rates * s.expiries), s.spot * growth, s.strikes, s.expiries, s.calls > 0
+        model * jnp.exp(s.rates * s.expiries), forward, s.strikes, s.expiries, s.calls > 0
     )
     error = jnp.where(jnp.isfinite(s.vols) & jnp.isfinite(vol), vol - s.vols, price_error)
     return jnp.where(s.weights > 0, error, 0.0)
 
 
-def _residuals(x, args, bounds, vol_fit):
-    s, u, kernel = args
-    model = _model(_params(x, bounds), s, u, kernel)
-    return (jnp.sqrt(s.weights) * _errors(model, s, vol_fit)).ravel()
-
-
-def _solve(
-    s: HestonSurface, x0: Array, bounds, nodes: int, max_steps: int, tol: float, vol_fit: bool
-):
-    """LM from ``x0`` with quadrature nodes fitted to ``x0``'s parameters and held fixed, so
-    the strike kernel is computed once and the Jacobian differentiates only the CF."""
-    rule = _rule(s, _params(x0, bounds), nodes)
-    residuals = partial(_residuals, bounds=bounds, vol_fit=vol_fit)
-    out = levenberg_marquardt(
-        residuals, x0, (s, *rule), max_steps=max_steps, tol=tol, record_history=True
-    )
-    return out, rule
+def _residuals(x, args, cfg: _Config):
+    s, held, u, kernel = args
+    model = _model(_params(x, held, cfg), s, u, kernel)
+    return (jnp.sqrt(s.weights) * _errors(model, s, cfg.vol_fit)).ravel()
 
 
 def _rule(s: HestonSurface, p: Array, nodes: int) -> tuple[Array, Array]:
     """Quadrature nodes fitted to parameters ``p`` and the surface's strike kernel on them."""
     u, weights = quadrature(s.expiries, *p, nodes=nodes)
-    forward = s.spot * jnp.exp((s.rates - s.dividends) * s.expiries)
+    forward = forward_price(s.spot, s.rates, s.dividends, s.expiries)
     return u, lewis_kernel(s.strikes, forward, u, weights)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _fit(
-    bounds,
-    nodes: int,
-    max_steps: int,
-    tol: float,
-    vol_fit: bool,
-    check: int,
-    surfaces: HestonSurface,
-    x0: Array,
-):
-    """Fit ``x0`` (B, S, 5): every surface from each of its S starts, all in one program.
-    ``check`` > ``nodes`` also prices the solution on that many nodes: the difference, in the
-    fit's error units, is the quadrature error of the fit's own ``nodes``."""
+@partial(jax.jit, static_argnums=0)
+def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
+    """Fit every surface from each of its S starts ``p0`` (B, S, 5; held parameters at their
+    values), all in one program. Quadrature nodes are fitted to each start and held fixed
+    through its solve, so the strike kernel is computed once and the Jacobian differentiates
+    only the characteristic function. ``cfg.check`` > ``cfg.nodes`` also prices the solution
+    on that many nodes: the difference, in the fit's error units, is the quadrature error of
+    the fit's own nodes."""
+    free = jnp.array(cfg.free)
 
-    def one(s, x):
-        out, rule = _solve(s, x, bounds, nodes, max_steps, tol, vol_fit)
-        p = _params(out.x, bounds)
+    def one(s, start):
+        x0 = jnp.stack([to_unconstrained(start[i], *cfg.bounds[i]) for i in cfg.free])
+        rule = _rule(s, start, cfg.nodes)
+        residuals = partial(_residuals, cfg=cfg)
+        args = (s, start, *rule)
+        out = SOLVERS[cfg.solver](
+            residuals, x0, args, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True
+        )
+        normal = out.normal
+        if normal is None:  # solvers without J^T J at their solution: one Jacobian more
+            jac = jax.jacfwd(residuals)(out.x, args)
+            normal = jac.T @ jac
+        p = _params(out.x, start, cfg)
         model = _model(p, s, *rule)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
-        # identifiability in the physical parameters from the solver's own J^T J (in the
-        # unconstrained ones): J_p = J_u / (dp/du), the map being diagonal
-        slope = jnp.diag(jax.jacfwd(_params)(out.x, bounds))
-        normal = out.normal / slope[:, None] / slope[None, :]
-        scales = jnp.concatenate([p[:4], jnp.ones(1)])  # relative, but rho absolute
+        # identifiability in the free physical parameters from J^T J in the unconstrained
+        # ones: J_p = J_u / (dp/du), the map being diagonal
+        slope = jnp.diag(jax.jacfwd(lambda x: _params(x, start, cfg)[free])(out.x))
+        normal = normal / slope[:, None] / slope[None, :]
+        scales = jnp.where(free < 4, p[free], 1.0)  # relative, but rho absolute
         metrics = identifiability_from_normal(
             normal, 2.0 * out.cost, scales, jnp.sum(s.weights > 0)
         )
+        std = jnp.full(5, jnp.nan).at[free].set(metrics.std_errors)
+        corr = jnp.full((5, 5), jnp.nan).at[free[:, None], free[None, :]].set(metrics.correlations)
         quadrature_error = jnp.nan
-        if check:
-            finer = _model(p, s, *_rule(s, p, check))
+        if cfg.check:
+            finer = _model(p, s, *_rule(s, p, cfg.check))
             quadrature_error = jnp.max(
                 jnp.where(s.weights > 0, jnp.abs(finer - model) / s.scale, 0)
             )
@@ -256,176 +317,232 @@ def _fit(
             out.cost,
             jnp.max(rel),
             out.loss_history,
-            *metrics,
+            metrics.condition_number,
+            std,
+            corr,
             quadrature_error,
         )
 
     per_start = jax.vmap(one, in_axes=(None, 0))
-    return jax.vmap(per_start)(surfaces, x0)
+    return jax.vmap(per_start)(surfaces, p0)
+
+
+@partial(jax.jit, static_argnums=0)
+def _identifiability(cfg: _Config, s: HestonSurface, p: Array) -> IdentifiabilityMetrics:
+    """Identifiability at parameters ``p`` (5,): the free parameters' weighted Jacobian on
+    ``cfg.nodes`` quadrature nodes fitted to ``p``, as a fit ending at ``p`` measures it."""
+    free = jnp.array(cfg.free)
+    rule = _rule(s, p, cfg.nodes)
+
+    def weighted(q):
+        model = _model(p.at[free].set(q), s, *rule)
+        return (jnp.sqrt(s.weights) * _errors(model, s, cfg.vol_fit)).ravel()
+
+    jac = jax.jacfwd(weighted)(p[free])
+    scales = jnp.where(free < 4, p[free], 1.0)  # relative, but rho absolute
+    return identifiability_from_jacobian(jac, weighted(p[free]), scales, jnp.sum(s.weights > 0))
+
+
+_OUTPUTS = ("p", "status", "iterations", "cost", "worst", "history", "condition", "errors")
+_OUTPUTS += ("correlations", "quadrature_error")
+_V0_MULTIPLIERS = (0.5, 1.0, 1.5)  # the default cold starts: v0's init times these
 
 
 class HestonCalibrator:
     """Heston calibrator with the playbook API.
 
-    ``parameter_specs[name].init`` sets the single start; ``v0_starts`` the multi-start grid of
-    cold fits (v0 in 0.02, 0.04, 0.06 by default). The best converged start is kept and the
-    largest relative parameter difference among converged starts reported as
-    ``diagnostics["multistart_spread"]``.
+    ``parameter_specs[name]`` (``init``, bounds, ``fixed``) sets the start and which parameters
+    are fitted. Cold fits start from several v0: ``v0_starts`` when given, else v0's ``init``
+    times 0.5, 1 and 1.5 (0.02, 0.04, 0.06 by default); a fixed v0 starts once. The best
+    converged start is kept and the largest relative parameter difference among converged
+    starts reported as ``diagnostics["multistart_spread"]``. ``optimizer`` is ``"lm"``
+    (default, fastest), ``"optimistix"``, ``"lbfgs"`` or ``"adam"``: the runbook's alternative
+    optimizers. Batches run in programs of at most ``max_batch`` surfaces (padded to
+    ``batch_growth`` steps): every batch size shares their compiled programs, and a slow
+    surface holds back only its own chunk (a vmapped solve runs until its slowest lane ends).
     """
 
     def __init__(
         self,
         *,
-        v0_starts: tuple[float, ...] = (0.02, 0.04, 0.06),
+        v0_starts: tuple[float, ...] | None = None,
         max_steps: int = 200,
         tol: float = 1e-8,
-        thresholds: GateThresholds | None = None,
+        optimizer: str = "lm",
+        thresholds: HestonThresholds | None = None,
         min_open_interest: float = 100.0,
         batch_growth: int = 2,
+        max_batch: int = 32,
         nodes: int = 128,
         explore_nodes: int = 48,
         explore_tol: float = 1e-6,
         quadrature_tol: float = 1e-6,
         expiry_step: int = 2,
     ) -> None:
-        if not v0_starts or min(v0_starts) <= 0:
+        if v0_starts is not None and (not v0_starts or min(v0_starts) <= 0):
             raise ValueError("v0_starts must be a non-empty list of positive variances")
-        self.parameter_specs = {
-            "v0": ParameterSpec(0.04, 1e-6, 4.0),
-            "kappa": ParameterSpec(1.5, 1e-3, 30.0),
-            "theta": ParameterSpec(0.04, 1e-6, 4.0),
-            "sigma": ParameterSpec(0.5, 1e-3, 5.0),
-            "rho": ParameterSpec(-0.6, -0.999, 0.999, scale="absolute"),
-        }
-        self.v0_starts = tuple(v0_starts)
-        self.max_steps, self.tol = max_steps, tol
-        self.thresholds = thresholds or GateThresholds()
+        if optimizer not in SOLVERS:
+            raise ValueError(f"optimizer must be one of {sorted(SOLVERS)}, not {optimizer!r}")
+        if max_steps < 1 or not tol > 0:
+            raise ValueError("max_steps must be >= 1 and tol > 0")
+        self.parameter_specs = default_specs()
+        self.v0_starts = None if v0_starts is None else tuple(v0_starts)
+        self.max_steps, self.tol, self.optimizer = max_steps, tol, optimizer
+        self.thresholds = thresholds or HestonThresholds()
         self.min_open_interest = min_open_interest
         self.batch_growth = batch_growth
+        self.max_batch = bucket(max_batch, growth=batch_growth)
         self.nodes, self.explore_nodes, self.explore_tol = nodes, explore_nodes, explore_tol
         self.quadrature_tol, self.expiry_step = quadrature_tol, expiry_step
 
     @property
-    def _bounds(self) -> tuple[tuple[float, float], ...]:
-        return tuple(self.parameter_specs[n].bounds for n in PARAM_NAMES)
+    def free_params(self) -> tuple[str, ...]:
+        return tuple(n for n in PARAM_NAMES if not self.parameter_specs[n].fixed)
 
-    def _to_unconstrained(self, p: np.ndarray) -> np.ndarray:
-        return np.stack(
-            [
-                np.asarray(to_unconstrained(p[..., i], lo, hi))
-                for i, (lo, hi) in enumerate(self._bounds)
-            ],
-            -1,
+    def _config(self, nodes: int, tol: float, vol_fit: bool, check: int = 0) -> _Config:
+        if not self.free_params:
+            raise ValueError("every parameter is fixed: nothing to calibrate")
+        return _Config(
+            bounds=tuple(self.parameter_specs[n].bounds for n in PARAM_NAMES),
+            free=tuple(PARAM_NAMES.index(n) for n in self.free_params),
+            solver=self.optimizer,
+            nodes=nodes,
+            max_steps=self.max_steps,
+            tol=tol,
+            vol_fit=vol_fit,
+            check=check,
         )
 
     def _grid(self) -> np.ndarray:
-        """(S, 5) cold starts: ``parameter_specs`` inits, v0 from ``v0_starts``."""
+        """(S, 5) cold starts: ``parameter_specs`` inits, v0 from the multi-start grid."""
         base = np.array([self.parameter_specs[n].init for n in PARAM_NAMES], np.float64)
-        grid = np.repeat(base[None, :], len(self.v0_starts), 0)
-        grid[:, 0] = self.v0_starts
+        if self.parameter_specs["v0"].fixed:
+            return base[None, :]
+        v0 = self.v0_starts or tuple(base[0] * m for m in _V0_MULTIPLIERS)
+        grid = np.repeat(base[None, :], len(v0), 0)
+        grid[:, 0] = v0
         return grid
 
-    def _run(self, packed, u0: np.ndarray, nodes: int, tol: float, vol_fit: bool, shape, check=0):
+    def _run(self, packed, p0: np.ndarray, cfg: _Config, shape) -> dict:
         """:func:`_fit` on ``packed`` surfaces (padded to a bucketed batch and ``shape``) from
-        ``u0`` (n, S, 5); numpy outputs for the n surfaces."""
-        n = len(packed)
-        size = bucket(n, growth=self.batch_growth)  # padded with copies of the last surface
-        rows = [_pad(p, *shape) for p in packed] + [_pad(packed[-1], *shape)] * (size - n)
-        stacked = HestonSurface(*(np.stack(x) for x in zip(*rows)))
-        u0 = np.concatenate([u0, np.repeat(u0[-1:], size - n, 0)])
-        out = _fit(
-            self._bounds, nodes, self.max_steps, tol, vol_fit, check, stacked, jnp.asarray(u0)
-        )
-        return [np.asarray(x)[:n] for x in out]
+        ``p0`` (n, S, 5); numpy outputs for the n surfaces."""
+        parts = []
+        for rows in chunks(len(packed), self.max_batch):
+            part, starts = packed[rows], p0[rows]
+            n = len(part)
+            size = bucket(n, growth=self.batch_growth)  # padded with copies of the last surface
+            grids = [_pad(p, *shape) for p in part] + [_pad(part[-1], *shape)] * (size - n)
+            stacked = HestonSurface(*(np.stack(x) for x in zip(*grids)))
+            starts = np.concatenate([starts, np.repeat(starts[-1:], size - n, 0)])
+            out = _fit(cfg, stacked, jnp.asarray(starts))
+            parts.append([np.asarray(x)[:n] for x in out])
+        return {name: np.concatenate(x) for name, x in zip(_OUTPUTS, zip(*parts))}
 
-    def _polish(self, packed, starts, nodes: int, vol_fit: bool, shape, check: int = 0) -> dict:
-        """Fit every start of ``starts`` (n, S, 5) on ``nodes`` nodes to ``tol``: per surface,
-        its best converged start's outputs, that start (``best``), and the relative
-        parameter ``spread`` among its converged starts."""
-        names = ("p", "status", "iterations", "cost", "worst", "history", "condition")
-        names += ("errors", "correlations", "quadrature_error")
-        u0 = self._to_unconstrained(starts)
-        out = dict(zip(names, self._run(packed, u0, nodes, self.tol, vol_fit, shape, check)))
+    def _polish(self, packed, starts, cfg: _Config, shape) -> dict:
+        """Fit every start of ``starts`` (n, S, 5): per surface, its best converged start's
+        outputs, that start (``best``), and the relative parameter ``spread`` among its
+        converged starts that pass the price-error gate."""
+        out = self._run(packed, starts, cfg, shape)
         ok = (out["status"] == Status.CONVERGED) & np.all(np.isfinite(out["p"]), axis=-1)
         best = np.argmin(np.where(ok, out["cost"], np.inf), axis=1)
         rows = np.arange(len(packed))
         fit = {key: value[rows, best] for key, value in out.items()}
-        return fit | {"converged": ok[rows, best], "spread": _spread(out["p"], ok), "best": best}
+        # agreement among the starts that reprice the input: one stuck at a bound is no rival
+        rivals = ok & (out["worst"] < self.thresholds.price_error)
+        return fit | {
+            "converged": ok[rows, best],
+            "spread": _spread(out["p"], rivals),
+            "best": best,
+        }
 
     def errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
         """Residuals of every option of ``market_data`` (in input order, unweighted) under
-        ``params``, in the fit's own measure: relative price errors, or implied-vol errors."""
+        ``params``, in the fit's own measure: relative errors of the out-of-the-money price,
+        or implied-vol errors."""
         every = {k: v for k, v in market_data.items() if k != "open_interest"}
         s = pack_surface(every | {"weights": 1.0})
-        n = np.atleast_1d(market_data["strikes"]).size
-        expiries = np.broadcast_to(np.asarray(market_data["maturities"], float), (n,))
-        model = np.asarray(
-            heston_price(
-                s.spot,
-                s.strikes,
-                s.expiries,
-                s.rates,
-                s.dividends,
-                *(params[k] for k in PARAM_NAMES),
-                s.calls > 0,
-            )
-        )
-        every_weight = s._replace(weights=np.ones_like(s.weights))
-        grid = np.asarray(
-            _errors(jnp.asarray(model), every_weight, bool(np.isfinite(s.vols).any()))
-        )
-        out = np.empty(n)
-        for i, t in enumerate(np.unique(expiries)):  # pack_surface's order, back to the input's
-            idx = np.flatnonzero(expiries == t)
-            out[idx] = grid[i, : idx.size]
-        return out
+        vol_fit = bool(np.isfinite(s.vols).any())
+        return _unpack(_errors_at(params, s, vol_fit), market_data)
+
+    def vol_errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
+        """Model minus market implied vol of every option (input order) under ``params``,
+        whatever the fit's target: prices are inverted (out of the money) first."""
+        every = {k: v for k, v in market_data.items() if k != "open_interest"}
+        s = pack_surface(every | {"weights": 1.0})
+        if not np.isfinite(s.vols).any():
+            forward = forward_price(s.spot, s.rates, s.dividends, s.expiries)
+            undiscounted = s.prices * np.exp(s.rates * s.expiries)
+            vols = implied_vol(undiscounted, forward, s.strikes, s.expiries, s.calls > 0)
+            s = s._replace(vols=np.asarray(vols))
+        return _unpack(_errors_at(params, s, vol_fit=True), market_data)
+
+    def calibrate_many(self, datasets: list[dict]) -> list[dict[str, float]]:
+        """Fit several surfaces in one batch: each one's parameters (what cross-validation's
+        folds need)."""
+        result = self.calibrate_batch(datasets)
+        return [{n: float(v[i]) for n, v in result.params.items()} for i in range(len(datasets))]
+
+    def identifiability(
+        self, params: dict[str, float], market_data: dict
+    ) -> IdentifiabilityMetrics:
+        """Condition number, standard errors and correlations of the free parameters at
+        ``params`` on ``market_data``, as a fit ending there would report them."""
+        s = pack_surface(market_data, self.min_open_interest, self.expiry_step)
+        p = jnp.array([float(np.asarray(params[n])) for n in PARAM_NAMES])
+        cfg = self._config(self.nodes, self.tol, bool(np.isfinite(s.vols).any()))
+        return IdentifiabilityMetrics(*map(np.asarray, _identifiability(cfg, s, p)))
 
     def calibrate(self, market_data: dict) -> CalibrationResult:
-        """Fit one surface (multi-start); ``result.params[name]`` are scalars."""
-        batch = self.calibrate_batch([market_data])
-        return batch.smile(0)
+        """Fit one surface (multi-start); ``result.params[name]`` are scalars and
+        ``result.loss_history`` runs from the first start to the final loss (``[-1]``)."""
+        result = self.calibrate_batch([market_data]).smile(0)
+        steps = int(result.iterations)
+        return replace(result, loss_history=np.asarray(result.loss_history)[: steps + 1])
 
     def calibrate_batch(self, surfaces: list[dict], init: dict | None = None) -> CalibrationResult:
         """Fit many surfaces at once; ``init`` (name -> (B,)) warm-starts rows that are finite.
 
-        Cold rows first *explore*: every start of ``v0_starts`` on ``explore_nodes`` quadrature
-        nodes to ``explore_tol``, all in one program. Every explored start is then *polished*
-        on ``nodes`` nodes to ``tol``, in one program with the warm rows (which only polish);
-        the multi-start spread is measured there and the best converged start (the lowest
-        cost) kept. Its solution is priced once more on 1.5 x ``nodes`` nodes: where the two
-        differ by more than ``quadrature_tol`` (in the fit's error units), the surface is
-        polished again on the pricer's own ``NODES``. ``iterations`` and ``loss_history`` cover
-        every stage; ``diagnostics["quadrature_nodes"]`` says which rule the result was fitted
-        on."""
+        Cold rows first *explore*: every start of the multi-start grid on ``explore_nodes``
+        quadrature nodes to ``explore_tol``, all in one program. Every explored start is then
+        *polished* on ``nodes`` nodes to ``tol``, in one program with the warm rows (which
+        only polish); the multi-start spread is measured there and the best converged start
+        (the lowest cost) kept. Its solution is priced once more on 1.5 x ``nodes`` nodes:
+        where the two differ by more than ``quadrature_tol`` (in the fit's error units), the
+        surface is polished again on the pricer's own ``NODES``. ``iterations`` and
+        ``loss_history`` cover every stage; ``diagnostics["quadrature_nodes"]`` says which rule
+        the result was fitted on. Held (``fixed``) parameters keep their ``init`` whatever
+        ``init`` says."""
         packed = [pack_surface(m, self.min_open_interest, self.expiry_step) for m in surfaces]
         b = len(packed)
         shape = (max(p.expiries.shape[0] for p in packed), max(p.strikes.shape[1] for p in packed))
         vol_fit = any(np.isfinite(p.vols).any() for p in packed)  # one program per kind of fit
+        grid = self._grid()
         given = np.full((b, len(PARAM_NAMES)), np.nan)
         if init is not None:
-            given = np.stack(
-                [np.broadcast_to(np.asarray(init[n], np.float64), (b,)) for n in PARAM_NAMES], -1
-            )
+            unknown = set(init) - set(PARAM_NAMES)
+            if unknown:
+                raise ValueError(f"unknown parameters {sorted(unknown)}; expected {PARAM_NAMES}")
+            for i, n in enumerate(PARAM_NAMES):
+                if n in init:
+                    given[:, i] = np.broadcast_to(np.asarray(init[n], np.float64), (b,))
+        held = [i for i, n in enumerate(PARAM_NAMES) if self.parameter_specs[n].fixed]
+        given[:, held] = grid[0, held]
         warm = np.all(np.isfinite(given), axis=-1)
         # (B, S, 5) polish starts: a warm row's start in every slot, or one slot if all are warm
-        starts = np.repeat(given[:, None], 1 if warm.all() else len(self.v0_starts), 1)
+        starts = np.repeat(given[:, None], 1 if warm.all() else len(grid), 1)
         explored = np.zeros(starts.shape[:2], np.int64)
         before = np.zeros((*starts.shape[:2], 0))
         cold = np.flatnonzero(~warm)
         if cold.size:
-            grid = np.repeat(self._to_unconstrained(self._grid())[None], cold.size, 0)
-            p, _, iterations, *_, history = self._run(
-                [packed[i] for i in cold],
-                grid,
-                self.explore_nodes,
-                self.explore_tol,
-                vol_fit,
-                shape,
-            )[:6]
-            starts[cold], explored[cold] = p, iterations
+            explore = self._config(self.explore_nodes, self.explore_tol, vol_fit)
+            out = self._run(
+                [packed[i] for i in cold], np.repeat(grid[None], cold.size, 0), explore, shape
+            )
+            starts[cold], explored[cold] = out["p"], out["iterations"]
             before = np.full((*starts.shape[:2], self.max_steps), np.nan)
-            before[cold] = history[..., :-1]  # the polish's own history starts at their end
-        fit = self._polish(packed, starts, self.nodes, vol_fit, shape, check=3 * self.nodes // 2)
+            before[cold] = out["history"][..., :-1]  # the polish's own history starts at their end
+        polish = self._config(self.nodes, self.tol, vol_fit, check=3 * self.nodes // 2)
+        fit = self._polish(packed, starts, polish, shape)
         rows = np.arange(b)
         steps = explored[rows, fit["best"]]
         trails = [
@@ -437,9 +554,8 @@ class HestonCalibrator:
         nodes = np.full(b, self.nodes)
         rough = np.flatnonzero(fit["quadrature_error"] > self.quadrature_tol)
         if rough.size:
-            again = self._polish(
-                [packed[i] for i in rough], fit["p"][rough][:, None], NODES, vol_fit, shape
-            )
+            fine = self._config(NODES, self.tol, vol_fit)
+            again = self._polish([packed[i] for i in rough], fit["p"][rough][:, None], fine, shape)
             for row, h, n in zip(rough, again["history"], again["iterations"]):
                 trails[row] = np.concatenate([trails[row], h[1 : n + 1]])
             fit["iterations"][rough] += again.pop("iterations")
@@ -447,19 +563,54 @@ class HestonCalibrator:
                 if key not in ("spread", "best", "history", "quadrature_error"):
                     fit[key][rough] = value
             nodes[rough] = NODES
-        p, status, cost, worst = fit["p"], fit["status"], fit["cost"], fit["worst"]
-        condition, errors, correlations = fit["condition"], fit["errors"], fit["correlations"]
-        converged, spread, iterations = fit["converged"], fit["spread"], steps + fit["iterations"]
+        result = self._result(fit, packed, warm, steps, trails, nodes)
+        # a warm start that does not reprice the input (a jump, or a poor user guess) is
+        # retried cold, multi-start; the better converged fit is kept
+        th = self.thresholds
+        retry = np.flatnonzero(warm & ~(result.converged & (fit["worst"] < th.price_error)))
+        if retry.size:
+            cold = self.calibrate_batch([surfaces[i] for i in retry])
+            better = cold.converged & (~result.converged[retry] | (cold.loss < result.loss[retry]))
+            result = result.with_rows(retry[better], cold.rows(better))
+            result.diagnostics["cold_retry"][retry[better]] = True
+        return result
+
+    def warmup(self, shape: tuple[int, int], vol_fit: bool = True) -> None:
+        """Compile every program a surface of ``shape`` (expiries, strikes per expiry) can need,
+        cold, warm and the fine-node re-polish, before such a surface is first met."""
+        m, k = shape
+        t = np.repeat(0.25 * np.arange(1, m + 1), k)
+        strikes = 100.0 * np.exp(np.tile(np.linspace(-0.3, 0.3, k), m) * np.sqrt(t))
+        vols = 0.2 - 0.1 * np.log(strikes / 100.0)
+        target = {"target_vols": vols}
+        if not vol_fit:
+            target = {"target_prices": np.asarray(black_price(100.0, strikes, t, vols))}
+        data = {"spot": 100.0, "strikes": strikes, "maturities": t} | target
+        packed = [pack_surface(data, self.min_open_interest, self.expiry_step)]
+        grid = self._grid()
+        polish = self._config(self.nodes, self.tol, vol_fit, check=3 * self.nodes // 2)
+        for cfg, starts in (
+            (self._config(self.explore_nodes, self.explore_tol, vol_fit), grid[None]),
+            (polish, grid[None]),
+            (polish, grid[None, :1]),
+            (self._config(NODES, self.tol, vol_fit), grid[None, :1]),
+        ):
+            self._run(packed, starts, cfg, packed[0].strikes.shape)
+
+    def _result(self, fit, packed, warm, steps, trails, nodes) -> CalibrationResult:
+        b = len(packed)
+        p, cost, worst = fit["p"], fit["cost"], fit["worst"]
+        condition, errors, spread = fit["condition"], fit["errors"], fit["spread"]
         loss_history = np.full((b, 3 * self.max_steps + 1), np.nan)
         for row, trail in enumerate(trails):
             loss_history[row, : trail.size] = trail
-        feller = p[:, 3] ** 2 - 2 * p[:, 1] * p[:, 2]
         n_opts = np.array([np.sum(x.weights > 0) for x in packed])
+        th = self.thresholds
         return CalibrationResult(
             params={n: p[:, i] for i, n in enumerate(PARAM_NAMES)},
-            converged=converged,
-            status=status,
-            iterations=iterations,
+            converged=fit["converged"],
+            status=fit["status"],
+            iterations=steps + fit["iterations"],
             loss=cost,
             rmse=np.sqrt(2 * cost / n_opts),
             residuals=np.full((b, 0), np.nan),
@@ -470,27 +621,47 @@ class HestonCalibrator:
                 "quadrature_nodes": nodes,
                 "condition_number": condition,
                 **{f"std_error_{n}": errors[:, i] for i, n in enumerate(PARAM_NAMES)},
-                "correlations": correlations,
+                "correlations": fit["correlations"],
+                "cold_retry": np.zeros(b, bool),  # a warm start that failed, fitted again cold
             },
             gates={
-                "feller": threshold_gate(feller, 0.0, "Feller condition 2 kappa theta > sigma^2"),
+                "feller": threshold_gate(
+                    HestonParams(*p.T).feller_gap, 0.0, "Feller condition 2 kappa theta > sigma^2"
+                ),
                 "identifiability": threshold_gate(
-                    condition,
-                    self.thresholds.condition,
-                    "condition number of the scaled Jacobian",
+                    condition, th.condition, "condition number of the scaled Jacobian"
                 ),
                 "price_error": threshold_gate(
-                    worst, self.thresholds.price_error, "largest relative price error"
+                    worst, th.price_error, "largest relative price error"
                 ),
                 "multistart": threshold_gate(
                     np.nan_to_num(spread, nan=0.0),
-                    self.thresholds.agreement,
+                    th.agreement,
                     "converged starts agree (relative parameter spread)",
                 ),
             },
             warm=warm,
             loss_history=loss_history,
+            model="heston",
         )
+
+
+def _errors_at(params: dict[str, float], s: HestonSurface, vol_fit: bool) -> np.ndarray:
+    """:func:`_errors` of every option of a packed surface (padding included) at ``params``."""
+    p = HestonParams(*(float(np.asarray(params[k])) for k in PARAM_NAMES))
+    model = heston_price(s.spot, s.strikes, s.expiries, s.rates, s.dividends, *p, s.calls > 0)
+    return np.asarray(_errors(model, s._replace(weights=np.ones_like(s.weights)), vol_fit))
+
+
+def _unpack(grid: np.ndarray, market_data: dict) -> np.ndarray:
+    """A packed (M, K) grid back to one value per option, in the input's order."""
+    n = np.atleast_1d(market_data["strikes"]).size
+    expiries = np.broadcast_to(np.asarray(market_data["maturities"], float), (n,))
+    out = np.empty(n)
+    for i, t in enumerate(np.unique(expiries)):  # pack_surface's order
+        idx = np.flatnonzero(expiries == t)
+        out[idx] = grid[i, : idx.size]
+    return out
 
 
 def _round_up(n: int, step: int) -> int:

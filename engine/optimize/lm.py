@@ -11,7 +11,9 @@ Each iteration ends by computing the step it would take next. Stopping (per prob
 ``vmap`` finished problems are frozen while others continue): ``CONVERGED`` when that next step
 is small, :math:`\lVert\delta\rVert \le tol\,(\lVert x\rVert + tol)`, or its predicted gain is
 below ``tol`` relative to the cost, or the cost is below ``1e-30`` - so a warm start already at
-the optimum stops after zero steps, and no step is spent only to confirm convergence;
+the optimum stops after zero steps, and no step is spent only to confirm convergence. The
+small-step test also applies after a rejected step (as MINPACK's ``xtol``): at the rounding
+floor of exact data no gain can be verified, and the damping shrinks the step until it holds;
 ``STALLED`` when damping exceeds ``1e16``; ``MAX_STEPS`` otherwise.
 """
 
@@ -125,7 +127,10 @@ def levenberg_marquardt(
         damping = pick(s.damping * shrink, s.damping * s.growth)
         delta, predicted = _step(normal, grad, damping, scale)
 
-        converged = accept & _settled(delta, predicted, x, cost, tol)
+        # a rejected step still converges once the damping has shrunk the next step below
+        # tol (MINPACK's xtol test): at the noise floor of exact data no step can be verified
+        small = jnp.linalg.norm(delta) <= tol * (jnp.linalg.norm(x) + tol)
+        converged = (accept & _settled(delta, predicted, x, cost, tol)) | (~accept & small)
         stalled = ~accept & (damping > _MAX_DAMPING)
         step = s.step + 1
         return _State(

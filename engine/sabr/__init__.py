@@ -1,13 +1,15 @@
-"""SABR: the Hagan implied-vol formula and its batched calibrator."""
+"""SABR: the model, the Hagan implied-vol formula and its batched calibrator."""
 
-from engine.sabr.calibrator import PARAM_NAMES, GateThresholds, SABRCalibrator
+from engine.sabr.calibrator import SABRCalibrator, SABRThresholds
 from engine.sabr.hagan import hagan_vol
 from engine.sabr.market import SmileBatch, atm_weights, pack_smiles
+from engine.sabr.model import PARAM_NAMES, SABRParams
 
 __all__ = [
     "PARAM_NAMES",
-    "GateThresholds",
     "SABRCalibrator",
+    "SABRParams",
+    "SABRThresholds",
     "SmileBatch",
     "atm_weights",
     "hagan_vol",

@@ -14,9 +14,10 @@ handful of programs once and never again.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from functools import partial
+from itertools import chain, pairwise
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,23 +26,30 @@ from jax import Array
 
 from engine.arbitrage import strike_arbitrage
 from engine.buckets import bucket, chunks
-from engine.diagnostics import compute_identifiability_metrics
+from engine.diagnostics import IdentifiabilityMetrics, identifiability_from_jacobian
 from engine.gates import Gate, not_applicable, threshold_gate
 from engine.optimize import SOLVERS, SolverOutput, Status
-from engine.parameters import ParameterSpec, to_constrained, to_unconstrained
+from engine.parameters import to_constrained, to_unconstrained
 from engine.result import CalibrationResult
-from engine.sabr.hagan import StrikeTerms, hagan_vol_from_terms, moneyness_terms, strike_terms
+from engine.sabr.hagan import (
+    StrikeTerms,
+    hagan_vol,
+    hagan_vol_from_terms,
+    moneyness_terms,
+    strike_terms,
+)
 from engine.sabr.market import SmileBatch, pack_smiles
+from engine.sabr.model import PARAM_NAMES, default_specs
 from engine.sensitivity import implicit_sensitivities
+from engine.smallmat import spd_solve
 
-__all__ = ["PARAM_NAMES", "GateThresholds", "SABRCalibrator"]
+__all__ = ["PARAM_NAMES", "SABRCalibrator", "SABRThresholds"]
 
-PARAM_NAMES = ("alpha", "beta", "rho", "nu")
 _ARBITRAGE_GRID = 41  # strikes checked: quoted range plus wings, ~6 per ATM std dev
 
 
 @dataclass(frozen=True)
-class GateThresholds:
+class SABRThresholds:
     """Playbook thresholds. ``condition`` bounds the scaled-Jacobian condition number."""
 
     rmse: float = 0.005  # 50 bp of vol
@@ -64,7 +72,7 @@ class _Config:
     tol: float
     record_history: bool
     sensitivities: bool
-    thresholds: GateThresholds
+    thresholds: SABRThresholds
 
 
 def _theta(u: Array, fixed: Array, cfg: _Config) -> Array:
@@ -90,12 +98,36 @@ def _residuals(u, args, cfg: _Config):
 
 
 def _initial(theta0: Array, smile, mask: Array) -> Array:
-    """Fill a NaN alpha from the ATM vol: alpha ~ sigma_ATM * F^(1 - beta)."""
-    forward, _, strikes, vols, _ = smile
-    distance = jnp.where(mask, jnp.abs(jnp.log(strikes / forward)), jnp.inf)
+    r"""Fill NaN starts from the smile itself (Hagan's small-strike expansion).
+
+    A quadratic fitted to the quotes near the money gives the ATM vol :math:`\sigma_0`, skew
+    :math:`s` and curvature :math:`c = \sigma''` in :math:`k = \ln(K/F)`. Hagan's expansion
+    :math:`\sigma(k) \approx \sigma_0[1 - \tfrac12(1-\beta-\rho\lambda)k
+    + \tfrac1{12}((1-\beta)^2 + (2-3\rho^2)\lambda^2)k^2]`, :math:`\lambda = \nu/\sigma_0`,
+    then gives :math:`\rho\lambda = 1 - \beta + 2s/\sigma_0` and
+    :math:`(2-3\rho^2)\lambda^2 = 6c/\sigma_0 - (1-\beta)^2`, so
+    :math:`\alpha \approx \sigma_0 F^{1-\beta}` and :math:`\rho`, :math:`\nu` start in the
+    basin of the optimum even for steep, strongly skewed smiles, where a fixed start (rho 0,
+    nu 0.5) stalls in a far local minimum."""
+    forward, expiry, strikes, vols, _ = smile
+    k = jnp.log(strikes / forward)
+    distance = jnp.where(mask, jnp.abs(k), jnp.inf)
     atm_vol = vols[jnp.argmin(distance)]
-    alpha = jnp.where(jnp.isnan(theta0[0]), atm_vol * forward ** (1.0 - theta0[1]), theta0[0])
-    return theta0.at[0].set(alpha)
+    g = jnp.where(mask, jnp.exp(-0.5 * (k / (atm_vol * jnp.sqrt(expiry))) ** 2), 0.0)
+    basis = jnp.stack([jnp.ones_like(k), k, k * k])  # (3, N)
+    normal = (basis * g) @ basis.T
+    ridge = 1e-12 * jnp.trace(normal) * jnp.eye(3)
+    a, b, c = spd_solve(normal + ridge, (basis * g) @ vols)
+    beta = theta0[1]
+    sigma0 = jnp.where(a > 0, a, atm_vol)
+    rho_lambda = 1.0 - beta + 2.0 * b / sigma0
+    curvature = 12.0 * c / sigma0 - (1.0 - beta) ** 2  # (2 - 3 rho^2) lambda^2
+    lam = jnp.sqrt(jnp.clip(0.5 * (curvature + 3.0 * rho_lambda**2), 0.01, 400.0))
+    lam = jnp.maximum(lam, jnp.abs(rho_lambda) / 0.95)
+    guess = jnp.stack([sigma0 * forward ** (1.0 - beta), beta, rho_lambda / lam, lam * sigma0])
+    fallback = jnp.array([atm_vol * forward ** (1.0 - beta), beta, 0.0, 0.5])
+    guess = jnp.where(jnp.all(jnp.isfinite(guess)), guess, fallback)
+    return jnp.where(jnp.isnan(theta0), guess, theta0)
 
 
 def _prepare_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta0):
@@ -153,9 +185,7 @@ def _check_one(cfg: _Config, solver_args, theta, errors, mask, prior):
 
     jac = jax.jacfwd(weighted_model)(free_theta)
     scales = jnp.where(jnp.array(cfg.relative), jnp.abs(free_theta), 1.0)
-    ident = compute_identifiability_metrics(
-        jac, sqrt_w * jnp.where(mask, errors, 0.0), scales, n_obs
-    )
+    ident = identifiability_from_jacobian(jac, sqrt_w * jnp.where(mask, errors, 0.0), scales, n_obs)
 
     log_k = jnp.log(strikes / forward)
     atm_std = theta[0] * forward ** (theta[1] - 1.0) * jnp.sqrt(expiry)
@@ -187,6 +217,34 @@ def _check_one(cfg: _Config, solver_args, theta, errors, mask, prior):
     return checks
 
 
+@jax.jit
+def _cold_starts(forward, expiry, strikes, vols, weights, mask, theta0):
+    def one(forward, expiry, strikes, vols, weights, mask, theta0):
+        sqrt_w = jnp.sqrt(jnp.where(mask, weights, 0.0))
+        return _initial(theta0, (forward, expiry, strikes, vols, sqrt_w), mask)
+
+    return jax.vmap(one)(forward, expiry, strikes, vols, weights, mask, theta0)
+
+
+@partial(jax.jit, static_argnums=0)
+def _identifiability(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta):
+    """Identifiability of the free parameters at ``theta`` (B, 4), per smile."""
+    free = jnp.array(cfg.free)
+
+    def one(forward, expiry, strikes, vols, weights, mask, theta):
+        sqrt_w = jnp.sqrt(jnp.where(mask, weights, 0.0))
+        smile = (forward, expiry, strikes, vols, sqrt_w)
+
+        def weighted(th):
+            return sqrt_w * (_model(theta.at[free].set(th), smile) - vols)
+
+        jac = jax.jacfwd(weighted)(theta[free])
+        scales = jnp.where(jnp.array(cfg.relative), jnp.abs(theta[free]), 1.0)
+        return identifiability_from_jacobian(jac, weighted(theta[free]), scales, jnp.sum(mask))
+
+    return jax.vmap(one)(forward, expiry, strikes, vols, weights, mask, theta)
+
+
 @partial(jax.jit, static_argnames=("cfg", "checks"))
 def _calibrate_batch(
     cfg: _Config, checks: bool, forward, expiry, strikes, vols, weights, mask, theta0, prior
@@ -216,8 +274,9 @@ class SABRCalibrator:
     """SABR calibrator with the playbook API.
 
     ``beta=None`` frees beta; a number fixes it (per smile in :meth:`calibrate_batch` via its
-    ``beta`` argument). ``parameter_specs[name].init`` sets cold starts (alpha ``None`` derives
-    it from the ATM vol). ``optimizer`` is ``"lm"`` (default, fastest in ``bench/sabr.py``),
+    ``beta`` argument). ``parameter_specs[name].init`` sets cold starts (``None``, the default
+    for alpha, rho and nu, derives them from the smile's level, skew and curvature); a free beta
+    starts cold from each of ``beta_starts`` and keeps the best. ``optimizer`` is ``"lm"`` (default, fastest in ``bench/sabr.py``),
     ``"optimistix"``, ``"lbfgs"`` or ``"adam"``. Batches are padded to
     ``min_batch * batch_growth**k`` smiles and split above ``max_batch``, so a stream of varying
     batches compiles a handful of shapes once.
@@ -230,32 +289,33 @@ class SABRCalibrator:
         max_steps: int = 500,
         tol: float = 1e-8,
         optimizer: str = "lm",
-        thresholds: GateThresholds | None = None,
+        thresholds: SABRThresholds | None = None,
         max_batch: int = 4096,
         min_batch: int = 1,
         batch_growth: int = 2,
+        beta_starts: tuple[float, ...] | None = None,
     ) -> None:
         if optimizer not in SOLVERS:
             raise ValueError(f"optimizer must be one of {sorted(SOLVERS)}, not {optimizer!r}")
         if max_steps < 1 or not tol > 0:
             raise ValueError("max_steps must be >= 1 and tol > 0")
-        if beta is not None and not 0.0 <= beta <= 1.0:
-            raise ValueError(f"beta must lie in [0, 1], got {beta}")
-        self.parameter_specs = {
-            "alpha": ParameterSpec(None, 0.0, math.inf),
-            "beta": ParameterSpec(
-                0.5 if beta is None else beta, 0.0, 1.0, fixed=beta is not None, scale="absolute"
-            ),
-            "rho": ParameterSpec(0.0, -1.0, 1.0, scale="absolute"),
-            "nu": ParameterSpec(0.5, 0.0, math.inf),
-        }
+        self.parameter_specs = default_specs(beta)
         self.max_steps = max_steps
         self.tol = tol
         self.optimizer = optimizer
-        self.thresholds = thresholds or GateThresholds()
+        self.thresholds = thresholds or SABRThresholds()
+        self._beta_starts = beta_starts
         self.min_batch = bucket(min_batch)  # pad every call to at least this many smiles
         self.batch_growth = batch_growth  # batch shapes: min_batch * batch_growth**k
         self.max_batch = bucket(max_batch, self.min_batch, batch_growth)
+
+    @property
+    def beta_starts(self) -> tuple[float, ...]:
+        """Cold starts of a free beta: as given, else beta's ``init`` and 0.4 either side."""
+        if self._beta_starts is not None:
+            return self._beta_starts
+        init = self.parameter_specs["beta"].init
+        return tuple(sorted({init, max(init - 0.4, 0.0), min(init + 0.4, 1.0)}))
 
     @property
     def free_params(self) -> tuple[str, ...]:
@@ -339,12 +399,46 @@ class SABRCalibrator:
                 b, bool
             )
         prior_m = self._param_matrix(prior, b, False, None)
-        parts = [
-            self._run(cfg, batch.rows(s), theta0[s], prior_m[s], gates)
-            for s in chunks(b, self.max_batch)
-        ]
-        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if "beta" in self.free_params:
+            theta0 = self._explore_beta(batch, theta0, warm)
+        out = self._run_chunks(cfg, batch, theta0, prior_m, gates)
         return self._result(out, batch, warm, cfg)
+
+    def cold_starts(self, forward, expiry, strikes, vols, weights=None) -> dict[str, np.ndarray]:
+        """The starting parameters a cold fit of these smiles uses (``parameter_specs`` inits,
+        ``None`` ones derived from each smile): what a like-for-like peer starts from."""
+        batch = pack_smiles(forward, expiry, strikes, vols, weights)
+        theta0 = self._param_matrix(None, len(batch.forward), True, None)
+        theta = np.asarray(_cold_starts(*batch, theta0))
+        return {name: theta[:, i] for i, name in enumerate(PARAM_NAMES)}
+
+    def _run_chunks(self, cfg, batch: SmileBatch, theta0, prior, gates: bool) -> dict:
+        """:meth:`_run` in chunks of at most ``max_batch`` smiles."""
+        parts = [
+            self._run(cfg, batch.rows(s), theta0[s], prior[s], gates)
+            for s in chunks(len(theta0), self.max_batch)
+        ]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _explore_beta(self, batch: SmileBatch, theta0: np.ndarray, warm: np.ndarray):
+        """Starts of a free-beta fit: every smile is fitted from each of :attr:`beta_starts`
+        (alpha, rho and nu derived from the smile for each) and, if warm, from its own start;
+        the best converged solution becomes its start. Beta trades off against rho and alpha
+        along a valley: one start can settle at a bound on its far side (beta at 0 or 1)."""
+        starts = np.asarray(self.beta_starts)
+        b, s = len(theta0), starts.size + 1
+        trial = np.repeat(self._param_matrix(None, b, True, None)[:, None], s, 1)
+        trial[:, :-1, 1] = starts
+        trial[:, -1] = np.where(warm[:, None], theta0, trial[:, 0])
+        trial = trial.reshape(b * s, -1)
+        rows = np.repeat(np.arange(b), s)
+        out = self._run_chunks(
+            self._config(False, False), batch.rows(rows), trial, np.full_like(trial, np.nan), False
+        )
+        loss = np.where(out["converged"], out["loss"], np.inf).reshape(b, s)
+        loss = np.where(np.isfinite(loss).any(1, keepdims=True), loss, out["loss"].reshape(b, s))
+        best = np.argmin(np.nan_to_num(loss, nan=np.inf), axis=1)
+        return out["theta"].reshape(b, s, -1)[np.arange(b), best]
 
     def _run(
         self, cfg: _Config, batch: SmileBatch, theta0: np.ndarray, prior: np.ndarray, gates: bool
@@ -425,6 +519,7 @@ class SABRCalibrator:
             loss_history=out["loss_history"] if cfg.record_history else None,
             sensitivities=out.get("sensitivities"),
             sensitivity_params=self.free_params if cfg.sensitivities else (),
+            model="sabr",
         )
 
     def calibrate(
@@ -437,6 +532,84 @@ class SABRCalibrator:
         single-smile result; several give a batch result, one row per expiry in ascending
         order (``diagnostics["expiry"]``). Starts come from ``parameter_specs``.
         """
+        smiles = _Smiles.of(market_data)
+        result = self.calibrate_batch(
+            *smiles.arguments(),
+            prior=None if prior is None else {k: np.full(smiles.n, v) for k, v in prior.items()},
+            sensitivities=sensitivities,
+            history=True,
+        )
+        if smiles.n == 1:
+            result = result.smile(0)
+            if result.loss_history is not None:
+                result = _trim_history(result)
+        return result
+
+    def calibrate_many(self, datasets: list[dict]) -> list[dict[str, np.ndarray]]:
+        """Fit several ``market_data`` dicts in one batch (no gates): each one's parameters,
+        one value per expiry. What cross-validation's folds need."""
+        every = [_Smiles.of(d) for d in datasets]
+        if any(isinstance(s.weights, str) for s in every):
+            raise ValueError("calibrate_many needs numeric weights, not 'atm'")
+        every = [s if s.weights is not None else s._replace(weights=np.ones(s.size)) for s in every]
+        joined = [list(chain.from_iterable(p)) for p in zip(*(s.arguments() for s in every))]
+        result = self.calibrate_batch(*joined, gates=False)
+        bounds = np.cumsum([0] + [s.n for s in every])
+        return [
+            {name: np.asarray(v)[lo:hi] for name, v in result.params.items()}
+            for lo, hi in pairwise(bounds)
+        ]
+
+    def errors(self, params: dict, market_data: dict) -> np.ndarray:
+        """Model minus market vol of every option of ``market_data`` (input order) under
+        ``params`` (scalars, or one value per expiry in ascending order)."""
+        smiles = _Smiles.of(market_data)
+        values = {
+            n: np.broadcast_to(np.asarray(params[n], np.float64), (smiles.n,)) for n in PARAM_NAMES
+        }
+        out = np.empty(smiles.size)
+        for i, rows in enumerate(smiles.rows):
+            model = hagan_vol(
+                smiles.strikes[rows], smiles.forward[rows[0]], smiles.expiries[i],
+                *(values[n][i] for n in PARAM_NAMES),
+            )  # fmt: skip
+            out[rows] = np.asarray(model) - smiles.vols[rows]
+        return out
+
+    def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
+        """Condition number, standard errors and correlations of the free parameters at
+        ``params`` on ``market_data`` (one row per expiry for several), as a fit reports them."""
+        smiles = _Smiles.of(market_data)
+        batch = pack_smiles(*smiles.arguments(), min_quotes=len(self.free_params))
+        theta = np.stack(
+            [np.broadcast_to(np.asarray(params[n], np.float64), (smiles.n,)) for n in PARAM_NAMES],
+            -1,
+        )
+        out = _identifiability(self._config(False, False), *batch, theta)
+        metrics = IdentifiabilityMetrics(*map(np.asarray, out))
+        return metrics if smiles.n > 1 else IdentifiabilityMetrics(*(m[0] for m in metrics))
+
+
+class _Smiles(NamedTuple):
+    """A ``market_data`` dict cut into smiles: one per expiry, ascending."""
+
+    forward: np.ndarray  # per option
+    expiries: np.ndarray  # per smile
+    strikes: np.ndarray
+    vols: np.ndarray
+    weights: np.ndarray | str | None
+    rows: list[np.ndarray]  # each smile's options (indices into the input)
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def size(self) -> int:
+        return self.strikes.size
+
+    @classmethod
+    def of(cls, market_data: dict) -> _Smiles:
         missing = {"forward", "strikes", "maturities", "target_vols"} - set(market_data)
         if missing:
             raise ValueError(f"market_data lacks {sorted(missing)}")
@@ -451,36 +624,30 @@ class SABRCalibrator:
             raise ValueError("empty smile: no strikes given")
         forward = np.broadcast_to(np.asarray(market_data["forward"], np.float64), (n,))
         maturities = np.broadcast_to(np.asarray(market_data["maturities"], np.float64), (n,))
+        if not np.isfinite(maturities).all():
+            bad = np.flatnonzero(~np.isfinite(maturities))[:5].tolist()
+            raise ValueError(f"maturities must be finite (options {bad})")
         weights = market_data.get("weights")
         if weights is not None and not isinstance(weights, str):
             weights = np.broadcast_to(np.asarray(weights, np.float64), (n,))
-        groups = (
-            np.unique(maturities[np.isfinite(maturities)])
-            if np.isfinite(maturities).all()
-            else None
-        )
-        if groups is None:
-            raise ValueError("maturities must be finite")
-        rows = [np.flatnonzero(maturities == t) for t in groups]
+        expiries = np.unique(maturities)
+        rows = [np.flatnonzero(maturities == t) for t in expiries]
         for r in rows:
             if np.ptp(forward[r]) > 0:
                 raise ValueError(f"one expiry ({maturities[r[0]]}) has several forwards")
-        pick = lambda a: [a[r] for r in rows]  # noqa: E731
-        result = self.calibrate_batch(
-            forward=[forward[r[0]] for r in rows],
-            expiry=groups,
-            strikes=pick(strikes),
-            vols=pick(vols),
-            weights=weights if weights is None or isinstance(weights, str) else pick(weights),
-            prior=None if prior is None else {k: np.full(len(rows), v) for k, v in prior.items()},
-            sensitivities=sensitivities,
-            history=True,
+        return cls(forward, expiries, strikes, vols, weights, rows)
+
+    def arguments(self) -> tuple:
+        """``calibrate_batch``'s forward, expiry, strikes, vols and weights."""
+        pick = lambda a: [a[r] for r in self.rows]  # noqa: E731
+        w = self.weights
+        return (
+            [self.forward[r[0]] for r in self.rows],
+            list(self.expiries),
+            pick(self.strikes),
+            pick(self.vols),
+            w if w is None or isinstance(w, str) else pick(w),
         )
-        if len(rows) == 1:
-            result = result.smile(0)
-            if result.loss_history is not None:
-                result = _trim_history(result)
-        return result
 
 
 def _trim_history(result: CalibrationResult) -> CalibrationResult:

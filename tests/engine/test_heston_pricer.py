@@ -54,7 +54,15 @@ def quantlib_price(strike, days, v0, kappa, theta, sigma, rho, call, spot=100.0,
 
 # (vol-of-vol, rho): ordinary equity and FX-like cases, then high vol-of-vol with rho near -1,
 # where the characteristic function decays slowest and oscillates most
-REGIMES = [(0.3, -0.7), (0.3, 0.5), (1.0, -0.7), (1.0, 0.5), (1.0, -0.95), (1.5, -0.95), (2.0, -0.9)]
+REGIMES = [
+    (0.3, -0.7),
+    (0.3, 0.5),
+    (1.0, -0.7),
+    (1.0, 0.5),
+    (1.0, -0.95),
+    (1.5, -0.95),
+    (2.0, -0.9),
+]
 
 
 @pytest.mark.parametrize(
