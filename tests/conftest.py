@@ -1,4 +1,9 @@
-"""Shared test set-up: float64 JAX everywhere, as in production, and one real Kafka broker.
+"""Shared test set-up: float64 JAX everywhere, as in production, a persistent compilation
+cache, and one real Kafka broker.
+
+Compiled programs are kept in ``VOLSTREAM_JAX_CACHE`` (default ``~/.cache/volstream/jax``):
+the batched Heston programs take 10-20 s each to compile on two cores, and a rerun of the
+suite on the same machine reads them back instead.
 
 The broker is ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a testcontainers Kafka when a Docker
 engine answers, else the project's own launcher (``streams/broker.py``) on free loopback ports
@@ -12,6 +17,20 @@ import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update(
+    "jax_compilation_cache_dir",
+    os.environ.get("VOLSTREAM_JAX_CACHE", os.path.expanduser("~/.cache/volstream/jax")),
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop each module's compiled programs when it ends: the batched Heston programs hold
+    hundreds of MB, and one process runs the whole suite (the persistent cache reloads any
+    that a later module needs)."""
+    yield
+    jax.clear_caches()
 
 
 def free_port() -> int:

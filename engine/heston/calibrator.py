@@ -357,9 +357,9 @@ class HestonCalibrator:
     converged start is kept and the largest relative parameter difference among converged
     starts reported as ``diagnostics["multistart_spread"]``. ``optimizer`` is ``"lm"``
     (default, fastest), ``"optimistix"``, ``"lbfgs"`` or ``"adam"``: the runbook's alternative
-    optimizers. Batches run in programs of at most ``max_batch`` surfaces (padded to
-    ``batch_growth`` steps): every batch size shares their compiled programs, and a slow
-    surface holds back only its own chunk (a vmapped solve runs until its slowest lane ends).
+    optimizers. Batches run in programs of ``min_batch * batch_growth**k`` surfaces, at most
+    ``max_batch``: large batches share compiled programs, and a slow surface holds back only
+    its own chunk (a vmapped solve runs until its slowest lane ends).
     """
 
     def __init__(
@@ -372,6 +372,7 @@ class HestonCalibrator:
         thresholds: HestonThresholds | None = None,
         min_open_interest: float = 100.0,
         batch_growth: int = 2,
+        min_batch: int = 1,
         max_batch: int = 32,
         nodes: int = 128,
         explore_nodes: int = 48,
@@ -391,7 +392,8 @@ class HestonCalibrator:
         self.thresholds = thresholds or HestonThresholds()
         self.min_open_interest = min_open_interest
         self.batch_growth = batch_growth
-        self.max_batch = bucket(max_batch, growth=batch_growth)
+        self.min_batch = bucket(min_batch)
+        self.max_batch = bucket(max_batch, self.min_batch, batch_growth)
         self.nodes, self.explore_nodes, self.explore_tol = nodes, explore_nodes, explore_tol
         self.quadrature_tol, self.expiry_step = quadrature_tol, expiry_step
 
@@ -430,7 +432,7 @@ class HestonCalibrator:
         for rows in chunks(len(packed), self.max_batch):
             part, starts = packed[rows], p0[rows]
             n = len(part)
-            size = bucket(n, growth=self.batch_growth)  # padded with copies of the last surface
+            size = bucket(n, self.min_batch, self.batch_growth)  # copies of the last surface
             grids = [_pad(p, *shape) for p in part] + [_pad(part[-1], *shape)] * (size - n)
             stacked = HestonSurface(*(np.stack(x) for x in zip(*grids)))
             starts = np.concatenate([starts, np.repeat(starts[-1:], size - n, 0)])
