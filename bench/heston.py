@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.quantlib_peer import HESTON_ORDER, quantlib_heston_fit, write_record
-from engine.blackscholes import implied_vol
+from engine.blackscholes import forward_price, implied_vol
 from engine.heston import HestonCalibrator, heston_price
 
 jax.config.update("jax_enable_x64", True)
@@ -46,7 +46,7 @@ def surfaces(n: int, seed: int):
     days = np.repeat(DAYS, 10)
     t = days / 365
     m = np.tile(np.linspace(-2.0, 1.5, 10), DAYS.size)
-    forward = SPOT * np.exp((RATE - DIVIDEND) * t)
+    forward = np.asarray(forward_price(SPOT, RATE, DIVIDEND, t))
     out = []
     for _ in range(n):
         p = [
@@ -61,7 +61,7 @@ def surfaces(n: int, seed: int):
 
 def our_sse(params: dict, i: int, strikes, t, market) -> float:
     p = [float(params[n][i]) for n in HESTON_ORDER]
-    calls = strikes >= SPOT * np.exp((RATE - DIVIDEND) * t)
+    calls = strikes >= np.asarray(forward_price(SPOT, RATE, DIVIDEND, t))
     model = np.asarray(heston_price(SPOT, strikes, t, RATE, DIVIDEND, *p, calls))
     return float(np.sum((100 * (model / market - 1)) ** 2))
 
@@ -102,6 +102,7 @@ def main(argv=None) -> dict:
                 "rate": RATE,
                 "dividend": DIVIDEND,
                 "target_prices": fit[1],
+                "call": k >= np.asarray(forward_price(SPOT, RATE, DIVIDEND, d / 365)),  # OTM
             }
             for (k, d, _), fit in zip(rows, fits)
         ]

@@ -373,7 +373,7 @@ class HestonCalibrator:
         min_open_interest: float = 100.0,
         batch_growth: int = 2,
         min_batch: int = 1,
-        max_batch: int = 32,
+        max_batch: int = 64,
         nodes: int = 128,
         explore_nodes: int = 48,
         explore_tol: float = 1e-6,
@@ -566,10 +566,9 @@ class HestonCalibrator:
                     fit[key][rough] = value
             nodes[rough] = NODES
         result = self._result(fit, packed, warm, steps, trails, nodes)
-        # a warm start that does not reprice the input (a jump, or a poor user guess) is
-        # retried cold, multi-start; the better converged fit is kept
-        th = self.thresholds
-        retry = np.flatnonzero(warm & ~(result.converged & (fit["worst"] < th.price_error)))
+        # a warm start that does not converge (a jump, or a poor user guess) is retried cold,
+        # multi-start; the better converged fit is kept
+        retry = np.flatnonzero(warm & ~result.converged)
         if retry.size:
             cold = self.calibrate_batch([surfaces[i] for i in retry])
             better = cold.converged & (~result.converged[retry] | (cold.loss < result.loss[retry]))

@@ -273,3 +273,15 @@ def test_a_coarse_quadrature_at_the_solution_is_polished_again_on_the_pricers_no
     assert np.all(coarse.diagnostics["quadrature_nodes"] == 128)
     # 128 nodes alone miss the fine optimum by several times the 1e-4 the escalation holds
     assert np.any(np.abs(coarse.params["sigma"] / fine.params["sigma"] - 1) > 5e-4)
+
+
+def test_the_runbooks_alternative_optimizer_reaches_the_same_optimum():
+    data = surface(noise=0.002, seed=3)
+    lm = HestonCalibrator().calibrate(data)
+    near = {n: np.array([float(lm.params[n]) * 1.05]) for n in TRUE}  # warm: polish only
+    other = HestonCalibrator(optimizer="optimistix").calibrate_batch([data], init=near)
+    assert bool(other.converged[0]) and bool(other.good[0]) == bool(lm.good)
+    for name in TRUE:
+        assert float(other.params[name][0]) == pytest.approx(float(lm.params[name]), rel=1e-4)
+    with pytest.raises(ValueError, match="optimizer"):
+        HestonCalibrator(optimizer="newton")

@@ -66,7 +66,7 @@ def heston_sweep():
     truth = _draw_heston(rng, HESTON_SETS)
     params = np.stack([truth[n] for n in PARAM_NAMES], -1)
     surfaces = [_heston_surface(p, rng, i % 3) for i, p in enumerate(params)]
-    cal = HestonCalibrator(min_batch=32)  # every program of the sweep in one batch shape
+    cal = HestonCalibrator(min_batch=64)  # every program of the sweep in one batch shape
     condition = np.array([
         float(compute_identifiability_metrics(cal, dict(zip(PARAM_NAMES, p)), s).condition_number)
         for p, s in zip(params, surfaces)
