@@ -9,10 +9,13 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.scipy.special import ndtr
 
-__all__ = ["black_price", "black_vega", "forward_price", "implied_vol"]
+from engine.buckets import bucket
+
+__all__ = ["black_price", "black_vega", "forward_price", "implied_vol", "implied_vols_of_prices"]
 
 _MAX_STD = 10.0  # total standard deviation sigma * sqrt(T) searched: vols up to 1000%/sqrt(yr)
 
@@ -121,3 +124,28 @@ def _implied_vol_jvp(iterations, primals, tangents):
     black = lambda f, k, t: black_price(f, k, t, safe, sign > 0)  # noqa: E731
     _, d_black = jax.jvp(black, (forward, strike, expiry), (d_forward, d_strike, d_expiry))
     return vol, (d_price - d_black) / black_vega(forward, strike, expiry, safe)
+
+
+_implied_vol_jit = jax.jit(implied_vol)
+
+
+def implied_vols_of_prices(price, spot, rate, dividend, expiry, strike, call) -> np.ndarray:
+    """Black implied vols of discounted (cash) option prices, each against its own spot, rate
+    and dividend yield: NaN where no vol gives the price. Host arrays in and out, padded to
+    a few bucketed lengths (64 and up, doubling), so a stream of varying counts compiles a
+    handful of programs once."""
+    price, spot, rate, dividend, expiry, strike = (
+        np.atleast_1d(np.asarray(x, np.float64))
+        for x in (price, spot, rate, dividend, expiry, strike)
+    )
+    call = np.broadcast_to(np.asarray(call, bool), price.shape)
+    n = price.size
+    size = bucket(n, 64)
+    pad = lambda a, fill: np.concatenate([a, np.full(size - n, fill, a.dtype)])  # noqa: E731
+    forward = np.asarray(forward_price(spot, rate, dividend, expiry))
+    undiscounted = price * np.exp(rate * expiry)
+    vols = _implied_vol_jit(
+        pad(undiscounted, 0.1), pad(forward, 1.0), pad(strike, 1.0), pad(expiry, 1.0),
+        pad(call, True),
+    )  # fmt: skip
+    return np.asarray(vols)[:n]

@@ -26,10 +26,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import jax
 import numpy as np
 
-from engine.blackscholes import implied_vol
+from engine.blackscholes import implied_vols_of_prices
 from engine.buckets import bucket
 from engine.heston import PARAM_NAMES as HESTON_PARAMS
 from engine.heston import HestonCalibrator
@@ -111,19 +110,8 @@ class Calibrations:
         return self.betas.get(underlying, self.default_beta)
 
     def warmup(self, batch_sizes=(8, 32, 128, 512), widths=(8, 16)) -> None:
-        """Compile the bucketed programs before the worker takes traffic."""
-        for b in batch_sizes:
-            for n in widths:
-                strikes = np.exp(np.linspace(-0.2, 0.2, n))[None, :].repeat(b, 0)
-                vols = 0.1 + 0.05 * np.log(strikes) ** 2
-                self.calibrator.calibrate_batch(
-                    np.ones(b),
-                    np.ones(b),
-                    strikes,
-                    vols,
-                    init={n: np.full(b, np.nan) for n in FREE},
-                    prior={n: np.full(b, np.nan) for n in FREE},
-                )
+        """Compile the bucketed SABR programs before the worker takes traffic."""
+        self.calibrator.warmup(batch_sizes, widths)
 
     def warmup_heston(self, shapes: Sequence[tuple[int, int]] = ((4, 12),)) -> None:
         """Compile the Heston programs (cold, warm and the fine-node polish) of surfaces of
@@ -131,7 +119,7 @@ class Calibrations:
         takes traffic."""
         for shape in shapes:
             self.heston.warmup(shape)
-        _implied_vol(*(np.full(64, x) for x in (0.1, 1.0, 1.0, 1.0)), np.ones(64, bool))
+        implied_vols_of_prices(0.1, 1.0, 0.0, 0.0, 1.0, 1.0, True)
 
     @staticmethod
     def _group(snap: Snapshot) -> tuple:
@@ -212,9 +200,6 @@ def _column(values: Sequence[Values], names: Sequence[str]) -> dict[str, np.ndar
     return {n: np.array([v[n] if v else np.nan for v in values]) for n in names}
 
 
-_implied_vol = jax.jit(implied_vol)
-
-
 def surface_market_data(snap: SurfaceSnapshot) -> dict:
     """A surface snapshot as :class:`engine.heston.HestonCalibrator` market data for a vol fit;
     a price whose implied vol does not exist weighs zero."""
@@ -222,17 +207,12 @@ def surface_market_data(snap: SurfaceSnapshot) -> dict:
     r, q = np.array(snap.rates), np.array(snap.dividends)
     vols = np.array(snap.vols)
     priced = np.flatnonzero(~np.isfinite(vols))
-    if priced.size:  # one call for the surface, padded to a few shapes
-        size = bucket(priced.size, 64)
-        pad = lambda a, fill: np.concatenate([a[priced], np.full(size - priced.size, fill)])  # noqa: E731
-        spots = np.array(snap.quote_spots)
-        forward = spots * np.exp((r - q) * t)
-        undiscounted = np.array(snap.prices) * np.exp(r * t)
+    if priced.size:  # each price against the spot it was quoted with
         calls = np.array([bool(c) for c in snap.calls])
-        inverted = _implied_vol(
-            pad(undiscounted, 0.1), pad(forward, 1.0), pad(k, 1.0), pad(t, 1.0), pad(calls, True)
-        )
-        vols[priced] = np.asarray(inverted)[: priced.size]
+        vols[priced] = implied_vols_of_prices(
+            *(np.array(a)[priced] for a in (snap.prices, snap.quote_spots)),
+            r[priced], q[priced], t[priced], k[priced], calls[priced],
+        )  # fmt: skip
     usable = np.isfinite(vols)
     return {
         "spot": snap.spot,

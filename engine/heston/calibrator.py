@@ -445,7 +445,14 @@ class HestonCalibrator:
         outputs, that start (``best``), and the relative parameter ``spread`` among its
         converged starts that pass the price-error gate."""
         out = self._run(packed, starts, cfg, shape)
-        ok = (out["status"] == Status.CONVERGED) & np.all(np.isfinite(out["p"]), axis=-1)
+        # a parameter that ends on its bound stopped because the map to it saturated: the
+        # solver's gradient vanished, not the fit's. Such a corner is not a solution
+        lo, hi = np.array([self.parameter_specs[n].bounds for n in PARAM_NAMES]).T
+        edge = 1e-6 * (hi - lo)
+        at_bound = np.any(((out["p"] - lo < edge) | (hi - out["p"] < edge))[..., cfg.free], -1)
+        solved = out["status"] == Status.CONVERGED
+        out["status"] = np.where(solved & at_bound, Status.AT_BOUND, out["status"])
+        ok = solved & ~at_bound & np.all(np.isfinite(out["p"]), axis=-1)
         best = np.argmin(np.where(ok, out["cost"], np.inf), axis=1)
         rows = np.arange(len(packed))
         fit = {key: value[rows, best] for key, value in out.items()}

@@ -17,6 +17,7 @@ class Status(enum.IntEnum):
     MAX_STEPS = 1
     STALLED = 2
     NONFINITE = 3
+    AT_BOUND = 4
 
     @property
     def message(self) -> str:
@@ -28,6 +29,8 @@ _MESSAGES = {
     Status.MAX_STEPS: "reached max_steps before meeting the tolerance",
     Status.STALLED: "stalled: no step reduces the loss (damping exhausted)",
     Status.NONFINITE: "non-finite residuals at the starting point",
+    Status.AT_BOUND: "ended at a parameter bound: the solver's gradient vanished there, not "
+    "the fit's (a degenerate corner such as rho = +-0.999 or theta = 0)",
 }
 
 

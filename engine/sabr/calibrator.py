@@ -404,6 +404,17 @@ class SABRCalibrator:
         out = self._run_chunks(cfg, batch, theta0, prior_m, gates)
         return self._result(out, batch, warm, cfg)
 
+    def warmup(self, batch_sizes=(8, 32, 128, 512), widths=(8, 16)) -> None:
+        """Compile the programs that batches of these sizes and strike widths run (cold and
+        warm share them), so a stream never compiles once it takes traffic."""
+        free = self.free_params
+        for b in batch_sizes:
+            for n in widths:
+                strikes = np.exp(np.linspace(-0.2, 0.2, n))[None, :].repeat(b, 0)
+                vols = 0.1 + 0.05 * np.log(strikes) ** 2
+                nan = {name: np.full(b, np.nan) for name in free}
+                self.calibrate_batch(np.ones(b), np.ones(b), strikes, vols, init=nan, prior=nan)
+
     def cold_starts(self, forward, expiry, strikes, vols, weights=None) -> dict[str, np.ndarray]:
         """The starting parameters a cold fit of these smiles uses (``parameter_specs`` inits,
         ``None`` ones derived from each smile): what a like-for-like peer starts from."""
