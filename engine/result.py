@@ -77,6 +77,11 @@ class CalibrationResult:
             model=self.model,
         )
 
+    def trimmed_history(self) -> CalibrationResult:
+        """A single fit with ``loss_history`` cut to its steps: ``[-1]`` is the final loss."""
+        steps = int(self.iterations)
+        return replace(self, loss_history=np.asarray(self.loss_history)[: steps + 1])
+
     def with_rows(self, rows: np.ndarray, other: CalibrationResult) -> CalibrationResult:
         """This batch result with ``rows`` replaced by ``other``'s rows (in order): how a
         retry's results are merged back into a batch."""

@@ -36,7 +36,7 @@ change (rho near -1 with a high vol-of-vol) is polished again on the pricer's 51
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -468,16 +468,14 @@ class HestonCalibrator:
         """Residuals of every option of ``market_data`` (in input order, unweighted) under
         ``params``, in the fit's own measure: relative errors of the out-of-the-money price,
         or implied-vol errors."""
-        every = {k: v for k, v in market_data.items() if k != "open_interest"}
-        s = pack_surface(every | {"weights": 1.0})
+        s = _pack_every(market_data)
         vol_fit = bool(np.isfinite(s.vols).any())
         return _unpack(_errors_at(params, s, vol_fit), market_data)
 
     def vol_errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
         """Model minus market implied vol of every option (input order) under ``params``,
         whatever the fit's target: prices are inverted (out of the money) first."""
-        every = {k: v for k, v in market_data.items() if k != "open_interest"}
-        s = pack_surface(every | {"weights": 1.0})
+        s = _pack_every(market_data)
         if not np.isfinite(s.vols).any():
             forward = forward_price(s.spot, s.rates, s.dividends, s.expiries)
             undiscounted = s.prices * np.exp(s.rates * s.expiries)
@@ -504,9 +502,7 @@ class HestonCalibrator:
     def calibrate(self, market_data: dict) -> CalibrationResult:
         """Fit one surface (multi-start); ``result.params[name]`` are scalars and
         ``result.loss_history`` runs from the first start to the final loss (``[-1]``)."""
-        result = self.calibrate_batch([market_data]).smile(0)
-        steps = int(result.iterations)
-        return replace(result, loss_history=np.asarray(result.loss_history)[: steps + 1])
+        return self.calibrate_batch([market_data]).smile(0).trimmed_history()
 
     def calibrate_batch(self, surfaces: list[dict], init: dict | None = None) -> CalibrationResult:
         """Fit many surfaces at once; ``init`` (name -> (B,)) warm-starts rows that are finite.
@@ -652,6 +648,12 @@ class HestonCalibrator:
             loss_history=loss_history,
             model="heston",
         )
+
+
+def _pack_every(market_data: dict) -> HestonSurface:
+    """Every option of ``market_data`` packed with unit weight (no liquidity filter)."""
+    every = {k: v for k, v in market_data.items() if k != "open_interest"}
+    return pack_surface(every | {"weights": 1.0})
 
 
 def _errors_at(params: dict[str, float], s: HestonSurface, vol_fit: bool) -> np.ndarray:

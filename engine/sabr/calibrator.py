@@ -14,7 +14,7 @@ handful of programs once and never again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from itertools import chain, pairwise
 from typing import NamedTuple
@@ -553,7 +553,7 @@ class SABRCalibrator:
         if smiles.n == 1:
             result = result.smile(0)
             if result.loss_history is not None:
-                result = _trim_history(result)
+                result = result.trimmed_history()
         return result
 
     def calibrate_many(self, datasets: list[dict]) -> list[dict[str, np.ndarray]]:
@@ -659,8 +659,3 @@ class _Smiles(NamedTuple):
             pick(self.vols),
             w if w is None or isinstance(w, str) else pick(w),
         )
-
-
-def _trim_history(result: CalibrationResult) -> CalibrationResult:
-    hist = np.asarray(result.loss_history)
-    return replace(result, loss_history=hist[: int(result.iterations) + 1])
