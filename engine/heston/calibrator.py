@@ -3,19 +3,27 @@
 A surface is packed by expiry: strikes ``(M, K)`` against expiries ``(M, 1)``, so each pricing
 evaluates the characteristic function once per expiry (see :mod:`engine.heston.pricer`).
 
-Targets. ``target_prices`` are fitted as relative errors of the out-of-the-money option's price
-(QuantLib's default calibration error): a price is read as a **call unless ``call`` says
-otherwise** (the documented convention; never a guess from the strike), refused with its index
-when it lies outside its no-arbitrage bounds, and turned into the out-of-the-money option by
-put-call parity, exactly, so deep in-the-money quotes do not drown the smile in intrinsic value.
-``target_vols`` are fitted as implied-vol errors, exact through
-:func:`engine.blackscholes.implied_vol`, whose derivative is the price's divided by vega.
+Targets. A price in ``target_prices`` is read as a **call unless ``call`` says otherwise** (the
+documented convention; never a guess from the strike), refused with its index when it lies
+outside its no-arbitrage bounds, and turned into the out-of-the-money option by put-call
+parity, exactly, so deep in-the-money quotes do not drown the smile in intrinsic value.
+``target_vols`` are priced as the out-of-the-money option. The residual of each option is one of
+:data:`RESIDUALS` (``residual``), whatever the target:
 
-The solver is any of :data:`engine.optimize.SOLVERS` (``optimizer``; Levenberg-Marquardt by
-default) on unconstrained coordinates (bounds by reparametrisation, exact forward-mode
-Jacobian), vmapped over surfaces and starting points in one ``jit``, with quadrature nodes
-fitted to each start; padded options weigh zero; ``parameter_specs[name].fixed`` holds a
-parameter at its ``init``.
+* ``"relative"`` (default for prices): the out-of-the-money price's relative error, QuantLib's
+  default calibration error;
+* ``"vega"``: its price error divided by the market vega, the implied-vol error to first order
+  at the cost of a price fit (no inversion in the loop);
+* ``"vol"`` (default for vols): the implied-vol error, exact through
+  :func:`engine.blackscholes.implied_vol`, whose derivative is the price's divided by vega.
+
+Market vols of price targets (for ``"vega"`` and ``"vol"``) are inverted once, when packing.
+
+The solver is any callable of :mod:`engine.optimize`'s signature or a name of its ``SOLVERS``
+(``optimizer``; Levenberg-Marquardt by default) on unconstrained coordinates (bounds by
+reparametrisation, exact forward-mode Jacobian), vmapped over surfaces and starting points in
+one ``jit``, with quadrature nodes fitted to each start; padded options weigh zero;
+``parameter_specs[name].fixed`` holds a parameter at its ``init``.
 
 A cold surface is fitted in two stages: every start *explores* on a coarse quadrature (48
 nodes), then every explored start is *polished* on the fit's own (128 nodes), where the
@@ -45,7 +53,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from engine.blackscholes import black_price, black_vega, forward_price, implied_vol
+from engine.blackscholes import (
+    black_price,
+    black_vega,
+    forward_price,
+    implied_vol,
+    implied_vols_of_prices,
+)
 from engine.buckets import bucket, chunks
 from engine.diagnostics import (
     IdentifiabilityMetrics,
@@ -55,12 +69,13 @@ from engine.diagnostics import (
 from engine.gates import threshold_gate
 from engine.heston.model import PARAM_NAMES, HestonParams, default_specs
 from engine.heston.pricer import NODES, heston_price, heston_price_on, lewis_kernel, quadrature
-from engine.optimize import SOLVERS, Status
+from engine.optimize import Solver, Status, resolve_solver
 from engine.parameters import to_constrained, to_unconstrained
 from engine.result import CalibrationResult
 
 __all__ = [
     "PARAM_NAMES",
+    "RESIDUALS",
     "HestonCalibrator",
     "HestonSurface",
     "HestonThresholds",
@@ -113,10 +128,17 @@ def surface_shape(maturities, expiry_step: int = 2) -> tuple[int, int]:
     return _round_up(counts.size, expiry_step), _round_up(int(counts.max()), 4)
 
 
+RESIDUALS = ("relative", "vega", "vol")
+
+
 def pack_surface(
-    market_data: dict, min_open_interest: float = 100.0, expiry_step: int = 2
+    market_data: dict,
+    min_open_interest: float = 100.0,
+    expiry_step: int = 2,
+    residual: str | None = None,
 ) -> HestonSurface:
-    """Validate one surface's ``market_data`` and pack it by expiry (see the module doc).
+    """Validate one surface's ``market_data`` and pack it by expiry for the ``residual`` of
+    :data:`RESIDUALS` (``None``: ``"relative"`` for prices, ``"vol"`` for vols; module doc).
 
     Raises ``ValueError`` naming the key and the offending options' indices: a missing key,
     non-finite or non-positive inputs, and prices outside their no-arbitrage bounds
@@ -128,6 +150,10 @@ def pack_surface(
             raise ValueError(f"market_data needs {key!r}")
     if ("target_prices" in market_data) == ("target_vols" in market_data):
         raise ValueError("market_data needs exactly one of 'target_prices' or 'target_vols'")
+    if residual is None:
+        residual = "vol" if "target_vols" in market_data else "relative"
+    if residual not in RESIDUALS:
+        raise ValueError(f"residual must be one of {RESIDUALS}, not {residual!r}")
     strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
     n = strikes.size
     spot = float(market_data["spot"])
@@ -151,8 +177,6 @@ def pack_surface(
         _refuse(~(vols > 0), "market_data['target_vols']", vols, "must be positive")
         calls = np.broadcast_to(market_data.get("call", otm_call), (n,)).astype(bool)
         prices = discount * np.asarray(black_price(forward, strikes, expiries, vols, calls))
-        scale = discount * np.asarray(black_vega(forward, strikes, expiries, vols))
-        target_vols = vols
     else:
         given = _column(market_data["target_prices"], n, "target_prices")
         calls = np.broadcast_to(np.asarray(market_data.get("call", True), bool), (n,))
@@ -177,8 +201,14 @@ def pack_surface(
         # put-call parity to the out-of-the-money option: C - P = S e^{-qT} - K e^{-rT}
         prices = given + np.where(calls == otm_call, 0.0, np.where(calls, -intrinsic, intrinsic))
         calls = otm_call
-        scale = prices
-        target_vols = np.full(n, np.nan)
+        vols = np.full(n, np.nan)
+        if residual != "relative":
+            vols = implied_vols_of_prices(prices, spot, rates, dividends, expiries, strikes, calls)
+            _refuse(~(vols > 0), "market_data['target_prices']", given, "has no Black implied vol")
+    scale = prices
+    if residual != "relative":
+        scale = discount * np.asarray(black_vega(forward, strikes, expiries, vols))
+    target_vols = vols if residual == "vol" else np.full(n, np.nan)
     if not np.any(weights > 0):
         raise ValueError("no option left to fit (all weights zero or filtered as illiquid)")
     unique = np.unique(expiries)
@@ -220,7 +250,7 @@ class _Config:
 
     bounds: tuple[tuple[float, float], ...]
     free: tuple[int, ...]  # indices of the fitted parameters; the rest are held
-    solver: str
+    solver: Solver
     nodes: int
     max_steps: int
     tol: float
@@ -284,7 +314,7 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
         rule = _rule(s, start, cfg.nodes)
         residuals = partial(_residuals, cfg=cfg)
         args = (s, start, *rule)
-        out = SOLVERS[cfg.solver](
+        out = cfg.solver(
             residuals, x0, args, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True
         )
         normal = out.normal
@@ -356,10 +386,11 @@ class HestonCalibrator:
     times 0.5, 1 and 1.5 (0.02, 0.04, 0.06 by default); a fixed v0 starts once. The best
     converged start is kept and the largest relative parameter difference among converged
     starts reported as ``diagnostics["multistart_spread"]``. ``optimizer`` is ``"lm"``
-    (default, fastest), ``"optimistix"``, ``"lbfgs"`` or ``"adam"``: the runbook's alternative
-    optimizers. Batches run in programs of ``min_batch * batch_growth**k`` surfaces, at most
-    ``max_batch``: large batches share compiled programs, and a slow surface holds back only
-    its own chunk (a vmapped solve runs until its slowest lane ends).
+    (default, fastest), ``"optimistix"``, ``"lbfgs"``, ``"adam"`` (the runbook's alternative
+    optimizers) or any solver callable of :mod:`engine.optimize`'s signature. Batches run in
+    programs of ``min_batch * batch_growth**k`` surfaces, at most ``max_batch``: large batches
+    share compiled programs, and a slow surface holds back only its own chunk (a vmapped solve
+    runs until its slowest lane ends).
     """
 
     def __init__(
@@ -368,7 +399,7 @@ class HestonCalibrator:
         v0_starts: tuple[float, ...] | None = None,
         max_steps: int = 200,
         tol: float = 1e-8,
-        optimizer: str = "lm",
+        optimizer: str | Solver = "lm",
         thresholds: HestonThresholds | None = None,
         min_open_interest: float = 100.0,
         batch_growth: int = 2,
@@ -379,16 +410,17 @@ class HestonCalibrator:
         explore_tol: float = 1e-6,
         quadrature_tol: float = 1e-6,
         expiry_step: int = 2,
+        residual: str | None = None,
     ) -> None:
+        if residual is not None and residual not in RESIDUALS:
+            raise ValueError(f"residual must be one of {RESIDUALS} or None, not {residual!r}")
         if v0_starts is not None and (not v0_starts or min(v0_starts) <= 0):
             raise ValueError("v0_starts must be a non-empty list of positive variances")
-        if optimizer not in SOLVERS:
-            raise ValueError(f"optimizer must be one of {sorted(SOLVERS)}, not {optimizer!r}")
         if max_steps < 1 or not tol > 0:
             raise ValueError("max_steps must be >= 1 and tol > 0")
         self.parameter_specs = default_specs()
         self.v0_starts = None if v0_starts is None else tuple(v0_starts)
-        self.max_steps, self.tol, self.optimizer = max_steps, tol, optimizer
+        self.max_steps, self.tol, self.solver = max_steps, tol, resolve_solver(optimizer)
         self.thresholds = thresholds or HestonThresholds()
         self.min_open_interest = min_open_interest
         self.batch_growth = batch_growth
@@ -396,6 +428,7 @@ class HestonCalibrator:
         self.max_batch = bucket(max_batch, self.min_batch, batch_growth)
         self.nodes, self.explore_nodes, self.explore_tol = nodes, explore_nodes, explore_tol
         self.quadrature_tol, self.expiry_step = quadrature_tol, expiry_step
+        self.residual = residual
 
     @property
     def free_params(self) -> tuple[str, ...]:
@@ -407,7 +440,7 @@ class HestonCalibrator:
         return _Config(
             bounds=tuple(self.parameter_specs[n].bounds for n in PARAM_NAMES),
             free=tuple(PARAM_NAMES.index(n) for n in self.free_params),
-            solver=self.optimizer,
+            solver=self.solver,
             nodes=nodes,
             max_steps=self.max_steps,
             tol=tol,
@@ -468,19 +501,14 @@ class HestonCalibrator:
         """Residuals of every option of ``market_data`` (in input order, unweighted) under
         ``params``, in the fit's own measure: relative errors of the out-of-the-money price,
         or implied-vol errors."""
-        s = _pack_every(market_data)
+        s = _pack_every(market_data, self.residual)
         vol_fit = bool(np.isfinite(s.vols).any())
         return _unpack(_errors_at(params, s, vol_fit), market_data)
 
     def vol_errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
         """Model minus market implied vol of every option (input order) under ``params``,
         whatever the fit's target: prices are inverted (out of the money) first."""
-        s = _pack_every(market_data)
-        if not np.isfinite(s.vols).any():
-            forward = forward_price(s.spot, s.rates, s.dividends, s.expiries)
-            undiscounted = s.prices * np.exp(s.rates * s.expiries)
-            vols = implied_vol(undiscounted, forward, s.strikes, s.expiries, s.calls > 0)
-            s = s._replace(vols=np.asarray(vols))
+        s = _pack_every(market_data, "vol")
         return _unpack(_errors_at(params, s, vol_fit=True), market_data)
 
     def calibrate_many(self, datasets: list[dict]) -> list[dict[str, float]]:
@@ -494,7 +522,7 @@ class HestonCalibrator:
     ) -> IdentifiabilityMetrics:
         """Condition number, standard errors and correlations of the free parameters at
         ``params`` on ``market_data``, as a fit ending there would report them."""
-        s = pack_surface(market_data, self.min_open_interest, self.expiry_step)
+        s = pack_surface(market_data, self.min_open_interest, self.expiry_step, self.residual)
         p = jnp.array([float(np.asarray(params[n])) for n in PARAM_NAMES])
         cfg = self._config(self.nodes, self.tol, bool(np.isfinite(s.vols).any()))
         return IdentifiabilityMetrics(*map(np.asarray, _identifiability(cfg, s, p)))
@@ -517,7 +545,10 @@ class HestonCalibrator:
         ``loss_history`` cover every stage; ``diagnostics["quadrature_nodes"]`` says which rule
         the result was fitted on. Held (``fixed``) parameters keep their ``init`` whatever
         ``init`` says."""
-        packed = [pack_surface(m, self.min_open_interest, self.expiry_step) for m in surfaces]
+        packed = [
+            pack_surface(m, self.min_open_interest, self.expiry_step, self.residual)
+            for m in surfaces
+        ]
         b = len(packed)
         shape = (max(p.expiries.shape[0] for p in packed), max(p.strikes.shape[1] for p in packed))
         vol_fit = any(np.isfinite(p.vols).any() for p in packed)  # one program per kind of fit
@@ -590,7 +621,7 @@ class HestonCalibrator:
         if not vol_fit:
             target = {"target_prices": np.asarray(black_price(100.0, strikes, t, vols))}
         data = {"spot": 100.0, "strikes": strikes, "maturities": t} | target
-        packed = [pack_surface(data, self.min_open_interest, self.expiry_step)]
+        packed = [pack_surface(data, self.min_open_interest, self.expiry_step, self.residual)]
         grid = self._grid()
         polish = self._config(self.nodes, self.tol, vol_fit, check=3 * self.nodes // 2)
         for cfg, starts in (
@@ -650,10 +681,10 @@ class HestonCalibrator:
         )
 
 
-def _pack_every(market_data: dict) -> HestonSurface:
+def _pack_every(market_data: dict, residual: str | None) -> HestonSurface:
     """Every option of ``market_data`` packed with unit weight (no liquidity filter)."""
     every = {k: v for k, v in market_data.items() if k != "open_interest"}
-    return pack_surface(every | {"weights": 1.0})
+    return pack_surface(every | {"weights": 1.0}, residual=residual)
 
 
 def _errors_at(params: dict[str, float], s: HestonSurface, vol_fit: bool) -> np.ndarray:

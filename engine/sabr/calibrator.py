@@ -1,9 +1,9 @@
 """Batched, warm-startable SABR calibration of FX smiles (the Daily SABR playbook).
 
 The problem (weighted vol residuals of :func:`engine.sabr.hagan.hagan_vol`) is kept apart from
-the solver (any of :data:`engine.optimize.SOLVERS`), which is vmapped over smiles inside one
-``jit``. Shapes are padded to power-of-two buckets, so a stream of varying batches compiles a
-handful of programs once and never again.
+the solver (any callable of :mod:`engine.optimize`'s signature, or a name of its ``SOLVERS``),
+which is vmapped over smiles inside one ``jit``. Shapes are padded to power-of-two buckets, so
+a stream of varying batches compiles a handful of programs once and never again.
 
 >>> cal = SABRCalibrator(beta=0.5)
 >>> res = cal.calibrate({"forward": 1.1, "maturities": 0.5, "strikes": [1.0, 1.05, 1.1, 1.15, 1.2],
@@ -28,7 +28,7 @@ from engine.arbitrage import strike_arbitrage
 from engine.buckets import bucket, chunks
 from engine.diagnostics import IdentifiabilityMetrics, identifiability_from_jacobian
 from engine.gates import Gate, not_applicable, threshold_gate
-from engine.optimize import SOLVERS, SolverOutput, Status
+from engine.optimize import Solver, SolverOutput, Status, resolve_solver
 from engine.parameters import to_constrained, to_unconstrained
 from engine.result import CalibrationResult
 from engine.sabr.hagan import (
@@ -67,7 +67,7 @@ class _Config:
     bounds: tuple[tuple[float, float], ...]
     relative: tuple[bool, ...]
     stability_floor: tuple[float, ...]
-    solver: str
+    solver: Solver
     max_steps: int
     tol: float
     record_history: bool
@@ -253,7 +253,7 @@ def _calibrate_batch(
     smiles = (forward, expiry, strikes, vols, weights, mask)
     u0, solver_args = jax.vmap(partial(_prepare_one, cfg))(*smiles, theta0)
     solve = partial(
-        SOLVERS[cfg.solver],
+        cfg.solver,
         partial(_residuals, cfg=cfg),
         max_steps=cfg.max_steps,
         tol=cfg.tol,
@@ -276,10 +276,11 @@ class SABRCalibrator:
     ``beta=None`` frees beta; a number fixes it (per smile in :meth:`calibrate_batch` via its
     ``beta`` argument). ``parameter_specs[name].init`` sets cold starts (``None``, the default
     for alpha, rho and nu, derives them from the smile's level, skew and curvature); a free beta
-    starts cold from each of ``beta_starts`` and keeps the best. ``optimizer`` is ``"lm"`` (default, fastest in ``bench/sabr.py``),
-    ``"optimistix"``, ``"lbfgs"`` or ``"adam"``. Batches are padded to
-    ``min_batch * batch_growth**k`` smiles and split above ``max_batch``, so a stream of varying
-    batches compiles a handful of shapes once.
+    starts cold from each of ``beta_starts`` and keeps the best. ``optimizer`` is ``"lm"``
+    (default, fastest in ``bench/sabr.py``), ``"optimistix"``, ``"lbfgs"``, ``"adam"``, or any
+    solver callable of :mod:`engine.optimize`'s signature. Batches are padded to
+    ``min_batch * batch_growth**k`` smiles and split above ``max_batch``, so a stream of
+    varying batches compiles a handful of shapes once.
     """
 
     def __init__(
@@ -288,21 +289,19 @@ class SABRCalibrator:
         *,
         max_steps: int = 500,
         tol: float = 1e-8,
-        optimizer: str = "lm",
+        optimizer: str | Solver = "lm",
         thresholds: SABRThresholds | None = None,
         max_batch: int = 4096,
         min_batch: int = 1,
         batch_growth: int = 2,
         beta_starts: tuple[float, ...] | None = None,
     ) -> None:
-        if optimizer not in SOLVERS:
-            raise ValueError(f"optimizer must be one of {sorted(SOLVERS)}, not {optimizer!r}")
         if max_steps < 1 or not tol > 0:
             raise ValueError("max_steps must be >= 1 and tol > 0")
+        self.solver = resolve_solver(optimizer)
         self.parameter_specs = default_specs(beta)
         self.max_steps = max_steps
         self.tol = tol
-        self.optimizer = optimizer
         self.thresholds = thresholds or SABRThresholds()
         self._beta_starts = beta_starts
         self.min_batch = bucket(min_batch)  # pad every call to at least this many smiles
@@ -328,7 +327,7 @@ class SABRCalibrator:
             bounds=tuple(s.bounds for s in specs),
             relative=tuple(s.scale == "relative" for s in specs),
             stability_floor=tuple(1e-12 if s.scale == "relative" else 0.1 for s in specs),
-            solver=self.optimizer,
+            solver=self.solver,
             max_steps=self.max_steps,
             tol=self.tol,
             record_history=record_history,

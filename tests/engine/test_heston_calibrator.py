@@ -7,6 +7,7 @@ from bench.quantlib_peer import quantlib_heston_fit
 from engine.blackscholes import black_price, implied_vol
 from engine.crossval import cross_validate, k_fold_split, kfold_masks
 from engine.heston import HestonCalibrator, heston_price, pack_surface
+from engine.optimize import levenberg_marquardt
 
 TRUE = {"v0": 0.05, "kappa": 2.5, "theta": 0.07, "sigma": 0.7, "rho": -0.75}
 EXPIRIES = np.array([0.1, 0.25, 0.5, 1.0, 2.0])
@@ -285,3 +286,43 @@ def test_the_runbooks_alternative_optimizer_reaches_the_same_optimum():
         assert float(other.params[name][0]) == pytest.approx(float(lm.params[name]), rel=1e-4)
     with pytest.raises(ValueError, match="optimizer"):
         HestonCalibrator(optimizer="newton")
+
+
+def _one_step_lm(residual_fn, x0, args, *, max_steps, tol, record_history):
+    """A user's solver: the library's LM held to one step (so its hand is visible)."""
+    return levenberg_marquardt(
+        residual_fn, x0, args, max_steps=1, tol=tol, record_history=record_history
+    )
+
+
+def test_the_solver_is_any_callable_of_the_common_signature():
+    data = surface(noise=0.002, seed=3)
+    near = {n: np.array([v * 1.05]) for n, v in TRUE.items()}
+    own = HestonCalibrator(optimizer=levenberg_marquardt).calibrate_batch([data], init=near)
+    named = HestonCalibrator(optimizer="lm").calibrate_batch([data], init=near)
+    for name in TRUE:
+        assert float(own.params[name][0]) == float(named.params[name][0])
+    held = HestonCalibrator(optimizer=_one_step_lm, max_steps=1).calibrate_batch([data], init=near)
+    assert not held.converged[0] and not held.good[0]  # one step is not a fit
+
+
+@pytest.mark.parametrize("residual", ["relative", "vega", "vol"])
+def test_every_residual_recovers_exact_prices(residual):
+    res = HestonCalibrator(residual=residual).calibrate(surface())
+    assert bool(res.converged) and res.gate_verdicts()["price_error"] == "pass"
+    for name, value in TRUE.items():
+        assert float(res.params[name]) == pytest.approx(value, rel=1e-4), name
+
+
+def test_vega_scaled_residuals_are_implied_vol_errors_to_first_order():
+    data = surface()
+    off = TRUE | {"sigma": TRUE["sigma"] * 1.02}  # a nearby model: vol errors of a few bp
+    vega = HestonCalibrator(residual="vega").errors(off, data)
+    vol = HestonCalibrator(residual="vol").errors(off, data)
+    relative = HestonCalibrator().errors(off, data)
+    np.testing.assert_allclose(vol, HestonCalibrator().vol_errors(off, data), atol=1e-12)
+    assert np.max(np.abs(vol)) > 1e-3
+    np.testing.assert_allclose(vega, vol, rtol=0.05, atol=2e-5)  # second order apart
+    assert np.max(np.abs(relative - vol)) > 1e-2  # relative price errors are another measure
+    with pytest.raises(ValueError, match="residual"):
+        HestonCalibrator(residual="price")

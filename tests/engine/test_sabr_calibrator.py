@@ -5,7 +5,7 @@ import pytest
 
 from bench.quantlib_peer import quantlib_sabr_fit
 from bench.smiles import fx_smiles
-from engine.optimize import Status
+from engine.optimize import Status, optimistix_lm
 from engine.sabr import SABRCalibrator, atm_weights, hagan_vol
 from engine.sabr import calibrator as sabr_calibrator
 
@@ -266,3 +266,19 @@ def test_bad_parameters_and_options_raise():
         )
     with pytest.raises(ValueError, match="lacks"):
         cal.calibrate({"forward": 1.0, "strikes": [1.0]})
+
+
+def test_the_solver_is_any_callable_of_the_common_signature(noisy):
+    def optimistix_loose(residual_fn, x0, args, *, max_steps, tol, record_history):
+        return optimistix_lm(
+            residual_fn, x0, args, max_steps=max_steps, tol=tol, record_history=record_history
+        )
+
+    named = _fit(SABRCalibrator(optimizer="optimistix", tol=1e-10, max_steps=3000), noisy)
+    own = _fit(SABRCalibrator(optimizer=optimistix_loose, tol=1e-10, max_steps=3000), noisy)
+    lm = _fit(SABRCalibrator(tol=1e-10), noisy)
+    for name in FREE:
+        np.testing.assert_array_equal(own.params[name], named.params[name])
+        np.testing.assert_allclose(own.params[name], lm.params[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="callable"):
+        SABRCalibrator(optimizer=3)
