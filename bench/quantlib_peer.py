@@ -44,6 +44,7 @@ def quantlib_sabr_fit(
 
 
 HESTON_ORDER = ("v0", "kappa", "theta", "sigma", "rho")
+QUANTLIB_HESTON_START = {"v0": 0.1, "kappa": 1.0, "theta": 0.1, "sigma": 0.5, "rho": -0.5}
 
 
 def quantlib_heston_fit(strikes, days, vols, *, spot=100.0, rate=0.02, dividend=0.01, start=None):
@@ -57,7 +58,7 @@ def quantlib_heston_fit(strikes, days, vols, *, spot=100.0, rate=0.02, dividend=
         ql.FlatForward(today, x, ql.Actual365Fixed())
     )
     r, q = curve(rate), curve(dividend)
-    start = start or {"v0": 0.1, "kappa": 1.0, "theta": 0.1, "sigma": 0.5, "rho": -0.5}
+    start = start or QUANTLIB_HESTON_START
     process = ql.HestonProcess(
         r, q, ql.QuoteHandle(ql.SimpleQuote(spot)), *(start[n] for n in HESTON_ORDER)
     )

@@ -10,11 +10,14 @@ with :math:`\\hat\\sigma^2 = \\lVert r\\rVert^2 / (n - p)`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
+from engine.optimize import SolverOutput
 from engine.smallmat import sym_eigh
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "compute_identifiability_metrics",
     "identifiability_from_jacobian",
     "identifiability_from_normal",
+    "solution_normal",
 ]
 
 
@@ -65,3 +69,22 @@ def identifiability_from_normal(
         std[:, None] * std[None, :] > 0, std[:, None] * std[None, :], 1.0
     )
     return IdentifiabilityMetrics(condition, std, correlations)
+
+
+def solution_normal(
+    out: SolverOutput,
+    residual_fn: Callable[[Array, object], Array],
+    args: object,
+    to_physical: Callable[[Array], Array],
+) -> Array:
+    r""":math:`J^\top J` of the residuals in the free physical parameters at a solver's solution.
+
+    Solvers work in unconstrained ``u``, mapped elementwise to the physical parameters by
+    ``to_physical``, so :math:`J_p = J_u / (dp/du)` column by column. A Gauss-Newton solver
+    hands over its own :math:`J_u^\top J_u` (``out.normal``); any other costs one Jacobian."""
+    normal = out.normal
+    if normal is None:
+        jac = jax.jacfwd(residual_fn)(out.x, args)
+        normal = jac.T @ jac
+    slope = jnp.diag(jax.jacfwd(to_physical)(out.x))
+    return normal / slope[:, None] / slope[None, :]

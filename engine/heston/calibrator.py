@@ -65,6 +65,7 @@ from engine.diagnostics import (
     IdentifiabilityMetrics,
     identifiability_from_jacobian,
     identifiability_from_normal,
+    solution_normal,
 )
 from engine.gates import threshold_gate
 from engine.heston.model import PARAM_NAMES, HestonParams, default_specs
@@ -317,17 +318,10 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
         out = cfg.solver(
             residuals, x0, args, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True
         )
-        normal = out.normal
-        if normal is None:  # solvers without J^T J at their solution: one Jacobian more
-            jac = jax.jacfwd(residuals)(out.x, args)
-            normal = jac.T @ jac
         p = _params(out.x, start, cfg)
         model = _model(p, s, *rule)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
-        # identifiability in the free physical parameters from J^T J in the unconstrained
-        # ones: J_p = J_u / (dp/du), the map being diagonal
-        slope = jnp.diag(jax.jacfwd(lambda x: _params(x, start, cfg)[free])(out.x))
-        normal = normal / slope[:, None] / slope[None, :]
+        normal = solution_normal(out, residuals, args, lambda x: _params(x, start, cfg)[free])
         scales = jnp.where(free < 4, p[free], 1.0)  # relative, but rho absolute
         metrics = identifiability_from_normal(
             normal, 2.0 * out.cost, scales, jnp.sum(s.weights > 0)

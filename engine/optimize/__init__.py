@@ -5,6 +5,7 @@ calibrator takes any such callable (or one of the names of :data:`SOLVERS`) as `
 
 from collections.abc import Callable
 
+from engine.optimize.batch import solve_batch
 from engine.optimize.first_order import adam, lbfgs
 from engine.optimize.lm import levenberg_marquardt
 from engine.optimize.optimistix_lm import optimistix_lm
@@ -43,4 +44,5 @@ __all__ = [
     "levenberg_marquardt",
     "optimistix_lm",
     "resolve_solver",
+    "solve_batch",
 ]

@@ -26,9 +26,14 @@ from jax import Array
 
 from engine.arbitrage import strike_arbitrage
 from engine.buckets import bucket, chunks
-from engine.diagnostics import IdentifiabilityMetrics, identifiability_from_jacobian
+from engine.diagnostics import (
+    IdentifiabilityMetrics,
+    identifiability_from_jacobian,
+    identifiability_from_normal,
+    solution_normal,
+)
 from engine.gates import Gate, not_applicable, threshold_gate
-from engine.optimize import Solver, SolverOutput, Status, resolve_solver
+from engine.optimize import Solver, SolverOutput, Status, resolve_solver, solve_batch
 from engine.parameters import to_constrained, to_unconstrained
 from engine.result import CalibrationResult
 from engine.sabr.hagan import (
@@ -154,13 +159,20 @@ def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     sq = jnp.where(mask, (model - vols) ** 2, 0.0)
     rmse = jnp.sqrt(jnp.sum(sq) / n_obs)
     w = jnp.where(mask, weights, 0.0)
-    converged = (out.status == Status.CONVERGED) & jnp.all(jnp.isfinite(theta)) & jnp.isfinite(rmse)
+    finite = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(rmse)
+    # a parameter on a two-sided bound stopped because the map to it saturated (the solver's
+    # gradient vanished, not the fit's): rho at +-1 or beta at 0 or 1 is no solution
+    lo, hi = (jnp.array(b) for b in zip(*cfg.bounds))
+    edge = 1e-6 * (hi - lo)
+    free_theta = theta[jnp.array(cfg.free)]
+    at_bound = jnp.any(jnp.isfinite(edge) & ((free_theta - lo < edge) | (hi - free_theta < edge)))
+    solved = out.status == Status.CONVERGED
+    status = jnp.where(solved & ~finite, Status.NONFINITE, out.status)
+    status = jnp.where(solved & finite & at_bound, Status.AT_BOUND, status)
     return {
         "theta": theta,
-        "status": jnp.where(
-            converged | (out.status != Status.CONVERGED), out.status, Status.NONFINITE
-        ),
-        "converged": converged,
+        "status": status,
+        "converged": status == Status.CONVERGED,
         "iterations": out.iterations,
         "loss": out.cost,
         "loss_history": out.loss_history,
@@ -171,21 +183,19 @@ def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     }
 
 
-def _check_one(cfg: _Config, solver_args, theta, errors, mask, prior):
+def _check_one(cfg: _Config, out: SolverOutput, solver_args, theta, mask, prior):
     """Gate figures and diagnostics of one fitted smile (identifiability, arbitrage, drift)."""
-    _, smile, terms = solver_args
+    theta0, smile, terms = solver_args
     forward, expiry, strikes, vols, sqrt_w = smile
     w = sqrt_w * sqrt_w
-    n_obs = jnp.sum(mask)
     free = jnp.array(cfg.free)
     free_theta = theta[free]
 
-    def weighted_model(th_free):
-        return sqrt_w * _model(theta.at[free].set(th_free), smile, terms)
-
-    jac = jax.jacfwd(weighted_model)(free_theta)
+    normal = solution_normal(
+        out, partial(_residuals, cfg=cfg), solver_args, lambda u: _theta(u, theta0, cfg)[free]
+    )
     scales = jnp.where(jnp.array(cfg.relative), jnp.abs(free_theta), 1.0)
-    ident = identifiability_from_jacobian(jac, sqrt_w * jnp.where(mask, errors, 0.0), scales, n_obs)
+    ident = identifiability_from_normal(normal, 2.0 * out.cost, scales, jnp.sum(mask))
 
     log_k = jnp.log(strikes / forward)
     atm_std = theta[0] * forward ** (theta[1] - 1.0) * jnp.sqrt(expiry)
@@ -252,20 +262,19 @@ def _calibrate_batch(
     """Fit (and, with ``checks``, gate) a padded batch: one compiled program per shape."""
     smiles = (forward, expiry, strikes, vols, weights, mask)
     u0, solver_args = jax.vmap(partial(_prepare_one, cfg))(*smiles, theta0)
-    solve = partial(
+    out = solve_batch(
         cfg.solver,
         partial(_residuals, cfg=cfg),
+        u0,
+        solver_args,
         max_steps=cfg.max_steps,
         tol=cfg.tol,
         record_history=cfg.record_history,
     )
-    out = jax.vmap(solve)(u0, solver_args)
     result = jax.vmap(partial(_evaluate_one, cfg))(out, solver_args, weights, mask)
     if checks:
         result.update(
-            jax.vmap(partial(_check_one, cfg))(
-                solver_args, result["theta"], result["residuals"], mask, prior
-            )
+            jax.vmap(partial(_check_one, cfg))(out, solver_args, result["theta"], mask, prior)
         )
     return result
 
@@ -401,6 +410,22 @@ class SABRCalibrator:
         if "beta" in self.free_params:
             theta0 = self._explore_beta(batch, theta0, warm)
         out = self._run_chunks(cfg, batch, theta0, prior_m, gates)
+        # a warm start that does not converge or reprice its smile (a jump, or a poor user
+        # guess) is retried cold, and the better converged fit kept
+        out["cold_retry"] = np.zeros(b, bool)
+        retry = np.flatnonzero(warm & ~(out["converged"] & (out["rmse"] < self.thresholds.rmse)))
+        if retry.size:
+            part = batch.rows(retry)
+            starts = self._param_matrix(None, retry.size, True, theta0[retry, 1])
+            if "beta" in self.free_params:
+                starts = self._explore_beta(part, starts, np.zeros(retry.size, bool))
+            again = self._run_chunks(cfg, part, starts, prior_m[retry], gates)
+            better = again["converged"] & (
+                ~out["converged"][retry] | (again["loss"] < out["loss"][retry])
+            )
+            for key, value in again.items():
+                out[key][retry[better]] = value[better]
+            out["cold_retry"][retry[better]] = True
         return self._result(out, batch, warm, cfg)
 
     def warmup(self, batch_sizes=(8, 32, 128, 512), widths=(8, 16)) -> None:
@@ -491,6 +516,7 @@ class SABRCalibrator:
             "forward": batch.forward,
             "expiry": batch.expiry,
             "n_quotes": batch.n_quotes,
+            "cold_retry": out["cold_retry"],  # a warm start that failed, fitted again cold
         }
         if "condition_number" in out:  # the checks ran
             gates["stability"] = threshold_gate(

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from engine.optimize import SOLVERS, Status
+from engine.optimize import SOLVERS, Status, levenberg_marquardt, solve_batch
 
 _T = jnp.linspace(0.0, 1.0, 20)
 
@@ -77,3 +77,48 @@ def test_lm_warm_start_at_the_optimum_takes_no_step():
 def test_lm_reports_max_steps():
     out = SOLVERS["lm"](_rosenbrock, jnp.array([-1.2, 1.0]), None, max_steps=3)
     assert int(out.status) == Status.MAX_STEPS and int(out.iterations) == 3
+
+
+def _shifted_rosenbrock(x, shift):  # optimum at (shift, shift**2)
+    return jnp.array([10.0 * (x[1] - x[0] ** 2), shift - x[0]])
+
+
+def _batch_solve(x0, shift, **kw):
+    run = jax.jit(
+        lambda x, a: solve_batch(
+            levenberg_marquardt, _shifted_rosenbrock, x, a, max_steps=200, tol=1e-10, **kw
+        )
+    )
+    return run(jnp.asarray(x0), jnp.asarray(shift))
+
+
+def test_solve_batch_finishes_the_slow_few_and_each_result_is_its_own():
+    rng = np.random.default_rng(0)
+    shift = rng.uniform(0.5, 1.5, 16)
+    near = np.stack([shift * 1.001, shift**2 * 1.001], 1)  # done in the first round
+    far = np.stack([-1.2 * np.ones(16), np.ones(16)], 1)  # Rosenbrock's valley: many steps
+    few = near.copy()
+    few[:2] = far[:2]  # 2 of 16 unfinished after 10 steps: compacted into 16 // 8 lanes
+    many = far.copy()  # all unfinished: every lane continues
+    compact = _batch_solve(few, shift, first_steps=10, record_history=True)
+    every = _batch_solve(many, shift, first_steps=10, record_history=True)
+    plain = jax.vmap(
+        lambda x, a: levenberg_marquardt(_shifted_rosenbrock, x, a, max_steps=200, tol=1e-10)
+    )(jnp.asarray(few), jnp.asarray(shift))
+    for out in (compact, every):
+        assert (np.asarray(out.status) == Status.CONVERGED).all()
+        np.testing.assert_allclose(out.x[:, 0], shift, rtol=1e-8)
+        np.testing.assert_allclose(out.x[:, 1], shift**2, rtol=1e-8)
+    # rows 0 and 1 took the same path whichever branch ran: results never depend on batch mates
+    for field in ("x", "iterations", "cost", "loss_history"):
+        np.testing.assert_array_equal(
+            np.asarray(getattr(compact, field))[:2], np.asarray(getattr(every, field))[:2]
+        )
+    assert (np.asarray(compact.iterations)[:2] > 10).all()
+    np.testing.assert_array_equal(compact.iterations[2:], plain.iterations[2:])  # one round
+    history = np.asarray(compact.loss_history)  # one history across the rounds
+    steps = np.asarray(compact.iterations)
+    for row in range(16):
+        assert np.isfinite(history[row, : steps[row] + 1]).all()
+        assert np.isnan(history[row, steps[row] + 1 :]).all()
+        assert history[row, steps[row]] == pytest.approx(float(compact.cost[row]))
