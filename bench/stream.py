@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.quantlib_peer import quantlib_sabr_fit, write_record
-from schemas import Params, Quote, QuoteBatch, decode, encode
+from schemas import Params, Quote, QuoteBatch, QuoteColumns, decode, encode
 from streams.broker import BrokerConfig, LocalKafka
 from streams.replay import ensure_topics, send_quotes
 from streams.settings import Settings
@@ -173,10 +173,15 @@ def naive(settings: Settings, total: int) -> dict:
                     for r in records:
                         start = start or time.time()
                         message = decode(r.value)
-                        items = message.items if isinstance(message, QuoteBatch) else (r.value,)
-                        for item in items:
+                        if isinstance(message, QuoteColumns):
+                            quotes = message.quotes(message.problems()[0])
+                        elif isinstance(message, QuoteBatch):
+                            quotes = [decode(item, Quote) for item in message.items]
+                        else:
+                            quotes = [message]
+                        for quote in quotes:
                             ticks += 1
-                            snap = book.on_quote(decode(item, Quote), time.time())
+                            snap = book.on_quote(quote, time.time())
                             if snap is not None:
                                 _quantlib_params(snap)
                                 fits += 1
@@ -196,7 +201,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--rate", type=float, default=5000.0, help="live ticks/s for latency")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     parser.add_argument(
-        "--batch", type=int, default=64, help="quotes per Kafka message (QuoteBatch); default 64"
+        "--batch",
+        type=int,
+        default=64,
+        help="quotes per Kafka message (QuoteColumns); default 64",
     )
     parser.add_argument(
         "--linger",

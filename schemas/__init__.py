@@ -1,6 +1,7 @@
 """volstream's wire formats: versioned msgpack messages with strict validation.
 
-Subscribers install and import only this package (it needs ``msgpack`` and nothing heavier)::
+Subscribers install and import only this package (it needs ``msgpack`` and ``numpy``, for
+quotes carried as columns, and nothing heavier)::
 
     from schemas import Params, decode
     params = decode(record.value, Params)
@@ -8,6 +9,7 @@ Subscribers install and import only this package (it needs ``msgpack`` and nothi
 """
 
 from schemas.codec import DEAD_LETTER_KEEP, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, decode, encode
+from schemas.columns import QuoteColumns, RowProblem
 from schemas.daycount import act365f, time_to_expiry
 from schemas.errors import SchemaError
 from schemas.messages import Alert, DeadLetter, Params, Quote, QuoteBatch
@@ -21,6 +23,8 @@ __all__ = [
     "Params",
     "Quote",
     "QuoteBatch",
+    "QuoteColumns",
+    "RowProblem",
     "SchemaError",
     "act365f",
     "decode",

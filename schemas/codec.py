@@ -6,18 +6,20 @@ from typing import TypeVar
 
 import msgpack
 
+from schemas.columns import QuoteColumns
 from schemas.errors import SchemaError
 from schemas.messages import Alert, DeadLetter, Params, Quote, QuoteBatch
 
 __all__ = ["DEAD_LETTER_KEEP", "MAX_BATCH_BYTES", "MAX_MESSAGE_BYTES", "decode", "encode"]
 
 MAX_MESSAGE_BYTES = 64 * 1024  # larger payloads are rejected before they are parsed...
-MAX_BATCH_BYTES = 1024 * 1024  # ...except quote batches, up to this size
+MAX_BATCH_BYTES = 1024 * 1024  # ...except quote batches and columns, up to this size
 DEAD_LETTER_KEEP = 16 * 1024  # bytes of a rejected message kept in its dead letter
-MESSAGES = {cls.TYPE: cls for cls in (Quote, QuoteBatch, Params, Alert, DeadLetter)}
-Message = Quote | QuoteBatch | Params | Alert | DeadLetter
-M = TypeVar("M", Quote, QuoteBatch, Params, Alert, DeadLetter)
-_BATCH_PREFIX = msgpack.packb("quote_batch")
+MESSAGES = {cls.TYPE: cls for cls in (Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter)}
+Message = Quote | QuoteBatch | QuoteColumns | Params | Alert | DeadLetter
+M = TypeVar("M", Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter)
+_LARGE = (QuoteBatch, QuoteColumns)  # the messages that may exceed MAX_MESSAGE_BYTES
+_LARGE_PREFIXES = tuple(msgpack.packb(cls.TYPE) for cls in _LARGE)
 
 
 def encode(message: Message) -> bytes:
@@ -32,7 +34,8 @@ def decode(data: bytes, expect: type[M] | None = None, *, max_bytes: int = MAX_M
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SchemaError("wrong_type", f"a message is bytes, got {type(data).__name__}")
     limit = max_bytes
-    if len(data) > max_bytes and _BATCH_PREFIX in bytes(data[:64]):  # a large quote batch?
+    head = bytes(data[:64])
+    if len(data) > max_bytes and any(p in head for p in _LARGE_PREFIXES):  # batch or columns?
         limit = max(max_bytes, MAX_BATCH_BYTES)
     if len(data) > limit:
         raise SchemaError("oversized", f"{len(data)} bytes exceeds the {limit}-byte limit")
@@ -46,7 +49,7 @@ def decode(data: bytes, expect: type[M] | None = None, *, max_bytes: int = MAX_M
     cls = MESSAGES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise SchemaError("unknown_type", f"unknown message type {kind!r}")
-    if len(data) > max_bytes and cls is not QuoteBatch:
+    if len(data) > max_bytes and cls not in _LARGE:
         raise SchemaError("oversized", f"{len(data)} bytes exceeds the {max_bytes}-byte limit")
     if expect is not None and cls is not expect:
         raise SchemaError("unknown_type", f"expected a {expect.TYPE} message, got {kind!r}")

@@ -260,9 +260,10 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
 
 _BATCH = {
     "type": int,
-    "default": 64,
-    "help": "quotes per message and underlying (a QuoteBatch; a paced quote waits at most 5 ms "
-    "for company); 1 sends each quote alone, far slower for workers (default 64)",
+    "default": 1024,
+    "help": "quotes per message and underlying, as typed columns (QuoteColumns; a paced quote "
+    "waits at most 5 ms for company); 1 sends each quote alone, far slower for workers "
+    "(default 1024)",
 }
 
 

@@ -1,8 +1,9 @@
 """From a micro-batch of raw quote messages to published parameters, alerts and dead letters.
 
-The agent hands each batch of raw records here. A record holds a quote or a
-:class:`schemas.QuoteBatch` of them; every quote is decoded and validated on its own, and a bad
-one becomes a :class:`schemas.DeadLetter` with its reason and is counted, never raised. Good
+The agent hands each batch of raw records here. A record holds a quote, a
+:class:`schemas.QuoteBatch` of them, or :class:`schemas.QuoteColumns`; every quote (every row)
+is validated on its own, and a bad one becomes a :class:`schemas.DeadLetter` with its reason
+(and a row's index and field) and is counted, never raised. Good
 quotes update the rolling surfaces; the snapshots they trigger are calibrated together
 (:class:`streams.scheduler.Calibrations` batches them by warm epoch) on a single executor
 thread, off the event loop. Each result is published as :class:`schemas.Params` (flagged, never
@@ -31,6 +32,7 @@ from schemas import (
     Params,
     Quote,
     QuoteBatch,
+    QuoteColumns,
     SchemaError,
     decode,
     encode,
@@ -70,18 +72,31 @@ class Counters:
 
 
 def _quotes(value: bytes) -> Iterator[tuple[bytes, Quote | None, SchemaError | None]]:
-    """The quotes of one record (a quote, or each item of a batch), or why each is refused."""
+    """The quotes of one record (a quote, each item of a batch, or each row of columns), or
+    why each is refused: a bad row of columns as a one-row message of its own, with its row
+    index and field."""
     try:
         message = decode(value)
-        if not isinstance(message, (Quote, QuoteBatch)):
+        if not isinstance(message, (Quote, QuoteBatch, QuoteColumns)):
             raise SchemaError(
-                "unknown_type", f"expected a quote or quote_batch, got {message.TYPE}"
+                "unknown_type",
+                f"expected a quote, quote_batch or quote_columns, got {message.TYPE}",
             )
     except SchemaError as exc:
         yield value, None, exc
         return
     if isinstance(message, Quote):
         yield value, message, None
+        return
+    if isinstance(message, QuoteColumns):
+        valid, problems = message.problems()
+        good = iter(message.quotes(valid))
+        bad = {p.row: p for p in problems}
+        for row in range(message.n):
+            if row in bad:
+                yield encode(message.take([row])), None, bad[row].error()
+            else:
+                yield b"", next(good), None
         return
     for i, item in enumerate(message.items):
         try:

@@ -7,8 +7,8 @@ quote is keyed by its underlying (so one smile stays in one partition, in order)
 event time in its ``ts`` field; the Kafka record timestamp stays the send time, since brokers
 refuse record times far in the future and expire segments by record time. ``speed`` paces
 sending by event time (``speed=10``: ten times real time); ``None`` sends as fast as the broker
-takes them. ``batch`` > 1 packs up to that many quotes of one underlying into a
-:class:`schemas.QuoteBatch` message (far fewer messages for the same ticks); a paced quote then
+takes them. ``batch`` > 1 packs up to that many quotes of one underlying into one
+:class:`schemas.QuoteColumns` message (far fewer, smaller messages); a paced quote then
 waits at most ``linger`` (5 ms) for company. Every send is confirmed: the summary counts
 delivered ticks, not attempts. :func:`send_quotes` is the one send path, shared by replay,
 ``volstream simulate`` and the benchmarks.
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import msgpack
 
-from schemas import Quote, QuoteBatch, SchemaError, decode, encode
-from schemas.messages import MAX_BATCH_ITEMS
+from schemas import Quote, QuoteColumns, SchemaError, decode, encode
+from schemas.columns import MAX_COLUMN_ROWS
 from streams.settings import Settings
 
 __all__ = ["Batcher", "ReplaySummary", "ensure_topics", "read_ticks", "replay", "send_quotes"]
@@ -43,32 +43,32 @@ _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 
 class Batcher:
-    """Group quotes per underlying into :class:`schemas.QuoteBatch` messages of ``size``.
+    """Group quotes per underlying into :class:`schemas.QuoteColumns` messages of ``size``.
 
-    ``add`` returns the (key, message, quote count) triples ready to send; ``flush`` the rest. Size 1 sends
-    each quote as its own message. Per key, order is kept, so one partition keeps a smile's
-    ticks in order either way.
+    ``add`` returns the (key, message, quote count) triples ready to send; ``flush`` the rest.
+    Size 1 sends each quote as its own message. Per key, order is kept, so one partition keeps
+    a smile's ticks in order either way.
     """
 
     def __init__(self, size: int = 1) -> None:
-        if not 1 <= size <= MAX_BATCH_ITEMS:
-            raise ValueError(f"batch size must be 1 to {MAX_BATCH_ITEMS}, got {size}")
+        if not 1 <= size <= MAX_COLUMN_ROWS:
+            raise ValueError(f"batch size must be 1 to {MAX_COLUMN_ROWS}, got {size}")
         self.size = size
-        self.pending: dict[bytes, list[bytes]] = {}
+        self.pending: dict[bytes, list[Quote]] = {}
 
     def add(self, quote: Quote) -> list[tuple[bytes, bytes, int]]:
-        key, value = quote.underlying.encode(), encode(quote)
+        key = quote.underlying.encode()
         if self.size == 1:
-            return [(key, value, 1)]
+            return [(key, encode(quote), 1)]
         items = self.pending.setdefault(key, [])
-        items.append(value)
+        items.append(quote)
         if len(items) < self.size:
             return []
         del self.pending[key]
-        return [(key, encode(QuoteBatch(tuple(items))), len(items))]
+        return [(key, encode(QuoteColumns.from_quotes(items)), len(items))]
 
     def flush(self) -> list[tuple[bytes, bytes, int]]:
-        ready = [(k, encode(QuoteBatch(tuple(v))), len(v)) for k, v in self.pending.items()]
+        ready = [(k, encode(QuoteColumns.from_quotes(v)), len(v)) for k, v in self.pending.items()]
         self.pending.clear()
         return ready
 

@@ -4,7 +4,7 @@ A ``vmap``-ed solve runs in lockstep: every lane computes until the slowest lane
 batch whose problems mostly take 3 steps and a few take 12 costs 12 steps per problem (cold
 SABR smiles: mean 3.6 steps, max 12). :func:`solve_batch` runs every problem for
 ``first_steps``, then gathers the unfinished ones into a batch of ``len(batch) // tail``
-lanes and restarts the solver there from where each stopped, for the steps left. When more
+lanes (a multiple of 8, at least 8) and restarts the solver there from where each stopped, for the steps left. When more
 than that many are unfinished, all lanes continue instead. Which branch runs never changes a
 problem's result: each problem's trajectory depends on its own data only (restarted from its
 own iterate either way), so results do not depend on batch composition.
@@ -21,6 +21,11 @@ from jax import Array, lax
 from engine.optimize.status import SolverOutput, Status
 
 __all__ = ["solve_batch"]
+
+# the second round runs on a multiple of 8 lanes: narrower batches compile to scalar code,
+# whose rounding (fused multiply-adds) differs from the vector code of wider ones, and a
+# problem's result would then depend on how many others its batch held
+_LANES = 8
 
 
 def solve_batch(
@@ -48,7 +53,7 @@ def solve_batch(
     first = jax.vmap(lambda x, a: solve(x, a, first_steps))(x0, args)
     rest_steps = max_steps - first_steps
     b = x0.shape[0]
-    size = max(b // tail, 1)
+    size = min(b, max(_LANES, b // tail // _LANES * _LANES))
     pending = first.status == Status.MAX_STEPS
     count = jnp.sum(pending)
     padded_history = first.loss_history  # (B, 0) without a history

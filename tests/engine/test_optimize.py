@@ -98,7 +98,7 @@ def test_solve_batch_finishes_the_slow_few_and_each_result_is_its_own():
     near = np.stack([shift * 1.001, shift**2 * 1.001], 1)  # done in the first round
     far = np.stack([-1.2 * np.ones(16), np.ones(16)], 1)  # Rosenbrock's valley: many steps
     few = near.copy()
-    few[:2] = far[:2]  # 2 of 16 unfinished after 10 steps: compacted into 16 // 8 lanes
+    few[:2] = far[:2]  # 2 of 16 unfinished after 10 steps: compacted into 8 lanes
     many = far.copy()  # all unfinished: every lane continues
     compact = _batch_solve(few, shift, first_steps=10, record_history=True)
     every = _batch_solve(many, shift, first_steps=10, record_history=True)

@@ -296,3 +296,17 @@ def test_the_solver_is_any_callable_of_the_common_signature(noisy):
         np.testing.assert_allclose(own.params[name], lm.params[name], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="callable"):
         SABRCalibrator(optimizer=3)
+
+
+def test_a_smiles_fit_does_not_depend_on_its_batch_to_the_bit():
+    d = fx_smiles(64, seed=3, noise=0.003)  # 10 of 64 take 7 to 42 steps: a second round
+    cal = SABRCalibrator(min_batch=8, batch_growth=4)  # the stream's batch shapes: 8, 32, 128
+    whole = _fit(cal, d)
+    slow = np.flatnonzero(whole.iterations > 6)
+    fast = np.flatnonzero(whole.iterations <= 6)
+    assert slow.size >= 8
+    # a slow smile alone in its second round, with two, and among all of them
+    for rows in [[i, *fast[:7]] for i in slow] + [[*slow[:2], *fast[:6]], [*slow, *fast[:22]]]:
+        part = cal.calibrate_batch(*(d[k][rows] for k in ("forward", "expiry", "strikes", "vols")))
+        for name in FREE:
+            np.testing.assert_array_equal(part.params[name], whole.params[name][rows])

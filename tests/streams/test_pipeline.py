@@ -103,3 +103,28 @@ def test_quote_batches_give_the_same_results_and_dead_letter_bad_items_alone():
     (letter,) = [decode(v, DeadLetter) for _, v in together.sent["t.dlq"]]
     assert letter.reason == "not_msgpack" and letter.original == b"junk"
     assert letter.detail.startswith("item 5 of a quote batch")
+
+
+def test_quote_columns_give_the_same_results_and_dead_letter_bad_rows_alone():
+    from schemas import QuoteColumns
+
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=40))
+    single = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+    bad = Quote(**{**quotes[5].__dict__, "strike": -1.0, "seq": 10_000})
+    rows = [*quotes[:5], bad, *quotes[5:]]
+    columns = [
+        Record(encode(QuoteColumns.from_quotes(rows[i : i + 16])), "t.quotes", 0, i, T0)
+        for i in range(0, len(rows), 16)
+    ]
+    _, alone = run([single])
+    pipe, together = run([columns])
+    strip = lambda v: {k: x for k, x in decode(v, Params).to_wire().items() if k != "published_at"}  # noqa: E731
+    assert [strip(v) for _, v in alone.sent["t.params"]] == [
+        strip(v) for _, v in together.sent["t.params"]
+    ]
+    (letter,) = [decode(v, DeadLetter) for _, v in together.sent["t.dlq"]]
+    assert (letter.reason, letter.offset) == ("out_of_range", 0)
+    assert letter.detail.startswith("row 5, field 'strike'")
+    (row,) = decode(letter.original, QuoteColumns).quotes()  # the bad row, as a message alone
+    assert row == bad
+    assert pipe.counters.ticks == len(rows) and pipe.counters.rejected == {"out_of_range": 1}

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.heston import HestonCalibrator
 from engine.sabr import SABRCalibrator
-from schemas import DeadLetter, Params, Quote, QuoteBatch, decode, encode
+from schemas import DeadLetter, Params, Quote, QuoteColumns, decode, encode
 from streams.replay import ensure_topics, read_ticks
 from streams.scheduler import Calibrations, surface_market_data
 from streams.settings import Settings
@@ -445,11 +445,12 @@ def test_simulate_cli_sends_paced_batches_the_broker_confirmed(kafka_bootstrap):
     sent = int(out.stdout.split()[1].replace(",", ""))
     records = asyncio.run(read_topic(kafka_bootstrap, f"{prefix}.quotes", 1, quiet=2))
     messages = [decode(r.value) for r in records]
-    quotes = [decode(i, Quote) for m in messages if isinstance(m, QuoteBatch) for i in m.items]
+    assert all(isinstance(m, QuoteColumns) for m in messages)
+    quotes = [q for m in messages for q in m.quotes()]
     assert len(quotes) == sent >= 2 * 4 * 15 + 4 * 11  # every opening quote, then paced updates
     assert {q.asset_class for q in quotes} == {"fx", "equity"}
-    assert any(len(m.items) > 1 for m in messages)  # batched by underlying...
-    assert all(len({decode(i, Quote).underlying for i in m.items}) == 1 for m in messages)
+    assert any(m.n > 1 for m in messages)  # batched by underlying...
+    assert all(len(m.text["underlying"].values) == 1 for m in messages)
     span = max(q.ts for q in quotes) - min(q.ts for q in quotes)
     assert 1.0 < span <= 1.5  # ...and paced by event time
 
