@@ -1,25 +1,23 @@
 """Replay tick files into the quotes topic, keeping event timestamps.
 
-Files: CSV or JSON lines whose columns are :class:`schemas.Quote`'s field names (``ts`` as
-epoch seconds or an ISO datetime, UTC), or a stream of msgpack-encoded quotes (``.msgpack``).
-Rows that do not make a valid quote are rejected here, counted by reason, and not sent. Each
-quote is keyed by its underlying (so one smile stays in one partition, in order) and keeps its
-event time in its ``ts`` field; the Kafka record timestamp stays the send time, since brokers
-refuse record times far in the future and expire segments by record time. ``speed`` paces
-sending by event time (``speed=10``: ten times real time); ``None`` sends as fast as the broker
-takes them. ``batch`` > 1 packs up to that many quotes of one underlying into one
-:class:`schemas.QuoteColumns` message (far fewer, smaller messages); a paced quote then
-waits at most ``linger`` (5 ms) for company. Every send is confirmed: the summary counts
-delivered ticks, not attempts. :func:`send_quotes` is the one send path, shared by replay,
-``volstream simulate`` and the benchmarks.
+Files are read by :func:`streams.tickfile.read_tick_file`: CSV, JSON lines or Parquet with
+:class:`schemas.Quote`'s field names in any order (others renamed with ``rename``), ``ts`` as
+epoch seconds or ISO-8601, ``seq`` optional; or a stream of msgpack-encoded quotes
+(``.msgpack``). Rows that do not make a valid quote are refused there, each with its row number
+and field, and not sent. Each quote is keyed by its underlying (so one smile stays in one
+partition, in order) and keeps its event time in its ``ts`` field; the Kafka record timestamp
+stays the send time, since brokers refuse record times far in the future and expire segments by
+record time. ``speed`` paces sending by event time (``speed=10``: ten times real time); ``None``
+sends as fast as the broker takes them. ``batch`` > 1 packs up to that many quotes of one
+underlying into one :class:`schemas.QuoteColumns` message (far fewer, smaller messages); a
+paced quote then waits at most ``linger`` (5 ms) for company. Every send is confirmed: the
+summary counts delivered ticks, not attempts. :func:`send_quotes` is the one send path, shared
+by replay, ``volstream simulate`` and the benchmarks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import datetime as dt
-import json
 import sys
 import time
 from collections import Counter, deque
@@ -27,19 +25,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import msgpack
-
-from schemas import Quote, QuoteColumns, SchemaError, decode, encode
+from schemas import Quote, QuoteColumns, RowProblem, SchemaError, encode
 from schemas.columns import MAX_COLUMN_ROWS
 from streams.settings import Settings
+from streams.tickfile import read_tick_file
 
 __all__ = ["Batcher", "ReplaySummary", "ensure_topics", "read_ticks", "replay", "send_quotes"]
-
-_NUMBERS = {
-    "ts", "strike", "forward", "bid_vol", "ask_vol", "mid_vol", "size", "open_interest",
-    "spot", "rate", "dividend", "bid_price", "ask_price", "mid_price",
-}  # fmt: skip
-_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 
 class Batcher:
@@ -79,49 +70,15 @@ class ReplaySummary:
     rejected: Counter = field(default_factory=Counter)
     failed: int = 0
     seconds: float = 0.0
+    problems: list[RowProblem] = field(default_factory=list)  # each refused row of a file
+    ignored: list[str] = field(default_factory=list)  # file columns that are not quote fields
 
 
-def _row_to_quote(row: dict) -> Quote:
-    data: dict = {"type": "quote", "v": Quote.VERSION}
-    for key, value in row.items():
-        if value in ("", None):
-            continue
-        if key in _NUMBERS and isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                if key == "ts":
-                    value = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC).timestamp()
-        elif key == "seq" and isinstance(value, str) and value.isdigit():
-            value = int(value)
-        elif key == "call" and isinstance(value, str):
-            value = _BOOLEANS.get(value.strip().lower(), value)
-        data[key] = value
-    return decode(msgpack.packb(data))
-
-
-def read_ticks(path: Path) -> Iterator[Quote | SchemaError]:
-    """Quotes in file order; invalid rows come out as the :class:`SchemaError` they raise."""
-    suffix = path.suffix.lower()
-    if suffix == ".msgpack":
-        with path.open("rb") as fh:
-            for obj in msgpack.Unpacker(fh, raw=False):
-                try:
-                    yield decode(msgpack.packb(obj), Quote)
-                except SchemaError as exc:
-                    yield exc
-        return
-    with path.open() as fh:
-        rows = (
-            csv.DictReader(fh)
-            if suffix == ".csv"
-            else (json.loads(line) for line in fh if line.strip())
-        )
-        for row in rows:
-            try:
-                yield _row_to_quote(row)
-            except (SchemaError, ValueError) as exc:
-                yield exc if isinstance(exc, SchemaError) else SchemaError("wrong_type", str(exc))
+def read_ticks(path: Path, rename: dict[str, str] | None = None) -> Iterator[Quote | SchemaError]:
+    """Quotes in file order, then each refused row as the :class:`SchemaError` that names it."""
+    ticks = read_tick_file(path, rename)
+    yield from ticks.quotes()
+    yield from (problem.error() for problem in ticks.rejected)
 
 
 async def ensure_topics(settings: Settings) -> None:
@@ -152,13 +109,15 @@ async def send_quotes(
     batch: int = 1,
     linger: float = 0.005,
     progress: bool = False,
+    total: int | None = None,
 ) -> ReplaySummary:
     """Send quotes to the quotes topic and count what the broker confirmed.
 
     ``due(quote)``: seconds after the start at which the quote leaves (``None``: at once);
     ``restamp`` sets each quote's event time to its send time (live load). With ``batch`` > 1
     a paced quote waits at most ``linger`` seconds for others of its underlying. Items that are
-    :class:`SchemaError` (invalid rows) are counted as rejected, never sent."""
+    :class:`SchemaError` (invalid rows) are counted as rejected, never sent. ``progress``
+    prints a line with the rate (and, given the ``total``, the share sent and an ETA)."""
     from aiokafka import AIOKafkaProducer
 
     await ensure_topics(settings)
@@ -209,9 +168,14 @@ async def send_quotes(
             if progress and now - last_print > 0.5:
                 last_print = now
                 rate = queued / max(now - start, 1e-9)
-                print(
-                    f"\rsent {queued:,} ticks ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True
-                )
+                line = f"sent {queued:,} ticks ({rate:,.0f}/s)"
+                if total:
+                    eta = (total - queued) / max(rate, 1e-9)
+                    line = (
+                        f"sent {queued:,} of {total:,} ticks ({queued / total:.0%}, "
+                        f"{rate:,.0f}/s, ETA {eta:,.0f} s)"
+                    )
+                print(f"\r{line}", end="", file=sys.stderr, flush=True)
         await send(batcher.flush())
         await settle(0)
     finally:
@@ -229,20 +193,23 @@ async def replay(
     speed: float | None = None,
     progress: bool = True,
     batch: int = 1,
+    rename: dict[str, str] | None = None,
 ) -> ReplaySummary:
-    """Send the file's quotes (``batch`` per message and underlying), paced by event time at
-    ``speed`` times real time when given; count confirmed ticks."""
-    first: list[float] = []
-
-    def due(quote: Quote) -> float:
-        if not first:
-            first.append(quote.ts)
-        return (quote.ts - first[0]) / speed
-
-    return await send_quotes(
-        read_ticks(path),
+    """Send the file's valid quotes (``batch`` per message and underlying), paced by event
+    time at ``speed`` times real time when given; count confirmed ticks and say which rows
+    were refused. Raises :class:`streams.tickfile.TickFileError` for a file that cannot be
+    read as ticks at all."""
+    ticks = read_tick_file(path, rename)
+    quotes = ticks.quotes()
+    first = quotes[0].ts if quotes else 0.0
+    summary = await send_quotes(
+        quotes,
         settings,
-        due=None if speed is None else due,
+        due=None if speed is None else (lambda quote: (quote.ts - first) / speed),
         batch=batch,
         progress=progress,
+        total=len(quotes),
     )
+    summary.rejected.update(p.reason for p in ticks.rejected)
+    summary.problems, summary.ignored = ticks.rejected, ticks.ignored
+    return summary

@@ -427,6 +427,26 @@ def test_replay_cli_counts_what_the_broker_confirmed(kafka_bootstrap, tmp_path):
         env=env,
     )
     assert batched.returncode == 0 and "sent 39 ticks" in batched.stdout
+    only_bad = tmp_path / "bad.csv"
+    only_bad.write_text("\n".join([lines[0], ",".join(bad)]) + "\n")
+    nothing = subprocess.run(
+        [
+            str(VOLSTREAM),
+            "replay",
+            "--max",
+            "--quiet",
+            "--bootstrap",
+            kafka_bootstrap,
+            str(only_bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert nothing.returncode == 2, nothing.stderr  # nothing valid sent: not a success
+    assert "row 1: bid_vol: crossed_quote: bid_vol 0.9 > ask_vol" in nothing.stdout
+    assert "no valid tick was sent" in nothing.stderr
 
 
 def test_simulate_cli_sends_paced_batches_the_broker_confirmed(kafka_bootstrap):
