@@ -67,6 +67,12 @@ class Settings:
     metrics_port: int = 9464
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
     state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
+    jax_cache: Path | None = None  # compiled programs; None: state_dir / "jax-cache"
+
+    @property
+    def compile_cache(self) -> Path:
+        """Where workers keep compiled programs (shared by every worker given the same)."""
+        return self.jax_cache or self.state_dir / "jax-cache"
 
     @property
     def topics(self) -> dict[str, str]:
@@ -108,4 +114,5 @@ class Settings:
                 surface_ticks=int(get("VOLSTREAM_SURFACE_TICKS", "25")),
             ),
             state_dir=Path(get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream")),
+            jax_cache=Path(get("VOLSTREAM_JAX_CACHE")) if get("VOLSTREAM_JAX_CACHE") else None,
         )

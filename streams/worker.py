@@ -61,7 +61,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run until stopped (SIGINT/SIGTERM): faust owns the loop from here."""
     import jax
 
-    cache = settings.state_dir / "jax-cache"
+    cache = settings.compile_cache
     cache.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

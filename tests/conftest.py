@@ -1,9 +1,10 @@
 """Shared test set-up: float64 JAX everywhere, as in production, a persistent compilation
 cache, and one real Kafka broker.
 
-Compiled programs are kept in ``VOLSTREAM_JAX_CACHE`` (default ``~/.cache/volstream/jax``):
-the batched Heston programs take 10-20 s each to compile on two cores, and a rerun of the
-suite on the same machine reads them back instead.
+Compiled programs are kept in ``VOLSTREAM_JAX_CACHE`` (default ``~/.cache/volstream/jax``),
+by the suite and by every worker it starts: the batched Heston programs take 10-20 s each to
+compile on two cores, a worker compiles a dozen programs, and each later worker (and a rerun
+of the suite on the same machine) reads them back instead.
 
 The broker is ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a testcontainers Kafka when a Docker
 engine answers, else the project's own launcher (``streams/broker.py``) on free loopback ports
@@ -17,10 +18,9 @@ import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
-jax.config.update(
-    "jax_compilation_cache_dir",
-    os.environ.get("VOLSTREAM_JAX_CACHE", os.path.expanduser("~/.cache/volstream/jax")),
-)
+# the suite's workers (subprocesses inherit the variable) share this cache with it
+os.environ.setdefault("VOLSTREAM_JAX_CACHE", os.path.expanduser("~/.cache/volstream/jax"))
+jax.config.update("jax_compilation_cache_dir", os.environ["VOLSTREAM_JAX_CACHE"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 

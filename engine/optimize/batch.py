@@ -3,11 +3,12 @@
 A ``vmap``-ed solve runs in lockstep: every lane computes until the slowest lane stops, so a
 batch whose problems mostly take 3 steps and a few take 12 costs 12 steps per problem (cold
 SABR smiles: mean 3.6 steps, max 12). :func:`solve_batch` runs every problem for
-``first_steps``, then gathers the unfinished ones into a batch of ``len(batch) // tail``
-lanes (a multiple of 8, at least 8) and restarts the solver there from where each stopped, for the steps left. When more
-than that many are unfinished, all lanes continue instead. Which branch runs never changes a
-problem's result: each problem's trajectory depends on its own data only (restarted from its
-own iterate either way), so results do not depend on batch composition.
+``first_steps``, then restarts the unfinished ones from where each stopped, for the steps
+left, gathered in chunks of ``len(batch) // tail`` lanes (a multiple of 8, at least 8), one
+chunk after another. Every unfinished problem runs its second round in a chunk of that one
+width, its trajectory depending on its own data only, so results never depend on how many
+others shared its batch or its chunk; and the solver's loop is compiled twice, not once per
+width.
 """
 
 from __future__ import annotations
@@ -62,42 +63,36 @@ def solve_batch(
         padded_history = jnp.concatenate([padded_history, fill], axis=1)
 
     def restart(rows: Array) -> SolverOutput:
-        """The second round on ``rows`` (out-of-range rows are dropped when merged)."""
+        """The second round on ``rows`` (rows past the end are dropped when merged)."""
         take = lambda a: a[jnp.minimum(rows, b - 1)]  # noqa: E731
         return jax.vmap(lambda x, a: solve(x, a, rest_steps))(
             take(first.x), jax.tree.map(take, args)
         )
 
-    def merge(rows: Array, second: SolverOutput) -> SolverOutput:
-        keep = pending[jnp.minimum(rows, b - 1)] & (rows < b)
-        rows = jnp.where(keep, rows, b)  # dropped by the scatters below
-
+    def merge(merged: SolverOutput, rows: Array, second: SolverOutput) -> SolverOutput:
         def put(a, new):
-            return a.at[rows].set(new, mode="drop")
+            return a.at[rows].set(new, mode="drop")  # rows == b (padding) are dropped
 
-        history = padded_history
+        history = merged.loss_history
         if record_history:
             history = history.at[rows, first_steps + 1 :].set(
                 second.loss_history[:, 1:], mode="drop"
             )
         return SolverOutput(
-            x=put(first.x, second.x),
-            status=put(first.status, second.status),
-            iterations=put(first.iterations, first_steps + second.iterations),
-            cost=put(first.cost, second.cost),
+            x=put(merged.x, second.x),
+            status=put(merged.status, second.status),
+            iterations=put(merged.iterations, first_steps + second.iterations),
+            cost=put(merged.cost, second.cost),
             loss_history=history,
-            normal=None if first.normal is None else put(first.normal, second.normal),
+            normal=None if merged.normal is None else put(merged.normal, second.normal),
         )
 
-    def compact(_) -> SolverOutput:
-        rows = jnp.nonzero(pending, size=size, fill_value=b)[0]
-        return merge(rows, restart(rows))
+    # the unfinished rows, in order, then padding: chunk k holds order[k*size : (k+1)*size]
+    order = jnp.nonzero(pending, size=b + size, fill_value=b)[0]
 
-    def every(_) -> SolverOutput:
-        rows = jnp.arange(b)
-        return merge(rows, restart(rows))
+    def chunk(k, merged: SolverOutput) -> SolverOutput:
+        rows = lax.dynamic_slice(order, (k * size,), (size,))
+        return merge(merged, rows, restart(rows))
 
-    def done(_) -> SolverOutput:
-        return first._replace(loss_history=padded_history)
-
-    return lax.cond(count == 0, done, lambda _: lax.cond(count <= size, compact, every, None), None)
+    chunks = (count + size - 1) // size  # none when every row finished in the first round
+    return lax.fori_loop(0, chunks, chunk, first._replace(loss_history=padded_history))

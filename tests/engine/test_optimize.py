@@ -99,7 +99,7 @@ def test_solve_batch_finishes_the_slow_few_and_each_result_is_its_own():
     far = np.stack([-1.2 * np.ones(16), np.ones(16)], 1)  # Rosenbrock's valley: many steps
     few = near.copy()
     few[:2] = far[:2]  # 2 of 16 unfinished after 10 steps: compacted into 8 lanes
-    many = far.copy()  # all unfinished: every lane continues
+    many = far.copy()  # all unfinished: two chunks of 8
     compact = _batch_solve(few, shift, first_steps=10, record_history=True)
     every = _batch_solve(many, shift, first_steps=10, record_history=True)
     plain = jax.vmap(
@@ -109,7 +109,7 @@ def test_solve_batch_finishes_the_slow_few_and_each_result_is_its_own():
         assert (np.asarray(out.status) == Status.CONVERGED).all()
         np.testing.assert_allclose(out.x[:, 0], shift, rtol=1e-8)
         np.testing.assert_allclose(out.x[:, 1], shift**2, rtol=1e-8)
-    # rows 0 and 1 took the same path whichever branch ran: results never depend on batch mates
+    # rows 0 and 1 took the same path either way: results never depend on batch mates
     for field in ("x", "iterations", "cost", "loss_history"):
         np.testing.assert_array_equal(
             np.asarray(getattr(compact, field))[:2], np.asarray(getattr(every, field))[:2]
