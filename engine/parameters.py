@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["ParameterSpec", "to_constrained", "to_unconstrained"]
+__all__ = ["ParameterSpec", "on_bound", "to_constrained", "to_unconstrained"]
 
 
 @dataclass
@@ -62,3 +62,13 @@ def to_unconstrained(x: Array, lower: float, upper: float) -> Array:
         return -jnp.log(jnp.maximum(upper - x, 1e-12))
     p = jnp.clip((x - lower) / (upper - lower), 1e-9, 1.0 - 1e-9)
     return jnp.log(p) - jnp.log1p(-p)
+
+
+def on_bound(values: Array, bounds, rel: float = 1e-6) -> Array:
+    """Whether any of ``values`` (..., P) lies within ``rel`` of its range from a finite bound
+    of a two-sided interval (``bounds``: P pairs). There the sigmoid map saturates, so a
+    solver's gradient vanishes while the fit's need not: such a stop is no solution."""
+    lo, hi = (jnp.asarray(side, jnp.float64) for side in zip(*bounds))
+    edge = rel * (hi - lo)
+    near = (values - lo < edge) | (hi - values < edge)
+    return jnp.any(jnp.isfinite(edge) & near, axis=-1)

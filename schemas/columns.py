@@ -35,8 +35,7 @@ FLOAT_FIELDS = (
     "ts", "strike", "forward", "bid_vol", "ask_vol", "mid_vol", "size", "open_interest",
     "spot", "rate", "dividend", "bid_price", "ask_price", "mid_price",
 )  # fmt: skip
-_REQUIRED_FLOATS = ("ts", "strike")
-_POSITIVE = ("forward", "bid_vol", "ask_vol", "mid_vol", "spot")
+_REQUIRED_NUMBERS = ("ts", "strike", "seq")
 _NONNEGATIVE = ("size", "open_interest")
 _PRICES = ("bid_price", "ask_price", "mid_price")
 _DTYPES = {"seq": np.dtype("<i8"), "call": np.dtype("i1")} | {
@@ -87,14 +86,14 @@ class QuoteColumns:
         unknown = set(columns) - set(_DTYPES) - set(TEXT_FIELDS)
         if unknown:
             raise ValueError(f"unknown quote fields {sorted(unknown)}")
-        missing = {"ts", "strike", "seq", *TEXT_FIELDS} - set(columns)
+        missing = {*_REQUIRED_NUMBERS, *TEXT_FIELDS} - set(columns)
         if missing:
             raise ValueError(f"columns {sorted(missing)} are required")
         n = len(columns["ts"])
         numbers = {}
         for name, dtype in _DTYPES.items():
             if name not in columns:
-                numbers[name] = np.full(n, -1 if name == "call" else np.nan, dtype)
+                numbers[name] = _absent_column(name, n)
                 continue
             values = columns[name]
             if name == "call":
@@ -134,7 +133,7 @@ class QuoteColumns:
         numbers = {
             name: a.tobytes()
             for name, a in self.numbers.items()
-            if name in ("ts", "strike", "seq") or not _absent(name, a).all()
+            if name in _REQUIRED_NUMBERS or not _absent(name, a).all()
         }
         text = {
             name: [list(t.values), t.codes.astype("<i4").tobytes()] for name, t in self.text.items()
@@ -165,9 +164,9 @@ class QuoteColumns:
         for name, dtype in _DTYPES.items():
             buffer = given.get(name)
             if buffer is None:
-                if name in ("ts", "strike", "seq"):
+                if name in _REQUIRED_NUMBERS:
                     raise SchemaError("missing_field", f"column {name!r} is required")
-                numbers[name] = np.full(n, -1 if name == "call" else np.nan, dtype)
+                numbers[name] = _absent_column(name, n)
                 continue
             if not isinstance(buffer, bytes) or len(buffer) != n * dtype.itemsize:
                 raise SchemaError(
@@ -339,6 +338,11 @@ def _canonical(value: str) -> str:
         return dt.date.fromisoformat(value).isoformat() if len(value) <= 10 else value
     except ValueError:
         return value
+
+
+def _absent_column(name: str, n: int) -> np.ndarray:
+    """A column left out: every value absent (NaN; ``call`` -1)."""
+    return np.full(n, -1 if name == "call" else np.nan, _DTYPES[name])
 
 
 def _absent(name: str, a: np.ndarray) -> np.ndarray:

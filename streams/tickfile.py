@@ -211,7 +211,7 @@ def _checked(columns: QuoteColumns | None, bad: dict[int, RowProblem], ignored, 
     ok, problems = columns.problems()
     for p in problems:
         bad.setdefault(p.row, p)
-    ok &= ~np.isin(np.arange(n), list(bad))
+    ok[list(bad)] = False  # refused while reading (a cell that is no number or time)
     rejected = [p._replace(row=p.row + 1) for _, p in sorted(bad.items())]
     kept = columns.take(ok) if ok.any() else None
     return TickFile(kept, rejected, ignored, n)

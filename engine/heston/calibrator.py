@@ -71,7 +71,7 @@ from engine.gates import threshold_gate
 from engine.heston.model import PARAM_NAMES, HestonParams, default_specs
 from engine.heston.pricer import NODES, heston_price, heston_price_on, lewis_kernel, quadrature
 from engine.optimize import Solver, Status, resolve_solver
-from engine.parameters import to_constrained, to_unconstrained
+from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -132,6 +132,11 @@ def surface_shape(maturities, expiry_step: int = 2) -> tuple[int, int]:
 RESIDUALS = ("relative", "vega", "vol")
 
 
+def _check_residual(residual: str | None) -> None:
+    if residual is not None and residual not in RESIDUALS:
+        raise ValueError(f"residual must be one of {RESIDUALS} or None, not {residual!r}")
+
+
 def pack_surface(
     market_data: dict,
     min_open_interest: float = 100.0,
@@ -151,10 +156,9 @@ def pack_surface(
             raise ValueError(f"market_data needs {key!r}")
     if ("target_prices" in market_data) == ("target_vols" in market_data):
         raise ValueError("market_data needs exactly one of 'target_prices' or 'target_vols'")
+    _check_residual(residual)
     if residual is None:
         residual = "vol" if "target_vols" in market_data else "relative"
-    if residual not in RESIDUALS:
-        raise ValueError(f"residual must be one of {RESIDUALS}, not {residual!r}")
     strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
     n = strikes.size
     spot = float(market_data["spot"])
@@ -406,8 +410,7 @@ class HestonCalibrator:
         expiry_step: int = 2,
         residual: str | None = None,
     ) -> None:
-        if residual is not None and residual not in RESIDUALS:
-            raise ValueError(f"residual must be one of {RESIDUALS} or None, not {residual!r}")
+        _check_residual(residual)
         if v0_starts is not None and (not v0_starts or min(v0_starts) <= 0):
             raise ValueError("v0_starts must be a non-empty list of positive variances")
         if max_steps < 1 or not tol > 0:
@@ -472,11 +475,8 @@ class HestonCalibrator:
         outputs, that start (``best``), and the relative parameter ``spread`` among its
         converged starts that pass the price-error gate."""
         out = self._run(packed, starts, cfg, shape)
-        # a parameter that ends on its bound stopped because the map to it saturated: the
-        # solver's gradient vanished, not the fit's. Such a corner is not a solution
-        lo, hi = np.array([self.parameter_specs[n].bounds for n in PARAM_NAMES]).T
-        edge = 1e-6 * (hi - lo)
-        at_bound = np.any(((out["p"] - lo < edge) | (hi - out["p"] < edge))[..., cfg.free], -1)
+        free = list(cfg.free)  # a start that ends on a bound (rho at +-0.999) is no solution
+        at_bound = np.asarray(on_bound(out["p"][..., free], [cfg.bounds[i] for i in free]))
         solved = out["status"] == Status.CONVERGED
         out["status"] = np.where(solved & at_bound, Status.AT_BOUND, out["status"])
         ok = solved & ~at_bound & np.all(np.isfinite(out["p"]), axis=-1)
@@ -493,8 +493,8 @@ class HestonCalibrator:
 
     def errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
         """Residuals of every option of ``market_data`` (in input order, unweighted) under
-        ``params``, in the fit's own measure: relative errors of the out-of-the-money price,
-        or implied-vol errors."""
+        ``params``, in the fit's own measure (``residual``): relative or vega-scaled errors of
+        the out-of-the-money price, or implied-vol errors."""
         s = _pack_every(market_data, self.residual)
         vol_fit = bool(np.isfinite(s.vols).any())
         return _unpack(_errors_at(params, s, vol_fit), market_data)

@@ -34,7 +34,7 @@ from engine.diagnostics import (
 )
 from engine.gates import Gate, not_applicable, threshold_gate
 from engine.optimize import Solver, SolverOutput, Status, resolve_solver, solve_batch
-from engine.parameters import to_constrained, to_unconstrained
+from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.result import CalibrationResult
 from engine.sabr.hagan import (
     StrikeTerms,
@@ -160,12 +160,7 @@ def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     rmse = jnp.sqrt(jnp.sum(sq) / n_obs)
     w = jnp.where(mask, weights, 0.0)
     finite = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(rmse)
-    # a parameter on a two-sided bound stopped because the map to it saturated (the solver's
-    # gradient vanished, not the fit's): rho at +-1 or beta at 0 or 1 is no solution
-    lo, hi = (jnp.array(b) for b in zip(*cfg.bounds))
-    edge = 1e-6 * (hi - lo)
-    free_theta = theta[jnp.array(cfg.free)]
-    at_bound = jnp.any(jnp.isfinite(edge) & ((free_theta - lo < edge) | (hi - free_theta < edge)))
+    at_bound = on_bound(theta[jnp.array(cfg.free)], cfg.bounds)  # rho at +-1, beta at 0 or 1
     solved = out.status == Status.CONVERGED
     status = jnp.where(solved & ~finite, Status.NONFINITE, out.status)
     status = jnp.where(solved & finite & at_bound, Status.AT_BOUND, status)

@@ -83,11 +83,21 @@ def test_failed_fits_are_flagged_with_alerts_and_no_warm_state():
     assert state["prior"] == (converged[-1] if converged else None)
 
 
+def _one_quote_a_record() -> tuple[list[Quote], list[Record]]:
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=40))
+    return quotes, [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+
+
+def _published(sink) -> list[dict]:
+    """The parameters a run published, without the publication time."""
+    params = (decode(v, Params).to_wire() for _, v in sink.sent["t.params"])
+    return [{k: x for k, x in p.items() if k != "published_at"} for p in params]
+
+
 def test_quote_batches_give_the_same_results_and_dead_letter_bad_items_alone():
     from schemas import QuoteBatch
 
-    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=40))
-    single = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+    quotes, single = _one_quote_a_record()
     items = [encode(q) for q in quotes]
     items.insert(5, b"junk")
     batched = [
@@ -96,10 +106,7 @@ def test_quote_batches_give_the_same_results_and_dead_letter_bad_items_alone():
     ]
     _, alone = run([single])
     _, together = run([batched])
-    strip = lambda v: {k: x for k, x in decode(v, Params).to_wire().items() if k != "published_at"}  # noqa: E731
-    assert [strip(v) for _, v in alone.sent["t.params"]] == [
-        strip(v) for _, v in together.sent["t.params"]
-    ]
+    assert _published(alone) == _published(together)
     (letter,) = [decode(v, DeadLetter) for _, v in together.sent["t.dlq"]]
     assert letter.reason == "not_msgpack" and letter.original == b"junk"
     assert letter.detail.startswith("item 5 of a quote batch")
@@ -108,8 +115,7 @@ def test_quote_batches_give_the_same_results_and_dead_letter_bad_items_alone():
 def test_quote_columns_give_the_same_results_and_dead_letter_bad_rows_alone():
     from schemas import QuoteColumns
 
-    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=40))
-    single = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+    quotes, single = _one_quote_a_record()
     bad = Quote(**{**quotes[5].__dict__, "strike": -1.0, "seq": 10_000})
     rows = [*quotes[:5], bad, *quotes[5:]]
     columns = [
@@ -118,10 +124,7 @@ def test_quote_columns_give_the_same_results_and_dead_letter_bad_rows_alone():
     ]
     _, alone = run([single])
     pipe, together = run([columns])
-    strip = lambda v: {k: x for k, x in decode(v, Params).to_wire().items() if k != "published_at"}  # noqa: E731
-    assert [strip(v) for _, v in alone.sent["t.params"]] == [
-        strip(v) for _, v in together.sent["t.params"]
-    ]
+    assert _published(alone) == _published(together)
     (letter,) = [decode(v, DeadLetter) for _, v in together.sent["t.dlq"]]
     assert (letter.reason, letter.offset) == ("out_of_range", 0)
     assert letter.detail.startswith("row 5, field 'strike'")
