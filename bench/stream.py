@@ -1,32 +1,39 @@
-"""Streaming benchmark on a real broker: one worker against a naive QuantLib pipeline.
+"""The stream on a real broker: one worker against a naive aiokafka + QuantLib pipeline.
 
-In one run (local KRaft broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set):
+In one run (local KRaft broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), with 504 FX smiles
+(6 pairs x 84 weekly expiries, SABR) and 5 index surfaces (4 expiries x 11 strikes, Heston):
 
-1. throughput: a backlog of ``--ticks`` simulated FX ticks (6 pairs x 4 expiries = 24 smiles)
-   is produced, then one worker consumes it; ticks/s and smiles calibrated/s come from the
-   worker's own stamps (first tick received to last parameters published);
-2. latency: live ticks at ``--rate`` per second for ``--seconds``, each stamped with its send
-   time as event time; tick -> params latency is the time the parameters reach an independent
-   consumer minus the send time of the tick that triggered them (p50, p99);
-3. the naive peer: an aiokafka consumer keeping the same surfaces and triggers that recalibrates
-   each dirty smile with QuantLib ``SABRInterpolation`` one at a time, on the same backlog.
+1. backlog: ``--ticks`` ticks, event times 20 us apart (50,000 a second: a busy live stream's
+   density), produced before the worker starts; ticks/s from the worker's first received batch
+   to its last published parameters, once the group's committed offsets reached the end;
+2. live: ticks paced at each of ``--rates`` ticks/s for ``--seconds`` each, event time = the
+   time a tick is due; freshness of every tick = the time an independent consumer reads the
+   first parameters of its smile or surface whose window ends at or after it, minus its event
+   time (p50, p99, and the share of ticks whose smile was calibrated at all); the worker's CPU
+   per tick from ``/proc``; XLA compilations during the phase from its ``/metrics``;
+3. single quotes: a backlog of ``--single`` ticks sent one quote a message;
+4. the naive peer: an aiokafka consumer keeping per-row Python surfaces with the same
+   triggers, fitting each due smile with QuantLib's ``SABRInterpolation`` and each due surface
+   with QuantLib's Heston calibration, one at a time, on the same backlog topic (for at most
+   ``--peer-seconds``) and at the first live rate, publishing to a topic of its own.
 
-Prints the figures and ratios and appends a JSON line to ``bench/results/stream.jsonl``.
+Prints every figure and ratio and appends a JSON line to ``bench/results/stream.jsonl``.
 
-    .venv/bin/python bench/stream.py [--ticks 100000] [--rate 5000] [--seconds 20]
+    .venv/bin/python bench/stream.py [--ticks 1000000] [--rates 20000 100000 300000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
+import math
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -34,15 +41,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.quantlib_peer import quantlib_sabr_fit, write_record
-from schemas import Params, Quote, QuoteBatch, QuoteColumns, decode, encode
-from streams.broker import BrokerConfig, LocalKafka
-from streams.replay import ensure_topics, send_quotes
+from bench.quantlib_peer import quantlib_heston_fit, quantlib_sabr_fit, write_record
+from schemas import Params, Quote, QuoteBatch, QuoteColumns, book_key, decode, encode
+from streams.book.calibrations import surface_market_data
+from streams.book.surfaces import SmileSnapshot, SurfaceConfig, SurfaceSnapshot
+from streams.feed.send import SendSummary, ensure_topics, send_columns
+from streams.feed.simulate import TENOR_DAYS, TickSimulator
+from streams.local.broker import BrokerConfig, LocalKafka
 from streams.settings import Settings
-from streams.simulate import TickSimulator
-from streams.surface import SurfaceBook
 
 VOLSTREAM = Path(sys.executable).with_name("volstream")
+WEEKLY = tuple(range(7, 7 * 84 + 1, 7))
 
 
 def _free_port() -> int:
@@ -53,36 +62,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def produce(settings: Settings, quotes, rate: bool = False, batch: int = 1, linger=0.005):
-    """Send quotes through the project's one send path; paced by their event times when
-    ``rate`` is set, each then restamped with its send time (event time = send time)."""
-    due = None
-    if rate:
-        t0 = quotes[0].ts
-        due = lambda q: q.ts - t0  # noqa: E731
-    summary = await send_quotes(
-        quotes, settings, due=due, restamp=bool(rate), batch=batch, linger=linger
-    )
-    if summary.failed:
-        raise RuntimeError(f"{summary.failed} ticks were not delivered")
+def simulator(seed: int) -> TickSimulator:
+    return TickSimulator(pairs=6, indices=5, tenors=WEEKLY, index_tenors=TENOR_DAYS, seed=seed)
 
 
-async def collect(settings: Settings, want: int, timeout: float) -> list[tuple[float, Params]]:
+class Recorder:
+    """Wraps a chunk generator; keeps each row's smile or surface (an integer code) and event
+    time, so the freshness of every tick can be computed afterwards."""
+
+    def __init__(self, chunks) -> None:
+        self.chunks, self.keys, self.ts, self.codes = chunks, [], [], {}
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            names = chunk.text["underlying"].decoded()
+            expiries = chunk.text["expiry"].decoded()
+            equity = chunk.text["asset_class"].decoded() == "equity"
+            keys = [book_key(u, None if e else x) for u, x, e in zip(names, expiries, equity)]
+            self.keys.append(np.array([self.codes.setdefault(k, len(self.codes)) for k in keys]))
+            self.ts.append(chunk.numbers["ts"].copy())
+            yield chunk
+
+
+async def collect(bootstrap: str, topic: str, stop: asyncio.Event) -> list[tuple[float, Params]]:
+    """(time read, Params) of every message on ``topic`` until ``stop`` is set."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        settings.topics["params"],
-        bootstrap_servers=settings.bootstrap,
+        topic,
+        bootstrap_servers=bootstrap,
         group_id=None,
-        auto_offset_reset="earliest",
+        auto_offset_reset="latest",
         fetch_max_wait_ms=5,
     )
     await consumer.start()
+    await consumer.seek_to_end()
     out: list[tuple[float, Params]] = []
-    deadline = time.time() + timeout
     try:
-        while len(out) < want and time.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=50)
             now = time.time()
             for records in batch.values():
                 out.extend((now, decode(r.value, Params)) for r in records)
@@ -91,17 +109,46 @@ async def collect(settings: Settings, want: int, timeout: float) -> list[tuple[f
     return out
 
 
-def expected_count(quotes) -> int:
-    book = SurfaceBook(Settings().surface)
-    return sum(book.on_quote(q, 0.0) is not None for q in quotes)
+def freshness(recorder: Recorder, restamp, seen: list[tuple[float, Params]]) -> dict:
+    """Per tick: first read time of its smile's parameters with window end >= its event time,
+    minus that event time."""
+    keys = np.concatenate(recorder.keys)
+    ts = restamp(np.concatenate(recorder.ts))
+    by_key: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    rows: dict[int, list[tuple[float, float]]] = {}
+    for read, p in seen:
+        code = recorder.codes.get(p.key)
+        if code is not None:
+            rows.setdefault(code, []).append((p.window_end, read))
+    for code, pairs in rows.items():
+        ends, reads = np.array(pairs).T
+        order = np.argsort(ends, kind="stable")
+        ends, reads = ends[order], np.minimum.accumulate(reads[order][::-1])[::-1]
+        by_key[code] = (ends, reads)  # earliest read among params ending at or after each end
+    lag = np.full(ts.size, np.nan)
+    for code, (ends, reads) in by_key.items():
+        mine = np.flatnonzero(keys == code)
+        i = np.searchsorted(ends, ts[mine] - 1e-9)  # window end >= tick time
+        ok = i < ends.size
+        lag[mine[ok]] = reads[i[ok]] - ts[mine[ok]]
+    # the last ticks of a run may never be calibrated (no later epoch): leave the last second
+    settled = ts <= ts.max() - 1.0
+    done = np.isfinite(lag) & settled
+    return {
+        "p50_ms": float(1e3 * np.percentile(lag[done], 50)) if done.any() else None,
+        "p99_ms": float(1e3 * np.percentile(lag[done], 99)) if done.any() else None,
+        "covered": float(done.sum() / max(settled.sum(), 1)),
+        "ticks": int(ts.size),
+    }
 
 
-def start_worker(settings: Settings, state_dir: Path, log: Path) -> subprocess.Popen:
+def start_worker(settings: Settings, state_dir: Path, log: Path, port: int):
     env = os.environ | {
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
         "VOLSTREAM_TOPIC_PREFIX": settings.topic_prefix,
         "VOLSTREAM_APP_ID": settings.app_id,
         "VOLSTREAM_STATE_DIR": str(state_dir),
+        "VOLSTREAM_METRICS_PORT": str(port),
     }
     with log.open("w") as fh:
         return subprocess.Popen(
@@ -109,54 +156,187 @@ def start_worker(settings: Settings, state_dir: Path, log: Path) -> subprocess.P
         )
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (Linux ``/proc``; None elsewhere)."""
+def stop_worker(worker: subprocess.Popen) -> None:
+    worker.send_signal(signal.SIGTERM)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        worker.wait(60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
+def scrape(port: int, name: str) -> float:
+    """One sample of the worker's ``/metrics`` (0 when absent or not served yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
     except OSError:
-        return None
+        return math.nan
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
+async def caught_up(settings: Settings, timeout: float) -> float:
+    """Wait until the worker's group committed the end of every quotes partition; when."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    topic = settings.topics["quotes"]
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await probe.start()
+    await admin.start()
     try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        end = await probe.end_offsets(tps)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                done = await admin.list_consumer_group_offsets(settings.app_id)
+            except KafkaError:  # the group's coordinator is not ready yet
+                done = {}
+            if all(not end[tp] or (tp in done and done[tp].offset >= end[tp]) for tp in tps):
+                return time.time()
+            await asyncio.sleep(0.1)
+        raise TimeoutError("the worker did not reach the end of the backlog")
+    finally:
+        await probe.stop()
+        await admin.close()
 
 
-def _quantlib_params(snap) -> None:
-    """What the naive peer does per due smile: fit with QuantLib, then encode the result."""
-    k, v = list(snap.strikes), list(snap.vols)
-    (alpha, rho, nu), fitted = quantlib_sabr_fit(snap.forward, snap.time_to_expiry, k, v)
-    encode(
-        Params(
-            underlying=snap.underlying,
-            expiry=snap.expiry,
-            model="sabr",
-            params={"alpha": alpha, "beta": 0.5, "rho": rho, "nu": nu},
-            forward=snap.forward,
-            time_to_expiry=snap.time_to_expiry,
-            converged=True,
-            status="quantlib",
-            warm=False,
-            iterations=0,
-            rmse=float(np.sqrt(np.mean((fitted - np.array(v)) ** 2))),
-            gates={},
-            diagnostics={},
-            window_start=snap.window_start,
-            window_end=snap.window_end,
-            n_quotes=len(k),
-            received_at=snap.received_at,
-            published_at=time.time(),
-        )
+async def drain(settings: Settings, start) -> list[tuple[float, Params]]:
+    """Read the params topic from its end, call ``start`` (the worker), and read on until the
+    worker's group committed the end of the quotes backlog."""
+    stop = asyncio.Event()
+    reader = asyncio.create_task(collect(settings.bootstrap, settings.topics["params"], stop))
+    await asyncio.sleep(1.0)  # the reader is at the end
+    start()
+    await caught_up(settings, timeout=1800)
+    await asyncio.sleep(2)  # the last deliveries reach the reader
+    stop.set()
+    return await reader
+
+
+def measure_backlog(seen: list[tuple[float, Params]], ticks: int) -> dict:
+    params = [p for _, p in seen]
+    t0 = min(p.received_at for p in params)
+    t1 = max(p.published_at for p in params)
+    return {
+        "ticks": ticks,
+        "seconds": t1 - t0,
+        "ticks_per_s": ticks / (t1 - t0),
+        "calibrations": len(params),
+        "calibrations_per_s": len(params) / (t1 - t0),
+        "converged": float(np.mean([p.converged for p in params])),
+        "good": float(np.mean([p.good for p in params])),
+        "heston": sum(p.model == "heston" for p in params),
+    }
+
+
+async def live_run(settings: Settings, rate: float, seconds: float, seed: int):
+    stop = asyncio.Event()
+    reader = asyncio.create_task(collect(settings.bootstrap, settings.topics["params"], stop))
+    await asyncio.sleep(1.0)  # the reader is at the end before the first tick leaves
+    start = time.time()  # the book holds every option already (the backlog's opening quotes)
+    chunks = simulator(seed).columns(start, rate, int(rate * seconds), chunk=2048, opening=False)
+    recorder = Recorder(chunks)
+    summary: SendSummary = await send_columns(
+        recorder, settings, due=lambda ts: ts - start, restamp=True, batch=1024
     )
+    await asyncio.sleep(3)
+    stop.set()
+    seen = await reader
+    return recorder, (lambda ts: summary.started + (ts - start)), seen, summary
 
 
-def naive(settings: Settings, total: int) -> dict:
-    """aiokafka consumer + the same surfaces + QuantLib one smile at a time."""
-    from aiokafka import AIOKafkaConsumer
+# -- the naive peer ---------------------------------------------------------------------------
+
+
+class NaiveBook:
+    """Per-row Python surfaces with the worker's triggers (new quotes, forward move, max age;
+    outliers as the worker drops them are not filtered: the peer is naive)."""
+
+    def __init__(self, config: SurfaceConfig) -> None:
+        self.c, self.books = config, {}
+
+    def on_quote(self, q: Quote):
+        equity = q.asset_class == "equity"
+        key = book_key(q.underlying, None if equity else q.expiry)
+        b = self.books.setdefault(key, {"quotes": {}, "pending": 0, "fit_ts": None, "level": 0.0})
+        b["quotes"][(q.expiry, q.strike)] = q
+        b["pending"] += 1
+        b["level"], b["ts"] = (q.spot if equity else q.forward), q.ts
+        need = self.c.surface_min_quotes if equity else self.c.min_quotes
+        ticks = self.c.surface_ticks if equity else self.c.ticks
+        if len(b["quotes"]) < need:
+            return None
+        moved = (
+            b["fit_ts"] is not None and abs(b["level"] / b["fit_level"] - 1) >= self.c.forward_move
+        )
+        if b["fit_ts"] is not None and b["pending"] < ticks and not moved:
+            return None
+        b["pending"], b["fit_ts"], b["fit_level"] = 0, q.ts, b["level"]
+        quotes = sorted(b["quotes"].values(), key=lambda x: (x.expiry, x.strike))
+        if not equity:
+            return SmileSnapshot(
+                q.underlying, "fx", q.expiry, q.forward, q.time_to_expiry,
+                tuple(x.strike for x in quotes), tuple(x.vol for x in quotes),
+                quotes[0].ts, q.ts, 0, time.time(),
+            )  # fmt: skip
+        nan = lambda x: math.nan if x is None else x  # noqa: E731
+        return SurfaceSnapshot(
+            q.underlying, q.spot, tuple(x.expiry for x in quotes),
+            tuple(x.time_to_expiry for x in quotes), tuple(x.strike for x in quotes),
+            tuple(x.rate for x in quotes), tuple(x.dividend for x in quotes),
+            tuple(nan(x.vol) for x in quotes), tuple(nan(x.price) for x in quotes),
+            tuple(x.call for x in quotes), tuple(x.spot for x in quotes),
+            tuple(nan(x.open_interest) for x in quotes), quotes[0].ts, q.ts, 0, time.time(),
+        )  # fmt: skip
+
+
+def naive_params(snap) -> Params:
+    """What the peer does per due smile or surface: fit with QuantLib, make the message."""
+    if isinstance(snap, SmileSnapshot):
+        (alpha, rho, nu), _ = quantlib_sabr_fit(
+            snap.forward, snap.time_to_expiry, snap.strikes, snap.vols
+        )
+        params, expiry, t, fwd = (
+            {"alpha": alpha, "beta": 0.5, "rho": rho, "nu": nu},
+            snap.expiry,
+            snap.time_to_expiry,
+            snap.forward,
+        )
+    else:
+        data = surface_market_data(snap)
+        days = np.maximum(1, np.round(data["maturities"] * 365))
+        _, _, params = quantlib_heston_fit(
+            data["strikes"], days, data["target_vols"], spot=snap.spot,
+            rate=float(np.mean(data["rate"])), dividend=float(np.mean(data["dividend"])),
+        )  # fmt: skip
+        expiry, t, fwd = snap.expiries[-1], max(snap.times), snap.spot
+    return Params(
+        underlying=snap.underlying, expiry=expiry, model="sabr" if "alpha" in params else "heston",
+        params=params, forward=fwd, time_to_expiry=t, converged=True, status="quantlib",
+        warm=False, iterations=0, rmse=0.0, gates={}, diagnostics={},
+        window_start=snap.window_start, window_end=snap.window_end, n_quotes=len(snap.strikes),
+        received_at=snap.received_at, published_at=time.time(),
+        spot=None if "alpha" in params else snap.spot,
+        expiries=None if "alpha" in params else tuple(sorted(set(snap.expiries))),
+    )  # fmt: skip
+
+
+def naive(settings: Settings, limit_ticks: int, limit_seconds: float, out_topic: str) -> dict:
+    """The peer on the quotes topic from its start: ticks/s until ``limit_ticks`` or
+    ``limit_seconds``; it publishes each fit to ``out_topic``."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def run() -> dict:
         consumer = AIOKafkaConsumer(
@@ -165,10 +345,12 @@ def naive(settings: Settings, total: int) -> dict:
             group_id=None,
             auto_offset_reset="earliest",
         )
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
         await consumer.start()
-        book, ticks, fits, start = SurfaceBook(settings.surface), 0, 0, None
+        await producer.start()
+        book, ticks, fits, start = NaiveBook(SurfaceConfig()), 0, 0, None
         try:
-            while ticks < total:
+            while ticks < limit_ticks and (start is None or time.time() - start < limit_seconds):
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
                     for r in records:
                         start = start or time.time()
@@ -181,14 +363,16 @@ def naive(settings: Settings, total: int) -> dict:
                             quotes = [message]
                         for quote in quotes:
                             ticks += 1
-                            snap = book.on_quote(quote, time.time())
+                            snap = book.on_quote(quote)
                             if snap is not None:
-                                _quantlib_params(snap)
+                                p = naive_params(snap)
+                                await producer.send(out_topic, encode(p), key=p.key.encode())
                                 fits += 1
         finally:
+            await producer.stop()
             await consumer.stop()
         elapsed = time.time() - start
-        return {"ticks_per_s": ticks / elapsed, "smiles_per_s": fits / elapsed, "fits": fits}
+        return {"ticks": ticks, "ticks_per_s": ticks / elapsed, "fits_per_s": fits / elapsed}
 
     return asyncio.run(run())
 
@@ -197,21 +381,11 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--ticks", type=int, default=100_000, help="backlog for the throughput run")
-    parser.add_argument("--rate", type=float, default=5000.0, help="live ticks/s for latency")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
-    parser.add_argument(
-        "--batch",
-        type=int,
-        default=64,
-        help="quotes per Kafka message (QuoteColumns); default 64",
-    )
-    parser.add_argument(
-        "--linger",
-        type=float,
-        default=0.005,
-        help="seconds a live quote may wait for others of its underlying (default 0.005)",
-    )
+    parser.add_argument("--ticks", type=int, default=1_000_000, help="backlog ticks")
+    parser.add_argument("--rates", type=float, nargs="+", default=[20_000, 100_000, 300_000])
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each live run")
+    parser.add_argument("--single", type=int, default=100_000, help="single-quote backlog")
+    parser.add_argument("--peer-seconds", type=float, default=60.0)
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "stream.jsonl"
     )
@@ -219,125 +393,100 @@ def main(argv=None) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="volstream-bench-"))
     state_dir = Path(os.environ.get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream"))
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker, bootstrap = None, os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
         broker = LocalKafka(
             BrokerConfig(state_dir=tmp / "kafka", port=_free_port(), controller_port=_free_port())
         )
         bootstrap = broker.start()
+    record: dict = {"bench": "stream", "device": "cpu", "cores": os.cpu_count()}
     try:
-        sim = TickSimulator(pairs=6, seed=11)
-        backlog = list(sim.ticks(time.time() - 3600, rate=5000.0, count=args.ticks))
-        want = expected_count(backlog)
         run = f"bench-{uuid.uuid4().hex[:6]}"
         settings = Settings(bootstrap=bootstrap, topic_prefix=run, app_id=run)
         asyncio.run(ensure_topics(settings))
-        asyncio.run(produce(settings, backlog, batch=args.batch))
-        print(
-            f"backlog of {len(backlog):,} ticks produced ({want:,} smile calibrations due)",
-            flush=True,
-        )
+        # event times just before the live runs, so the live ticks find these quotes fresh
+        backlog = simulator(11).columns(time.time() - 25, 50_000.0, count=args.ticks, chunk=8192)
+        sent = asyncio.run(send_columns(backlog, settings, batch=1024))
+        total = sent.sent
+        print(f"backlog: {total:,} ticks produced in {sent.seconds:.1f} s", flush=True)
 
-        worker = start_worker(settings, state_dir, tmp / "worker.log")
+        port, workers = _free_port(), []
+        launch = lambda: workers.append(  # noqa: E731
+            start_worker(settings, state_dir, tmp / "worker.log", port)
+        )
         try:
-            got = asyncio.run(collect(settings, want, timeout=600))
-            params = [p for _, p in got]
-            t0 = min(p.received_at for p in params)
-            t1 = max(p.published_at for p in params)
-            through = {
-                "ticks_per_s": len(backlog) / (t1 - t0),
-                "smiles_per_s": len(params) / (t1 - t0),
-                "calibrations": len(params),
-                "expected": want,
-                "converged": float(np.mean([p.converged for p in params])),
-                "good": float(np.mean([p.good for p in params])),
-            }
+            seen = asyncio.run(drain(settings, launch))
+            worker = workers[0]
+            record["backlog"] = through = measure_backlog(seen, total)
             print(
-                f"worker: {through['ticks_per_s']:,.0f} ticks/s, {through['smiles_per_s']:,.0f} "
-                f"smiles/s, {through['converged']:.2%} converged",
+                f"worker, backlog: {through['ticks_per_s']:,.0f} ticks/s "
+                f"({through['calibrations']:,} calibrations, {through['calibrations_per_s']:,.0f}/s;"
+                f" {through['converged']:.2%} converged, {through['good']:.2%} good)",
                 flush=True,
             )
-
-            live = list(
-                TickSimulator(pairs=6, seed=12).ticks(
-                    time.time(), rate=args.rate, count=int(args.rate * args.seconds)
+            record["live"] = []
+            for i, rate in enumerate(args.rates):
+                compiles0, cpu0 = scrape(port, "volstream_compiles_total"), cpu_seconds(worker.pid)
+                recorder, restamp, seen, summary = asyncio.run(
+                    live_run(settings, rate, args.seconds, seed=20 + i)
                 )
-            )
-            live_settings = settings  # same worker, same topics: warm and compiled
-            # the load generator must not stall: full collections over its ~10^5 quotes paused
-            # it for ~150 ms, and the ticks it had stamped waited (a burst, a false p99)
-            gc.collect()
-            gc.freeze()
-            before = len(got)
-
-            async def latency_run():
-                collector = asyncio.create_task(
-                    collect(live_settings, before + 10**9, timeout=args.seconds + 15)
+                cpu1, compiles1 = cpu_seconds(worker.pid), scrape(port, "volstream_compiles_total")
+                fresh = freshness(recorder, restamp, seen)
+                achieved = summary.sent / max(summary.seconds, 1e-9)
+                live = {
+                    "rate": rate,
+                    "sent_per_s": achieved,
+                    **fresh,
+                    "calibrations": len(seen),
+                    "good": float(np.mean([p.good for _, p in seen])) if seen else None,
+                    "worker_cpu_us_per_tick": 1e6 * (cpu1 - cpu0) / max(summary.sent, 1),
+                    "compiles": compiles1 - compiles0,
+                }
+                record["live"].append(live)
+                print(
+                    f"live {rate:,.0f} ticks/s (sent {achieved:,.0f}/s): freshness p50 "
+                    f"{fresh['p50_ms']:.1f} ms, p99 {fresh['p99_ms']:.1f} ms, {fresh['covered']:.1%}"
+                    f" of ticks calibrated; worker CPU {live['worker_cpu_us_per_tick']:.1f} us "
+                    f"a tick; {live['compiles']:.0f} compilations",
+                    flush=True,
                 )
-                await produce(live_settings, live, rate=True, batch=args.batch, linger=args.linger)
-                await asyncio.sleep(3)
-                return await collector
-
-            cpu0 = cpu_seconds(worker.pid)
-            seen = asyncio.run(latency_run())
-            cpu1 = cpu_seconds(worker.pid)
         finally:
-            stop(worker)
-        recent = [(t, p) for t, p in seen[before:] if p.window_end > live[0].ts - 1e6]
-        tail = [(t, p) for t, p in recent if p.window_end > time.time() - 1e9]
-        steady = tail[len(tail) // 10 :]  # skip ramp-up
-        lat = np.array([1e3 * (t - p.window_end) for t, p in steady])
-        # where it goes: tick sent -> worker has published | published -> seen by a consumer
-        inside = np.array([1e3 * (p.published_at - p.window_end) for _, p in steady])
-        out = lat - inside
-        latency = {
-            "rate": args.rate,
-            "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)),
-            "to_published_p50_ms": float(np.percentile(inside, 50)),
-            "to_published_p99_ms": float(np.percentile(inside, 99)),
-            "to_consumer_p50_ms": float(np.percentile(out, 50)),
-            "to_consumer_p99_ms": float(np.percentile(out, 99)),
-            "samples": int(lat.size),
-            # what the worker spent per live tick: the headroom left on this machine
-            "worker_cpu_us_per_tick": None if cpu0 is None else 1e6 * (cpu1 - cpu0) / len(live),
-        }
-        print(
-            f"latency at {args.rate:,.0f} ticks/s: p50 {latency['p50_ms']:.1f} ms, p99 "
-            f"{latency['p99_ms']:.1f} ms ({lat.size} calibrations); tick -> published p50 "
-            f"{latency['to_published_p50_ms']:.1f} / p99 {latency['to_published_p99_ms']:.1f} ms,"
-            f" published -> consumer p50 {latency['to_consumer_p50_ms']:.1f} / p99 "
-            f"{latency['to_consumer_p99_ms']:.1f} ms; worker CPU "
-            f"{latency['worker_cpu_us_per_tick'] or float('nan'):.0f} us per tick",
-            flush=True,
-        )
+            for w in workers:
+                stop_worker(w)
 
-        peer = naive(settings, len(backlog))
+        if args.single:  # the same worker code, fed one quote a message
+            single = Settings(bootstrap=bootstrap, topic_prefix=run + "-1", app_id=run + "-1")
+            asyncio.run(ensure_topics(single))
+            ticks = simulator(13).columns(time.time() - 3600, 50_000.0, count=args.single)
+            sent = asyncio.run(send_columns(ticks, single, batch=1))
+            workers = []
+            launch = lambda: workers.append(  # noqa: E731
+                start_worker(single, state_dir, tmp / "worker-1.log", 0)
+            )
+            try:
+                seen = asyncio.run(drain(single, launch))
+            finally:
+                for w in workers:
+                    stop_worker(w)
+            record["single_quotes"] = one = measure_backlog(seen, sent.sent)
+            print(f"worker, single-quote messages: {one['ticks_per_s']:,.0f} ticks/s", flush=True)
+
+        peer = naive(settings, total, args.peer_seconds, f"{run}.naive-params")
+        record["naive"] = peer
         print(
-            f"naive aiokafka + QuantLib: {peer['ticks_per_s']:,.0f} ticks/s, "
-            f"{peer['smiles_per_s']:,.0f} smiles/s",
+            f"naive aiokafka + QuantLib, backlog: {peer['ticks_per_s']:,.0f} ticks/s "
+            f"({peer['fits_per_s']:,.0f} fits/s, {peer['ticks']:,} ticks in {args.peer_seconds:.0f} s)",
             flush=True,
         )
     finally:
         if broker is not None:
             broker.stop()
-    ratio = through["smiles_per_s"] / peer["smiles_per_s"]
-    print(f"ratio (smiles calibrated/s, volstream worker / naive): {ratio:.1f}x")
-    import jax
-
-    record = {
-        "bench": "stream",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "device": jax.devices()[0].platform,
-        "cores": os.cpu_count(),
-        "throughput": through,
-        "latency": latency,
-        "naive": peer,
-        "ratio_smiles_per_s": ratio,
-        "batch": args.batch,
-        "linger_s": args.linger,
-    }
+    ratio = through["ticks_per_s"] / peer["ticks_per_s"]
+    record["ratio_ticks_per_s"] = ratio
+    print(
+        f"ratio, backlog ticks/s: worker {through['ticks_per_s']:,.0f} / naive "
+        f"{peer['ticks_per_s']:,.0f} = {ratio:.1f}x"
+    )
     write_record(args.out, record)
     return record
 

@@ -12,12 +12,14 @@ from schemas.codec import DEAD_LETTER_KEEP, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, 
 from schemas.columns import QuoteColumns, RowProblem
 from schemas.daycount import act365f, time_to_expiry
 from schemas.errors import SchemaError
-from schemas.messages import Alert, DeadLetter, Params, Quote, QuoteBatch
+from schemas.keys import SURFACE, book_key, key_underlying
+from schemas.messages import Alert, DeadLetter, Params, Quote, QuoteBatch, WarmState
 
 __all__ = [
     "DEAD_LETTER_KEEP",
     "MAX_BATCH_BYTES",
     "MAX_MESSAGE_BYTES",
+    "SURFACE",
     "Alert",
     "DeadLetter",
     "Params",
@@ -26,8 +28,11 @@ __all__ = [
     "QuoteColumns",
     "RowProblem",
     "SchemaError",
+    "WarmState",
     "act365f",
+    "book_key",
     "decode",
     "encode",
+    "key_underlying",
     "time_to_expiry",
 ]

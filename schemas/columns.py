@@ -122,11 +122,10 @@ class QuoteColumns:
         return cls.of(seq=column("seq"), call=column("call"), **floats, **text)
 
     def take(self, rows) -> QuoteColumns:
-        """The rows ``rows`` (a slice, indices or a mask) as a message of their own."""
+        """The rows ``rows`` (a slice, indices or a mask) as a message of their own, each text
+        column's dictionary cut to the values those rows use."""
         numbers = {k: np.ascontiguousarray(a[rows]) for k, a in self.numbers.items()}
-        text = {
-            k: Text(t.values, np.ascontiguousarray(t.codes[rows])) for k, t in self.text.items()
-        }
+        text = {k: _used(t, t.codes[rows]) for k, t in self.text.items()}
         return QuoteColumns(len(numbers["ts"]), numbers, text)
 
     def to_wire(self) -> dict:
@@ -331,6 +330,14 @@ def _text(name: str, values: list[str], codes: np.ndarray) -> Text:
     if name == "expiry":
         values = [_canonical(v) for v in values]
     return Text(tuple(values), codes)
+
+
+def _used(column: Text, codes: np.ndarray) -> Text:
+    """``column`` for the rows of ``codes``: only the values they use."""
+    used, compact = np.unique(codes, return_inverse=True)
+    if used.size == len(column.values):
+        return Text(column.values, np.ascontiguousarray(codes))
+    return Text(tuple(column.values[i] for i in used.tolist()), compact.astype(np.int32))
 
 
 def _canonical(value: str) -> str:

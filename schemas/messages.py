@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from schemas import fields as f
 from schemas.daycount import expiry_epoch, time_to_expiry
 from schemas.errors import SchemaError
+from schemas.keys import book_key
 
 __all__ = ["MAX_BATCH_ITEMS", "Alert", "DeadLetter", "Params", "Quote", "QuoteBatch"]
 
@@ -343,12 +344,12 @@ class Params:
     @property
     def key(self) -> str:
         """``UNDERLYING|EXPIRY`` for a smile, ``UNDERLYING|surface`` for a surface."""
-        return f"{self.underlying}|{'surface' if self.expiries else self.expiry}"
+        return book_key(self.underlying, None if self.expiries else self.expiry)
 
     @property
     def subject(self) -> str:
         """What people read in alerts and tables: ``EURUSD 2027-11-25 sabr``."""
-        return f"{self.underlying} {'surface' if self.expiries else self.expiry} {self.model}"
+        return f"{self.key.replace('|', ' ')} {self.model}"
 
     def to_wire(self) -> dict:
         wire = _wire(self)
@@ -453,3 +454,33 @@ class DeadLetter:
             partition=f.integer(data, "partition"),
             offset=f.integer(data, "offset"),
         )
+
+
+@dataclass(frozen=True)
+class WarmState:
+    """Where the next calibration of one smile or surface starts: the compacted state topic
+    holds the latest per key (:func:`schemas.keys.book_key`), so a restarted worker, or one
+    taking partitions over, starts warm.
+
+    ``warm`` holds the last good parameters (converged, every gate passed): the next fit starts
+    there. ``prior`` holds the last converged ones: the stability gate compares with them.
+    ``epoch`` is the event-time epoch of that calibration (``ts // epoch length``)."""
+
+    TYPE = "warm_state"
+    VERSION = 1
+
+    epoch: int | None = None
+    warm: dict[str, float] | None = None
+    prior: dict[str, float] | None = None
+
+    def to_wire(self) -> dict:
+        return _wire(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> WarmState:
+        _reject_unknown(cls, data)
+        return cls(
+            epoch=f.optional(f.integer, data, "epoch", nonnegative=False),
+            warm=f.optional(f.number_map, data, "warm"),
+            prior=f.optional(f.number_map, data, "prior"),
+        )  # type: ignore[arg-type]

@@ -8,13 +8,14 @@
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
-| ``VOLSTREAM_WARM_EPOCH`` | ``1.0`` | event-time seconds a smile's warm start stays fixed (see ``streams.scheduler``) |
-| ``VOLSTREAM_BATCH_MAX`` | ``2048`` | most messages per micro-batch (a batch takes all that wait, up to this; see ``streams.agents``) |
+| ``VOLSTREAM_EPOCH`` | ``0.025`` | event-time seconds of an epoch: each smile or surface is calibrated at most once per epoch, from its latest quotes (see ``streams.book.surfaces``) |
+| ``VOLSTREAM_LINGER`` | ``0.25`` | wall-clock seconds a partition may be quiet before its open epoch is calibrated anyway |
+| ``VOLSTREAM_BATCH_MAX`` | ``2048`` | most messages per micro-batch (a batch takes all that wait, up to this; see ``streams.worker.agent``) |
 | ``VOLSTREAM_TRIGGER_TICKS`` | ``5`` | new quotes that make a smile due |
 | ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
 | ``VOLSTREAM_SURFACE_TICKS`` | ``25`` | new quotes that make an equity index surface due (the forward and age triggers apply to its spot) |
-| ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.metrics``) |
+| ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (JAX compile cache) |
 """
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from streams.surface import SurfaceConfig
+from streams.book.surfaces import SurfaceConfig
 
 __all__ = ["TOPIC_KINDS", "Settings", "TopicSpec"]
 
@@ -61,8 +62,8 @@ class Settings:
     partitions: int = 6
     betas: dict[str, float] = field(default_factory=dict)
     default_beta: float = 0.5
-    warm_epoch: float = 1.0
     batch_max: int = 2048
+    linger: float = 0.25
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
@@ -73,6 +74,15 @@ class Settings:
     def compile_cache(self) -> Path:
         """Where workers keep compiled programs (shared by every worker given the same)."""
         return self.jax_cache or self.state_dir / "jax-cache"
+
+    def use_compile_cache(self) -> None:
+        """Keep JAX's compiled programs in :attr:`compile_cache`: a restart loads them instead
+        of compiling again (seconds, not minutes)."""
+        import jax
+
+        self.compile_cache.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(self.compile_cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
     @property
     def topics(self) -> dict[str, str]:
@@ -103,8 +113,8 @@ class Settings:
             partitions=int(get("VOLSTREAM_PARTITIONS", "6")),
             betas=_betas(get("VOLSTREAM_BETAS", "")),
             default_beta=float(get("VOLSTREAM_BETA", "0.5")),
-            warm_epoch=float(get("VOLSTREAM_WARM_EPOCH", "1.0")),
             batch_max=int(get("VOLSTREAM_BATCH_MAX", "2048")),
+            linger=float(get("VOLSTREAM_LINGER", "0.25")),
             metrics_host=get("VOLSTREAM_METRICS_HOST", "127.0.0.1"),
             metrics_port=int(get("VOLSTREAM_METRICS_PORT", "9464")),
             surface=SurfaceConfig(
@@ -112,6 +122,7 @@ class Settings:
                 forward_move=float(get("VOLSTREAM_TRIGGER_FORWARD", "0.0005")),
                 max_age=float(get("VOLSTREAM_TRIGGER_AGE", "30")),
                 surface_ticks=int(get("VOLSTREAM_SURFACE_TICKS", "25")),
+                epoch=float(get("VOLSTREAM_EPOCH", "0.025")),
             ),
             state_dir=Path(get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream")),
             jax_cache=Path(get("VOLSTREAM_JAX_CACHE")) if get("VOLSTREAM_JAX_CACHE") else None,

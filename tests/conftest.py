@@ -7,7 +7,7 @@ compile on two cores, a worker compiles a dozen programs, and each later worker 
 of the suite on the same machine) reads them back instead.
 
 The broker is ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a testcontainers Kafka when a Docker
-engine answers, else the project's own launcher (``streams/broker.py``) on free loopback ports
+engine answers, else the project's own launcher (``streams/local/broker.py``) on free loopback ports
 in a temporary state directory. Kafka tests never skip: no broker fails the run.
 """
 
@@ -64,7 +64,7 @@ def kafka_bootstrap(tmp_path_factory):
         with container:
             yield container.get_bootstrap_server()
         return
-    from streams.broker import BrokerConfig, BrokerError, LocalKafka
+    from streams.local.broker import BrokerConfig, BrokerError, LocalKafka
 
     broker = LocalKafka(
         BrokerConfig(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from streams.metrics import WorkerMetrics
-from streams.pipeline import Counters
 from streams.settings import Settings
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.pipeline import Counters
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
 

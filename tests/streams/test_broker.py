@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.broker import BrokerConfig, BrokerError, LocalKafka, metadata
+from streams.local.broker import BrokerConfig, BrokerError, LocalKafka, metadata
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.kafka
@@ -130,7 +130,7 @@ def test_topics_are_created_as_their_specs_say(kafka_bootstrap):
 
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    from streams.replay import ensure_topics
+    from streams.feed.send import ensure_topics
     from streams.settings import Settings
 
     settings = Settings(bootstrap=kafka_bootstrap, topic_prefix=f"spec-{uuid.uuid4().hex[:6]}")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.sabr import SABRCalibrator
-from streams.smile_file import load_smiles
+from streams.cli.smile_file import load_smiles
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLSTREAM = Path(sys.executable).with_name("volstream")

@@ -1,35 +1,28 @@
-"""The pipeline with an in-memory sink: dead letters, warm epochs, flags, state records."""
+"""The pipeline with an in-memory sink: dead letters, epochs, flags, warm-state records."""
 
 import asyncio
-import math
 
-import msgpack
-
-from schemas import Alert, DeadLetter, Params, Quote, decode, encode
-from streams.pipeline import Pipeline, Record
+from schemas import Alert, DeadLetter, Params, Quote, WarmState, decode, encode
+from streams.book.surfaces import SurfaceConfig
+from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
-from streams.simulate import TickSimulator
-from streams.surface import SurfaceConfig
+from streams.worker.pipeline import Pipeline, Record
+from tests.streams.memory import Memory
 
 T0 = 1.795e9
 
 
-class Memory:
-    def __init__(self):
-        self.sent: dict[str, list[tuple[bytes, bytes]]] = {}
-
-    async def send(self, topic, key, value):
-        self.sent.setdefault(topic, []).append((key, value))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
 def run(records, settings=None):
+    """Each batch of ``records`` through a pipeline, then its open epochs flushed."""
     sink = Memory()
     pipe = Pipeline(settings or Settings(topic_prefix="t"), sink, clock=lambda: T0 + 100)
-    for batch in records:
-        asyncio.run(pipe.process(batch))
+
+    async def go():
+        for batch in records:
+            await pipe.process(batch)
+        await pipe.flush_idle(0.0)
+
+    asyncio.run(go())
     return pipe, sink
 
 
@@ -46,14 +39,13 @@ def test_bad_records_become_dead_letters_and_good_ones_calibrate():
     params = [decode(v, Params) for _, v in sink.sent["t.params"]]
     assert params and all(p.good for p in params)
     assert params[0].published_at == T0 + 100 and params[0].received_at == T0
-    # warm from the second warm epoch (1 s of event time) on, cold within the first
-    first = math.floor(params[0].window_end)
-    assert [p.warm for p in params] == [math.floor(p.window_end) > first for p in params]
-    assert any(p.warm for p in params)
-    (state,) = [msgpack.unpackb(v) for _, v in sink.sent["t.state"]]  # one per smile and batch
-    assert state["warm"] == params[-1].params and state["epoch"] == math.floor(
-        params[-1].window_end
-    )
+    # one calibration an epoch (a tick each 0.2 s, epochs of 25 ms), each warm from the last
+    assert len({p.window_end for p in params}) == len(params) > 1
+    assert [p.warm for p in params] == [False] + [True] * (len(params) - 1)
+    states = [decode(v, WarmState) for _, v in sink.sent["t.state"]]  # one per smile and batch
+    assert len(states) == 2  # the batch's, and the final flush's
+    assert states[-1].warm == params[-1].params
+    assert states[-1].epoch == int(params[-1].window_end // Settings().surface.epoch)
     assert pipe.counters.calibrations == len(params)
 
 
@@ -77,10 +69,10 @@ def test_failed_fits_are_flagged_with_alerts_and_no_warm_state():
     assert params and not any(p.good for p in params)
     alerts = [decode(v, Alert) for _, v in sink.sent["t.alerts"]]
     assert {a.rule for a in alerts} >= {"gate.rmse"}
-    state = msgpack.unpackb(sink.sent["t.state"][-1][1])
-    assert state["warm"] is None  # flagged fits never become warm starts
+    state = decode(sink.sent["t.state"][-1][1], WarmState)
+    assert state.warm is None  # flagged fits never become warm starts
     converged = [p.params for p in params if p.converged]
-    assert state["prior"] == (converged[-1] if converged else None)
+    assert state.prior == (converged[-1] if converged else None)
 
 
 def _one_quote_a_record() -> tuple[list[Quote], list[Record]]:
@@ -131,3 +123,34 @@ def test_quote_columns_give_the_same_results_and_dead_letter_bad_rows_alone():
     (row,) = decode(letter.original, QuoteColumns).quotes()  # the bad row, as a message alone
     assert row == bad
     assert pipe.counters.ticks == len(rows) and pipe.counters.rejected == {"out_of_range": 1}
+
+
+def test_replays_cut_into_other_messages_and_batches_publish_identical_parameters():
+    """The same ticks, one partition per underlying group, sent as single quotes, as columns
+    of 50 or of 700 rows, taken in batches of one message or many: every Params the same."""
+    from schemas import QuoteColumns
+
+    quotes = list(TickSimulator(pairs=2, indices=1, seed=9).ticks(T0, rate=400, count=1500))
+    parts = {p: [q for q in quotes if (q.underlying == "SPX") == p] for p in (0, 1)}
+
+    def records(size: int) -> list[Record]:
+        out = []
+        for p, qs in parts.items():
+            for i in range(0, len(qs), size):
+                rows = qs[i : i + size]
+                value = encode(rows[0]) if size == 1 else encode(QuoteColumns.from_quotes(rows))
+                out.append(Record(value, "t.quotes", p, i, T0))
+        return sorted(out, key=lambda r: (r.offset, r.partition))  # partitions interleaved
+
+    def published(size: int, per_batch: int) -> dict[str, list[dict]]:
+        rs = records(size)
+        _, sink = run([rs[i : i + per_batch] for i in range(0, len(rs), per_batch)])
+        out: dict[str, list[dict]] = {}
+        for p in _published(sink):
+            out.setdefault(f"{p['underlying']}|{p['expiry']}", []).append(p)
+        return out
+
+    reference = published(700, 1000)
+    assert sum(map(len, reference.values())) > 100 and any("SPX" in k for k in reference)
+    for size, per_batch in ((1, 1), (50, 3), (700, 1)):
+        assert published(size, per_batch) == reference, (size, per_batch)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from schemas.daycount import act365f
-from streams.smile_file import SmileFileError, load_smiles
+from streams.cli.smile_file import SmileFileError, load_smiles
 
 
 def test_groups_by_underlying_and_expiry_with_act365f(tmp_path):

@@ -20,18 +20,21 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.heston import HestonCalibrator
 from engine.sabr import SABRCalibrator
-from schemas import DeadLetter, Params, Quote, QuoteColumns, decode, encode
-from streams.replay import ensure_topics, read_ticks
-from streams.scheduler import Calibrations, surface_market_data
+from schemas import DeadLetter, Params, Quote, QuoteColumns, WarmState, decode, encode
+from streams.book.calibrations import Calibrations, surface_market_data
+from streams.book.state import read_state, state_message
+from streams.book.surfaces import SurfaceBook, SurfaceSnapshot
+from streams.feed.replay import read_ticks
+from streams.feed.send import ensure_topics
 from streams.settings import Settings
-from streams.surface import SurfaceBook, SurfaceSnapshot
-from streams.worker import read_state
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.kafka
@@ -106,13 +109,21 @@ async def read_topic(
     return records
 
 
+def offline_book(quotes: list[Quote], partitions: int = 3) -> tuple[SurfaceBook, list]:
+    """The quotes through a book as a worker gets them: each partition's in order (keyed by
+    underlying, partitioned as the producer does), its last epochs closed at the end."""
+    book, snaps, every = SurfaceBook(Settings().surface), [], list(range(partitions))
+    for p in every:
+        mine = [q for q in quotes if DefaultPartitioner()(q.underlying.encode(), every, every) == p]
+        if mine:
+            snaps += book.ingest(QuoteColumns.from_quotes(mine), p)
+    return book, snaps + book.flush()
+
+
 def expected_snapshots(quotes: list[Quote]):
-    book = SurfaceBook(Settings().surface)
     per_smile: dict[str, list] = {}
-    for q in quotes:
-        snap = book.on_quote(q, 0.0)
-        if snap is not None:
-            per_smile.setdefault(snap.key, []).append(snap)
+    for snap in offline_book(quotes)[1]:
+        per_smile.setdefault(snap.key, []).append(snap)
     return per_smile
 
 
@@ -305,10 +316,7 @@ def test_the_worker_metrics_count_what_the_topics_hold(first_run, quotes):
         assert count == sum(p.model == model for p in params) > 0
     assert m[("volstream_batch_messages_sum", ())] == messages  # every message in one batch
     assert m[("volstream_batch_seconds_count", ())] == m[("volstream_batch_messages_count", ())]
-    book = SurfaceBook(Settings().surface)
-    for q in quotes:
-        book.on_quote(q, 0.0)
-    assert m[("volstream_surfaces", ())] == len(book)
+    assert m[("volstream_surfaces", ())] == len(offline_book(quotes)[0])
 
 
 def test_replaying_into_a_fresh_group_publishes_identical_parameters(
@@ -333,6 +341,8 @@ async def _members(bootstrap: str, group: str) -> int:
     try:
         (response,) = await admin.describe_consumer_groups([group])
         return sum(len(g[5]) for g in response.groups)
+    except KafkaError:  # no group coordinator yet: nobody has joined
+        return 0
     finally:
         await admin.close()
 
@@ -359,7 +369,8 @@ def test_two_workers_share_partitions_and_one_takes_over(
     with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w1.log") as w1:
         members(1)
         asyncio.run(_send(settings, quotes[:half]))
-        first = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], 1, quiet=5))
+        asyncio.run(_committed_to_the_end(settings, group))
+        first = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], 1, quiet=2))
         assert first
         with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w2.log"):
             members(2)
@@ -380,6 +391,30 @@ def test_two_workers_share_partitions_and_one_takes_over(
     assert all(p.n_quotes >= full[key] for key, p in first_after.items()), {
         key: (p.n_quotes, full[key]) for key, p in first_after.items()
     }
+
+
+async def _committed_to_the_end(settings: Settings, group: str, timeout: float = 300) -> None:
+    """Wait until ``group`` committed the end of every quotes partition (all processed)."""
+    topic = settings.topics["quotes"]
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await probe.start()
+    await admin.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        end = await probe.end_offsets(tps)
+        for _ in range(int(timeout * 5)):
+            try:
+                done = await admin.list_consumer_group_offsets(group)
+            except KafkaError:  # the group's coordinator is not ready yet
+                done = {}
+            if all(not end[tp] or (tp in done and done[tp].offset >= end[tp]) for tp in tps):
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"group {group} did not reach the end of {topic}")
+    finally:
+        await probe.stop()
+        await admin.close()
 
 
 async def _send(settings: Settings, quotes: list[Quote]) -> None:
@@ -475,7 +510,7 @@ def test_simulate_cli_sends_paced_batches_the_broker_confirmed(kafka_bootstrap):
     assert 1.0 < span <= 1.5  # ...and paced by event time
 
 
-def test_read_state_returns_the_latest_value_of_every_key(kafka_bootstrap):
+def test_read_state_returns_the_latest_value_of_every_key_and_skips_bad_ones(kafka_bootstrap):
     settings = settings_for(kafka_bootstrap, f"state-{uuid.uuid4().hex[:8]}")
     topic = settings.topics["state"]
     assert asyncio.run(read_state(kafka_bootstrap, topic)) == {}  # no topic yet
@@ -486,15 +521,16 @@ def test_read_state_returns_the_latest_value_of_every_key(kafka_bootstrap):
         await producer.start()
         try:
             for i in range(6):
-                value = msgpack.packb({"warm": {"alpha": float(i)}})
-                await producer.send_and_wait(
-                    topic, value, key=f"EURUSD|2027-0{i % 3 + 1}-25".encode()
+                key, value = state_message(
+                    f"EURUSD|2027-0{i % 3 + 1}-25", WarmState(i, {"alpha": float(i)})
                 )
+                await producer.send_and_wait(topic, value, key=key)
+            await producer.send_and_wait(topic, b"junk", key=b"USDJPY|2027-01-25")
         finally:
             await producer.stop()
 
     asyncio.run(write())
     state = asyncio.run(read_state(kafka_bootstrap, topic))
     assert state == {
-        f"EURUSD|2027-0{k + 1}-25": {"warm": {"alpha": float(k + 3)}} for k in range(3)
+        f"EURUSD|2027-0{k + 1}-25": WarmState(k + 3, {"alpha": float(k + 3)}) for k in range(3)
     }

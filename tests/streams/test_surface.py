@@ -1,12 +1,15 @@
-"""Rolling surfaces: event-time triggers, ageing, outliers, snapshots."""
+"""Rolling surfaces as arrays: epochs of event time, triggers, ageing, outliers, snapshots."""
 
 import datetime as dt
 import math
+import statistics
 
+import numpy as np
 import pytest
 
-from schemas import Quote, time_to_expiry
-from streams.surface import SurfaceBook, SurfaceConfig
+from schemas import Quote, QuoteColumns, time_to_expiry
+from streams.book.surfaces import SurfaceBook, SurfaceConfig, _outliers
+from streams.feed.simulate import TickSimulator
 
 T0 = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC).timestamp()
 
@@ -26,61 +29,136 @@ def q(strike, vol=0.1, ts=T0, forward=1.0, expiry="2027-11-25", underlying="EURU
 
 
 STRIKES = [0.9, 0.95, 1.0, 1.05, 1.1, 1.15]
+SECOND = {"epoch": 1.0}  # one-second epochs keep these tests readable
 
 
-def test_first_snapshot_when_enough_quotes_then_every_n_ticks():
-    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=3))
-    out = [book.on_quote(q(k, ts=T0 + i), received_at=100.0 + i) for i, k in enumerate(STRIKES[:5])]
-    assert out[:4] == [None] * 4 and out[4] is not None
-    snap = out[4]
+def feed(book, quotes, partition=0, received=0.0):
+    """The snapshots ``quotes``, sent as one message, close."""
+    return book.ingest(QuoteColumns.from_quotes(quotes), partition, received)
+
+
+def test_a_smile_is_snapshotted_when_its_epoch_closes_with_enough_quotes():
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=3, **SECOND))
+    # one quote a second: each closes the previous second's epoch, too few quotes until the 5th
+    assert feed(book, [q(k, ts=T0 + i) for i, k in enumerate(STRIKES[:5])], received=100.0) == []
+    (snap,) = book.flush()  # the stream went quiet: the open epoch closes
     assert snap.strikes == tuple(STRIKES[:5]) and snap.received_at == 100.0
     assert snap.time_to_expiry == pytest.approx(time_to_expiry(T0 + 4, "2027-11-25"))
     assert snap.window_start == T0 and snap.window_end == T0 + 4
-    again = [book.on_quote(q(1.0, 0.11, ts=T0 + 10 + i), received_at=200.0 + i) for i in range(3)]
-    assert again[:2] == [None, None] and again[2] is not None
-    assert again[2].received_at == 200.0  # first tick since the last snapshot
-    assert dict(zip(again[2].strikes, again[2].vols))[1.0] == 0.11  # latest quote per strike
+    assert snap.epoch == math.floor((T0 + 4) / 1.0)
+    # three ticks in one epoch: one snapshot, from the latest quote of each strike
+    again = [q(1.0, 0.11, ts=T0 + 10), q(1.0, 0.12, ts=T0 + 10.5), q(0.9, ts=T0 + 10.2)]
+    assert feed(book, again, received=200.0) == []
+    (snap,) = feed(book, [q(1.1, ts=T0 + 11)])  # the next second closes it
+    assert snap.received_at == 200.0  # the first tick since the last snapshot
+    assert dict(zip(snap.strikes, snap.vols))[1.0] == 0.12 and snap.window_end == T0 + 10.5
 
 
-def test_forward_move_and_max_age_trigger_in_event_time():
-    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=100, forward_move=1e-3, max_age=30))
-    for i, k in enumerate(STRIKES[:5]):
-        book.on_quote(q(k, ts=T0 + i), 0.0)
-    assert book.on_quote(q(1.0, forward=1.0005, ts=T0 + 6), 0.0) is None
-    assert book.on_quote(q(1.0, forward=1.0011, ts=T0 + 7), 0.0) is not None  # moved 11 bp
-    assert book.on_quote(q(1.0, forward=1.0011, ts=T0 + 20), 0.0) is None
-    assert book.on_quote(q(1.0, forward=1.0011, ts=T0 + 38), 0.0) is not None  # 31 s later
+def test_ticks_within_an_epoch_are_coalesced_into_one_calibration():
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=1, epoch=0.05))
+    ticks = [q(STRIKES[i % 6], 0.1 + i * 1e-4, ts=T0 + 5e-4 + i * 1e-3) for i in range(200)]
+    snaps = feed(book, ticks) + book.flush()
+    assert len(snaps) == 4  # 200 ticks over four 50 ms epochs
+    assert [s.window_end for s in snaps] == [ticks[i].ts for i in (49, 99, 149, 199)]
+
+
+def test_forward_move_and_max_age_trigger_at_epoch_ends_in_event_time():
+    book = SurfaceBook(
+        SurfaceConfig(min_quotes=5, ticks=100, forward_move=1e-3, max_age=30, **SECOND)
+    )
+    feed(book, [q(k, ts=T0 + i) for i, k in enumerate(STRIKES[:5])])
+    assert len(book.flush()) == 1
+    assert feed(book, [q(1.0, forward=1.0005, ts=T0 + 6)]) + book.flush() == []
+    assert len(feed(book, [q(1.0, forward=1.0011, ts=T0 + 7)]) + book.flush()) == 1  # 11 bp
+    assert feed(book, [q(1.0, forward=1.0011, ts=T0 + 20)]) + book.flush() == []
+    assert len(feed(book, [q(1.0, forward=1.0011, ts=T0 + 38)]) + book.flush()) == 1  # 31 s on
 
 
 def test_stale_quotes_age_out_and_outliers_are_dropped():
-    book = SurfaceBook(SurfaceConfig(min_quotes=4, ticks=1, max_quote_age=60))
-    for i, k in enumerate(STRIKES):
-        book.on_quote(q(k, ts=T0 + i), 0.0)
-    for i, k in enumerate(STRIKES[1:]):  # everything but 0.9 refreshed two minutes later
-        snap = book.on_quote(q(k, vol=0.5 if k == 1.05 else 0.1, ts=T0 + 120 + i), 0.0)
+    book = SurfaceBook(SurfaceConfig(min_quotes=4, ticks=1, max_quote_age=60, **SECOND))
+    feed(book, [q(k, ts=T0 + i) for i, k in enumerate(STRIKES)])
+    book.flush()
+    later = [
+        q(k, vol=0.5 if k == 1.05 else 0.1, ts=T0 + 120 + i * 0.1)
+        for i, k in enumerate(STRIKES[1:])
+    ]
+    (snap,) = feed(book, later) + book.flush()  # everything but 0.9 refreshed two minutes on
     assert 0.9 not in snap.strikes  # aged out
     assert 1.05 not in snap.strikes and snap.dropped == 1  # 0.5 among 0.1s
     assert snap.strikes == (0.95, 1.0, 1.1, 1.15)
 
 
 def test_too_few_quotes_after_filtering_gives_no_snapshot():
-    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=1))
-    out = [
-        book.on_quote(q(k, vol=0.5 if i == 2 else 0.1, ts=T0 + i), 0.0)
-        for i, k in enumerate(STRIKES[:5])
-    ]
-    assert out[-1] is None  # one outlier leaves four
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=1, **SECOND))
+    out = feed(book, [q(k, vol=0.5 if i == 2 else 0.1, ts=T0) for i, k in enumerate(STRIKES[:5])])
+    assert out + book.flush() == []  # one outlier leaves four
 
 
 def test_smiles_are_independent_per_underlying_and_expiry():
-    book = SurfaceBook(SurfaceConfig(min_quotes=5))
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, **SECOND))
+    ticks = []
     for i, k in enumerate(STRIKES[:4]):
-        book.on_quote(q(k, ts=T0 + i), 0.0)
-        book.on_quote(q(k, ts=T0 + i, underlying="USDJPY"), 0.0)
-        book.on_quote(q(k, ts=T0 + i, expiry="2027-05-25"), 0.0)
-    assert len(book) == 3
-    snap = book.on_quote(q(1.2, ts=T0 + 9, underlying="USDJPY"), 0.0)
+        ticks += [
+            q(k, ts=T0 + i),
+            q(k, ts=T0 + i, underlying="USDJPY"),
+            q(k, ts=T0 + i, expiry="2027-05-25"),
+        ]
+    feed(book, ticks)
+    assert len(book) == 3 and book.flush() == []
+    (snap,) = feed(book, [q(1.2, ts=T0 + 9, underlying="USDJPY")]) + book.flush()
     assert snap.key == "USDJPY|2027-11-25"
+
+
+def test_a_late_tick_joins_the_open_epoch_and_a_stale_one_is_ignored():
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=1, max_quote_age=60, **SECOND))
+    feed(book, [q(k, ts=T0 + 100) for k in STRIKES[:5]])
+    (first,) = book.flush()
+    # 0.5 s late: joins; older than the strike's quote: loses to it; 70 s late: ignored
+    late = [q(1.15, ts=T0 + 99.5), q(1.0, 0.2, ts=T0 + 99.8), q(0.8, ts=T0 + 30)]
+    (snap,) = feed(book, late) + book.flush()
+    assert snap.strikes == (0.9, 0.95, 1.0, 1.05, 1.1, 1.15) and snap.vols[2] == 0.1
+    assert snap.window_end == T0 + 100 == first.window_end  # the book's time does not go back
+
+
+def test_snapshots_depend_on_each_partitions_ticks_not_on_message_or_batch_cuts():
+    sim = TickSimulator(pairs=2, indices=1, seed=11)
+    ticks = list(sim.ticks(1.795e9, rate=3000, count=6000))
+    parts = {
+        p: QuoteColumns.from_quotes([t for t in ticks if (t.underlying == "SPX") == p])
+        for p in (0, 1)
+    }
+
+    def run(size: int, order: str):
+        book = SurfaceBook(SurfaceConfig(epoch=0.02))
+        cuts = {
+            p: [c.take(slice(i, i + size)) for i in range(0, c.n, size)] for p, c in parts.items()
+        }
+        messages = [(p, m) for p in (0, 1) for m in cuts[p]]
+        if order == "interleaved":
+            messages = [(p, m) for pair in zip(cuts[0], cuts[1]) for p, m in zip((0, 1), pair)]
+            shorter = min(len(cuts[0]), len(cuts[1]))
+            messages += [(p, m) for p in (0, 1) for m in cuts[p][shorter:]]
+        out = [s for p, m in messages for s in book.ingest(m, p, 0.0)] + book.flush()
+        return {key: [repr(s) for s in out if s.key == key] for key in {s.key for s in out}}
+
+    reference = run(8192, "in turn")
+    assert sum(map(len, reference.values())) > 500 and "SPX|surface" in reference
+    for size, order in ((1, "in turn"), (37, "interleaved"), (1000, "interleaved")):
+        assert run(size, order) == reference, (size, order)
+
+
+def test_outliers_of_every_group_at_once_equal_window_medians_one_by_one():
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(40), rng.integers(1, 12, 40))
+    vols = 0.1 * np.exp(0.3 * rng.standard_normal(groups.size))
+    flags = _outliers(vols, groups, 0.25)
+    expected = []
+    for g in np.unique(groups):
+        v = vols[groups == g].tolist()
+        for i, x in enumerate(v):
+            m = statistics.median(v[max(0, i - 2) : i + 3])
+            expected.append(len(v) >= 3 and abs(x / m - 1.0) > 0.25)
+    assert flags.tolist() == expected and 0 < flags.sum() < flags.size
 
 
 def eq(strike, expiry, ts, spot=5000.0, vol=None, price=None, call=None, underlying="SPX"):
@@ -107,35 +185,42 @@ GRID = [(e, k) for e in EXPIRIES for k in (4500.0, 4750.0, 5000.0, 5250.0, 5500.
 
 
 def test_an_index_is_one_surface_of_every_expiry_calibrated_together():
-    book = SurfaceBook(SurfaceConfig(surface_min_quotes=15, surface_ticks=4, forward_move=1e-3))
+    book = SurfaceBook(
+        SurfaceConfig(surface_min_quotes=15, surface_ticks=4, forward_move=1e-3, **SECOND)
+    )
     opening = [
-        book.on_quote(eq(k, e, T0 + i, price=100.0 + i, call=k >= 5000), 7.0)
-        for i, (e, k) in enumerate(GRID)
+        eq(k, e, T0 + i * 0.01, price=100.0 + i, call=k >= 5000) for i, (e, k) in enumerate(GRID)
     ]
-    assert opening[:14] == [None] * 14 and opening[14] is not None
-    snap = opening[14]
+    assert feed(book, opening, received=7.0) == []
+    (snap,) = book.flush()
     assert snap.key == "SPX|surface" and snap.shape == (3, 5) and len(book) == 1
     assert snap.expiries == tuple(e for e, _ in GRID) and snap.strikes == tuple(k for _, k in GRID)
-    assert snap.times[0] == pytest.approx(time_to_expiry(T0 + 14, EXPIRIES[0]))
+    assert snap.times[0] == pytest.approx(time_to_expiry(T0 + 0.14, EXPIRIES[0]))
     assert snap.prices[3] == 103.0 and math.isnan(snap.vols[3]) and snap.calls[3] is True
     assert snap.rates == (0.04,) * 15 and snap.open_interest == (500.0,) * 15
     # the surface ticks trigger (4 here), and a spot move; each price keeps the spot it was
     # quoted against while the surface moves on
-    later = [book.on_quote(eq(4500.0, EXPIRIES[1], T0 + 20 + i, vol=0.2), 8.0) for i in range(4)]
-    assert later[:3] == [None] * 3 and later[3] is not None
-    moved = book.on_quote(eq(4750.0, EXPIRIES[1], T0 + 30, spot=5006.0, vol=0.21), 9.0)
-    assert moved is not None and moved.spot == 5006.0
+    assert (
+        feed(book, [eq(4500.0, EXPIRIES[1], T0 + 20 + i * 0.1, vol=0.2) for i in range(3)])
+        + book.flush()
+        == []
+    )
+    assert len(feed(book, [eq(4500.0, EXPIRIES[1], T0 + 21, vol=0.2)]) + book.flush()) == 1
+    (moved,) = (
+        feed(book, [eq(4750.0, EXPIRIES[1], T0 + 30, spot=5006.0, vol=0.21)], received=9.0)
+        + book.flush()
+    )
+    assert moved.spot == 5006.0
     i = moved.strikes.index(4750.0, 5)
     assert moved.vols[i] == 0.21 and moved.calls[i] is None and moved.quote_spots[0] == 5000.0
 
 
 def test_surface_outliers_by_expiry_and_expired_options_leave():
-    book = SurfaceBook(SurfaceConfig(surface_min_quotes=10, surface_ticks=1))
-    for i, (e, k) in enumerate(GRID):
-        vol = 0.6 if (e, k) == (EXPIRIES[2], 5000.0) else 0.2
-        snap = book.on_quote(eq(k, e, T0 + i, vol=vol), 0.0)
+    book = SurfaceBook(SurfaceConfig(surface_min_quotes=10, surface_ticks=1, **SECOND))
+    grid = [eq(k, e, T0, vol=0.6 if (e, k) == (EXPIRIES[2], 5000.0) else 0.2) for e, k in GRID]
+    (snap,) = feed(book, grid) + book.flush()
     assert snap.dropped == 1 and 0.6 not in snap.vols and len(snap.strikes) == 14
     # a week on, the first expiry is gone (and its quotes aged out of the book)
-    week = book.on_quote(eq(5000.0, EXPIRIES[1], T0 + 8 * 86400, vol=0.2), 0.0)
-    assert week is None  # 300 s ageing leaves one quote: too few
-    assert EXPIRIES[0] not in {e for e, _ in book._books["SPX|surface"].quotes}
+    week = feed(book, [eq(5000.0, EXPIRIES[1], T0 + 8 * 86400, vol=0.2)]) + book.flush()
+    assert week == []  # 300 s ageing leaves one quote: too few
+    assert book._b["live"][0] == 1

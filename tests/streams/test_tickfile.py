@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas import Quote, encode
-from streams.tickfile import TickFileError, read_tick_file
+from streams.feed.tickfile import TickFileError, read_tick_file
 
 EPOCH = 1796205600.0  # 2026-12-02T10:00:00Z
 ROWS = [  # time, K, iv, note: a user's own names, in their own order

@@ -1,4 +1,4 @@
-"""Micro-batched calibration: dirty smiles of every underlying in one ``calibrate_batch``.
+"""Batched calibration of the snapshots an epoch closed, and the warm-start state of each.
 
 FX smiles are fitted with SABR (beta fixed per underlying); equity index surfaces with Heston,
 every expiry at once, multi-start when cold and from their last good parameters when warm, in
@@ -10,13 +10,11 @@ otherwise; the stability gate compares with its last *converged* parameters, so 
 fails the gate once and is then the new reference. Results that did not converge or failed a
 gate are returned flagged, and never become a warm start.
 
-Warm starts advance in *warm epochs* of event time (``warm_epoch`` seconds): every calibration
-of a smile within one epoch starts from the state the smile had when the epoch began. The
-snapshots of an epoch are then independent of each other, so a backlog calibrates in one large
-batch per epoch rather than one small round per snapshot, while the chain stays a function of
-the ticks alone. Smiles are grouped by their own strike-count bucket, and a smile's numbers
-never depend on which others share its batch (surfaces are fitted one by one): a replay
-reproduces every parameter exactly.
+The book yields at most one snapshot per smile and epoch, so a batch of snapshots calibrates in
+*rounds*: round ``r`` holds each smile's ``r``-th snapshot, and needs only the rounds before it
+(a backlog's many epochs cost a few large batches, not one small one per epoch). Smiles are
+grouped by their own strike-count bucket, and a smile's numbers never depend on which others
+share its batch (surfaces are fitted one by one): a replay reproduces every parameter exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,44 +31,23 @@ from engine.heston import PARAM_NAMES as HESTON_PARAMS
 from engine.heston import HestonCalibrator
 from engine.result import CalibrationResult
 from engine.sabr import SABRCalibrator
-from schemas import Params
-from streams.report import plain
-from streams.surface import SmileSnapshot, SurfaceSnapshot
+from schemas import Params, WarmState
+from streams.book.results import plain
+from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
 
-__all__ = ["Calibrations", "SmileState", "epochs", "surface_market_data"]
+__all__ = ["Calibrations", "rounds", "surface_market_data"]
 
 FREE = ("alpha", "rho", "nu")
 Values = dict[str, float] | None
-Snapshot = SmileSnapshot | SurfaceSnapshot
 
 
-@dataclass
-class SmileState:
-    """``warm``/``prior``: last good / converged parameters; ``base_*``: the same as of the
-    start of ``epoch``, where every calibration of that epoch starts."""
-
-    warm: Values = None
-    prior: Values = None
-    epoch: int | None = None
-    base_warm: Values = None
-    base_prior: Values = None
-
-    def enter(self, epoch: int) -> None:
-        """Start ``epoch`` (a no-op within the current one): the latest state becomes its base."""
-        if self.epoch is None or epoch > self.epoch:
-            self.epoch, self.base_warm, self.base_prior = epoch, self.warm, self.prior
-
-
-def epochs(snapshots: Sequence[Snapshot], length: float) -> list[list[int]]:
-    """Indices of ``snapshots`` in rounds: round ``r`` holds each smile's snapshots of its
-    ``r``-th warm epoch in this sequence, so a round only needs the rounds before it."""
+def rounds(snapshots: Sequence[Snapshot]) -> list[list[int]]:
+    """Indices of ``snapshots`` in rounds: round ``r`` holds each smile's ``r``-th snapshot
+    in this sequence, so a round only needs the rounds before it."""
     out: list[list[int]] = []
-    seen: dict[str, tuple[int, int]] = {}  # smile or surface -> (epoch, round)
-    for i, s in enumerate(snapshots):
-        e = math.floor(s.window_end / length)
-        last = seen.get(s.key)
-        r = 0 if last is None else last[1] + (e > last[0])
-        seen[s.key] = (max(e, last[0]) if last else e, r)
+    seen: dict[str, int] = {}
+    for i, snap in enumerate(snapshots):
+        r = seen[snap.key] = seen.get(snap.key, -1) + 1
         if r == len(out):
             out.append([])
         out[r].append(i)
@@ -87,12 +63,9 @@ class Calibrations:
         calibrator: SABRCalibrator | None = None,
         betas: Mapping[str, float] | None = None,
         default_beta: float = 0.5,
-        warm_epoch: float = 1.0,
         clock: Callable[[], float] = time.time,
         heston: HestonCalibrator | None = None,
     ) -> None:
-        if not warm_epoch > 0:
-            raise ValueError(f"warm_epoch must be positive seconds, got {warm_epoch}")
         # one code path for every batch size (a smile's bits never depend on its batch), and
         # four batch shapes per strike bucket to compile before taking traffic
         self.calibrator = calibrator or SABRCalibrator(
@@ -102,9 +75,8 @@ class Calibrations:
         self.heston = heston or HestonCalibrator(expiry_step=4)
         self.betas = dict(betas or {})
         self.default_beta = default_beta
-        self.warm_epoch = warm_epoch
         self.clock = clock
-        self.state: dict[str, SmileState] = {}
+        self.state: dict[str, WarmState] = {}
 
     def beta(self, underlying: str) -> float:
         return self.betas.get(underlying, self.default_beta)
@@ -130,41 +102,40 @@ class Calibrations:
 
     def run(self, snapshots: Sequence[Snapshot]) -> list[Params]:
         """Calibrate ``snapshots`` (in arrival order, any number per smile or surface); results
-        in the same order. One batch per warm-epoch round and program (see ``_group``)."""
+        in the same order. One batch per round and program (see ``_group``)."""
         out: list[Params | None] = [None] * len(snapshots)
-        for rows in epochs(snapshots, self.warm_epoch):
+        for rows in rounds(snapshots):
             groups: dict[tuple, list[int]] = {}
             for i in rows:
-                snap = snapshots[i]
-                self.state.setdefault(snap.key, SmileState()).enter(
-                    math.floor(snap.window_end / self.warm_epoch)
-                )
-                groups.setdefault(self._group(snap), []).append(i)
+                groups.setdefault(self._group(snapshots[i]), []).append(i)
             for (model, *_), group in groups.items():
                 fit = self._calibrate if model == "sabr" else self._calibrate_surfaces
                 for i, params in zip(group, fit([snapshots[i] for i in group])):
                     out[i] = params
             for i in rows:  # in arrival order, whichever bucket each snapshot went to
-                self._remember(out[i])  # type: ignore[arg-type]
+                self._remember(out[i], snapshots[i].epoch)  # type: ignore[arg-type]
         return out  # type: ignore[return-value]
 
-    def _remember(self, message: Params) -> None:
+    def _remember(self, message: Params, epoch: int) -> None:
         """Converged parameters become the stability reference, good ones the warm start."""
+        state = self.state.get(message.key, WarmState())
         if message.converged:  # converged parameters are finite: no None among them
-            st = self.state[message.key]
-            st.prior = dict(message.params)
-            if message.good:
-                st.warm = st.prior
+            prior = dict(message.params)
+            state = WarmState(epoch, prior if message.good else state.warm, prior)  # type: ignore[arg-type]
+        self.state[message.key] = WarmState(epoch, state.warm, state.prior)
+
+    def _state(self, key: str) -> WarmState:
+        return self.state.get(key) or WarmState()
 
     def _calibrate(self, snaps: list[SmileSnapshot]) -> list[Params]:
-        states = [self.state[s.key] for s in snaps]
+        states = [self._state(s.key) for s in snaps]
         result = self.calibrator.calibrate_batch(
             np.array([s.forward for s in snaps]),
             np.array([s.time_to_expiry for s in snaps]),
             [np.array(s.strikes) for s in snaps],
             [np.array(s.vols) for s in snaps],
-            init=_column([st.base_warm for st in states], FREE),
-            prior=_column([st.base_prior for st in states], FREE),
+            init=_column([st.warm for st in states], FREE),
+            prior=_column([st.prior for st in states], FREE),
             beta=np.array([self.beta(s.underlying) for s in snaps]),
         )
         return _messages(snaps, result, "sabr", self.clock())
@@ -174,25 +145,16 @@ class Calibrations:
         batch sizes, and a replay must be (a desk has a few indices, not hundreds)."""
         out = []
         for snap in snaps:
-            warm = self.state[snap.key].base_warm
+            warm = self._state(snap.key).warm
             result = self.heston.calibrate_batch(
                 [surface_market_data(snap)], init=_column([warm], HESTON_PARAMS) if warm else None
             )
             out += _messages([snap], result, "heston", self.clock())
         return out
 
-    def export_state(self) -> dict[str, dict]:
-        """Warm-start state as plain data (for a compacted topic or a table)."""
-        return {key: self.record(key) for key in self.state}
-
-    def record(self, key: str) -> dict:
-        """The state of one smile or surface (``Params.key``) as plain data."""
-        return vars(self.state[key]).copy()
-
-    def import_state(self, data: Mapping[str, dict]) -> None:
-        fields = SmileState.__dataclass_fields__
-        for key, value in data.items():
-            self.state[key] = SmileState(**{k: v for k, v in value.items() if k in fields})
+    def import_state(self, states: Mapping[str, WarmState]) -> None:
+        """Take warm-start state read back from the state topic (see :mod:`streams.book.state`)."""
+        self.state.update(states)
 
 
 def _column(values: Sequence[Values], names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from streams import replay, smile_file
-from streams.broker import BrokerError
-from streams.smile_file import SmileFileError, load_smiles
-from streams.tickfile import TickFileError
+from streams.cli import smile_file
+from streams.cli.smile_file import SmileFileError, load_smiles
+from streams.feed import replay
+from streams.feed.tickfile import TickFileError
+from streams.local.broker import BrokerError
 
 EPILOG = """examples:
   volstream calibrate data/fx_smiles.csv                 table of SABR fits, beta 0.5
@@ -37,7 +38,7 @@ file formats (calibrate --help shows the columns): CSV or JSON quotes, or JSON m
 
 def _calibrate_smiles(smiles, args) -> tuple[list[dict], float]:
     from engine.sabr import SABRCalibrator
-    from streams.report import records
+    from streams.cli.report import records
 
     beta = None if args.beta == "free" else float(args.beta)
     cal = SABRCalibrator(
@@ -56,7 +57,7 @@ def _calibrate_smiles(smiles, args) -> tuple[list[dict], float]:
 
 
 def _print_results(recs: list[dict], elapsed: float, args) -> int:
-    from streams.report import render_table
+    from streams.cli.report import render_table
 
     if args.json:
         json.dump(recs, sys.stdout, indent=2)
@@ -85,7 +86,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from streams.demo import run_demo
+    from streams.local.demo import run_demo
 
     speed = None if args.max else args.speed
     return run_demo(args.bootstrap, speed=speed)
@@ -94,8 +95,8 @@ def cmd_demo(args) -> int:
 def cmd_tail(args) -> int:
     import asyncio
 
+    from streams.feed.tail import tail
     from streams.settings import TOPIC_KINDS, Settings
-    from streams.tail import tail
 
     settings = Settings.from_env()
     topic = settings.topics[args.topic] if args.topic in TOPIC_KINDS else args.topic
@@ -115,35 +116,54 @@ def cmd_tail(args) -> int:
 
 def cmd_simulate(args) -> int:
     import asyncio
-    import itertools
 
-    from streams.replay import send_quotes
-    from streams.simulate import TickSimulator
+    from streams.feed.send import send_columns
+    from streams.feed.simulate import TENOR_DAYS, TickSimulator
 
     settings = _settings(args)
+    settings.use_compile_cache()
     start = time.time()
-    ticks = itertools.takewhile(
-        lambda q: q.ts - start <= args.duration,
-        TickSimulator(pairs=args.pairs, indices=args.indices, seed=args.seed).ticks(
-            start, args.rate
-        ),
+    weekly = tuple(range(7, 7 * args.expiries + 1, 7))  # many smiles for load
+    sim = TickSimulator(
+        pairs=args.pairs,
+        indices=args.indices,
+        seed=args.seed,
+        tenors=TENOR_DAYS if args.expiries == len(TENOR_DAYS) else weekly,
+        index_tenors=TENOR_DAYS,
     )
+    if args.max is not None:  # as fast as the broker takes them, event times at --rate
+        chunks, due, total = sim.columns(start, args.rate, count=args.max, chunk=8192), None, None
+    else:  # paced: each tick leaves at its event time, for --duration seconds
+        chunks = _until(sim.columns(start, args.rate, chunk=256), start + args.duration)
+        due, total = (lambda ts: ts - start), None
     summary = asyncio.run(
-        send_quotes(
-            ticks,
-            settings,
-            due=lambda q: q.ts - start,
-            batch=args.batch,
-            progress=not args.quiet,
+        send_columns(
+            chunks, settings, due=due, batch=args.batch, progress=not args.quiet, total=total
         )
     )
     failed = f"; {summary.failed:,} FAILED to send" if summary.failed else ""
-    print(f"sent {summary.sent:,} simulated ticks to {settings.topics['quotes']}{failed}")
+    rate = summary.sent / max(summary.seconds, 1e-9)
+    print(
+        f"sent {summary.sent:,} simulated ticks to {settings.topics['quotes']} in "
+        f"{summary.seconds:.1f} s ({rate:,.0f} ticks/s){failed}"
+    )
     return 1 if summary.failed else 0
 
 
+def _until(chunks, end: float):
+    """The rows of ``chunks`` with event times up to ``end``."""
+    for chunk in chunks:
+        keep = chunk.numbers["ts"] <= end
+        if keep.all():
+            yield chunk
+            continue
+        if keep.any():
+            yield chunk.take(keep)
+        return
+
+
 def cmd_broker(args) -> int:
-    from streams.broker import BrokerConfig, LocalKafka
+    from streams.local.broker import BrokerConfig, LocalKafka
 
     config = BrokerConfig(
         **{
@@ -183,7 +203,7 @@ def cmd_broker(args) -> int:
 
 def _bootstrap(args) -> str:
     """--bootstrap, else KAFKA_BOOTSTRAP_SERVERS, else the local broker (started if needed)."""
-    from streams.broker import resolve_bootstrap
+    from streams.local.broker import resolve_bootstrap
 
     return args.bootstrap or resolve_bootstrap()
 
@@ -200,7 +220,7 @@ def _settings(args):
 def cmd_worker(args) -> int:
     import logging
 
-    from streams.worker import run_worker
+    from streams.worker.run import run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     settings = _settings(args)
@@ -418,11 +438,31 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="send synthetic ticks: FX smiles (SABR vols) and equity indices (Heston prices)",
     )
-    sim.add_argument("--rate", type=float, default=200.0, help="ticks per second (default 200)")
-    sim.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    sim.add_argument(
+        "--rate", type=float, default=200.0, help="ticks per second of event time (default 200)"
+    )
+    sim.add_argument(
+        "--duration", type=float, default=60.0, help="seconds to send, paced (default 60)"
+    )
+    sim.add_argument(
+        "--max",
+        type=int,
+        metavar="N",
+        help="send N ticks (after the opening quotes) as fast as the broker takes them, "
+        "unpaced: a load generator (event times still --rate apart)",
+    )
     sim.add_argument("--pairs", type=int, default=3, help="currency pairs, 0-6 (default 3)")
     sim.add_argument(
-        "--indices", type=int, default=1, help="equity indices, 0-3: SPX, SX5E, NDX (default 1)"
+        "--expiries",
+        type=int,
+        default=4,
+        help="expiries per pair: 4 (1m, 3m, 6m, 1y; the default) or that many weekly ones",
+    )
+    sim.add_argument(
+        "--indices",
+        type=int,
+        default=1,
+        help="equity indices, 0-5: SPX, SX5E, NDX, NKY, UKX (default 1)",
     )
     sim.add_argument("--seed", type=int, default=5)
     sim.add_argument("--bootstrap", help="Kafka bootstrap servers")

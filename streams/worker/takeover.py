@@ -16,9 +16,10 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.pipeline import Pipeline
+from schemas import key_underlying
+from streams.book.state import read_state
 from streams.settings import Settings
-from streams.worker import read_state
+from streams.worker.pipeline import Pipeline, Record
 
 __all__ = ["MAX_RECORDS", "take_over"]
 
@@ -45,26 +46,30 @@ async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]
             if end is not None and starts[tp] is not None and starts[tp].offset < end:
                 ranges[tp] = (max(starts[tp].offset, end - MAX_RECORDS), end)
                 consumer.seek(tp, ranges[tp][0])
-        values: list[bytes] = []
+        records: list[Record] = []
         while ranges:
             batch = await consumer.getmany(*ranges, timeout_ms=5000)
             if not batch:
                 break
-            for tp, records in batch.items():
-                values += [r.value for r in records if r.offset < ranges[tp][1]]
-                if records[-1].offset + 1 >= ranges[tp][1]:
+            for tp, got in batch.items():
+                records += [
+                    Record(r.value, topic, tp.partition, r.offset, 0.0)
+                    for r in got
+                    if r.offset < ranges[tp][1]
+                ]
+                if got[-1].offset + 1 >= ranges[tp][1]:
                     del ranges[tp]
                     consumer.pause(tp)
     finally:
         await consumer.stop()
-    underlyings = pipeline.rebuild(values)
+    underlyings = pipeline.rebuild(records)
     if underlyings:
         state = await read_state(settings.bootstrap, settings.topics["state"])
-        theirs = {key: value for key, value in state.items() if key.split("|")[0] in underlyings}
+        theirs = {k: v for k, v in state.items() if key_underlying(k) in underlyings}
         pipeline.calibrations.import_state(theirs)
         log.warning(
             "read back %d quote messages and %d warm starts (of %d)",
-            len(values),
+            len(records),
             len(theirs),
             len(state),
         )

@@ -30,7 +30,7 @@ from string import Template
 
 __all__ = ["BrokerConfig", "BrokerError", "LocalKafka", "metadata", "resolve_bootstrap"]
 
-COMPOSE = Path(__file__).resolve().parents[1] / "compose" / "kafka"
+COMPOSE = Path(__file__).resolve().parents[2] / "compose" / "kafka"
 KAFKA_VERSION = "4.1.1"
 _TOOL_JVM = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")  # short-lived tools
 

@@ -15,6 +15,7 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 | ``volstream_tick_to_publish_seconds`` | histogram | ``model``: first tick of a snapshot received -> its parameters sent |
 | ``volstream_batch_seconds`` | histogram | one micro-batch, decode to delivered |
 | ``volstream_batch_messages`` | histogram | messages in one micro-batch |
+| ``volstream_compiles_total`` | counter | XLA programs compiled since start (past the warm-up: a shape it missed, a stall) |
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -88,6 +89,19 @@ class WorkerMetrics:
             buckets=_MESSAGES,
             registry=self.registry,
         )
+        self.compiles = Counter(
+            "volstream_compiles", "XLA programs compiled since start", registry=self.registry
+        )
+
+    def count_compiles(self) -> None:
+        """Count every XLA compilation of this process from now on (JAX's own event)."""
+        import jax
+
+        def listener(event: str, duration: float, **kwargs) -> None:
+            if event == "/jax/core/compile/backend_compile_duration":
+                self.compiles.inc()
+
+        jax.monitoring.register_event_duration_secs_listener(listener)
 
 
 def serve(metrics: WorkerMetrics, host: str, port: int) -> None:

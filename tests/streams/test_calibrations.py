@@ -1,4 +1,4 @@
-"""The micro-batching scheduler: engine-equal results, warm epochs, determinism, flags."""
+"""Batched calibration of snapshots: engine-equal results, rounds, warm state, determinism, flags."""
 
 import dataclasses
 
@@ -7,8 +7,10 @@ import pytest
 
 from bench.smiles import fx_smiles
 from engine.sabr import SABRCalibrator
-from streams.scheduler import Calibrations, epochs
-from streams.surface import SmileSnapshot
+from schemas import QuoteColumns, WarmState, decode, encode
+from streams.book.calibrations import Calibrations, rounds
+from streams.book.surfaces import SmileSnapshot, SurfaceBook, SurfaceConfig
+from streams.feed.simulate import TickSimulator
 
 
 def snapshots(n=6, seed=3, n_strikes=15, noise=0.0, underlying="EURUSD"):
@@ -43,8 +45,7 @@ def test_params_equal_a_direct_engine_calibration_and_warm_state_follows():
         for name in ("alpha", "rho", "nu"):
             assert p.params[name] == pytest.approx(float(direct.params[name][i]), rel=1e-12)
         assert cal.state[snaps[i].key].warm == p.params | {}  # good fits become warm starts
-    assert all(not p.warm for p in cal.run(snaps))  # same warm epoch: same (cold) start
-    later = [dataclasses.replace(s, window_end=s.window_end + 1) for s in snaps]
+    later = [dataclasses.replace(s, window_end=s.window_end + 1, epoch=1) for s in snaps]
     again = cal.run(later)
     assert all(p.warm for p in again)
     assert all(p.gates["stability"]["verdict"] == "pass" for p in again)
@@ -80,11 +81,10 @@ def test_batch_composition_does_not_change_a_single_bit(noise):
             assert (a.params, a.rmse, a.iterations) == (b.params, b.rmse, b.iterations)
 
 
-def test_epochs_split_each_smiles_snapshots_by_warm_epoch_in_arrival_order():
-    s = lambda key, t: dataclasses.replace(snapshots(1)[0][0], expiry=key, window_end=t)  # noqa: E731
-    snaps = [s("a", 0.1), s("b", 0.5), s("a", 0.7), s("a", 1.2), s("b", 3.0), s("a", 1.9)]
-    assert epochs(snaps, 1.0) == [[0, 1, 2], [3, 4, 5]]
-    assert epochs(snaps, 0.5) == [[0, 1], [2, 4], [3], [5]]
+def test_rounds_hold_each_smiles_snapshots_in_arrival_order():
+    s = lambda key: dataclasses.replace(snapshots(1)[0][0], expiry=key)  # noqa: E731
+    snaps = [s("a"), s("b"), s("a"), s("a"), s("c"), s("b")]
+    assert rounds(snaps) == [[0, 1, 4], [2, 5], [3]]
 
 
 def test_a_backlog_in_one_call_equals_snapshot_by_snapshot_and_warm_starts_per_epoch():
@@ -93,6 +93,7 @@ def test_a_backlog_in_one_call_equals_snapshot_by_snapshot_and_warm_starts_per_e
         dataclasses.replace(
             b,
             window_end=b.window_end + 0.4 * k,
+            epoch=k,
             strikes=b.strikes[: 7 if k % 3 == 1 else 15],  # another strike bucket
             vols=tuple(v * (1 + 0.002 * k) for v in b.vols)[: 7 if k % 3 == 1 else 15],
         )
@@ -105,10 +106,9 @@ def test_a_backlog_in_one_call_equals_snapshot_by_snapshot_and_warm_starts_per_e
     assert [(p.params, p.warm, p.iterations) for p in together] == [
         (p.params, p.warm, p.iterations) for p in expected
     ]
-    epoch = [int(np.floor(s.window_end)) for s in steps]
-    assert [p.warm for p in together] == [e > epoch[0] for e in epoch]
-    with pytest.raises(ValueError, match="warm_epoch"):
-        Calibrations(warm_epoch=0)
+    assert [p.warm for p in together] == [s.epoch > 0 for s in steps]  # warm from the second
+    with pytest.raises(ValueError, match="epoch"):
+        SurfaceConfig(epoch=0)
 
 
 def test_betas_per_underlying():
@@ -117,33 +117,35 @@ def test_betas_per_underlying():
     assert {p.params["beta"] for p in cal.run(snaps)} == {0.7}
 
 
-def test_state_export_round_trip():
+def test_warm_state_round_trips_through_its_message():
     snaps, _ = snapshots(2)
     cal = Calibrations()
     cal.run(snaps)
     fresh = Calibrations()
-    fresh.import_state(cal.export_state())
-    assert fresh.state == cal.state
-    later = [dataclasses.replace(s, window_end=s.window_end + 1) for s in snaps]
+    fresh.import_state({k: decode(encode(v), WarmState) for k, v in cal.state.items()})
+    assert fresh.state == cal.state and all(v.warm for v in fresh.state.values())
+    later = [dataclasses.replace(s, window_end=s.window_end + 1, epoch=1) for s in snaps]
     assert [p.params for p in fresh.run(later)] == [p.params for p in cal.run(later)]
     assert all(p.warm for p in fresh.run(later))
 
 
 def index_snapshots(count=150, seed=4, indices=2):
     """Surface snapshots of simulated indices (Heston prices, drifting spot and v0)."""
-    from streams.simulate import TickSimulator
-    from streams.surface import SurfaceBook, SurfaceConfig
-
-    book = SurfaceBook(SurfaceConfig(surface_ticks=25))
     sim = TickSimulator(pairs=0, indices=indices, seed=seed)
-    snaps = [book.on_quote(q, 0.0) for q in sim.ticks(1.795e9, rate=20, count=count)]
-    return [s for s in snaps if s is not None and s.shape[0] == 4]
+    snaps = book_snapshots(list(sim.ticks(1.795e9, rate=20, count=count)))
+    return [s for s in snaps if s.shape[0] == 4]
+
+
+def book_snapshots(quotes):
+    """What a book with the default triggers snapshots of ``quotes``, one partition."""
+    book = SurfaceBook(SurfaceConfig())
+    return book.ingest(QuoteColumns.from_quotes(quotes)) + book.flush()
 
 
 def test_surface_prices_become_the_implied_vols_quantlib_reprices_to_the_quote():
     import QuantLib as ql
 
-    from streams.scheduler import surface_market_data
+    from streams.book.calibrations import surface_market_data
 
     snap = index_snapshots(count=60, indices=1)[-1]
     data = surface_market_data(snap)
@@ -162,7 +164,7 @@ def test_surface_prices_become_the_implied_vols_quantlib_reprices_to_the_quote()
 
 
 def test_index_surfaces_calibrate_with_heston_cold_then_warm_and_recover_the_model():
-    from streams.simulate import INDICES
+    from streams.feed.simulate import INDICES
 
     snaps = index_snapshots()
     cal = Calibrations()
@@ -171,7 +173,7 @@ def test_index_surfaces_calibrate_with_heston_cold_then_warm_and_recover_the_mod
     assert all(p.converged and p.good for p in out)
     for name in ("SPX", "SX5E"):
         mine = [p for p in out if p.underlying == name]
-        # good fits warm-start the next warm epoch's
+        # good fits warm-start the next
         assert not mine[0].warm and mine[-1].warm and sum(p.warm for p in mine) >= len(mine) - 2
         truth = dict(zip(("kappa", "theta", "sigma", "rho"), INDICES[name][4:]))
         for k, v in truth.items():  # the simulator's fixed parameters, through noise and drift
@@ -192,12 +194,9 @@ def test_a_surface_fit_does_not_depend_on_its_batch_companions():
 
 def test_after_warm_up_a_growing_index_surface_compiles_nothing():
     from engine.heston import calibrator
-    from streams.simulate import TickSimulator
-    from streams.surface import SurfaceBook, SurfaceConfig
 
-    book = SurfaceBook(SurfaceConfig(surface_ticks=25))
     quotes = TickSimulator(pairs=0, indices=1, seed=4).ticks(1.795e9, rate=20, count=60)
-    snaps = [s for s in (book.on_quote(q, 0.0) for q in quotes) if s is not None]
+    snaps = book_snapshots(list(quotes))
     assert snaps[0].shape[0] < snaps[-1].shape[0] == 4  # opening quotes arrive expiry by expiry
     cal = Calibrations()
     cal.warmup_heston()

@@ -1,0 +1,22 @@
+"""The key of a smile or an index surface, the one place it is built and read.
+
+It is the Kafka key of every message about that smile or surface (params, alerts, warm state)
+and names it in the worker's book: ``UNDERLYING|EXPIRY`` for a smile, ``UNDERLYING|surface``
+for an equity index's whole surface.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SURFACE", "book_key", "key_underlying"]
+
+SURFACE = "surface"  # the second half of a surface's key, where a smile has its expiry
+
+
+def book_key(underlying: str, expiry: str | None = None) -> str:
+    """The key of ``underlying``'s smile of ``expiry``, or of its surface (``expiry`` None)."""
+    return f"{underlying}|{SURFACE if expiry is None else expiry}"
+
+
+def key_underlying(key: str) -> str:
+    """The underlying a key names."""
+    return key.partition("|")[0]

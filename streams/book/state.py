@@ -1,0 +1,62 @@
+"""The warm-state topic, its one owner: what is written there and how it is read back.
+
+The topic is compacted and keyed by smile or surface (:func:`schemas.book_key`); each value is a
+:class:`schemas.WarmState`. A worker writes the latest state of every smile it calibrated in a
+batch, and reads the topic back when it starts or takes partitions over, so it starts warm.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from schemas import SchemaError, WarmState, decode, encode
+
+__all__ = ["read_state", "state_message"]
+
+log = logging.getLogger(__name__)
+
+
+def state_message(key: str, state: WarmState) -> tuple[bytes, bytes]:
+    """The Kafka key and value that record ``state`` of smile or surface ``key``."""
+    return key.encode(), encode(state)
+
+
+async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[str, WarmState]:
+    """The latest state per key of the state topic (empty if it does not exist); a value that
+    does not decode is skipped with a warning (that smile starts cold)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    # the partitions from a fresh describe: a consumer's own metadata only knows the topics it
+    # subscribed to, so partitions_for_topic() said None here and nothing was ever restored
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] or not described["partitions"]:  # no such topic yet
+        return {}
+    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        state: dict[str, WarmState] = {}
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
+            batch = await consumer.getmany(*tps, timeout_ms=int(timeout * 1000))
+            if not batch:
+                break
+            for records in batch.values():
+                for r in records:
+                    if r.value is None:
+                        continue
+                    try:
+                        state[r.key.decode()] = decode(r.value, WarmState)
+                    except SchemaError as exc:
+                        log.warning("state of %r skipped: %s", r.key, exc)
+        return state
+    finally:
+        await consumer.stop()

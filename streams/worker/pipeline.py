@@ -1,0 +1,281 @@
+"""From a micro-batch of raw quote messages to published parameters, alerts and dead letters.
+
+The agent hands each batch of raw records here. A record holds :class:`schemas.QuoteColumns`,
+a :class:`schemas.QuoteBatch` or a single :class:`schemas.Quote`; every row is validated, and a
+bad one becomes a :class:`schemas.DeadLetter` with its reason (and a row's index and field) and
+is counted, never raised. Good rows go to the book (:mod:`streams.book.surfaces`) as columns,
+partition by partition in their order (single quotes in a row are gathered into one set of
+columns first); the epochs they close yield snapshots, calibrated together on one executor
+thread, off the event loop (:class:`streams.book.calibrations.Calibrations`). Each result is
+published as :class:`schemas.Params` (flagged, never as good, when it failed) with its alerts,
+then each calibrated smile's warm state, every topic's messages in batches. ``process`` returns
+only once every message it sent is delivered, so the offsets the agent then commits never run
+ahead of published work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from alerts import History, evaluate
+from schemas import (
+    DEAD_LETTER_KEEP,
+    Alert,
+    DeadLetter,
+    Quote,
+    QuoteBatch,
+    QuoteColumns,
+    SchemaError,
+    decode,
+    encode,
+)
+from streams.book.calibrations import Calibrations
+from streams.book.state import state_message
+from streams.book.surfaces import Snapshot, SurfaceBook
+from streams.settings import Settings
+from streams.worker.metrics import WorkerMetrics
+
+__all__ = ["Counters", "Pipeline", "Record", "Sink"]
+
+log = logging.getLogger(__name__)
+
+Messages = list[tuple[bytes, bytes]]  # (key, value) pairs for one topic
+
+
+class Record(NamedTuple):
+    """One consumed message, with where it came from and when the worker got it."""
+
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+    received_at: float
+
+
+class Sink(Protocol):
+    async def send_many(self, topic: str, messages: Messages) -> list[Awaitable]:
+        """Queue ``messages`` on ``topic``; the awaitables resolve on delivery."""
+        ...
+
+
+@dataclass
+class Counters:
+    ticks: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    calibrations: int = 0
+    flagged: int = 0
+    alerts: int = 0
+    errors: int = 0
+
+
+class _Read(NamedTuple):
+    """What one record holds: its good quotes (columns, or single quotes to gather), its
+    refused parts with why, and how many ticks it carried."""
+
+    columns: QuoteColumns | None
+    singles: list[Quote]
+    refused: list[tuple[bytes, SchemaError]]
+    ticks: int
+
+
+def _read(value: bytes) -> _Read:
+    try:
+        message = decode(value)
+        if not isinstance(message, (Quote, QuoteBatch, QuoteColumns)):
+            raise SchemaError(
+                "unknown_type",
+                f"expected a quote, quote_batch or quote_columns, got {message.TYPE}",
+            )
+    except SchemaError as exc:
+        return _Read(None, [], [(value, exc)], 1)
+    if isinstance(message, Quote):
+        return _Read(None, [message], [], 1)
+    if isinstance(message, QuoteColumns):
+        valid, problems = message.problems()
+        good = message if not problems else message.take(valid)
+        refused = [(encode(message.take([p.row])), p.error()) for p in problems]
+        return _Read(good, [], refused, message.n)
+    singles, refused = [], []
+    for i, item in enumerate(message.items):
+        try:
+            singles.append(decode(item, Quote))
+        except SchemaError as exc:
+            refused.append(
+                (item, SchemaError(exc.reason, f"item {i} of a quote batch: {exc.detail}"))
+            )
+    return _Read(None, singles, refused, len(message.items))
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        sink: Sink,
+        *,
+        calibrations: Calibrations | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.clock = clock
+        self.book = SurfaceBook(settings.surface)
+        self.calibrations = calibrations or Calibrations(
+            betas=settings.betas, default_beta=settings.default_beta
+        )
+        self.history = History()
+        self.counters = Counters()
+        self.metrics = WorkerMetrics(lambda: (self.counters, len(self.book)))
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
+        self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
+        self._lock = asyncio.Lock()  # a batch and an idle flush never interleave
+
+    def _ingest(
+        self, records: Iterable[Record], counted: bool, seen: set[str] | None = None
+    ) -> tuple[list[Snapshot], list]:
+        """The snapshots ``records`` close, and their refused parts (with their record); the
+        underlyings of their good quotes are added to ``seen``."""
+        snaps: list[Snapshot] = []
+        refused: list[tuple[Record, bytes, SchemaError]] = []
+        singles: dict[int, tuple[float, list[Quote]]] = {}  # partition -> gathered quotes
+
+        def add(columns: QuoteColumns, partition: int, received: float) -> None:
+            snaps.extend(self.book.ingest(columns, partition, received))
+            if seen is not None:
+                names = columns.text["underlying"]
+                seen.update(names.values[i] for i in np.unique(names.codes).tolist())
+
+        def gathered(partition: int) -> None:
+            received, quotes = singles.pop(partition, (0.0, []))
+            if quotes:
+                add(QuoteColumns.from_quotes(quotes), partition, received)
+
+        for record in records:
+            read = _read(record.value)
+            if counted:
+                self.counters.ticks += read.ticks
+            refused += [(record, value, exc) for value, exc in read.refused]
+            if read.singles:
+                singles.setdefault(record.partition, (record.received_at, []))[1].extend(
+                    read.singles
+                )
+            if read.columns is not None and read.columns.n:
+                gathered(record.partition)  # in order: the single quotes before these first
+                add(read.columns, record.partition, record.received_at)
+        for partition in list(singles):
+            gathered(partition)
+        return snaps, refused
+
+    def rebuild(self, records: Iterable[Record]) -> set[str]:
+        """Take in quote messages another worker already processed (a takeover's read-back):
+        the book updates as it did there, but nothing is calibrated, published or counted,
+        and bad messages, already dead-lettered, are skipped. Returns the underlyings
+        seen."""
+        seen: set[str] = set()
+        self._ingest(records, counted=False, seen=seen)
+        return seen
+
+    async def process(self, records: Sequence[Record]) -> None:
+        start = time.perf_counter()
+        async with self._lock:
+            for record in records:
+                self._last_seen[record.partition] = record.received_at
+            snaps, refused = self._ingest(records, counted=True)
+            deliveries = await self._dead_letters(refused)
+            if snaps:
+                deliveries += await self._calibrate(snaps)
+            await asyncio.gather(*deliveries)
+        self.metrics.batch_seconds.observe(time.perf_counter() - start)
+        self.metrics.batch_messages.observe(len(records))
+
+    async def flush_idle(self, quiet: float) -> None:
+        """Close the open epoch of every partition without a message for ``quiet`` seconds
+        (wall clock): a stream gone quiet still gets its last quotes calibrated. A batch in
+        progress means the stream is not quiet: nothing to do then."""
+        if self._lock.locked():
+            return
+        async with self._lock:
+            now = self.clock()
+            snaps = [
+                snap
+                for p, seen in sorted(self._last_seen.items())
+                if now - seen >= quiet
+                for snap in self.book.flush(p)
+            ]
+            if snaps:
+                await asyncio.gather(*await self._calibrate(snaps))
+
+    async def _calibrate(self, snapshots: list[Snapshot]) -> list[Awaitable]:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.executor, self.calibrations.run, snapshots)
+        except Exception as exc:  # a bug must not stop the stream: say so loudly instead
+            log.exception("calibration of %d smiles failed", len(snapshots))
+            self.counters.errors += 1
+            return await self._error_alerts(snapshots, exc)
+        now = self.clock()
+        params, alerts = [], []
+        for message in results:
+            message = replace(message, published_at=now)
+            key = message.key.encode()
+            params.append((key, encode(message)))
+            self.counters.calibrations += 1
+            self.counters.flagged += not message.good
+            self.metrics.latency.labels(message.model).observe(now - message.received_at)
+            found, self.history = evaluate(self.history, message, now)
+            alerts += [(key, encode(alert)) for alert in found]
+        self.counters.alerts += len(alerts)
+        topics = self.settings.topics
+        # the state topic is compacted: the latest state of each smile in this batch suffices
+        states = [
+            state_message(key, self.calibrations.state[key])
+            for key in dict.fromkeys(p.key for p in results)
+        ]
+        sent = await self.sink.send_many(topics["params"], params)
+        sent += await self.sink.send_many(topics["alerts"], alerts)
+        return sent + await self.sink.send_many(topics["state"], states)
+
+    async def _dead_letters(self, refused: list[tuple[Record, bytes, SchemaError]]):
+        letters = []
+        for record, value, exc in refused:
+            self.counters.rejected[exc.reason] += 1
+            letter = DeadLetter(
+                ts=self.clock(),
+                reason=exc.reason,
+                detail=exc.detail,
+                original=bytes(value[:DEAD_LETTER_KEEP]),
+                original_size=len(value),
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+            letters.append((exc.reason.encode(), encode(letter)))
+        return await self.sink.send_many(self.settings.topics["dlq"], letters) if letters else []
+
+    async def _error_alerts(self, snapshots: list[Snapshot], exc: Exception) -> list[Awaitable]:
+        now = self.clock()
+        alerts = [
+            (
+                s.key.encode(),
+                encode(
+                    Alert(
+                        now,
+                        "critical",
+                        "calibration_error",
+                        s.key.replace("|", " "),
+                        f"calibration raised {type(exc).__name__}: {exc}"[:2000],
+                        {},
+                    )
+                ),
+            )
+            for s in {s.key: s for s in snapshots}.values()
+        ]
+        return await self.sink.send_many(self.settings.topics["alerts"], alerts)

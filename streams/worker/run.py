@@ -1,0 +1,61 @@
+"""Start a worker: compile the solver, restore warm starts, then join the consumer group.
+
+Order matters: the JIT cache is warmed for the bucketed shapes and the warm state is read back
+from the compacted state topic *before* the worker subscribes, so the first batches after a
+(re)start neither stall on compilation nor start cold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+
+from streams.settings import Settings
+
+__all__ = ["run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run until stopped (SIGINT/SIGTERM): faust owns the loop from here."""
+    settings.use_compile_cache()
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)  # faust's datadir
+
+    import faust
+
+    from streams.book.state import read_state
+    from streams.worker.agent import attach
+    from streams.worker.app import build_app
+    from streams.worker.metrics import serve
+
+    app = build_app(settings)
+    pipeline = attach(app, settings)
+    pipeline.metrics.count_compiles()
+    state = asyncio.run(read_state(settings.bootstrap, settings.topics["state"]))
+    pipeline.calibrations.import_state(state)
+    log.warning("restored warm-start state of %d smiles; compiling the solver...", len(state))
+    # what the first batches need now (a few smiles; index surfaces), the larger batch shapes
+    # in the background while the worker runs (a batch that needs one first compiles it)
+    pipeline.calibrations.warmup(batch_sizes=(8,))
+    pipeline.calibrations.warmup_heston()
+    threading.Thread(
+        target=pipeline.calibrations.warmup,
+        kwargs={"batch_sizes": (32, 128, 512)},
+        name="warmup",
+        daemon=True,
+    ).start()
+    # Everything alive now (modules, compiled programs, restored state) lives as long as the
+    # worker: keep it out of the cyclic collector, whose full passes over it otherwise paused
+    # the stream for 100-250 ms (seen in bench/stream.py's latency run).
+    gc.collect()
+    gc.freeze()
+    serve(pipeline.metrics, settings.metrics_host, settings.metrics_port)
+    worker = faust.Worker(app, loglevel=loglevel)
+    # faust's start-up spinner lowers the root logger to DEBUG so that every record reaches it:
+    # then every library's debug call (aiokafka logs each send) builds a record and writes to
+    # the terminal, for the worker's whole life
+    worker.spinner = None
+    worker.execute_from_commandline()
