@@ -9,6 +9,7 @@ deviations from its running mean (per smile or surface, after ``min_count`` good
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from schemas import Alert, Params
@@ -76,9 +77,15 @@ def drift_alerts(
     history: History, params: Params, now: float, *, z: float = 3.0, min_count: int = 20
 ) -> tuple[list[Alert], History]:
     """Z-score drift of each parameter against its running history; good fits update it."""
+    stats = dict(history.stats)
+    return _drift(stats, params, now, z, min_count), History(stats)
+
+
+def _drift(stats: dict, params: Params, now: float, z: float, min_count: int) -> list[Alert]:
+    """:func:`drift_alerts` on ``stats``, updated in place (the callers own that copy)."""
     if not params.good:
-        return [], history
-    alerts, stats = [], dict(history.stats)
+        return []
+    alerts = []
     for name, value in params.params.items():
         if value is None:
             continue
@@ -98,10 +105,14 @@ def drift_alerts(
                     )
                 )
         stats[key] = run.add(value)
-    return alerts, History(stats)
+    return alerts
 
 
-def evaluate(history: History, params: Params, now: float) -> tuple[list[Alert], History]:
-    """Every rule, composed."""
-    drift, history = drift_alerts(history, params, now)
-    return gate_alerts(params, now) + drift, history
+def evaluate(
+    history: History, batch: Sequence[Params], now: float
+) -> tuple[list[list[Alert]], History]:
+    """Every rule, composed, over a batch of results in order: the alerts of each, and the
+    history after all of them (copied once per batch, not once per result)."""
+    stats = dict(history.stats)
+    found = [gate_alerts(p, now) + _drift(stats, p, now, 3.0, 20) for p in batch]
+    return found, History(stats)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import math
 import os
 import signal
@@ -212,17 +213,29 @@ async def caught_up(settings: Settings, timeout: float) -> float:
         await admin.close()
 
 
-async def drain(settings: Settings, start) -> list[tuple[float, Params]]:
-    """Read the params topic from its end, call ``start`` (the worker), and read on until the
-    worker's group committed the end of the quotes backlog."""
+async def drain(settings: Settings, chunks, batch: int = 1024):
+    """Send ``chunks`` unpaced to a listening worker and read the params topic until its
+    group committed the end of the quotes: what was read, and the ticks sent."""
     stop = asyncio.Event()
     reader = asyncio.create_task(collect(settings.bootstrap, settings.topics["params"], stop))
     await asyncio.sleep(1.0)  # the reader is at the end
-    start()
+    sent = await send_columns(chunks, settings, batch=batch)
     await caught_up(settings, timeout=1800)
     await asyncio.sleep(2)  # the last deliveries reach the reader
     stop.set()
-    return await reader
+    return await reader, sent.sent
+
+
+def wait_warm(port: int, worker: subprocess.Popen, timeout: float = 900) -> float:
+    """Seconds until the worker serves metrics and its background warm-up is done."""
+    start = time.time()
+    while time.time() - start < timeout:
+        if worker.poll() is not None:
+            raise RuntimeError("the worker died: see its log")
+        if scrape(port, "volstream_warming_up") == 0.0:
+            return time.time() - start
+        time.sleep(0.5)
+    raise TimeoutError("the worker did not finish compiling")
 
 
 def measure_backlog(seen: list[tuple[float, Params]], ticks: int) -> dict:
@@ -404,19 +417,17 @@ def main(argv=None) -> dict:
         run = f"bench-{uuid.uuid4().hex[:6]}"
         settings = Settings(bootstrap=bootstrap, topic_prefix=run, app_id=run)
         asyncio.run(ensure_topics(settings))
-        # event times just before the live runs, so the live ticks find these quotes fresh
-        backlog = simulator(11).columns(time.time() - 25, 50_000.0, count=args.ticks, chunk=8192)
-        sent = asyncio.run(send_columns(backlog, settings, batch=1024))
-        total = sent.sent
-        print(f"backlog: {total:,} ticks produced in {sent.seconds:.1f} s", flush=True)
-
-        port, workers = _free_port(), []
-        launch = lambda: workers.append(  # noqa: E731
-            start_worker(settings, state_dir, tmp / "worker.log", port)
-        )
+        port = _free_port()
+        worker = start_worker(settings, state_dir, tmp / "worker.log", port)
         try:
-            seen = asyncio.run(drain(settings, launch))
-            worker = workers[0]
+            warm = wait_warm(port, worker)
+            print(f"worker compiled and listening after {warm:.0f} s", flush=True)
+            # event times just before the live runs, so the live ticks find these quotes fresh
+            backlog = simulator(11).columns(
+                time.time() - 25, 50_000.0, count=args.ticks, chunk=8192
+            )
+            seen, total = asyncio.run(drain(settings, backlog))
+            print(f"backlog: {total:,} ticks", flush=True)
             record["backlog"] = through = measure_backlog(seen, total)
             print(
                 f"worker, backlog: {through['ticks_per_s']:,.0f} ticks/s "
@@ -451,27 +462,25 @@ def main(argv=None) -> dict:
                     flush=True,
                 )
         finally:
-            for w in workers:
-                stop_worker(w)
+            stop_worker(worker)
 
         if args.single:  # the same worker code, fed one quote a message
             single = Settings(bootstrap=bootstrap, topic_prefix=run + "-1", app_id=run + "-1")
             asyncio.run(ensure_topics(single))
-            ticks = simulator(13).columns(time.time() - 3600, 50_000.0, count=args.single)
-            sent = asyncio.run(send_columns(ticks, single, batch=1))
-            workers = []
-            launch = lambda: workers.append(  # noqa: E731
-                start_worker(single, state_dir, tmp / "worker-1.log", 0)
-            )
+            port = _free_port()
+            worker = start_worker(single, state_dir, tmp / "worker-1.log", port)
             try:
-                seen = asyncio.run(drain(single, launch))
+                wait_warm(port, worker)
+                ticks = simulator(13).columns(time.time() - 3600, 50_000.0, count=args.single)
+                seen, total_single = asyncio.run(drain(single, ticks, batch=1))
             finally:
-                for w in workers:
-                    stop_worker(w)
-            record["single_quotes"] = one = measure_backlog(seen, sent.sent)
+                stop_worker(worker)
+            record["single_quotes"] = one = measure_backlog(seen, total_single)
             print(f"worker, single-quote messages: {one['ticks_per_s']:,.0f} ticks/s", flush=True)
 
-        peer = naive(settings, total, args.peer_seconds, f"{run}.naive-params")
+        peer_topic = dataclasses.replace(settings, topic_prefix=run + "-naive")
+        asyncio.run(ensure_topics(peer_topic))
+        peer = naive(settings, total, args.peer_seconds, peer_topic.topics["params"])
         record["naive"] = peer
         print(
             f"naive aiokafka + QuantLib, backlog: {peer['ticks_per_s']:,.0f} ticks/s "

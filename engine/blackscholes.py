@@ -13,7 +13,7 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import ndtr
 
-from engine.buckets import bucket
+from engine.buckets import on_host
 
 __all__ = ["black_price", "black_vega", "forward_price", "implied_vol", "implied_vols_of_prices"]
 
@@ -126,26 +126,18 @@ def _implied_vol_jvp(iterations, primals, tangents):
     return vol, (d_price - d_black) / black_vega(forward, strike, expiry, safe)
 
 
-_implied_vol_jit = jax.jit(implied_vol)
+def _implied_vols_of_cash(price, spot, rate, dividend, expiry, strike, call):
+    """:func:`implied_vol` of discounted prices, each against its own spot, rate and dividend
+    (the forward inside one program, so no eager op compiles per array length)."""
+    forward = forward_price(spot, rate, dividend, expiry)
+    return implied_vol(price * jnp.exp(rate * expiry), forward, strike, expiry, call)
 
 
 def implied_vols_of_prices(price, spot, rate, dividend, expiry, strike, call) -> np.ndarray:
     """Black implied vols of discounted (cash) option prices, each against its own spot, rate
     and dividend yield: NaN where no vol gives the price. Host arrays in and out, padded to
-    a few bucketed lengths (64 and up, doubling), so a stream of varying counts compiles a
-    handful of programs once."""
-    price, spot, rate, dividend, expiry, strike = (
-        np.atleast_1d(np.asarray(x, np.float64))
-        for x in (price, spot, rate, dividend, expiry, strike)
-    )
-    call = np.broadcast_to(np.asarray(call, bool), price.shape)
-    n = price.size
-    size = bucket(n, 64)
-    pad = lambda a, fill: np.concatenate([a, np.full(size - n, fill, a.dtype)])  # noqa: E731
-    forward = np.asarray(forward_price(spot, rate, dividend, expiry))
-    undiscounted = price * np.exp(rate * expiry)
-    vols = _implied_vol_jit(
-        pad(undiscounted, 0.1), pad(forward, 1.0), pad(strike, 1.0), pad(expiry, 1.0),
-        pad(call, True),
-    )  # fmt: skip
-    return np.asarray(vols)[:n]
+    a few bucketed lengths (:func:`engine.buckets.on_host`), so a stream of varying counts
+    compiles a handful of programs once."""
+    numbers = (np.atleast_1d(np.asarray(x, np.float64)) for x in (price, spot, rate, dividend))
+    rest = (np.asarray(x, np.float64) for x in (expiry, strike))
+    return on_host(_implied_vols_of_cash, *numbers, *rest, np.asarray(call, bool))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["bucket", "chunks"]
+from collections.abc import Callable
+from functools import cache
+
+import jax
+import numpy as np
+
+__all__ = ["bucket", "chunks", "on_host"]
 
 
 def bucket(n: int, minimum: int = 1, growth: int = 2) -> int:
@@ -20,3 +26,25 @@ def bucket(n: int, minimum: int = 1, growth: int = 2) -> int:
 def chunks(n: int, largest: int) -> list[slice]:
     """Split ``range(n)`` into slices of at most ``largest`` (a power of two)."""
     return [slice(start, min(start + largest, n)) for start in range(0, n, largest)]
+
+
+@cache
+def _compiled(fn: Callable) -> Callable:
+    return jax.jit(fn)
+
+
+def on_host(fn: Callable, *args) -> np.ndarray:
+    """``fn`` (an elementwise jnp formula) over host arrays as NumPy: the arguments broadcast
+    to one length, padded to a bucketed length (64 and up, doubling) with their first element
+    and run as one compiled program. Called eagerly, each jnp op of ``fn`` compiled a program
+    per array length: a stream whose surfaces hold 42, 43, 44 options compiled anew each time
+    (140 compilations, 5 s, in a 200,000-tick replay)."""
+    arrays = np.broadcast_arrays(*(np.asarray(a) for a in args))
+    shape = arrays[0].shape
+    flat = [a.ravel() for a in arrays]
+    n = flat[0].size
+    if n == 0:
+        return np.asarray(fn(*arrays))
+    size = bucket(n, 64)
+    padded = [np.concatenate([a, np.full(size - n, a[0], a.dtype)]) for a in flat]
+    return np.asarray(_compiled(fn)(*padded))[:n].reshape(shape)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 __all__ = ["ParameterSpec", "on_bound", "to_constrained", "to_unconstrained"]
@@ -67,8 +69,14 @@ def to_unconstrained(x: Array, lower: float, upper: float) -> Array:
 def on_bound(values: Array, bounds, rel: float = 1e-6) -> Array:
     """Whether any of ``values`` (..., P) lies within ``rel`` of its range from a finite bound
     of a two-sided interval (``bounds``: P pairs). There the sigmoid map saturates, so a
-    solver's gradient vanishes while the fit's need not: such a stop is no solution."""
-    lo, hi = (jnp.asarray(side, jnp.float64) for side in zip(*bounds))
+    solver's gradient vanishes while the fit's need not: such a stop is no solution. One
+    compiled program per shape (eager, its five ops compiled each their own)."""
+    lo, hi = (np.asarray(side, np.float64) for side in zip(*bounds))
+    return _on_bound(values, lo, hi, rel)
+
+
+@jax.jit
+def _on_bound(values: Array, lo: Array, hi: Array, rel: float) -> Array:
     edge = rel * (hi - lo)
     near = (values - lo < edge) | (hi - values < edge)
     return jnp.any(jnp.isfinite(edge) & near, axis=-1)

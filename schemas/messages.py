@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from schemas import fields as f
 from schemas.daycount import expiry_epoch, time_to_expiry
 from schemas.errors import SchemaError
 from schemas.keys import book_key
 
-__all__ = ["MAX_BATCH_ITEMS", "Alert", "DeadLetter", "Params", "Quote", "QuoteBatch"]
+__all__ = ["MAX_BATCH_ITEMS", "Alert", "DeadLetter", "Params", "Quote", "QuoteBatch", "WarmState"]
 
 ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
@@ -25,8 +25,9 @@ VERDICTS = ("pass", "fail", "n/a")
 
 
 def _wire(message) -> dict:
-    """Field name -> value, shallow (``dataclasses.asdict`` deep-copies: 10x slower here)."""
-    return {f.name: getattr(message, f.name) for f in fields(message)}
+    """Field name -> value, shallow (``dataclasses.asdict`` deep-copies: 10x slower here; the
+    instance's ``__dict__`` is the fields, in order, at a tenth of ``fields()``' cost)."""
+    return dict(message.__dict__)
 
 
 def _reject_unknown(cls, data: dict) -> None:

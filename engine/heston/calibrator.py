@@ -60,7 +60,7 @@ from engine.blackscholes import (
     implied_vol,
     implied_vols_of_prices,
 )
-from engine.buckets import bucket, chunks
+from engine.buckets import bucket, chunks, on_host
 from engine.diagnostics import (
     IdentifiabilityMetrics,
     identifiability_from_jacobian,
@@ -174,14 +174,14 @@ def pack_surface(
     if "open_interest" in market_data:  # the playbook's liquidity filter; NaN: not reported
         interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
         weights = weights * ~(interest <= min_open_interest)
-    forward = np.asarray(forward_price(spot, rates, dividends, expiries))
+    forward = on_host(forward_price, spot, rates, dividends, expiries)
     discount = np.exp(-rates * expiries)
     otm_call = strikes >= forward
     if "target_vols" in market_data:  # the vol is the same either side: price the OTM one
         vols = _column(market_data["target_vols"], n, "target_vols")
         _refuse(~(vols > 0), "market_data['target_vols']", vols, "must be positive")
         calls = np.broadcast_to(market_data.get("call", otm_call), (n,)).astype(bool)
-        prices = discount * np.asarray(black_price(forward, strikes, expiries, vols, calls))
+        prices = discount * on_host(black_price, forward, strikes, expiries, vols, calls)
     else:
         given = _column(market_data["target_prices"], n, "target_prices")
         calls = np.broadcast_to(np.asarray(market_data.get("call", True), bool), (n,))
@@ -212,7 +212,7 @@ def pack_surface(
             _refuse(~(vols > 0), "market_data['target_prices']", given, "has no Black implied vol")
     scale = prices
     if residual != "relative":
-        scale = discount * np.asarray(black_vega(forward, strikes, expiries, vols))
+        scale = discount * on_host(black_vega, forward, strikes, expiries, vols)
     target_vols = vols if residual == "vol" else np.full(n, np.nan)
     if not np.any(weights > 0):
         raise ValueError("no option left to fit (all weights zero or filtered as illiquid)")

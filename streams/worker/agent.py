@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable
 
 import faust
@@ -54,6 +56,13 @@ class ProducerSink:
         return sent
 
 
+async def _ack_when(done: asyncio.Future, stream, events: list[EventT]) -> None:
+    """Ack ``events`` once their batch's results are delivered (batches finish in order)."""
+    await done
+    for e in events:
+        await stream.ack(e)
+
+
 def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None) -> Pipeline:
     """Declare the topics on ``app`` and register the quotes agent, the takeover of assigned
     partitions, the idle flush and the counters' log line; returns the pipeline they feed."""
@@ -82,18 +91,21 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
         There is no fixed wait: a quiet stream is processed as soon as a message arrives, and
         a worker that fell behind catches up in larger batches, whose fixed costs are shared.
         (faust's ``take_events(max, within)`` waited ``within`` after every batch and took only
-        what its per-event machinery moved in that time.) Messages are acked by hand, after
-        everything their batch produced is delivered, so commits never run ahead.
+        what its per-event machinery moved in that time.) While one batch calibrates (on the
+        executor thread) the next is taken into the book: two in flight at most. Messages are
+        acked by hand, after everything their batch produced is delivered, so commits never
+        run ahead.
         """
         manual = stream.noack()
         waiting = manual.channel.queue  # messages delivered to this agent, not yet taken
         events: list[EventT] = []
+        in_flight: deque[asyncio.Task] = deque()  # acks of batches still calibrating
         async for event in manual.events():
             events.append(event)
             if waiting.qsize() and len(events) < settings.batch_max:
                 continue
             received = time.time()
-            await pipeline.process(
+            done = await pipeline.submit(
                 [
                     Record(
                         e.value, e.message.topic, e.message.partition, e.message.offset, received
@@ -101,9 +113,12 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
                     for e in events
                 ]
             )
-            for e in events:
-                await manual.ack(e)
-            events.clear()
+            in_flight.append(asyncio.ensure_future(_ack_when(done, manual, events)))
+            events = []
+            while in_flight and in_flight[0].done():
+                in_flight.popleft().result()
+            if len(in_flight) >= 2:  # one batch calibrating, one taken in: wait for the first
+                await in_flight.popleft()
 
     @app.timer(interval=settings.linger / 2, name="volstream.flush_idle")
     async def flush_idle() -> None:

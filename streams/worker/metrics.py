@@ -15,6 +15,7 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 | ``volstream_tick_to_publish_seconds`` | histogram | ``model``: first tick of a snapshot received -> its parameters sent |
 | ``volstream_batch_seconds`` | histogram | one micro-batch, decode to delivered |
 | ``volstream_batch_messages`` | histogram | messages in one micro-batch |
+| ``volstream_warming_up`` | gauge | 1 while the larger batch shapes still compile in the background |
 | ``volstream_compiles_total`` | counter | XLA programs compiled since start (past the warm-up: a shape it missed, a stall) |
 """
 
@@ -24,7 +25,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -87,6 +88,11 @@ class WorkerMetrics:
             "volstream_batch_messages",
             "Messages in one micro-batch",
             buckets=_MESSAGES,
+            registry=self.registry,
+        )
+        self.warming_up = Gauge(
+            "volstream_warming_up",
+            "1 while the larger batch shapes still compile in the background",
             registry=self.registry,
         )
         self.compiles = Counter(

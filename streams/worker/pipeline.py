@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -129,14 +129,14 @@ class Pipeline:
         self.clock = clock
         self.book = SurfaceBook(settings.surface)
         self.calibrations = calibrations or Calibrations(
-            betas=settings.betas, default_beta=settings.default_beta
+            betas=settings.betas, default_beta=settings.default_beta, clock=clock
         )
         self.history = History()
         self.counters = Counters()
         self.metrics = WorkerMetrics(lambda: (self.counters, len(self.book)))
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
-        self._lock = asyncio.Lock()  # a batch and an idle flush never interleave
+        self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
 
     def _ingest(
         self, records: Iterable[Record], counted: bool, seen: set[str] | None = None
@@ -184,34 +184,52 @@ class Pipeline:
         return seen
 
     async def process(self, records: Sequence[Record]) -> None:
+        """:meth:`submit` ``records`` and wait until all they produced is delivered."""
+        await (await self.submit(records))
+
+    async def submit(self, records: Sequence[Record]) -> asyncio.Future:
+        """Take ``records`` into the book now; calibrate the snapshots they close once the
+        batches before them are calibrated (the warm-start chain), off the event loop.
+        Returns a future done when everything this batch produced is delivered: the book
+        takes the next batch in while this one calibrates."""
         start = time.perf_counter()
-        async with self._lock:
-            for record in records:
-                self._last_seen[record.partition] = record.received_at
-            snaps, refused = self._ingest(records, counted=True)
-            deliveries = await self._dead_letters(refused)
-            if snaps:
-                deliveries += await self._calibrate(snaps)
-            await asyncio.gather(*deliveries)
-        self.metrics.batch_seconds.observe(time.perf_counter() - start)
-        self.metrics.batch_messages.observe(len(records))
+        for record in records:
+            self._last_seen[record.partition] = record.received_at
+        snaps, refused = self._ingest(records, counted=True)
+        deliveries = await self._dead_letters(refused)
+        self._tail = asyncio.ensure_future(
+            self._finish(self._tail, snaps, deliveries, start, len(records))
+        )
+        return self._tail
+
+    async def _finish(self, before, snaps, deliveries, start: float, messages: int) -> None:
+        if before is not None:
+            await before
+        if snaps:
+            deliveries = deliveries + await self._calibrate(snaps)
+        await asyncio.gather(*deliveries)
+        if messages:  # a batch of messages, not an idle flush
+            self.metrics.batch_seconds.observe(time.perf_counter() - start)
+            self.metrics.batch_messages.observe(messages)
 
     async def flush_idle(self, quiet: float) -> None:
         """Close the open epoch of every partition without a message for ``quiet`` seconds
-        (wall clock): a stream gone quiet still gets its last quotes calibrated. A batch in
-        progress means the stream is not quiet: nothing to do then."""
-        if self._lock.locked():
+        (wall clock): a stream gone quiet still gets its last quotes calibrated. A batch still
+        in progress means the stream is not quiet: nothing to do then."""
+        if self._tail is not None and not self._tail.done():
             return
-        async with self._lock:
-            now = self.clock()
-            snaps = [
-                snap
-                for p, seen in sorted(self._last_seen.items())
-                if now - seen >= quiet
-                for snap in self.book.flush(p)
-            ]
-            if snaps:
-                await asyncio.gather(*await self._calibrate(snaps))
+        now = self.clock()
+        snaps = [
+            snap
+            for p, seen in sorted(self._last_seen.items())
+            if now - seen >= quiet
+            for snap in self.book.flush(p)
+        ]
+        if snaps:
+            self._tail = asyncio.ensure_future(
+                self._finish(None, snaps, [], time.perf_counter(), 0)
+            )
+            await self._tail
 
     async def _calibrate(self, snapshots: list[Snapshot]) -> list[Awaitable]:
         loop = asyncio.get_running_loop()
@@ -222,16 +240,15 @@ class Pipeline:
             self.counters.errors += 1
             return await self._error_alerts(snapshots, exc)
         now = self.clock()
+        found, self.history = evaluate(self.history, results, now)
         params, alerts = [], []
-        for message in results:
-            message = replace(message, published_at=now)
+        for message, raised in zip(results, found):
             key = message.key.encode()
             params.append((key, encode(message)))
             self.counters.calibrations += 1
             self.counters.flagged += not message.good
             self.metrics.latency.labels(message.model).observe(now - message.received_at)
-            found, self.history = evaluate(self.history, message, now)
-            alerts += [(key, encode(alert)) for alert in found]
+            alerts += [(key, encode(alert)) for alert in raised]
         self.counters.alerts += len(alerts)
         topics = self.settings.topics
         # the state topic is compacted: the latest state of each smile in this batch suffices

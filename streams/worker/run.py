@@ -41,12 +41,14 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # in the background while the worker runs (a batch that needs one first compiles it)
     pipeline.calibrations.warmup(batch_sizes=(8,))
     pipeline.calibrations.warmup_heston()
-    threading.Thread(
-        target=pipeline.calibrations.warmup,
-        kwargs={"batch_sizes": (32, 128, 512)},
-        name="warmup",
-        daemon=True,
-    ).start()
+
+    def warm_the_rest() -> None:
+        pipeline.calibrations.warmup(batch_sizes=(32, 128, 512))
+        pipeline.metrics.warming_up.set(0)
+        log.warning("compiled the larger batch shapes")
+
+    pipeline.metrics.warming_up.set(1)
+    threading.Thread(target=warm_the_rest, name="warmup", daemon=True).start()
     # Everything alive now (modules, compiled programs, restored state) lives as long as the
     # worker: keep it out of the cyclic collector, whose full passes over it otherwise paused
     # the stream for 100-250 ms (seen in bench/stream.py's latency run).

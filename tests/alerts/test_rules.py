@@ -48,5 +48,13 @@ def test_drift_fires_beyond_three_sigma_after_enough_history():
     alerts, history = drift_alerts(history, params(alpha=0.2), now=2.0)
     assert [a.rule for a in alerts] == ["drift"] and alerts[0].figures["z"] > 3
     before = history
-    alerts, after = evaluate(history, params(converged=False, alpha=5.0), now=3.0)
+    (alerts,), after = evaluate(history, [params(converged=False, alpha=5.0)], now=3.0)
     assert [a.rule for a in alerts] == ["not_converged"] and after == before  # bad fits: no update
+    # a batch is the results one after the other: the same alerts and history
+    batch = [params(alpha=0.1), params(alpha=0.3), params(alpha=0.1)]
+    found, together = evaluate(history, batch, now=4.0)
+    one_by_one = history
+    for p, alerts in zip(batch, found):
+        expected, one_by_one = drift_alerts(one_by_one, p, now=4.0)
+        assert alerts == gate_alerts(p, now=4.0) + expected
+    assert together == one_by_one and any(found)
