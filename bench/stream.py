@@ -442,6 +442,9 @@ def main(argv=None) -> dict:
                     live_run(settings, rate, args.seconds, seed=20 + i)
                 )
                 cpu1, compiles1 = cpu_seconds(worker.pid), scrape(port, "volstream_compiles_total")
+                behind = time.time()
+                asyncio.run(caught_up(settings, timeout=1800))  # the next rate starts clean
+                behind = time.time() - behind
                 fresh = freshness(recorder, restamp, seen)
                 achieved = summary.sent / max(summary.seconds, 1e-9)
                 live = {
@@ -452,13 +455,14 @@ def main(argv=None) -> dict:
                     "good": float(np.mean([p.good for _, p in seen])) if seen else None,
                     "worker_cpu_us_per_tick": 1e6 * (cpu1 - cpu0) / max(summary.sent, 1),
                     "compiles": compiles1 - compiles0,
+                    "caught_up_after_s": behind,  # after the last tick (+3 s): how far behind
                 }
                 record["live"].append(live)
                 print(
                     f"live {rate:,.0f} ticks/s (sent {achieved:,.0f}/s): freshness p50 "
                     f"{fresh['p50_ms']:.1f} ms, p99 {fresh['p99_ms']:.1f} ms, {fresh['covered']:.1%}"
                     f" of ticks calibrated; worker CPU {live['worker_cpu_us_per_tick']:.1f} us "
-                    f"a tick; {live['compiles']:.0f} compilations",
+                    f"a tick; {live['compiles']:.0f} compilations; caught up {behind:.0f} s after",
                     flush=True,
                 )
         finally:

@@ -121,6 +121,23 @@ class QuoteColumns:
         text = {name: column(name) for name in TEXT_FIELDS}
         return cls.of(seq=column("seq"), call=column("call"), **floats, **text)
 
+    @classmethod
+    def concat(cls, parts: list[QuoteColumns]) -> QuoteColumns:
+        """The rows of ``parts``, in order, as one message (text dictionaries merged)."""
+        if len(parts) == 1:
+            return parts[0]
+        numbers = {k: np.concatenate([p.numbers[k] for p in parts]) for k in parts[0].numbers}
+        text = {}
+        for name in parts[0].text:
+            index: dict[str, int] = {}
+            codes = []
+            for part in parts:
+                column = part.text[name]
+                lut = np.array([index.setdefault(v, len(index)) for v in column.values], np.int32)
+                codes.append(lut[column.codes] if lut.size else column.codes)
+            text[name] = Text(tuple(index), np.concatenate(codes))
+        return cls(sum(p.n for p in parts), numbers, text)
+
     def take(self, rows) -> QuoteColumns:
         """The rows ``rows`` (a slice, indices or a mask) as a message of their own, each text
         column's dictionary cut to the values those rows use."""

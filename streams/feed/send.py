@@ -123,8 +123,6 @@ async def send_columns(
     summary = SendSummary(started=wall)
     queued, last_print = 0, 0.0
     in_flight: deque[tuple[asyncio.Future, int]] = deque()
-    waiting: list[QuoteColumns] = []  # due rows held back for company, at most ``linger``
-    held_since: float | None = None  # when the first of them was due
 
     async def settle(limit: int) -> None:
         """Count what the broker confirmed; wait only while more than ``limit`` sends are
@@ -150,14 +148,6 @@ async def send_columns(
             last_print = now
             _progress(queued, total, now - start)
 
-    async def release() -> None:
-        nonlocal held_since
-        held_since = None
-        if waiting:
-            rows = waiting[0] if len(waiting) == 1 else _concat(waiting)
-            waiting.clear()
-            await send(rows)
-
     try:
         for chunk in chunks:
             if due is None:
@@ -165,24 +155,24 @@ async def send_columns(
                     await send(chunk.take(slice(lo, lo + MAX_COLUMN_ROWS)))
                 continue
             leave = due(chunk.numbers["ts"])
-            i = 0
-            while i < chunk.n:
+            i, held = 0, None  # rows [held, i) are due and wait, at most ``linger``, for company
+            while i < chunk.n or held is not None:
                 now = time.monotonic() - start
                 j = int(np.searchsorted(leave, now, side="right"))
                 if j > i:
-                    rows = chunk.take(slice(i, j))
-                    if restamp:
-                        rows.numbers["ts"] = wall + leave[i:j]
-                    waiting.append(rows)
-                    held_since = leave[i] if held_since is None else held_since
+                    held = i if held is None else held
                     i = j
-                if waiting and (sum(w.n for w in waiting) >= batch or now >= held_since + linger):
-                    await release()
-                wake = leave[i] if i < chunk.n else now
-                if held_since is not None:
-                    wake = min(wake, held_since + linger)
-                await asyncio.sleep(max(0.0, wake - (time.monotonic() - start)))
-        await release()
+                if held is not None and (
+                    i - held >= batch or now >= leave[held] + linger or i == chunk.n
+                ):
+                    rows = chunk.take(slice(held, i))
+                    if restamp:
+                        rows.numbers["ts"] = wall + leave[held:i]
+                    await send(rows)
+                    held = None
+                if i < chunk.n:
+                    wake = leave[i] if held is None else min(leave[i], leave[held] + linger)
+                    await asyncio.sleep(max(0.0, wake - (time.monotonic() - start)))
         await settle(0)
     finally:
         await producer.stop()
@@ -191,13 +181,6 @@ async def send_columns(
         _progress(queued, total, summary.seconds)
         print(file=sys.stderr)
     return summary
-
-
-def _concat(parts: list[QuoteColumns]) -> QuoteColumns:
-    """Rows of several messages as one (text re-encoded over the union of values)."""
-    numbers = {k: np.concatenate([p.numbers[k] for p in parts]) for k in parts[0].numbers}
-    text = {k: np.concatenate([p.text[k].decoded() for p in parts]) for k in parts[0].text}
-    return QuoteColumns.of(**numbers, **text)
 
 
 def _progress(queued: int, total: int | None, seconds: float) -> None:

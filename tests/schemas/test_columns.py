@@ -149,3 +149,16 @@ def test_a_malformed_message_is_refused_whole(change, reason, text):
     with pytest.raises(SchemaError) as err:
         decode(_raw(_fx(2), **change))
     assert err.value.reason == reason and text in str(err.value)
+
+
+def test_messages_concatenate_and_cut_back_to_the_same_quotes():
+    rows = _fx(30).quotes()
+    rows[7] = Quote(**{**rows[7].__dict__, "underlying": "GBPUSD", "expiry": "2031-01-03"})
+    parts = [QuoteColumns.from_quotes(rows[i : i + 11]) for i in range(0, 30, 11)]
+    whole = QuoteColumns.concat(parts)
+    assert whole.n == 30 and whole.quotes() == rows
+    assert whole.problems()[1] == []
+    first = whole.take(slice(0, 11))  # each text dictionary cut to the values its rows use
+    assert first.quotes() == rows[:11] and len(first.text["underlying"].values) == 3
+    assert len(whole.take(slice(11, 30)).text["underlying"].values) == 2
+    assert len(whole.take(slice(11, 30)).text["expiry"].values) == 1
