@@ -437,6 +437,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser(
         "simulate",
         help="send synthetic ticks: FX smiles (SABR vols) and equity indices (Heston prices)",
+        description="Send synthetic ticks: FX smiles quoting SABR vols and equity indices "
+        "quoting Heston prices, every option first, then random re-quotes while forwards, "
+        "spots and vols drift. Paced by event time (--rate, --duration), or as fast as the "
+        "broker takes them (--max).",
+        epilog="examples:\n"
+        "  volstream simulate --rate 500 --duration 30       a live-looking stream\n"
+        "  volstream simulate --max 1000000 --expiries 84 --indices 5 --rate 50000\n"
+        "                                                    load: 504 smiles, 5 surfaces",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sim.add_argument(
         "--rate", type=float, default=200.0, help="ticks per second of event time (default 200)"
