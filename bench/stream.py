@@ -46,7 +46,7 @@ from bench.quantlib_peer import quantlib_heston_fit, quantlib_sabr_fit, write_re
 from schemas import Params, Quote, QuoteBatch, QuoteColumns, book_key, decode, encode
 from streams.book.calibrations import surface_market_data
 from streams.book.surfaces import SmileSnapshot, SurfaceConfig, SurfaceSnapshot
-from streams.feed.send import SendSummary, ensure_topics, send_columns
+from streams.feed.send import SendSummary, ensure_topics, send_columns, wait_consumed
 from streams.feed.simulate import TENOR_DAYS, TickSimulator
 from streams.local.broker import BrokerConfig, LocalKafka
 from streams.settings import Settings
@@ -184,35 +184,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def caught_up(settings: Settings, timeout: float) -> float:
-    """Wait until the worker's group committed the end of every quotes partition; when."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import KafkaError
-
-    topic = settings.topics["quotes"]
-    probe = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await probe.start()
-    await admin.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        end = await probe.end_offsets(tps)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                done = await admin.list_consumer_group_offsets(settings.app_id)
-            except KafkaError:  # the group's coordinator is not ready yet
-                done = {}
-            if all(not end[tp] or (tp in done and done[tp].offset >= end[tp]) for tp in tps):
-                return time.time()
-            await asyncio.sleep(0.1)
-        raise TimeoutError("the worker did not reach the end of the backlog")
-    finally:
-        await probe.stop()
-        await admin.close()
-
-
 async def drain(settings: Settings, chunks, batch: int = 1024):
     """Send ``chunks`` unpaced to a listening worker and read the params topic until its
     group committed the end of the quotes: what was read, and the ticks sent."""
@@ -220,7 +191,7 @@ async def drain(settings: Settings, chunks, batch: int = 1024):
     reader = asyncio.create_task(collect(settings.bootstrap, settings.topics["params"], stop))
     await asyncio.sleep(1.0)  # the reader is at the end
     sent = await send_columns(chunks, settings, batch=batch)
-    await caught_up(settings, timeout=1800)
+    await wait_consumed(settings, timeout=1800)
     await asyncio.sleep(2)  # the last deliveries reach the reader
     stop.set()
     return await reader, sent.sent
@@ -443,7 +414,7 @@ def main(argv=None) -> dict:
                 )
                 cpu1, compiles1 = cpu_seconds(worker.pid), scrape(port, "volstream_compiles_total")
                 behind = time.time()
-                asyncio.run(caught_up(settings, timeout=1800))  # the next rate starts clean
+                asyncio.run(wait_consumed(settings, timeout=1800))  # the next rate starts clean
                 behind = time.time() - behind
                 fresh = freshness(recorder, restamp, seen)
                 achieved = summary.sent / max(summary.seconds, 1e-9)

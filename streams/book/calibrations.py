@@ -118,11 +118,12 @@ class Calibrations:
 
     def _remember(self, message: Params, epoch: int) -> None:
         """Converged parameters become the stability reference, good ones the warm start."""
-        state = self.state.get(message.key, WarmState())
+        state = self._state(message.key)
+        warm, prior = state.warm, state.prior
         if message.converged:  # converged parameters are finite: no None among them
             prior = dict(message.params)
-            state = WarmState(epoch, prior if message.good else state.warm, prior)  # type: ignore[arg-type]
-        self.state[message.key] = WarmState(epoch, state.warm, state.prior)
+            warm = prior if message.good else warm
+        self.state[message.key] = WarmState(epoch, warm, prior)  # type: ignore[arg-type]
 
     def _state(self, key: str) -> WarmState:
         return self.state.get(key) or WarmState()

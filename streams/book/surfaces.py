@@ -158,6 +158,13 @@ def _mid(mid: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(mid), 0.5 * (bid + ask), mid)
 
 
+def _latest(keys: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per distinct key, the position of its latest row: the greatest ``ts``, a tie going to
+    the later row (so two messages taken in turn leave what one message of both would)."""
+    order = np.lexsort((rows, ts, keys))
+    return order[np.r_[keys[order][1:] != keys[order][:-1], True]]
+
+
 def _outliers(vols: np.ndarray, groups: np.ndarray, limit: float) -> np.ndarray:
     """True where a vol is more than ``limit`` away (relative) from the median of the window of
     five quotes around it (three at the ends) within its group (one expiry of one smile or
@@ -218,10 +225,7 @@ class SurfaceBook:
         epochs = np.floor(ts / c.epoch).astype(np.int64)
         mark = self._watermark.get(partition)
         reached = np.maximum.accumulate(epochs if mark is None else np.maximum(epochs, mark))
-        starts = np.flatnonzero(np.diff(reached, prepend=-1 if mark is None else mark))
-        bounds = [*starts.tolist(), quotes.n]
-        if bounds[0] != 0:
-            bounds.insert(0, 0)
+        bounds = [0, *(np.flatnonzero(np.diff(reached)) + 1).tolist(), quotes.n]
         out: list[Snapshot] = []
         for lo, hi in itertools.pairwise(bounds):
             epoch = int(reached[lo])
@@ -298,8 +302,7 @@ class SurfaceBook:
         slot = self._slots(book, expiries[rows], num["strike"][rows])
         s, b = self._s, self._b
         # each slot takes its latest quote: the last of the greatest ts (a tie: the later row)
-        order = np.lexsort((rows, ts, slot))
-        last = order[np.r_[slot[order][1:] != slot[order][:-1], True]]
+        last = _latest(slot, ts, rows)
         last = last[ts[last] >= s["ts"][slot[last]]]
         taken, src = slot[last], rows[last]
         newly = taken[np.isinf(s["ts"][taken])]
@@ -313,8 +316,7 @@ class SurfaceBook:
         for name in ("spot", "rate", "dividend", "open_interest"):
             s[name][taken] = num[name][src]
         # each book's level: the forward (a smile) or the spot (a surface) of its latest quote
-        order = np.lexsort((rows, ts, book))
-        last = order[np.r_[book[order][1:] != book[order][:-1], True]]
+        last = _latest(book, ts, rows)
         last = last[ts[last] >= b["last_ts"][book[last]]]
         moved, src = book[last], rows[last]
         b["last_ts"][moved] = num["ts"][src]

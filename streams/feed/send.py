@@ -28,7 +28,7 @@ from schemas import QuoteColumns, RowProblem, encode
 from schemas.columns import MAX_COLUMN_ROWS
 from streams.settings import Settings
 
-__all__ = ["SendSummary", "ensure_topics", "messages", "send_columns"]
+__all__ = ["SendSummary", "ensure_topics", "messages", "send_columns", "wait_consumed"]
 
 
 @dataclass
@@ -73,6 +73,38 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.1)
         raise TimeoutError(f"topics {names} have no leader after {timeout:.0f} s")
     finally:
+        await admin.close()
+
+
+async def wait_consumed(settings: Settings, group: str | None = None, timeout: float = 300.0):
+    """Wait until consumer ``group`` (the worker's, ``settings.app_id``, by default) has
+    committed the end of every quotes partition: everything sent so far is processed, its
+    results delivered (a worker commits only then)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    group = group or settings.app_id
+    topic = settings.topics["quotes"]
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await probe.start()
+    await admin.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        end = await probe.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                done = await admin.list_consumer_group_offsets(group)
+            except KafkaError:  # the group's coordinator is not ready yet
+                done = {}
+            if all(not end[tp] or (tp in done and done[tp].offset >= end[tp]) for tp in tps):
+                return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"group {group} did not reach the end of {topic} in {timeout:.0f} s")
+    finally:
+        await probe.stop()
         await admin.close()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
@@ -33,7 +33,7 @@ from streams.book.calibrations import Calibrations, surface_market_data
 from streams.book.state import read_state, state_message
 from streams.book.surfaces import SurfaceBook, SurfaceSnapshot
 from streams.feed.replay import read_ticks
-from streams.feed.send import ensure_topics
+from streams.feed.send import ensure_topics, wait_consumed
 from streams.settings import Settings
 from tests.conftest import free_port
 
@@ -369,7 +369,7 @@ def test_two_workers_share_partitions_and_one_takes_over(
     with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w1.log") as w1:
         members(1)
         asyncio.run(_send(settings, quotes[:half]))
-        asyncio.run(_committed_to_the_end(settings, group))
+        asyncio.run(wait_consumed(settings, group))
         first = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], 1, quiet=2))
         assert first
         with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w2.log"):
@@ -391,30 +391,6 @@ def test_two_workers_share_partitions_and_one_takes_over(
     assert all(p.n_quotes >= full[key] for key, p in first_after.items()), {
         key: (p.n_quotes, full[key]) for key, p in first_after.items()
     }
-
-
-async def _committed_to_the_end(settings: Settings, group: str, timeout: float = 300) -> None:
-    """Wait until ``group`` committed the end of every quotes partition (all processed)."""
-    topic = settings.topics["quotes"]
-    probe = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await probe.start()
-    await admin.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        end = await probe.end_offsets(tps)
-        for _ in range(int(timeout * 5)):
-            try:
-                done = await admin.list_consumer_group_offsets(group)
-            except KafkaError:  # the group's coordinator is not ready yet
-                done = {}
-            if all(not end[tp] or (tp in done and done[tp].offset >= end[tp]) for tp in tps):
-                return
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"group {group} did not reach the end of {topic}")
-    finally:
-        await probe.stop()
-        await admin.close()
 
 
 async def _send(settings: Settings, quotes: list[Quote]) -> None:
