@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade "pip>=24,<26"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	.venv/bin/volstream compile
 	touch $(STAMP)
 
 lock: $(STAMP)  ## refresh constraints.txt from the current environment

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -50,6 +49,7 @@ from streams.feed.send import SendSummary, ensure_topics, send_columns, wait_con
 from streams.feed.simulate import TENOR_DAYS, TickSimulator
 from streams.local.broker import BrokerConfig, LocalKafka
 from streams.settings import Settings
+from streams.worker.metrics import scrape
 
 VOLSTREAM = Path(sys.executable).with_name("volstream")
 WEEKLY = tuple(range(7, 7 * 84 + 1, 7))
@@ -165,17 +165,12 @@ def stop_worker(worker: subprocess.Popen) -> None:
         worker.kill()
 
 
-def scrape(port: int, name: str) -> float:
-    """One sample of the worker's ``/metrics`` (0 when absent or not served yet)."""
+def scrape_one(port: int, name: str) -> float:
+    """One unlabelled sample of the worker's ``/metrics`` (NaN while not served, 0 absent)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
+        return scrape(port).get((name, ()), 0.0)
     except OSError:
         return math.nan
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -203,7 +198,7 @@ def wait_warm(port: int, worker: subprocess.Popen, timeout: float = 900) -> floa
     while time.time() - start < timeout:
         if worker.poll() is not None:
             raise RuntimeError("the worker died: see its log")
-        if scrape(port, "volstream_warming_up") == 0.0:
+        if scrape_one(port, "volstream_warming_up") == 0.0:
             return time.time() - start
         time.sleep(0.5)
     raise TimeoutError("the worker did not finish compiling")
@@ -408,11 +403,17 @@ def main(argv=None) -> dict:
             )
             record["live"] = []
             for i, rate in enumerate(args.rates):
-                compiles0, cpu0 = scrape(port, "volstream_compiles_total"), cpu_seconds(worker.pid)
+                compiles0, cpu0 = (
+                    scrape_one(port, "volstream_compiles_total"),
+                    cpu_seconds(worker.pid),
+                )
                 recorder, restamp, seen, summary = asyncio.run(
                     live_run(settings, rate, args.seconds, seed=20 + i)
                 )
-                cpu1, compiles1 = cpu_seconds(worker.pid), scrape(port, "volstream_compiles_total")
+                cpu1, compiles1 = (
+                    cpu_seconds(worker.pid),
+                    scrape_one(port, "volstream_compiles_total"),
+                )
                 behind = time.time()
                 asyncio.run(wait_consumed(settings, timeout=1800))  # the next rate starts clean
                 behind = time.time() - behind

@@ -10,6 +10,7 @@
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
 | ``VOLSTREAM_EPOCH`` | ``0.025`` | event-time seconds of an epoch: each smile or surface is calibrated at most once per epoch, from its latest quotes (see ``streams.book.surfaces``) |
 | ``VOLSTREAM_LINGER`` | ``0.25`` | wall-clock seconds a partition may be quiet before its open epoch is calibrated anyway |
+| ``VOLSTREAM_WARM_BATCHES`` | ``8,32,128,512`` | SABR batch sizes compiled at start: the first before the worker listens, the rest in the background (a worker of a few smiles needs only the small ones; a batch of another size compiles when first met) |
 | ``VOLSTREAM_BATCH_MAX`` | ``2048`` | most messages per micro-batch (a batch takes all that wait, up to this; see ``streams.worker.agent``) |
 | ``VOLSTREAM_TRIGGER_TICKS`` | ``5`` | new quotes that make a smile due |
 | ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
@@ -17,7 +18,8 @@
 | ``VOLSTREAM_SURFACE_TICKS`` | ``25`` | new quotes that make an equity index surface due (the forward and age triggers apply to its spot) |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
-| ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (JAX compile cache) |
+| ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
+| ``VOLSTREAM_JAX_CACHE`` | ``STATE_DIR/jax-cache`` | compiled programs, shared by the workers of a machine (``volstream compile`` fills it) |
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ def _betas(text: str) -> dict[str, float]:
     return out
 
 
+def _sizes(name: str, text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(p) for p in text.split(",") if p.strip()}))
+    except ValueError:
+        raise ValueError(f"{name}: a comma-separated list of batch sizes, got {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise ValueError(f"{name}: at least one batch size, each >= 1, got {text!r}")
+    return sizes
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str = "127.0.0.1:9092"
@@ -63,6 +75,7 @@ class Settings:
     betas: dict[str, float] = field(default_factory=dict)
     default_beta: float = 0.5
     batch_max: int = 2048
+    warm_batches: tuple[int, ...] = (8, 32, 128, 512)
     linger: float = 0.25
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
@@ -114,6 +127,9 @@ class Settings:
             betas=_betas(get("VOLSTREAM_BETAS", "")),
             default_beta=float(get("VOLSTREAM_BETA", "0.5")),
             batch_max=int(get("VOLSTREAM_BATCH_MAX", "2048")),
+            warm_batches=_sizes(
+                "VOLSTREAM_WARM_BATCHES", get("VOLSTREAM_WARM_BATCHES", "8,32,128,512")
+            ),
             linger=float(get("VOLSTREAM_LINGER", "0.25")),
             metrics_host=get("VOLSTREAM_METRICS_HOST", "127.0.0.1"),
             metrics_port=int(get("VOLSTREAM_METRICS_PORT", "9464")),

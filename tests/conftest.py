@@ -1,10 +1,11 @@
 """Shared test set-up: float64 JAX everywhere, as in production, a persistent compilation
 cache, and one real Kafka broker.
 
-Compiled programs are kept in ``VOLSTREAM_JAX_CACHE`` (default ``~/.cache/volstream/jax``),
-by the suite and by every worker it starts: the batched Heston programs take 10-20 s each to
-compile on two cores, a worker compiles a dozen programs, and each later worker (and a rerun
-of the suite on the same machine) reads them back instead.
+Compiled programs are kept in the workers' compile cache (``VOLSTREAM_JAX_CACHE``, default
+``~/.volstream/jax-cache``, filled by ``volstream compile`` when ``make`` installs), by the
+suite and by every worker it starts: the batched Heston programs take 10-20 s each to compile
+on two cores, a worker compiles a dozen programs, and each later worker (and a rerun of the
+suite on the same machine) reads them back instead.
 
 The broker is ``KAFKA_BOOTSTRAP_SERVERS`` when set, else a testcontainers Kafka when a Docker
 engine answers, else the project's own launcher (``streams/local/broker.py``) on free loopback ports
@@ -12,16 +13,16 @@ in a temporary state directory. Kafka tests never skip: no broker fails the run.
 """
 
 import os
-import socket
 
 import jax
 import pytest
 
+from streams.settings import Settings
+
 jax.config.update("jax_enable_x64", True)
 # the suite's workers (subprocesses inherit the variable) share this cache with it
-os.environ.setdefault("VOLSTREAM_JAX_CACHE", os.path.expanduser("~/.cache/volstream/jax"))
-jax.config.update("jax_compilation_cache_dir", os.environ["VOLSTREAM_JAX_CACHE"])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+os.environ.setdefault("VOLSTREAM_JAX_CACHE", str(Settings.from_env().compile_cache))
+Settings.from_env().use_compile_cache()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -31,12 +32,6 @@ def _release_compiled_programs():
     that a later module needs)."""
     yield
     jax.clear_caches()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _docker_kafka():
@@ -64,7 +59,7 @@ def kafka_bootstrap(tmp_path_factory):
         with container:
             yield container.get_bootstrap_server()
         return
-    from streams.local.broker import BrokerConfig, BrokerError, LocalKafka
+    from streams.local.broker import BrokerConfig, BrokerError, LocalKafka, free_port
 
     broker = LocalKafka(
         BrokerConfig(

@@ -231,6 +231,15 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def cmd_compile(args) -> int:
+    from streams.settings import Settings
+    from streams.worker.run import compile_programs
+
+    print("compiling the worker's solver programs for this machine (once; minutes on 2 cores)")
+    compile_programs(Settings.from_env(), say=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_replay(args) -> int:
     import asyncio
 
@@ -385,6 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--bootstrap", help="Kafka bootstrap servers (host:port,...)")
     worker.add_argument("--loglevel", default="warning", help="faust log level (default warning)")
     worker.set_defaults(func=cmd_worker)
+
+    comp = sub.add_parser(
+        "compile",
+        help="compile the worker's programs into the compile cache (the install runs it)",
+        description="Compile every program a worker warms at start (SABR batches of each "
+        "VOLSTREAM_WARM_BATCHES size, the Heston surfaces) into the persistent compile cache "
+        "($VOLSTREAM_JAX_CACHE, default ~/.volstream/jax-cache). Workers and the demo on this "
+        "machine then load them in seconds instead of compiling for a minute or more. `make` "
+        "runs it once when it creates .venv/; run it again after upgrading JAX.",
+    )
+    comp.set_defaults(func=cmd_compile)
 
     rep = sub.add_parser(
         "replay",

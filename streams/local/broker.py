@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
-__all__ = ["BrokerConfig", "BrokerError", "LocalKafka", "metadata", "resolve_bootstrap"]
+__all__ = [
+    "BrokerConfig",
+    "BrokerError",
+    "LocalKafka",
+    "free_port",
+    "metadata",
+    "resolve_bootstrap",
+]
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose" / "kafka"
 KAFKA_VERSION = "4.1.1"
@@ -98,6 +105,14 @@ def metadata(host: str, port: int, timeout: float = 2.0) -> dict:
     cluster_len = struct.unpack_from(">h", data, offset)[0]
     cluster_id = data[offset + 2 : offset + 2 + cluster_len].decode() if cluster_len >= 0 else None
     return {"brokers": brokers, "cluster_id": cluster_id}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port nothing listens on now (for a broker, a controller or a metrics
+    endpoint that must not meet another's)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def _read(sock: socket.socket, n: int) -> bytes:

@@ -9,7 +9,6 @@ smile as they are published; the summary gives what the run measured.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import subprocess
@@ -23,8 +22,9 @@ from schemas import Params, decode
 from streams.feed.replay import replay
 from streams.feed.send import ensure_topics
 from streams.feed.tail import format_params
-from streams.local.broker import LocalKafka
+from streams.local.broker import LocalKafka, free_port
 from streams.settings import Settings
+from streams.worker.metrics import scrape
 
 __all__ = ["render", "run_demo"]
 
@@ -93,22 +93,35 @@ async def _watch(
 
 
 async def _ready(settings: Settings, alive, timeout: float = 300.0) -> bool:
-    """Wait until the worker has joined its group and holds the quotes partitions (it
-    compiles first): the replay then starts on a worker that is listening."""
+    """Wait until the worker has joined its group, holds the quotes partitions and has
+    compiled every batch shape it warms (``volstream_warming_up`` 0): the replay then starts
+    on a worker that is listening and no longer compiling."""
     from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import GroupCoordinatorNotAvailableError
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
     await admin.start()
     try:
         deadline = time.monotonic() + timeout
         while alive() and time.monotonic() < deadline:
-            (response,) = await admin.describe_consumer_groups([settings.app_id])
-            if any(g[2] == "Stable" and g[5] for g in response.groups):
+            try:
+                (response,) = await admin.describe_consumer_groups([settings.app_id])
+            except GroupCoordinatorNotAvailableError:  # a new broker: no offsets topic yet
+                response = None
+            stable = response and any(g[2] == "Stable" and g[5] for g in response.groups)
+            if stable and _warm(settings):
                 return True
             await asyncio.sleep(0.2)
         return False
     finally:
         await admin.close()
+
+
+def _warm(settings: Settings) -> bool:
+    try:
+        return scrape(settings.metrics_port).get(("volstream_warming_up", ())) == 0.0
+    except OSError:
+        return False
 
 
 async def _run(
@@ -155,14 +168,16 @@ def run_demo(
         bootstrap = broker.start()
     bootstrap = bootstrap or os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     run = f"demo-{int(time.time())}"
-    settings = dataclasses.replace(
-        Settings.from_env(), bootstrap=bootstrap, topic_prefix=run, app_id=run
-    )
-    env = os.environ | {
+    # the sample's 12 smiles make batches of at most 12: the worker compiles the two smallest
+    # batch shapes only (a few seconds, not the larger ones' tens)
+    env = {"VOLSTREAM_WARM_BATCHES": "8,32"} | os.environ
+    env |= {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "VOLSTREAM_TOPIC_PREFIX": run,
         "VOLSTREAM_APP_ID": run,
+        "VOLSTREAM_METRICS_PORT": str(free_port()),  # never another worker's
     }
+    settings = Settings.from_env(env)
     volstream = Path(sys.executable).with_name("volstream")
     log = settings.state_dir / "logs" / f"{run}-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -22,14 +22,16 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-__all__ = ["WorkerMetrics", "serve"]
+__all__ = ["WorkerMetrics", "scrape", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +123,16 @@ def serve(metrics: WorkerMetrics, host: str, port: int) -> None:
         log.warning("metrics not served on %s:%d: %s", host, port, exc)
         return
     log.warning("metrics on http://%s:%d/metrics", host, port)
+
+
+def scrape(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> dict[tuple, float]:
+    """A worker's ``/metrics`` as ``{(sample name, sorted labels): value}``: what the demo, the
+    stream benchmark and the tests read (raises ``OSError`` while nothing is served)."""
+    url = f"http://{host}:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

@@ -10,8 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.local.broker import BrokerConfig, BrokerError, LocalKafka, metadata
-from tests.conftest import free_port
+from streams.local.broker import BrokerConfig, BrokerError, LocalKafka, free_port, metadata
 
 pytestmark = pytest.mark.kafka
 VOLSTREAM = Path(sys.executable).with_name("volstream")

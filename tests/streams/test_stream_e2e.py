@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections import Counter
 from contextlib import contextmanager
@@ -24,7 +23,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from prometheus_client.parser import text_string_to_metric_families
 
 from engine.heston import HestonCalibrator
 from engine.sabr import SABRCalibrator
@@ -34,8 +32,9 @@ from streams.book.state import read_state, state_message
 from streams.book.surfaces import SurfaceBook, SurfaceSnapshot
 from streams.feed.replay import read_ticks
 from streams.feed.send import ensure_topics, wait_consumed
+from streams.local.broker import free_port
 from streams.settings import Settings
-from tests.conftest import free_port
+from streams.worker.metrics import scrape
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,17 +209,6 @@ def first_run(kafka_bootstrap, quotes, jit_cache, tmp_path_factory):
         "reasons": reasons,
         "log": log,
         "metrics": metrics,
-    }
-
-
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    """The worker's /metrics as {(sample name, sorted labels): value}."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
     }
 
 

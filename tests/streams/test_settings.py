@@ -1,0 +1,47 @@
+"""Worker settings from the environment: every variable documented, bad values named."""
+
+import re
+
+import pytest
+
+import streams.settings
+from streams.settings import Settings
+
+
+def test_every_variable_read_is_documented_and_every_documented_one_is_read():
+    with open(streams.settings.__file__) as fh:
+        source = fh.read()
+    doc, code = streams.settings.__doc__, source[len(streams.settings.__doc__) :]
+    read = set(re.findall(r'get\("((?:VOLSTREAM|KAFKA)_[A-Z_]+)"', code))
+    documented = set(re.findall(r"``((?:VOLSTREAM|KAFKA)_[A-Z_]+)``", doc))
+    assert read == documented
+
+
+def test_values_are_parsed():
+    s = Settings.from_env(
+        {
+            "VOLSTREAM_WARM_BATCHES": "32, 8,32",
+            "VOLSTREAM_BETAS": "USDJPY=0.6, EURUSD=0.5",
+            "VOLSTREAM_EPOCH": "0.05",
+            "VOLSTREAM_JAX_CACHE": "/tmp/x",
+        }
+    )
+    assert s.warm_batches == (8, 32)  # sorted, once each: the first compiles before listening
+    assert s.betas == {"USDJPY": 0.6, "EURUSD": 0.5}
+    assert s.surface.epoch == 0.05
+    assert str(s.compile_cache) == "/tmp/x"
+    assert Settings.from_env({}).warm_batches == (8, 32, 128, 512)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("VOLSTREAM_WARM_BATCHES", "8,big", "VOLSTREAM_WARM_BATCHES"),
+        ("VOLSTREAM_WARM_BATCHES", "0", "each >= 1"),
+        ("VOLSTREAM_WARM_BATCHES", " , ", "at least one"),
+        ("VOLSTREAM_BETAS", "USDJPY=1.5", "beta of USDJPY"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(name, value, says):
+    with pytest.raises(ValueError, match=says):
+        Settings.from_env({name: value})
