@@ -1,4 +1,5 @@
-"""The Heston (1993) stochastic-volatility model: exact prices and batched calibration."""
+"""The Heston (1993) stochastic-volatility model: exact prices and batched calibration, plain
+and with piecewise-constant time-dependent parameters."""
 
 from engine.heston.calibrator import (
     HestonCalibrator,
@@ -8,7 +9,13 @@ from engine.heston.calibrator import (
     surface_shape,
 )
 from engine.heston.model import PARAM_NAMES, HestonParams
+from engine.heston.piecewise import TimeSegment, ptd_heston_price
 from engine.heston.pricer import characteristic_function, heston_price, mean_variance
+from engine.heston.time_dependent import (
+    SmoothnessRegularization,
+    TimeDependentCalibrator,
+    check_calendar_arbitrage,
+)
 
 __all__ = [
     "PARAM_NAMES",
@@ -16,9 +23,14 @@ __all__ = [
     "HestonParams",
     "HestonSurface",
     "HestonThresholds",
+    "SmoothnessRegularization",
+    "TimeDependentCalibrator",
+    "TimeSegment",
     "characteristic_function",
+    "check_calendar_arbitrage",
     "heston_price",
     "mean_variance",
     "pack_surface",
+    "ptd_heston_price",
     "surface_shape",
 ]

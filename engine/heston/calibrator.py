@@ -44,6 +44,7 @@ change (rho near -1 with a high vol-of-vol) is polished again on the pricer's 51
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -261,6 +262,7 @@ class _Config:
     tol: float
     vol_fit: bool
     check: int  # > nodes: also price the solution on this many nodes
+    penalty: Callable[[Array], Array] | None = None  # (S, 5) segment parameters -> residuals
 
 
 def _params(x: Array, held: Array, cfg: _Config) -> Array:
@@ -293,8 +295,11 @@ def _errors(model: Array, s: HestonSurface, vol_fit: bool) -> Array:
 
 def _residuals(x, args, cfg: _Config):
     s, held, u, kernel = args
-    model = _model(_params(x, held, cfg), s, u, kernel)
-    return (jnp.sqrt(s.weights) * _errors(model, s, cfg.vol_fit)).ravel()
+    p = _params(x, held, cfg)
+    fit = (jnp.sqrt(s.weights) * _errors(_model(p, s, u, kernel), s, cfg.vol_fit)).ravel()
+    if cfg.penalty is None:
+        return fit
+    return jnp.concatenate([fit, cfg.penalty(p[None, :])])  # one segment
 
 
 def _rule(s: HestonSurface, p: Array, nodes: int) -> tuple[Array, Array]:
@@ -385,7 +390,10 @@ class HestonCalibrator:
     converged start is kept and the largest relative parameter difference among converged
     starts reported as ``diagnostics["multistart_spread"]``. ``optimizer`` is ``"lm"``
     (default, fastest), ``"optimistix"``, ``"lbfgs"``, ``"adam"`` (the runbook's alternative
-    optimizers) or any solver callable of :mod:`engine.optimize`'s signature. Batches run in
+    optimizers) or any solver callable of :mod:`engine.optimize`'s signature. ``penalty_fn``
+    (hashable, jittable: e.g. :class:`engine.heston.time_dependent.SmoothnessRegularization`)
+    maps the parameters, one row per time segment (one row here), to extra residuals that
+    the solver minimises with the fit's. Batches run in
     programs of ``min_batch * batch_growth**k`` surfaces, at most ``max_batch``: large batches
     share compiled programs, and a slow surface holds back only its own chunk (a vmapped solve
     runs until its slowest lane ends).
@@ -409,6 +417,7 @@ class HestonCalibrator:
         quadrature_tol: float = 1e-6,
         expiry_step: int = 2,
         residual: str | None = None,
+        penalty_fn: Callable[[Array], Array] | None = None,
     ) -> None:
         _check_residual(residual)
         if v0_starts is not None and (not v0_starts or min(v0_starts) <= 0):
@@ -426,6 +435,7 @@ class HestonCalibrator:
         self.nodes, self.explore_nodes, self.explore_tol = nodes, explore_nodes, explore_tol
         self.quadrature_tol, self.expiry_step = quadrature_tol, expiry_step
         self.residual = residual
+        self.penalty_fn = penalty_fn
 
     @property
     def free_params(self) -> tuple[str, ...]:
@@ -443,6 +453,7 @@ class HestonCalibrator:
             tol=tol,
             vol_fit=vol_fit,
             check=check,
+            penalty=self.penalty_fn,
         )
 
     def _grid(self) -> np.ndarray:

@@ -32,8 +32,10 @@ __all__ = [
     "heston_price",
     "heston_price_on",
     "lewis_kernel",
+    "lewis_price",
     "mean_variance",
     "quadrature",
+    "scaled_rule",
 ]
 
 NODES = 512  # heston_price's default: 1e-9 of QuantLib to vol-of-vol 1 and rho -0.95
@@ -77,7 +79,14 @@ def quadrature(expiry, v0, kappa, theta, sigma, rho, nodes: int = NODES) -> tupl
     """``nodes`` nodes ``u`` and weights (trailing axis) for an expiry, scaled to where the
     integrand lives for these parameters: the slower of the Heston tail and the Black bulk."""
     tail = jnp.sqrt(1.0 - rho * rho) * (v0 + kappa * theta * expiry) / sigma
-    scale = jnp.minimum(tail, jnp.sqrt(_total_variance(expiry, v0, kappa, theta)))[..., None]
+    return scaled_rule(tail, _total_variance(expiry, v0, kappa, theta), nodes)
+
+
+def scaled_rule(tail, variance, nodes: int = NODES) -> tuple[Array, Array]:
+    """Nodes and weights (trailing axis) of the half-line rule, scaled to the slower of a
+    characteristic function's tail (it decays like ``exp(-tail * u)``) and the Black bulk of
+    total variance ``variance``."""
+    scale = jnp.minimum(tail, jnp.sqrt(variance))[..., None]
     unit, weights = _rule(nodes)
     return unit / scale, weights / scale
 
@@ -108,11 +117,9 @@ def heston_price_on(
 ):
     """:func:`heston_price` on given nodes ``u`` (``(M, 1, N)`` for expiries ``(M, 1)``) and
     their :func:`lewis_kernel` ``(M, K, N)``: exact for any nodes up to quadrature error."""
-    forward = spot * jnp.exp((rate - dividend) * expiry)
     variance = _total_variance(expiry, v0, kappa, theta)
-    control = black_price(forward, strike, expiry, jnp.sqrt(variance / expiry))
     expand = lambda x: jnp.asarray(x)[..., None]  # noqa: E731
-    heston = characteristic_function(
+    cf = characteristic_function(
         u - 0.5j,
         expand(expiry),
         expand(v0),
@@ -121,8 +128,19 @@ def heston_price_on(
         expand(sigma),
         expand(rho),
     )
-    black = jnp.exp(-0.5 * expand(variance) * (u * u + 0.25))
-    integral = _contract(kernel, heston - black)
+    return lewis_price(u, kernel, spot, strike, expiry, rate, dividend, cf, variance, call)
+
+
+def lewis_price(u, kernel, spot, strike, expiry, rate, dividend, cf, variance, call=True):
+    r"""Lewis's price from the characteristic function ``cf`` of :math:`\ln(S_T/F)` at
+    ``u - i/2`` on nodes ``u`` (with their :func:`lewis_kernel`), less a Black control
+    variate of total variance ``variance``: any model with an affine characteristic function
+    (plain or piecewise Heston) prices through it. The control is exact whatever its
+    variance; the closer to the model's, the smaller the integrand."""
+    forward = spot * jnp.exp((rate - dividend) * expiry)
+    control = black_price(forward, strike, expiry, jnp.sqrt(variance / expiry))
+    black = jnp.exp(-0.5 * jnp.asarray(variance)[..., None] * (u * u + 0.25))
+    integral = _contract(kernel, cf - black)
     undiscounted = control - jnp.sqrt(forward * strike) / jnp.pi * integral
     undiscounted = jnp.where(call, undiscounted, undiscounted - (forward - strike))
     return jnp.exp(-rate * expiry) * undiscounted

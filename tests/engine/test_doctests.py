@@ -7,7 +7,13 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "name", ["engine.blackscholes", "engine.sabr.calibrator", "engine.heston.calibrator"]
+    "name",
+    [
+        "engine.blackscholes",
+        "engine.sabr.calibrator",
+        "engine.heston.calibrator",
+        "engine.heston.time_dependent",
+    ],
 )
 def test_docstring_examples_run(name):
     result = doctest.testmod(importlib.import_module(name))
