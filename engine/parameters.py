@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-__all__ = ["ParameterSpec", "on_bound", "to_constrained", "to_unconstrained"]
+__all__ = [
+    "ParameterSpec",
+    "Slots",
+    "fill_slots",
+    "on_bound",
+    "slot_values",
+    "to_constrained",
+    "to_unconstrained",
+]
 
 
 @dataclass
@@ -80,3 +89,30 @@ def _on_bound(values: Array, lo: Array, hi: Array, rel: float) -> Array:
     edge = rel * (hi - lo)
     near = (values - lo < edge) | (hi - values < edge)
     return jnp.any(jnp.isfinite(edge) & near, axis=-1)
+
+
+class Slots(NamedTuple):
+    """How a fit's free coordinates fill a parameter matrix (rows: segments of time, assets of
+    a joint fit; columns: a model's parameters): coordinate ``j`` sets the cells ``rows[j]``
+    of column ``cols[j]``, within ``bounds[j]``. A parameter shared by rows is one coordinate
+    over all of them; the cells no coordinate sets keep their held values. Static (hashable),
+    so it is part of a compiled fit."""
+
+    rows: tuple[tuple[int, ...], ...]
+    cols: tuple[int, ...]
+    bounds: tuple[tuple[float, float], ...]
+
+
+def fill_slots(x: Array, held: Array, slots: Slots) -> Array:
+    """The parameter matrix: ``held`` with each free coordinate of unconstrained ``x`` mapped
+    into its bounds and written to its cells."""
+    p = held
+    for j, (rows, col, bounds) in enumerate(zip(*slots)):
+        p = p.at[jnp.array(rows), col].set(to_constrained(x[j], *bounds))
+    return p
+
+
+def slot_values(p: Array, slots: Slots) -> Array:
+    """The unconstrained coordinates of matrix ``p`` (each slot's first cell): the inverse
+    of :func:`fill_slots` where the matrix honours the sharing."""
+    return jnp.stack([to_unconstrained(p[rows[0], col], *b) for rows, col, b in zip(*slots)])

@@ -663,6 +663,7 @@ class HestonCalibrator:
                 **{f"std_error_{n}": errors[:, i] for i, n in enumerate(PARAM_NAMES)},
                 "correlations": fit["correlations"],
                 "cold_retry": np.zeros(b, bool),  # a warm start that failed, fitted again cold
+                "n_options": n_opts,  # fitted (weight > 0): what information criteria count
             },
             gates={
                 "feller": threshold_gate(

@@ -51,7 +51,7 @@ from engine.heston.piecewise import (
 )
 from engine.heston.pricer import NODES, lewis_kernel
 from engine.optimize import Solver, Status
-from engine.parameters import on_bound, to_constrained, to_unconstrained
+from engine.parameters import Slots, fill_slots, on_bound, slot_values
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -93,30 +93,15 @@ class SmoothnessRegularization:
         return jnp.concatenate(parts) if parts else jnp.zeros(0)
 
 
-class _Layout(NamedTuple):
-    """Static: which (segment row, parameter column) each free coordinate sets."""
-
-    slots: tuple[tuple[tuple[int, ...], int], ...]  # (rows, column) per free coordinate
-    bounds: tuple[tuple[float, float], ...]  # per free coordinate
-
-
 @dataclass(frozen=True)
 class _Config:
-    layout: _Layout
+    layout: Slots
     solver: Solver
     nodes: int
     max_steps: int
     tol: float
     vol_fit: bool
     penalty: object  # hashable callable (S, 5) -> residuals, or None
-
-
-def _matrix(x: Array, held: Array, layout: _Layout) -> Array:
-    """Segment parameters (S, 5) from the free unconstrained ``x`` and held values."""
-    p = held
-    for j, ((rows, col), bounds) in enumerate(zip(layout.slots, layout.bounds)):
-        p = p.at[jnp.array(rows), col].set(to_constrained(x[j], *bounds))
-    return p
 
 
 def _price(p: Array, s: HestonSurface, starts: Array, u: Array, kernel: Array) -> Array:
@@ -138,13 +123,13 @@ def _fit(cfg: _Config, s: HestonSurface, starts: Array, p0: Array):
     rule = _rule(s, starts, p0, cfg.nodes)
 
     def residuals(x, args):
-        p = _matrix(x, p0, cfg.layout)
+        p = fill_slots(x, p0, cfg.layout)
         fit = (jnp.sqrt(s.weights) * _errors(_price(p, s, starts, *rule), s, cfg.vol_fit)).ravel()
         return fit if cfg.penalty is None else jnp.concatenate([fit, cfg.penalty(p)])
 
-    x0 = jnp.stack([to_unconstrained(p0[rows[0], col], *b) for (rows, col), b in zip(*cfg.layout)])
+    x0 = slot_values(p0, cfg.layout)
     out = cfg.solver(residuals, x0, None, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True)
-    p = _matrix(out.x, p0, cfg.layout)
+    p = fill_slots(out.x, p0, cfg.layout)
     model = _price(p, s, starts, *rule)
     errors = jnp.where(s.weights > 0, _errors(model, s, cfg.vol_fit), 0.0)
     rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
@@ -259,19 +244,19 @@ class TimeDependentCalibrator:
     def end(self) -> float:
         return self.time_segments[-1].end
 
-    def _layout(self) -> _Layout:
+    def _layout(self) -> Slots:
         specs, n_seg = self.base.parameter_specs, len(self.time_segments)
-        slots, bounds = [], []
+        rows, cols, bounds = [], [], []
         for col, name in enumerate(PARAM_NAMES):
             if specs[name].fixed:
                 continue
             groups = [(j,) for j in range(n_seg)] if name in self.varying else [tuple(range(n_seg))]
-            for rows in groups:
-                slots.append((rows, col))
-                bounds.append(specs[name].bounds)
-        if not slots:
+            rows += groups
+            cols += [col] * len(groups)
+            bounds += [specs[name].bounds] * len(groups)
+        if not rows:
             raise ValueError("every parameter is fixed: nothing to calibrate")
-        return _Layout(tuple(slots), tuple(bounds))
+        return Slots(tuple(rows), tuple(cols), tuple(bounds))
 
     def _config(self, nodes: int, vol_fit: bool) -> _Config:
         b = self.base
@@ -331,7 +316,7 @@ class TimeDependentCalibrator:
     def _result(self, market_data, s, first, final, warm: bool) -> CalibrationResult:
         p, status, steps, cost, history, errors, worst, penalty = (np.asarray(x) for x in final)
         layout = self._layout()
-        coords = np.array([p[rows[0], col] for rows, col in layout.slots])
+        coords = np.array([p[rows[0], col] for rows, col in zip(layout.rows, layout.cols)])
         at_bound = bool(np.asarray(on_bound(coords, layout.bounds)))
         converged = status == Status.CONVERGED and not at_bound and np.all(np.isfinite(p))
         if status == Status.CONVERGED and at_bound:

@@ -77,14 +77,19 @@ def levenberg_marquardt(
     max_steps: int = 500,
     tol: float = 1e-8,
     record_history: bool = False,
+    linearise: Callable | None = None,
 ) -> SolverOutput:
     """Minimise ``0.5 * ||residual_fn(x, args)||**2`` from ``x0`` (shape ``(P,)``).
 
     ``residual_fn`` must be jittable. Returns a :class:`SolverOutput`; never raises on a
-    failed fit. ``iterations`` counts trial steps (accepted or not).
+    failed fit. ``iterations`` counts trial steps (accepted or not). ``linearise(residual_fn,
+    x, args) -> (cost, J^T J, J^T r)`` replaces the dense forward-mode Jacobian where a problem
+    knows its structure (block-sparse joint fits build ``J^T J`` from per-block Jacobians).
     """
+    if linearise is None:
+        linearise = _linearise
     x0 = jnp.asarray(x0, jnp.float64)
-    cost0, normal0, grad0 = _linearise(residual_fn, x0, args)
+    cost0, normal0, grad0 = linearise(residual_fn, x0, args)
     finite0 = jnp.isfinite(cost0) & jnp.all(jnp.isfinite(normal0))
     scale0 = jnp.maximum(jnp.diag(normal0), 1e-12)
     damping0 = jnp.asarray(1e-3, jnp.float64)
@@ -113,7 +118,7 @@ def levenberg_marquardt(
 
     def body(s: _State) -> _State:
         x_new = s.x + s.delta
-        cost_new, normal_new, grad_new = _linearise(residual_fn, x_new, args)
+        cost_new, normal_new, grad_new = linearise(residual_fn, x_new, args)
         finite = jnp.isfinite(cost_new) & jnp.all(jnp.isfinite(normal_new))
         actual = s.cost - cost_new
         ratio = actual / jnp.where(s.predicted > 0, s.predicted, 1.0)
