@@ -664,6 +664,7 @@ class HestonCalibrator:
                 "correlations": fit["correlations"],
                 "cold_retry": np.zeros(b, bool),  # a warm start that failed, fitted again cold
                 "n_options": n_opts,  # fitted (weight > 0): what information criteria count
+                "n_free": np.full(b, len(self.free_params)),
             },
             gates={
                 "feller": threshold_gate(

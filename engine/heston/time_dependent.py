@@ -291,6 +291,31 @@ class TimeDependentCalibrator:
             raise ValueError("init['v0'] must be one value: v0 is the variance at time 0")
         return p0
 
+    def errors(self, params: dict, market_data: dict) -> np.ndarray:
+        """Residuals of every option of ``market_data`` (input order, unweighted) under
+        ``params`` (``v0`` and one value per segment of the rest), in the fit's own measure:
+        what :func:`engine.crossval.cross_validate` scores held-out options by."""
+        return self._errors_at(params, market_data, self.base.residual)
+
+    def vol_errors_of(self, result: CalibrationResult, market_data: dict) -> np.ndarray:
+        """Model minus market implied vol of every option (input order) under ``result``:
+        what :func:`engine.selection.compare_models` scores every model by."""
+        return self._errors_at(result.params, market_data, "vol")
+
+    def _errors_at(self, params: dict, market_data: dict, residual: str | None) -> np.ndarray:
+        every = {k: v for k, v in market_data.items() if k != "open_interest"} | {"weights": 1.0}
+        s = pack_surface(every, residual=residual)
+        p = np.empty((len(self.starts), len(PARAM_NAMES)))
+        for col, name in enumerate(PARAM_NAMES):
+            p[:, col] = np.broadcast_to(np.asarray(params[name], np.float64), (len(self.starts),))
+        p, starts = jnp.asarray(p), jnp.asarray(self.starts)
+        model = _price(p, s, starts, *_rule(s, starts, p, NODES))
+        return _unpack(np.asarray(_errors(model, s, bool(np.isfinite(s.vols).any()))), market_data)
+
+    def calibrate_many(self, datasets: list[dict]) -> list[dict[str, np.ndarray]]:
+        """Each surface's fitted parameters (the folds of a cross-validation)."""
+        return [dict(self.calibrate(d).params) for d in datasets]
+
     def calibrate(self, market_data: dict, init: dict | None = None) -> CalibrationResult:
         """Fit one surface (``HestonCalibrator``'s ``market_data``). Options past the last
         segment's end are refused (the term structure says nothing about them)."""
@@ -341,6 +366,7 @@ class TimeDependentCalibrator:
                 "max_price_error": np.float64(worst),
                 "penalty": np.float64(penalty),
                 "max_jump": np.float64(max(jumps.values(), default=0.0)),
+                "n_free": len(layout.rows),  # what information criteria count
             },
             gates={},
             warm=np.bool_(warm),

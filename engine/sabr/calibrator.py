@@ -512,6 +512,7 @@ class SABRCalibrator:
             "expiry": batch.expiry,
             "n_quotes": batch.n_quotes,
             "cold_retry": out["cold_retry"],  # a warm start that failed, fitted again cold
+            "n_free": np.full(shape, len(self.free_params)),  # what information criteria count
         }
         if "condition_number" in out:  # the checks ran
             gates["stability"] = threshold_gate(
@@ -558,7 +559,8 @@ class SABRCalibrator:
     ) -> CalibrationResult:
         """Calibrate the playbook's ``market_data`` dict.
 
-        Keys: ``forward`` (scalar or per option), ``strikes``, ``maturities`` (scalar or per
+        Keys: ``forward`` (scalar or per option; or an equity surface's ``spot`` with ``rate``
+        and ``dividend``, continuously compounded), ``strikes``, ``maturities`` (scalar or per
         option), ``target_vols``, optional ``weights`` (array or ``"atm"``). One expiry gives a
         single-smile result; several give a batch result, one row per expiry in ascending
         order (``diagnostics["expiry"]``). Starts come from ``parameter_specs``.
@@ -642,6 +644,8 @@ class _Smiles(NamedTuple):
     @classmethod
     def of(cls, market_data: dict) -> _Smiles:
         missing = {"forward", "strikes", "maturities", "target_vols"} - set(market_data)
+        if missing == {"forward"} and "spot" in market_data:  # an equity surface's data
+            missing = set()
         if missing:
             raise ValueError(f"market_data lacks {sorted(missing)}")
         strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
@@ -653,8 +657,12 @@ class _Smiles(NamedTuple):
         n = strikes.size
         if n == 0:
             raise ValueError("empty smile: no strikes given")
-        forward = np.broadcast_to(np.asarray(market_data["forward"], np.float64), (n,))
         maturities = np.broadcast_to(np.asarray(market_data["maturities"], np.float64), (n,))
+        if "forward" in market_data:
+            forward = np.broadcast_to(np.asarray(market_data["forward"], np.float64), (n,))
+        else:  # S exp((r - q) T), as the Heston calibrator reads the same dict
+            carry = np.asarray(market_data.get("rate", 0.0)) - market_data.get("dividend", 0.0)
+            forward = float(market_data["spot"]) * np.exp(carry * maturities)
         if not np.isfinite(maturities).all():
             bad = np.flatnonzero(~np.isfinite(maturities))[:5].tolist()
             raise ValueError(f"maturities must be finite (options {bad})")
