@@ -77,6 +77,35 @@ class CalibrationResult:
             model=self.model,
         )
 
+    def as_batch(self) -> CalibrationResult:
+        """A single fit as a batch of one (the inverse of ``rows(0)``)."""
+        if self.batch_size is not None:
+            return self
+        one = lambda tree: jax.tree_util.tree_map(lambda a: np.asarray(a)[None], tree)  # noqa: E731
+        gates = {
+            name: g._replace(
+                value=np.asarray(g.value)[None],
+                passed=np.asarray(g.passed)[None],
+                applicable=np.asarray(g.applicable)[None],
+            )
+            for name, g in self.gates.items()
+        }
+        return replace(
+            self,
+            params=one(self.params),
+            converged=np.asarray(self.converged)[None],
+            status=np.asarray(self.status)[None],
+            iterations=np.asarray(self.iterations)[None],
+            loss=np.asarray(self.loss)[None],
+            rmse=np.asarray(self.rmse)[None],
+            residuals=np.asarray(self.residuals)[None],
+            diagnostics=one(self.diagnostics),
+            gates=gates,
+            warm=np.asarray(self.warm)[None],
+            loss_history=None if self.loss_history is None else one(self.loss_history),
+            sensitivities=None if self.sensitivities is None else one(self.sensitivities),
+        )
+
     def trimmed_history(self) -> CalibrationResult:
         """A single fit with ``loss_history`` cut to its steps: ``[-1]`` is the final loss."""
         steps = int(self.iterations)

@@ -16,6 +16,7 @@
 | ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
 | ``VOLSTREAM_SURFACE_TICKS`` | ``25`` | new quotes that make an equity index surface due (the forward and age triggers apply to its spot) |
+| ``VOLSTREAM_RUNBOOK_COOLDOWN`` | ``300`` | wall-clock seconds before a smile or surface whose fit failed may walk the failure runbook again (``0``: never walk it; see ``engine.runbook``) |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
@@ -77,6 +78,7 @@ class Settings:
     batch_max: int = 2048
     warm_batches: tuple[int, ...] = (8, 32, 128, 512)
     linger: float = 0.25
+    runbook_cooldown: float = 300.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
@@ -131,6 +133,7 @@ class Settings:
                 "VOLSTREAM_WARM_BATCHES", get("VOLSTREAM_WARM_BATCHES", "8,32,128,512")
             ),
             linger=float(get("VOLSTREAM_LINGER", "0.25")),
+            runbook_cooldown=float(get("VOLSTREAM_RUNBOOK_COOLDOWN", "300")),
             metrics_host=get("VOLSTREAM_METRICS_HOST", "127.0.0.1"),
             metrics_port=int(get("VOLSTREAM_METRICS_PORT", "9464")),
             surface=SurfaceConfig(

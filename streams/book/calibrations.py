@@ -19,6 +19,8 @@ share its batch (surfaces are fitted one by one): a replay reproduces every para
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +32,7 @@ from engine.buckets import bucket
 from engine.heston import PARAM_NAMES as HESTON_PARAMS
 from engine.heston import HestonCalibrator
 from engine.result import CalibrationResult
+from engine.runbook import RunbookOutcome, run_failure_runbook
 from engine.sabr import SABRCalibrator
 from schemas import Params, WarmState
 from streams.book.results import plain
@@ -152,6 +155,33 @@ class Calibrations:
             )
             out += _messages([snap], result, "heston", self.clock())
         return out
+
+    def runbook(self, snap: Snapshot) -> tuple[Params, RunbookOutcome]:
+        """Walk the failure runbook (:mod:`engine.runbook`) on a snapshot whose fit failed,
+        from the start its fit had: the fit it ends with as :class:`Params` (diagnostics
+        ``runbook_step``: the step's index in ``RUNBOOK_STEPS``, -1 when it escalated) and the
+        outcome. Warm state is left alone, so a replay's parameters never depend on when a
+        runbook finished."""
+        if isinstance(snap, SmileSnapshot):
+            calibrator = copy.copy(self.calibrator)
+            calibrator.parameter_specs = dict(calibrator.parameter_specs)
+            beta = calibrator.parameter_specs["beta"]
+            calibrator.parameter_specs["beta"] = dataclasses.replace(
+                beta, init=self.beta(snap.underlying)
+            )
+            data = {
+                "forward": snap.forward,
+                "maturities": snap.time_to_expiry,
+                "strikes": np.array(snap.strikes),
+                "target_vols": np.array(snap.vols),
+            }
+            model = "sabr"
+        else:
+            calibrator, data, model = self.heston, surface_market_data(snap), "heston"
+        outcome = run_failure_runbook(calibrator, data)
+        (message,) = _messages([snap], outcome.result.as_batch(), model, self.clock())
+        step = {"runbook_step": float(outcome.step_index)}
+        return dataclasses.replace(message, diagnostics=message.diagnostics | step), outcome
 
     def import_state(self, states: Mapping[str, WarmState]) -> None:
         """Take warm-start state read back from the state topic (see :mod:`streams.book.state`)."""

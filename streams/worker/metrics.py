@@ -11,6 +11,7 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 | ``volstream_calibrations_total`` | counter | ``outcome``: ``good`` or ``flagged`` |
 | ``volstream_alerts_total`` | counter | alerts published |
 | ``volstream_errors_total`` | counter | calibration batches that raised (a bug) |
+| ``volstream_runbooks_total`` | counter | ``step``: failed fits put through the failure runbook, by the step that fixed them, or ``escalated`` |
 | ``volstream_surfaces`` | gauge | smiles and surfaces held |
 | ``volstream_tick_to_publish_seconds`` | histogram | ``model``: first tick of a snapshot received -> its parameters sent |
 | ``volstream_batch_seconds`` | histogram | one micro-batch, decode to delivered |
@@ -64,6 +65,14 @@ class _Counts(Collector):
         yield CounterMetricFamily(
             "volstream_errors", "Calibration batches that raised", value=counters.errors
         )
+        runbooks = CounterMetricFamily(
+            "volstream_runbooks",
+            "Failed fits put through the runbook, by the step that fixed them (or escalated)",
+            labels=["step"],
+        )
+        for step, n in sorted(counters.runbooks.items()):
+            runbooks.add_metric([step], n)
+        yield runbooks
         yield GaugeMetricFamily("volstream_surfaces", "Smiles and surfaces held", value=surfaces)
 
 

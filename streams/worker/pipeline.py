@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -75,6 +76,7 @@ class Counters:
     flagged: int = 0
     alerts: int = 0
     errors: int = 0
+    runbooks: Counter = field(default_factory=Counter)  # the step that fixed a failed fit
 
 
 class _Read(NamedTuple):
@@ -132,6 +134,10 @@ class Pipeline:
         self.counters = Counters()
         self.metrics = WorkerMetrics(lambda: (self.counters, len(self.book)))
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
+        # failed fits walk the runbook on a thread of their own, never holding the stream up
+        self.runbooks = ThreadPoolExecutor(1, thread_name_prefix="runbook")
+        self._runbooks: dict[str, asyncio.Future] = {}  # key -> its runbook in flight
+        self._runbook_at: dict[str, float] = {}  # key -> when its last runbook started
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
 
@@ -251,7 +257,15 @@ class Pipeline:
             self.counters.errors += 1
             return await self._error_alerts(snapshots, exc)
         now = self.clock()
-        found, self.history = evaluate(self.history, results, now)
+        cooldown = self.settings.runbook_cooldown
+        for snap, message in zip(snapshots, results):
+            key = message.key
+            due = now - self._runbook_at.get(key, -math.inf) >= cooldown
+            if cooldown > 0 and not message.good and key not in self._runbooks and due:
+                self._runbook_at[key] = now
+                self._runbooks[key] = asyncio.ensure_future(self._runbook(snap))
+        quotes = [(s.strikes, s.vols) for s in snapshots]  # the drift diagnosis: what moved
+        found, self.history = evaluate(self.history, results, now, quotes)
         params, alerts = [], []
         for message, raised in zip(results, found):
             key = message.key.encode()
@@ -270,6 +284,43 @@ class Pipeline:
         sent = await self.sink.send_many(topics["params"], params)
         sent += await self.sink.send_many(topics["alerts"], alerts)
         return sent + await self.sink.send_many(topics["state"], states)
+
+    async def _runbook(self, snap: Snapshot) -> None:
+        """The failure runbook on a snapshot whose fit failed: its fit is published when good
+        (diagnostics ``runbook_step``), and an alert says which step worked (``info``) or that
+        none did (``critical``: escalate). Its delivery is not awaited by any batch: it
+        follows the flagged parameters already published."""
+        loop = asyncio.get_running_loop()
+        try:
+            message, outcome = await loop.run_in_executor(
+                self.runbooks, self.calibrations.runbook, snap
+            )
+        except Exception:  # a bug must not stop the stream
+            log.exception("the runbook on %s raised", snap.key)
+            self.counters.errors += 1
+            return
+        finally:
+            self._runbooks.pop(snap.key, None)
+        self.counters.runbooks[outcome.step or "escalated"] += 1
+        alert = Alert(
+            self.clock(),
+            "critical" if outcome.escalate else "info",
+            "runbook",
+            message.subject,
+            outcome.summary()[:2000],
+            {"step": float(outcome.step_index), "attempts": float(len(outcome.attempts))}
+            | {f"fit.{n}": v for n, v in message.params.items() if not outcome.escalate},
+        )
+        key, topics = message.key.encode(), self.settings.topics
+        sent = await self.sink.send_many(topics["alerts"], [(key, encode(alert))])
+        if message.good:
+            sent += await self.sink.send_many(topics["params"], [(key, encode(message))])
+        await asyncio.gather(*sent)
+
+    async def runbooks_done(self) -> None:
+        """Wait for every runbook in flight (tests, and a worker that stops)."""
+        while self._runbooks:
+            await asyncio.gather(*self._runbooks.values(), return_exceptions=True)
 
     async def _dead_letters(self, refused: list[tuple[Record, bytes, SchemaError]]):
         letters = []

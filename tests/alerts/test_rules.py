@@ -1,5 +1,7 @@
 """Health rules: gate failures, non-convergence, drift z-scores."""
 
+import pytest
+
 from alerts import History, drift_alerts, evaluate, gate_alerts
 from schemas import Params
 
@@ -58,3 +60,28 @@ def test_drift_fires_beyond_three_sigma_after_enough_history():
         expected, one_by_one = drift_alerts(one_by_one, p, now=4.0)
         assert alerts == gate_alerts(p, now=4.0) + expected
     assert together == one_by_one and any(found)
+
+
+def test_a_drift_alert_carries_the_prior_fit_and_the_quotes_that_moved():
+    strikes = [1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3]
+    calm = [0.10, 0.098, 0.097, 0.097, 0.098, 0.1, 0.102]
+    history = History()
+    for i in range(25):
+        _, history = drift_alerts(
+            history, params(alpha=0.1 + 0.001 * (i % 5)), now=1.0, quotes=(strikes, calm)
+        )
+    prior = dict(history.last[params().key][0])
+    moved = list(calm)
+    moved[1] += 0.02  # a bad quote at 1.05, and a smaller move at 1.3
+    moved[6] -= 0.005
+    (alert,), _ = drift_alerts(
+        history, params(alpha=0.2), now=2.0, quotes=([*strikes[:-1], 1.35], moved)
+    )
+    assert alert.rule == "drift"
+    assert {k: v for k, v in alert.figures.items() if k.startswith("prior.")} == {
+        f"prior.{k}": v for k, v in prior.items()
+    }
+    moves = {k: v for k, v in alert.figures.items() if k.startswith("moved.")}
+    assert next(iter(moves)) == "moved.1.05" and moves["moved.1.05"] == pytest.approx(0.02)
+    assert "moved.1.3" not in moves and "moved.1.35" not in moves  # quoted in one fit only
+    assert len(moves) == 5  # the five largest of the six common strikes

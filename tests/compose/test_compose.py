@@ -55,7 +55,8 @@ def test_prometheus_scrapes_the_worker_port_on_loopback():
 
 
 def test_every_dashboard_query_names_a_metric_the_worker_exports():
-    metrics = WorkerMetrics(lambda: (Counters(rejected=Counter(oversized=1)), 0))
+    counters = Counters(rejected=Counter(oversized=1), runbooks=Counter(simpler_model=1))
+    metrics = WorkerMetrics(lambda: (counters, 0))
     metrics.latency.labels("sabr").observe(0.01)
     exported = {s.name for family in metrics.registry.collect() for s in family.samples}
     dashboard = json.loads((COMPOSE / "grafana/dashboards/volstream.json").read_text())

@@ -21,6 +21,7 @@ def run(records, settings=None):
         for batch in records:
             await pipe.process(batch)
         await pipe.flush_idle(0.0)
+        await pipe.runbooks_done()
 
     asyncio.run(go())
     return pipe, sink
@@ -61,7 +62,9 @@ def test_failed_fits_are_flagged_with_alerts_and_no_warm_state():
         )
         for i, q in enumerate(quotes)
     ]
-    settings = Settings(topic_prefix="t", surface=SurfaceConfig(outlier=10.0))  # keep the zigzag
+    settings = Settings(  # keep the zigzag; no runbook (test_failed_fits_walk_the_runbook)
+        topic_prefix="t", surface=SurfaceConfig(outlier=10.0), runbook_cooldown=0
+    )
     _, sink = run(
         [[Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(zigzag)]], settings
     )
@@ -154,3 +157,28 @@ def test_replays_cut_into_other_messages_and_batches_publish_identical_parameter
     assert sum(map(len, reference.values())) > 100 and any("SPX" in k for k in reference)
     for size, per_batch in ((1, 1), (50, 3), (700, 1)):
         assert published(size, per_batch) == reference, (size, per_batch)
+
+
+def test_a_failed_fit_walks_the_runbook_and_its_fix_is_published_with_the_step():
+    # one smile quoted at five strikes within 0.5% of the forward: rho and nu cannot be told
+    # apart (the identifiability gate fails); the runbook's simpler model (nu held) fits it
+    base = next(iter(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=1)))
+    narrow = [(0.995, 1e-4), (0.998, -1e-4), (1.0, 0.0), (1.002, 1e-4), (1.005, -1e-4)]
+    quotes = [
+        Quote(**{**base.__dict__, "seq": i, "ts": T0 + 0.001 * i, "strike": base.forward * m,
+                 "bid_vol": None, "ask_vol": None, "mid_vol": 0.1 + 0.05 * (m - 1) + e})
+        for i, (m, e) in enumerate(narrow)
+    ]  # fmt: skip
+    pipe, sink = run([[Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]])
+    first, *fixed = [decode(v, Params) for _, v in sink.sent["t.params"]]
+    assert not first.good and first.gates["identifiability"]["verdict"] == "fail"
+    (after,) = fixed
+    assert after.good and after.key == first.key
+    assert after.diagnostics["runbook_step"] == 4.0  # RUNBOOK_STEPS.index("simpler_model")
+    (alert,) = [a for a in map(lambda m: decode(m[1], Alert), sink.sent["t.alerts"])
+                if a.rule == "runbook"]  # fmt: skip
+    assert alert.severity == "info" and "fixed by simpler_model" in alert.message
+    assert alert.figures["step"] == 4.0 and alert.figures["fit.nu"] == after.params["nu"]
+    assert pipe.counters.runbooks == {"simpler_model": 1}
+    state = decode(sink.sent["t.state"][-1][1], WarmState)
+    assert state.warm is None  # a runbook's fit never becomes a warm start (replays)
