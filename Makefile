@@ -6,9 +6,9 @@ STAMP := .venv/.installed
 demo: $(STAMP)  ## run the main job
 	.venv/bin/volstream demo
 
-test: $(STAMP)  ## run the whole test suite (what .ci/run runs)
+test: $(STAMP)  ## run the whole test suite (what .ci/run runs), a test file per core
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)  ## benchmarks against QuantLib (slow; not part of the tests)
 	$(PY) bench/sabr.py

@@ -11,6 +11,8 @@ from playbooks.data import (
     get_risk_free_rate,
     load_equity_option_surface,
     load_fx_volatility_surface,
+    prepare_full_surface_data,
+    prepare_heston_data,
 )
 
 __all__ = [
@@ -20,4 +22,6 @@ __all__ = [
     "get_risk_free_rate",
     "load_equity_option_surface",
     "load_fx_volatility_surface",
+    "prepare_full_surface_data",
+    "prepare_heston_data",
 ]

@@ -24,6 +24,8 @@ __all__ = [
     "get_risk_free_rate",
     "load_equity_option_surface",
     "load_fx_volatility_surface",
+    "prepare_full_surface_data",
+    "prepare_heston_data",
 ]
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -107,3 +109,23 @@ def get_risk_free_rate(date: str, currency: str = "USD", path: Path | None = Non
 def get_dividend_yield(index: str, date: str, path: Path | None = None) -> float:
     """The continuous dividend yield the surface file quotes for ``index`` on ``date``."""
     return load_equity_option_surface(index, date, path).dividend
+
+
+def prepare_heston_data(surface: EquityOptionSurface) -> dict:
+    """An equity surface as ``HestonCalibrator`` market data: call prices with their own
+    index's rate and dividend yield, and open interest for the playbook's liquidity filter
+    (options at or below 100 weigh zero)."""
+    return {
+        "spot": surface.spot,
+        "strikes": surface.strikes,
+        "maturities": surface.maturities,
+        "target_prices": surface.market_prices,
+        "call": True,
+        "rate": surface.rate,
+        "dividend": surface.dividend,
+        "open_interest": surface.open_interest,
+    }
+
+
+# the term-structure playbook's name for the same: every expiry of the surface, in one dict
+prepare_full_surface_data = prepare_heston_data

@@ -157,11 +157,10 @@ class Calibrations:
         return out
 
     def runbook(self, snap: Snapshot) -> tuple[Params, RunbookOutcome]:
-        """Walk the failure runbook (:mod:`engine.runbook`) on a snapshot whose fit failed,
-        from the start its fit had: the fit it ends with as :class:`Params` (diagnostics
-        ``runbook_step``: the step's index in ``RUNBOOK_STEPS``, -1 when it escalated) and the
-        outcome. Warm state is left alone, so a replay's parameters never depend on when a
-        runbook finished."""
+        """Walk the failure runbook (:mod:`engine.runbook`) on a snapshot whose fit failed:
+        the fit it ends with as :class:`Params` (diagnostics ``runbook_step``: the step's
+        index in ``RUNBOOK_STEPS``, -1 when it escalated) and the outcome. Warm state is left
+        alone, so a replay's parameters never depend on when a runbook finished."""
         if isinstance(snap, SmileSnapshot):
             calibrator = copy.copy(self.calibrator)
             calibrator.parameter_specs = dict(calibrator.parameter_specs)

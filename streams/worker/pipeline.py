@@ -286,10 +286,12 @@ class Pipeline:
         return sent + await self.sink.send_many(topics["state"], states)
 
     async def _runbook(self, snap: Snapshot) -> None:
-        """The failure runbook on a snapshot whose fit failed: its fit is published when good
-        (diagnostics ``runbook_step``), and an alert says which step worked (``info``) or that
-        none did (``critical``: escalate). Its delivery is not awaited by any batch: it
-        follows the flagged parameters already published."""
+        """The failure runbook on a snapshot whose fit failed: an alert says which step
+        worked (``info``, with the fix's parameters as ``fit.NAME`` figures and its
+        ``runbook_step``) or that none did (``critical``: escalate). The params topic keeps
+        exactly one result per snapshot, a pure function of the quotes (replays are
+        bit-identical): the fix is advice to operators there, never a second result. Its
+        delivery is not awaited by any batch."""
         loop = asyncio.get_running_loop()
         try:
             message, outcome = await loop.run_in_executor(
@@ -311,11 +313,10 @@ class Pipeline:
             {"step": float(outcome.step_index), "attempts": float(len(outcome.attempts))}
             | {f"fit.{n}": v for n, v in message.params.items() if not outcome.escalate},
         )
-        key, topics = message.key.encode(), self.settings.topics
-        sent = await self.sink.send_many(topics["alerts"], [(key, encode(alert))])
-        if message.good:
-            sent += await self.sink.send_many(topics["params"], [(key, encode(message))])
-        await asyncio.gather(*sent)
+        key = message.key.encode()
+        alerts = [(key, encode(alert))]
+        self.counters.alerts += 1
+        await asyncio.gather(*await self.sink.send_many(self.settings.topics["alerts"], alerts))
 
     async def runbooks_done(self) -> None:
         """Wait for every runbook in flight (tests, and a worker that stops)."""

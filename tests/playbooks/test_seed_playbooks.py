@@ -22,7 +22,14 @@ import engine.sabr
 import playbooks
 from engine.crossval import cross_validate, k_fold_split
 from engine.fit_report import generate_calibration_diagnostics
-from engine.heston import HestonCalibrator
+from engine.heston import (
+    HestonCalibrator,
+    SmoothnessRegularization,
+    TimeDependentCalibrator,
+    TimeSegment,
+    check_calendar_arbitrage,
+)
+from engine.joint import AssetClassSpec, CrossAssetCalibrator, analyze_parameter_consistency
 from engine.sabr import SABRCalibrator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +50,12 @@ def _block(heading: str) -> str:
     return re.search(r"```python\n(.*?)```", text[start:], re.S).group(1)
 
 
+def _module(name: str, **members) -> types.ModuleType:
+    module = types.ModuleType(f"neutryx.calibration.{name}")
+    vars(module).update(members)
+    return module
+
+
 @pytest.fixture
 def neutryx(monkeypatch):
     """``neutryx.*`` as the seed imports it, backed by volstream's modules."""
@@ -53,13 +66,27 @@ def neutryx(monkeypatch):
         "neutryx.calibration.sabr": engine.sabr,
         "neutryx.calibration.heston": engine.heston,
         "neutryx.calibration.diagnostics": engine.diagnostics,
+        "neutryx.calibration.joint_calibration": _module(
+            "joint_calibration",
+            CrossAssetCalibrator=CrossAssetCalibrator,
+            AssetClassSpec=AssetClassSpec,
+            TimeDependentCalibrator=TimeDependentCalibrator,
+            TimeSegment=TimeSegment,
+        ),
+        "neutryx.calibration.regularization": _module(
+            "regularization", SmoothnessRegularization=SmoothnessRegularization
+        ),
     }
     for name, module in names.items():
         monkeypatch.setitem(sys.modules, name, module)
 
 
-def _run(heading: str, function: str, extra: dict):
+def _run(heading: str, function: str, extra: dict, edit=lambda code: code):
     namespace = {
+        "List": list,
+        "HestonCalibrator": HestonCalibrator,
+        "analyze_parameter_consistency": analyze_parameter_consistency,
+        "check_calendar_arbitrage": check_calendar_arbitrage,
         "generate_calibration_diagnostics": generate_calibration_diagnostics,
         "cross_validate": cross_validate,
         "k_fold_split": k_fold_split,
@@ -67,7 +94,7 @@ def _run(heading: str, function: str, extra: dict):
         **vars(playbooks),
         **extra,
     }
-    exec(compile(_block(heading), str(SEED), "exec"), namespace)
+    exec(compile(edit(_block(heading)), str(SEED), "exec"), namespace)
     return namespace[function]
 
 
@@ -133,3 +160,30 @@ def test_fixed_parameters_and_inits_are_honoured(model):
     assert float(pinned.params[held]) == value
     assert float(pinned.loss) > float(free.loss)  # holding a parameter off its optimum costs
     assert bool(pinned.converged)
+
+
+def test_multi_asset_joint_playbook_runs_as_written(neutryx):
+    joint = _run("### 3. Multi-Asset Joint", "multi_asset_joint_calibration", {})
+    result, report = joint(["SPX", "SX5E", "NKY"], "2026-11-27")
+    assert result.converged and result.shared == {"rho": ("SPX", "SX5E", "NKY")}
+    rho = result.params["SPX"]["rho"]
+    assert rho == result.params["NKY"]["rho"] and -0.76 < rho < -0.66  # made with -0.74..-0.68
+    assert report.k_individual - report.k_joint == 2 and report.sse_joint >= report.sse_individual
+    assert report.verdict.startswith(("sharing supported", "sharing NOT supported"))
+
+
+def test_term_structure_playbook_refuses_a_segmented_v0_and_runs_on_theta(neutryx):
+    as_written = _run("### 4. Time-Dependent", "term_structure_calibration", {})
+    with pytest.raises(ValueError, match="variance at time 0"):
+        as_written("SPX", "2026-11-27")  # the seed segments v0: refused, and why
+    on_theta = _run(  # the same playbook with v0 fitted once, as the error says
+        "### 4. Time-Dependent",
+        "term_structure_calibration",
+        {},
+        edit=lambda code: code.replace('params=["theta", "v0"]', 'params=["theta"]'),
+    )
+    result = on_theta("SPX", "2026-11-27")
+    assert bool(result.converged) and result.params["theta"].shape == (5,)
+    assert result.gate_verdicts()["calendar"] == "pass"
+    # the file's SPX was made with theta 0.038 throughout: the fitted levels stay near it
+    assert np.all(np.abs(result.params["theta"][:3] / 0.038 - 1) < 0.3)

@@ -159,7 +159,7 @@ def test_replays_cut_into_other_messages_and_batches_publish_identical_parameter
         assert published(size, per_batch) == reference, (size, per_batch)
 
 
-def test_a_failed_fit_walks_the_runbook_and_its_fix_is_published_with_the_step():
+def test_a_failed_fit_walks_the_runbook_and_an_alert_names_the_step_and_the_fix():
     # one smile quoted at five strikes within 0.5% of the forward: rho and nu cannot be told
     # apart (the identifiability gate fails); the runbook's simpler model (nu held) fits it
     base = next(iter(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=1)))
@@ -170,15 +170,14 @@ def test_a_failed_fit_walks_the_runbook_and_its_fix_is_published_with_the_step()
         for i, (m, e) in enumerate(narrow)
     ]  # fmt: skip
     pipe, sink = run([[Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]])
-    first, *fixed = [decode(v, Params) for _, v in sink.sent["t.params"]]
+    (first,) = [decode(v, Params) for _, v in sink.sent["t.params"]]  # one per snapshot, always
     assert not first.good and first.gates["identifiability"]["verdict"] == "fail"
-    (after,) = fixed
-    assert after.good and after.key == first.key
-    assert after.diagnostics["runbook_step"] == 4.0  # RUNBOOK_STEPS.index("simpler_model")
     (alert,) = [a for a in map(lambda m: decode(m[1], Alert), sink.sent["t.alerts"])
                 if a.rule == "runbook"]  # fmt: skip
     assert alert.severity == "info" and "fixed by simpler_model" in alert.message
-    assert alert.figures["step"] == 4.0 and alert.figures["fit.nu"] == after.params["nu"]
+    assert alert.figures["step"] == 4.0  # RUNBOOK_STEPS.index("simpler_model")
+    assert alert.subject == first.subject
+    assert alert.figures["fit.rho"] != first.params["rho"]  # the fix holds nu, refits the rest
     assert pipe.counters.runbooks == {"simpler_model": 1}
     state = decode(sink.sent["t.state"][-1][1], WarmState)
     assert state.warm is None  # a runbook's fit never becomes a warm start (replays)
