@@ -81,6 +81,7 @@ __all__ = [
     "HestonCalibrator",
     "HestonSurface",
     "HestonThresholds",
+    "market_vols",
     "pack_surface",
     "surface_shape",
 ]
@@ -686,6 +687,15 @@ class HestonCalibrator:
             loss_history=loss_history,
             model="heston",
         )
+
+
+def market_vols(market_data: dict) -> np.ndarray:
+    """Black implied vols of every option of ``market_data`` (input order): its
+    ``target_vols``, or its prices inverted as the out-of-the-money option."""
+    if "target_vols" in market_data:
+        n = np.atleast_1d(market_data["strikes"]).size
+        return np.broadcast_to(np.asarray(market_data["target_vols"], np.float64), (n,)).copy()
+    return _unpack(_pack_every(market_data, "vol").vols, market_data)
 
 
 def _pack_every(market_data: dict, residual: str | None) -> HestonSurface:

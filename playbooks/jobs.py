@@ -1,0 +1,283 @@
+"""The playbooks as jobs: each loads its sample (or given) surfaces, runs the playbook's
+workflow with every gate, and returns a :class:`JobReport` of tables and plot series that
+:mod:`playbooks.report` turns into PNG plots and one HTML page (``volstream playbook NAME``).
+
+Jobs: ``daily-sabr`` (one pair's smile, ATM-weighted, gates), ``weekly-heston`` (multi-start,
+identifiability, 5-fold cross-validation), ``joint`` (indices with a shared rho and the
+consistency report), ``term-structure`` (theta on the seed's five segments, smoothness,
+calendar arbitrage), ``model-selection`` (SABR, Heston, time-dependent Heston: information
+criteria, cross-validation, out-of-sample on a prior date, the recommendation; the playbook's
+SLV is not built yet and the report says so).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.crossval import cross_validate, k_fold_split
+from engine.heston import (
+    HestonCalibrator,
+    SmoothnessRegularization,
+    TimeDependentCalibrator,
+    TimeSegment,
+    check_calendar_arbitrage,
+)
+from engine.heston.calibrator import market_vols
+from engine.heston.time_dependent import fitted_segments
+from engine.joint import AssetClassSpec, CrossAssetCalibrator, analyze_parameter_consistency
+from engine.result import CalibrationResult
+from engine.sabr import SABRCalibrator, atm_weights
+from engine.selection import (
+    compare_models,
+    evaluate_out_of_sample,
+    generate_model_recommendation,
+    vol_errors,
+)
+from playbooks.data import (
+    load_equity_option_surface,
+    load_fx_volatility_surface,
+    prepare_heston_data,
+)
+
+__all__ = ["JOBS", "JobReport", "Smile", "run_job"]
+
+SEGMENTS = tuple(  # the seed's term structure, theta on each (v0 is one number: see TimeSegment)
+    TimeSegment(a, b, ("theta",))
+    for a, b in ((0.0, 0.5), (0.5, 1.0), (1.0, 3.0), (3.0, 5.0), (5.0, 10.0))
+)
+
+
+@dataclass(frozen=True)
+class Smile:
+    """One expiry's market and model vols, for the fitted-against-market plot."""
+
+    label: str
+    strikes: np.ndarray
+    market: np.ndarray
+    model: dict[str, np.ndarray]  # model name -> vols
+
+
+@dataclass
+class JobReport:
+    """What a job found: a headline per line, tables (rows of dicts), the smiles it fitted,
+    step series (a parameter over time segments) and bars (a figure per model or asset)."""
+
+    name: str
+    title: str
+    good: bool
+    lines: list[str] = field(default_factory=list)
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+    smiles: list[Smile] = field(default_factory=list)
+    steps: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = field(default_factory=dict)
+    bars: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _gates(result: CalibrationResult) -> list[dict]:
+    return [
+        {"gate": n, "verdict": v, "value": float(np.asarray(result.gates[n].value).max())}
+        for n, v in result.gate_verdicts().items()
+    ]
+
+
+def _smiles(data: dict, market: np.ndarray, models: dict[str, np.ndarray]) -> list[Smile]:
+    t = np.broadcast_to(np.asarray(data["maturities"], np.float64), np.shape(market))
+    out = []
+    for expiry in np.unique(t):
+        rows = np.flatnonzero(t == expiry)
+        order = rows[np.argsort(np.asarray(data["strikes"])[rows])]
+        out.append(
+            Smile(
+                f"T = {expiry:.3f} y",
+                np.asarray(data["strikes"], np.float64)[order],
+                market[order],
+                {name: vols[order] for name, vols in models.items()},
+            )
+        )
+    return out
+
+
+def daily_sabr(pair: str = "EURUSD", date: str = "2026-11-27") -> JobReport:
+    s = load_fx_volatility_surface(pair, date)
+    data = {"forward": s.forward, "strikes": s.strikes, "maturities": s.maturities,
+            "target_vols": s.implied_vols,
+            "weights": atm_weights(s.strikes, s.forward)}  # fmt: skip
+    result = SABRCalibrator().calibrate(data)
+    model = s.implied_vols + vol_errors(result, data)
+    report = JobReport("daily-sabr", f"Daily SABR: {pair} on {date}", bool(result.good))
+    p = {n: float(v) for n, v in result.params.items()}
+    report.lines.append(
+        f"{pair} {date}: alpha {p['alpha']:.5g}, beta {p['beta']:.2g}, rho {p['rho']:.4f}, "
+        f"nu {p['nu']:.4f}; RMSE {1e4 * float(result.rmse):.2f} bp; "
+        f"{'good' if result.good else 'FLAGGED'}"
+    )
+    report.tables["parameters"] = [p]
+    report.tables["gates"] = _gates(result)
+    report.smiles = _smiles(data, s.implied_vols, {"SABR": model})
+    return report
+
+
+def weekly_heston(index: str = "SPX", date: str = "2026-11-27") -> JobReport:
+    data = prepare_heston_data(load_equity_option_surface(index, date))
+    cal = HestonCalibrator()
+    result = cal.calibrate(data)
+    market = market_vols(data)
+    cv = cross_validate(cal, data, k_fold_split(5))
+    ident = cal.identifiability(result.params, data)
+    report = JobReport("weekly-heston", f"Weekly Heston: {index} on {date}", bool(result.good))
+    p = {n: float(v) for n, v in result.params.items()}
+    report.lines.append(
+        f"{index} {date}: " + ", ".join(f"{n} {v:.4g}" for n, v in p.items())
+        + f"; condition number {float(ident.condition_number):.1f}; 5-fold CV error "
+        f"{1e4 * cv.mean_error:.1f} bp (dispersion {cv.dispersion:.2f})"
+    )  # fmt: skip
+    report.tables["parameters"] = [p]
+    report.tables["gates"] = _gates(result)
+    report.tables["cross-validation"] = [
+        {"fold": i + 1, "error_bp": 1e4 * e} for i, e in enumerate(cv.fold_errors)
+    ]
+    report.smiles = _smiles(data, market, {"Heston": market + vol_errors(result, data)})
+    return report
+
+
+def joint(indices: Sequence[str] = ("SPX", "SX5E", "NKY"), date: str = "2026-11-27") -> JobReport:
+    asset_data = {i: prepare_heston_data(load_equity_option_surface(i, date)) for i in indices}
+    cal = CrossAssetCalibrator([AssetClassSpec(i, 1.0, ("rho",)) for i in indices])
+    individual = cal.calibrate_individually(asset_data)
+    result = cal.calibrate(asset_data, individual)
+    consistency = analyze_parameter_consistency(result, individual)
+    report = JobReport("joint", f"Joint calibration: {', '.join(indices)} on {date}", result.good)
+    report.lines += [
+        f"shared rho {result.params[indices[0]]['rho']:.4f} ({result.status_message}, "
+        f"{result.iterations} LM steps)",
+        consistency.verdict,
+    ]
+    report.tables["shifts"] = [
+        {"parameter": n, "asset": a, "individual": ind, "joint": jnt, "shift": jnt - ind}
+        for n, per in consistency.shifts.items()
+        for a, (ind, jnt) in per.items()
+    ]
+    report.tables["sharing"] = [
+        {"fits": "individual", "sse": consistency.sse_individual, "k": consistency.k_individual,
+         "aic": consistency.aic[0], "bic": consistency.bic[0]},
+        {"fits": "joint", "sse": consistency.sse_joint, "k": consistency.k_joint,
+         "aic": consistency.aic[1], "bic": consistency.bic[1]},
+    ]  # fmt: skip
+    report.bars["rho by asset: individual"] = {
+        a: v[0] for a, v in consistency.shifts["rho"].items()
+    }
+    report.bars["rho by asset: joint"] = {a: v[1] for a, v in consistency.shifts["rho"].items()}
+    for i in indices:
+        market = market_vols(asset_data[i])
+        model = market + HestonCalibrator().vol_errors(result.params[i], asset_data[i])
+        report.smiles += [
+            Smile(f"{i} {s.label}", s.strikes, s.market, s.model)
+            for s in _smiles(asset_data[i], market, {"joint": model})
+        ]
+    return report
+
+
+def term_structure(index: str = "SPX", date: str = "2026-11-27") -> JobReport:
+    data = prepare_heston_data(load_equity_option_surface(index, date))
+    base = HestonCalibrator(penalty_fn=SmoothnessRegularization(SEGMENTS, weight=0.05))
+    cal = TimeDependentCalibrator(SEGMENTS, base)
+    result = cal.calibrate(data)
+    calendar = check_calendar_arbitrage(result, SEGMENTS)
+    plain = HestonCalibrator().calibrate(data)
+    report = JobReport("term-structure", f"Term structure: {index} on {date}", bool(result.good))
+    verdicts = result.gate_verdicts()
+    report.lines += [
+        f"theta by segment {np.round(result.params['theta'], 4).tolist()} (plain Heston "
+        f"{float(plain.params['theta']):.4f}); v0 {float(result.params['v0']):.4f}",
+        "gates: " + ", ".join(f"{g} {v}" for g, v in verdicts.items())
+        + (f"; total variance rises with maturity everywhere (least rise "
+           f"{calendar.worst_decrease:.2e})" if calendar.worst_decrease >= 0 else
+           f"; total variance FALLS by {-calendar.worst_decrease:.2e} at k, T1, T2 = "
+           f"{calendar.at}"),
+    ]  # fmt: skip
+    report.tables["segments"] = [
+        {"start": s.start, "end": s.end} | dict(s.values) for s in fitted_segments(result, SEGMENTS)
+    ]
+    report.tables["gates"] = _gates(result)
+    edges = np.array([s.start for s in SEGMENTS] + [SEGMENTS[-1].end])
+    report.steps["theta"] = (
+        edges,
+        {
+            "time-dependent": result.params["theta"],
+            "plain Heston": np.full(5, float(plain.params["theta"])),
+        },
+    )
+    market = market_vols(data)
+    report.smiles = _smiles(
+        data,
+        market,
+        {"time-dependent": market + cal.vol_errors_of(result, data),
+         "plain Heston": market + vol_errors(plain, data)},
+    )  # fmt: skip
+    return report
+
+
+def _in_vols(data: dict) -> dict:
+    """A price surface restated in implied vols: every model is then fitted and scored on
+    the same numbers (SABR reads vols only)."""
+    out = {k: v for k, v in data.items() if k not in ("target_prices", "call")}
+    return out | {"target_vols": market_vols(data)}
+
+
+def model_selection(
+    index: str = "SPX", date: str = "2026-11-27", prior: Sequence[str] = ("2026-11-20",)
+) -> JobReport:
+    data = prepare_heston_data(load_equity_option_surface(index, date))
+    vol_data = _in_vols(data)
+    others = [_in_vols(prepare_heston_data(load_equity_option_surface(index, d))) for d in prior]
+    models: dict[str, object] = {
+        "SABR": SABRCalibrator(),
+        "Heston": HestonCalibrator(),
+        "Heston, theta on 5 segments": TimeDependentCalibrator(SEGMENTS),
+    }
+    results, seconds = {}, {}
+    for name, cal in models.items():
+        start = time.perf_counter()
+        results[name] = cal.calibrate(vol_data)
+        seconds[name] = time.perf_counter() - start
+    comparison = compare_models([(n, results[n], vol_data, models[n]) for n in models])
+    cv = {n: cross_validate(c, vol_data, k_fold_split(5)) for n, c in models.items()}
+    oos = {n: evaluate_out_of_sample(c, results[n], others, vol_data) for n, c in models.items()}
+    rec = generate_model_recommendation(comparison, cv, oos, seconds=seconds)
+    report = JobReport("model-selection", f"Model selection: {index} on {date}", True)
+    report.lines += [
+        f"best by AIC: {comparison.best_by_aic}; best by BIC: {comparison.best_by_bic}",
+        rec.summary(),
+        "SLV: not built yet (issue 13), so not compared",
+    ]
+    report.tables["comparison"] = [
+        row | {"cv_error_bp": 1e4 * cv[row["name"]].mean_error,
+               "cv_dispersion": cv[row["name"]].dispersion,
+               "oos_rmse_bp": 1e4 * oos[row["name"]].mean, "seconds": seconds[row["name"]]}
+        for row in comparison.table()
+    ]  # fmt: skip
+    report.bars["BIC (lower is better)"] = {s.name: s.bic for s in comparison.scores}
+    report.bars["out-of-sample RMSE, bp"] = {n: 1e4 * o.mean for n, o in oos.items()}
+    market = vol_data["target_vols"]
+    report.smiles = _smiles(
+        vol_data, market, {n: market + vol_errors(results[n], vol_data, models[n]) for n in models}
+    )
+    return report
+
+
+JOBS: dict[str, Callable[..., JobReport]] = {
+    "daily-sabr": daily_sabr,
+    "weekly-heston": weekly_heston,
+    "joint": joint,
+    "term-structure": term_structure,
+    "model-selection": model_selection,
+}
+
+
+def run_job(name: str, **kwargs) -> JobReport:
+    if name not in JOBS:
+        raise ValueError(f"no playbook job {name!r}: the jobs are {sorted(JOBS)}")
+    return JOBS[name](**kwargs)

@@ -1,0 +1,124 @@
+"""A job's report: PNG plots (fitted against market smiles, parameter term structures, bars
+per model or asset) and one HTML page with them and every table, written to a folder."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+
+from playbooks.jobs import JobReport
+
+__all__ = ["write_report"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _smiles_png(report: JobReport, path: Path) -> None:
+    plt = _pyplot()
+    n = len(report.smiles)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, smile in zip(axes.flat, report.smiles):
+        ax.plot(smile.strikes, 100 * smile.market, "o", color="black", ms=3.5, label="market")
+        for name, vols in smile.model.items():
+            ax.plot(smile.strikes, 100 * vols, "-", lw=1.4, label=name)
+        ax.set_title(smile.label, fontsize=9)
+        ax.set_xlabel("strike", fontsize=8)
+        ax.set_ylabel("implied vol, %", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{report.title}: fitted against market", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _steps_png(report: JobReport, path: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(report.steps), figsize=(5.5 * len(report.steps), 3.4),
+                             squeeze=False)  # fmt: skip
+    for ax, (name, (edges, series)) in zip(axes.flat, report.steps.items()):
+        for label, values in series.items():
+            ax.stairs(values, edges, label=label, lw=1.6)
+        ax.set_xlabel("years", fontsize=8)
+        ax.set_ylabel(name, fontsize=8)
+        ax.set_title(f"{name} by time segment", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _bars_png(report: JobReport, path: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(report.bars), figsize=(4.8 * len(report.bars), 3.4),
+                             squeeze=False)  # fmt: skip
+    for ax, (name, values) in zip(axes.flat, report.bars.items()):
+        ax.bar(list(values), list(values.values()), color="tab:blue")
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+        for label in ax.get_xticklabels():
+            label.set_rotation(15)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{value:.6g}"
+    return html.escape(str(value))
+
+
+def _table(name: str, rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>" for row in rows
+    )
+    return f"<h2>{html.escape(name)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def write_report(report: JobReport, folder: Path) -> Path:
+    """Write the report's PNG plots and ``index.html`` into ``folder``; return the page."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    for stem, draw, wanted in (
+        ("smiles", _smiles_png, report.smiles),
+        ("term-structure", _steps_png, report.steps),
+        ("comparison", _bars_png, report.bars),
+    ):
+        if wanted:
+            draw(report, folder / f"{stem}.png")
+            images.append(f"{stem}.png")
+    verdict = "good" if report.good else "FLAGGED"
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(report.title)}</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;margin-bottom:1.5em}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+        "img{max-width:100%;margin:1em 0}</style></head><body>"
+        f"<h1>{html.escape(report.title)}</h1><p><b>{verdict}</b></p>"
+        + "".join(f"<p>{html.escape(line)}</p>" for line in report.lines)
+        + "".join(f"<img src='{name}' alt='{name}'>" for name in images)
+        + "".join(_table(name, rows) for name, rows in report.tables.items())
+        + "</body></html>"
+    )
+    out = folder / "index.html"
+    out.write_text(page)
+    return out

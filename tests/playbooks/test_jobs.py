@@ -1,0 +1,42 @@
+"""Playbook jobs from the command line: findings, exit status, and the HTML report."""
+
+import json
+
+import pytest
+
+from streams.cli.main import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_term_structure_job_writes_plots_and_a_page(tmp_path, capsys):
+    code = main(["playbook", "term-structure", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert out.startswith("Term structure: SPX on 2026-11-27")
+    assert "theta by segment" in out and "calendar pass" in out
+    # the sample's SPX breaks Feller (as indices do): the job is flagged, and says so by exit 1
+    assert code == 1 and "feller fail" in out
+    page = (tmp_path / "index.html").read_text()
+    for image in ("smiles.png", "term-structure.png"):
+        assert f"src='{image}'" in page and (tmp_path / image).read_bytes().startswith(PNG)
+    assert "<h2>segments</h2>" in page and "FLAGGED" in page
+
+
+def test_model_selection_job_compares_and_recommends_in_json(capsys):
+    main(["playbook", "model-selection", "--json"])
+    found = json.loads(capsys.readouterr().out)
+    rows = {r["name"]: r for r in found["tables"]["comparison"]}
+    assert set(rows) == {"SABR", "Heston", "Heston, theta on 5 segments"}
+    assert rows["SABR"]["n_free"] == 18 and rows["Heston"]["n_free"] == 5  # 3 x 6 expiries
+    assert all(r["oos_rmse_bp"] > 0 and r["cv_error_bp"] > 0 for r in rows.values())
+    assert any(line.startswith("recommended: ") for line in found["lines"])
+    assert "SLV: not built yet" in found["lines"][-1]
+
+
+def test_unknown_dates_and_misplaced_options_are_refused(capsys):
+    assert main(["playbook", "weekly-heston", "--date", "2026-01-02"]) == 2
+    assert "no index 'SPX' on 2026-01-02" in capsys.readouterr().err
+    assert main(["playbook", "joint", "--prior", "2026-11-20"]) == 2
+    assert "--prior is for model-selection" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["playbook", "monthly-magic"])
