@@ -63,7 +63,7 @@ def vol_surface(days, strikes_per, price, seed: int, spot: float = 100.0) -> dic
     forward = spot * np.exp(RATE * t)
     calls = k >= forward
     undiscounted = np.asarray(price(spot, k, t, calls)) * np.exp(RATE * t)
-    vols = np.asarray(implied_vol(undiscounted, forward, k, t, calls))
+    vols = np.array(implied_vol(undiscounted, forward, k, t, calls))
     vols += 0.002 * np.random.default_rng(seed).standard_normal(t.size)
     return {"spot": spot, "strikes": k, "maturities": t, "rate": RATE, "target_vols": vols}
 
