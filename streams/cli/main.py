@@ -54,7 +54,30 @@ def _calibrate_smiles(smiles, args) -> tuple[list[dict], float]:
         [np.asarray(s.vols) for s in smiles],
         weights,
     )
-    return records(smiles, result, "sabr"), time.perf_counter() - start
+    recs = records(smiles, result, "sabr")
+    if args.runbook:
+        for i in np.flatnonzero(~np.asarray(result.good)):
+            recs[i] = _runbook(cal, smiles[i], result.smile(int(i)), args.weights)
+    return recs, time.perf_counter() - start
+
+
+def _runbook(cal, smile, fit, weights) -> dict:
+    """A failed smile's fit after the failure runbook (engine.runbook): its record, with the
+    step that fixed it (or ``None``: escalate) and every attempt."""
+    from engine.runbook import run_failure_runbook
+    from streams.cli.report import records
+
+    data = {
+        "forward": smile.forward,
+        "maturities": smile.time_to_expiry,
+        "strikes": np.asarray(smile.strikes),
+        "target_vols": np.asarray(smile.vols),
+        "weights": "atm" if weights == "atm" else np.asarray(smile.weights),
+    }
+    outcome = run_failure_runbook(cal, data, fit)
+    (rec,) = records([smile], outcome.result.as_batch(), "sabr")
+    attempts = [{"step": a.step, "detail": a.detail, "good": a.good} for a in outcome.attempts]
+    return rec | {"runbook": {"step": outcome.step, "attempts": attempts}}
 
 
 def _print_results(recs: list[dict], elapsed: float, args) -> int:
@@ -67,6 +90,11 @@ def _print_results(recs: list[dict], elapsed: float, args) -> int:
         print(render_table(recs))
         ok = sum(r["converged"] for r in recs)
         failed = sum(any(g["verdict"] == "fail" for g in r["gates"].values()) for r in recs)
+        for r in recs:
+            if "runbook" in r:
+                step = r["runbook"]["step"]
+                said = f"fixed by {step}" if step else "not fixed: escalate to the quant team"
+                print(f"runbook: {r['underlying']} {r['expiry']} {said}")
         print(
             f"\n{len(recs)} smiles, {ok} converged, {failed} failing a gate; "
             f"{elapsed * 1e3:.0f} ms including compilation"
@@ -374,6 +402,12 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=float, default=1e-8, help="convergence tolerance (default 1e-8)")
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.add_argument("--fail-on-gates", action="store_true", help="exit 1 if any smile fails a gate")
+    p.add_argument(
+        "--runbook",
+        action="store_true",
+        help="walk the failure runbook on every smile that fails (other starts, more steps, "
+        "L-BFGS/Adam, rho or nu held) and report the step that fixed it",
+    )
 
 
 _BATCH = {
