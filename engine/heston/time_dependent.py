@@ -5,8 +5,8 @@ smoothness penalty, and the playbook's gates.
 The fit starts from the plain Heston fit of the same surface (every segment at its values),
 so it is never worse than the constant model it generalises; it runs the base calibrator's
 solver on the same packed surface and residuals (:func:`engine.heston.calibrator.pack_surface`)
-on the pricer's 512 quadrature nodes, fitted to the start, then once more from the solution
-on nodes fitted to it.
+on the base calibrator's quadrature (128 nodes) fitted to the start, then polishes from that
+solution on the pricer's 512 nodes fitted to it.
 
 >>> import numpy as np
 >>> from engine.heston.piecewise import TimeSegment, ptd_heston_price
@@ -161,6 +161,13 @@ class CalendarReport(NamedTuple):
     total_variance: np.ndarray  # (T, k) model total implied variance
 
 
+@jax.jit
+def _total_variance(strikes, t, calls, v0, starts, kappa, theta, sigma, rho) -> Array:
+    """Model total implied variance on a grid (forward 1, zero rates): one program."""
+    price = ptd_heston_price(1.0, strikes, t, 0.0, 0.0, v0, starts, kappa, theta, sigma, rho, calls)
+    return implied_vol(price, 1.0, strikes, t, calls) ** 2 * t
+
+
 def check_calendar_arbitrage(
     result: CalibrationResult,
     segments: Sequence[TimeSegment],
@@ -184,9 +191,7 @@ def check_calendar_arbitrage(
     seg = [np.broadcast_to(np.asarray(p[n], np.float64), starts.shape) for n in PARAM_NAMES[1:]]
     strikes = np.exp(k) * np.ones_like(t)
     calls = k >= 0
-    price = ptd_heston_price(1.0, strikes, t, 0.0, 0.0, float(p["v0"]), starts, *seg, calls)
-    vols = np.asarray(implied_vol(price, 1.0, strikes, t, calls))
-    w = vols**2 * t
+    w = np.asarray(_total_variance(strikes, t, calls, float(p["v0"]), starts, *seg))
     dw = np.diff(w, axis=0)
     i, j = np.unravel_index(np.nanargmin(dw), dw.shape) if dw.size else (0, 0)
     worst = float(dw[i, j]) if dw.size else 0.0
@@ -332,10 +337,10 @@ class TimeDependentCalibrator:
         vol_fit = bool(np.isfinite(s.vols).any())
         p0 = self._start(market_data, init)
         starts = jnp.asarray(self.starts)
-        cfg = self._config(NODES, vol_fit)  # the pricer's own nodes: one program, exact prices
-        first = _fit(cfg, s, starts, jnp.asarray(p0))
-        # again from the solution, on nodes fitted to it (a step or two; the same program)
-        final = _fit(cfg, s, starts, first[0])
+        # the base's quadrature (128 nodes) to its optimum, then the pricer's own 512 nodes,
+        # fitted to that solution, polish it: exact prices at the end, few fine steps
+        first = _fit(self._config(b.nodes, vol_fit), s, starts, jnp.asarray(p0))
+        final = _fit(self._config(NODES, vol_fit), s, starts, first[0])
         return self._result(market_data, s, first, final, init is not None)
 
     def _result(self, market_data, s, first, final, warm: bool) -> CalibrationResult:
