@@ -132,12 +132,14 @@ def weekly_heston(index: str = "SPX", date: str = "2026-11-27") -> JobReport:
     report.lines.append(
         f"{index} {date}: " + ", ".join(f"{n} {v:.4g}" for n, v in p.items())
         + f"; condition number {float(ident.condition_number):.1f}; 5-fold CV error "
-        f"{1e4 * cv.mean_error:.1f} bp (dispersion {cv.dispersion:.2f})"
+        f"{100 * cv.mean_error:.2f}% of price (dispersion {cv.dispersion:.2f}); "
+        + ("good" if result.good else "FLAGGED: " + ", ".join(
+            g for g, v in result.gate_verdicts().items() if v == "fail"))
     )  # fmt: skip
     report.tables["parameters"] = [p]
     report.tables["gates"] = _gates(result)
     report.tables["cross-validation"] = [
-        {"fold": i + 1, "error_bp": 1e4 * e} for i, e in enumerate(cv.fold_errors)
+        {"fold": i + 1, "relative_price_error": e} for i, e in enumerate(cv.fold_errors)
     ]
     report.smiles = _smiles(data, market, {"Heston": market + vol_errors(result, data)})
     return report

@@ -40,3 +40,12 @@ def test_unknown_dates_and_misplaced_options_are_refused(capsys):
     assert "--prior is for model-selection" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["playbook", "monthly-magic"])
+
+
+def test_daily_sabr_job_on_another_pair_and_date(tmp_path, capsys):
+    assert main(["playbook", "daily-sabr", "--asset", "USDJPY", "--date", "2026-11-24",
+                 "--out", str(tmp_path)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("Daily SABR: USDJPY on 2026-11-24") and "; good" in out
+    assert (tmp_path / "smiles.png").read_bytes().startswith(PNG)
+    assert "<h2>gates</h2>" in (tmp_path / "index.html").read_text()
