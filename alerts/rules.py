@@ -115,9 +115,7 @@ def _drift(
     those copies)."""
     if not params.good:
         return []
-    alerts = []
-    prior_params, prior_quotes = last.get(params.key, ({}, None))
-    diagnosis = {f"prior.{k}": v for k, v in prior_params.items()} | _moved(quotes, prior_quotes)
+    alerts, diagnosis = [], None
     for name, value in params.params.items():
         if value is None:
             continue
@@ -126,6 +124,10 @@ def _drift(
         if run.count >= n and run.std > 0:
             score = abs(value - run.mean) / run.std
             if score > z:
+                if diagnosis is None:  # only for a drift: every good fit passes here
+                    prior_params, prior_quotes = last.get(params.key, ({}, None))
+                    diagnosis = {f"prior.{k}": v for k, v in prior_params.items()}
+                    diagnosis |= _moved(quotes, prior_quotes)
                 alerts.append(
                     Alert(
                         now,
@@ -138,7 +140,7 @@ def _drift(
                     )
                 )
         stats[key] = run.add(value)
-    last[params.key] = (dict(params.params), quotes)
+    last[params.key] = (params.params, quotes)  # Params is frozen: no copy needed
     return alerts
 
 

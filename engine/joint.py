@@ -40,8 +40,9 @@ from engine.heston.calibrator import (
 )
 from engine.heston.model import PARAM_NAMES, HestonParams
 from engine.optimize import Status, levenberg_marquardt
-from engine.parameters import Slots, fill_slots, on_bound, slot_values
+from engine.parameters import Slots, fill_slots, slot_values
 from engine.result import CalibrationResult
+from engine.selection import gaussian_criteria
 
 __all__ = [
     "AssetClassSpec",
@@ -209,21 +210,14 @@ class CrossAssetCalibrator:
     def slots(self) -> Slots:
         """The free coordinates: one per shared parameter and group, one per asset otherwise;
         held (``fixed``) parameters have none."""
-        rows, cols, bounds = [], [], []
-        specs, shared = self.base.parameter_specs, self.shared
-        for col, name in enumerate(PARAM_NAMES):
-            if specs[name].fixed:
-                continue
+        shared = self.shared
+
+        def groups(name: str) -> list[tuple[int, ...]]:
             group = shared.get(name, ())
             own = [(i,) for i, a in enumerate(self.assets) if a not in group]
-            together = [tuple(self.assets.index(a) for a in group)] if group else []
-            for r in together + own:
-                rows.append(r)
-                cols.append(col)
-                bounds.append(specs[name].bounds)
-        if not rows:
-            raise ValueError("every parameter is fixed: nothing to calibrate")
-        return Slots(tuple(rows), tuple(cols), tuple(bounds))
+            return ([tuple(self.assets.index(a) for a in group)] if group else []) + own
+
+        return Slots.of(self.base.parameter_specs, PARAM_NAMES, groups)
 
     def _data(self, asset_data: Mapping[str, dict]) -> list[dict]:
         missing = [a for a in self.assets if a not in asset_data]
@@ -276,8 +270,7 @@ class CrossAssetCalibrator:
         p, out, errors, worst = _joint_fit(cfg, stacked, jnp.asarray(p0))
         p, errors, worst = np.asarray(p), np.asarray(errors), np.asarray(worst)
         status = int(out.status)
-        coords = np.array([p[r[0], c] for r, c in zip(slots.rows, slots.cols)])
-        if status == Status.CONVERGED and bool(on_bound(coords, slots.bounds)):
+        if status == Status.CONVERGED and slots.at_bound(p):
             status = int(Status.AT_BOUND)
         converged = status == Status.CONVERGED and bool(np.all(np.isfinite(p)))
         results = {
@@ -384,15 +377,13 @@ def analyze_parameter_consistency(
     sse_joint = sum(2.0 * float(joint_result.results[a].loss) for a in assets)
     n = sum(int(joint_result.results[a].diagnostics["n_options"]) for a in assets)
     k_joint, k_ind = joint_result.n_free, joint_result.n_free_individually
-    lr = n * np.log(sse_joint / sse_ind)
+    (ll_i, aic_i, bic_i), (ll_j, aic_j, bic_j) = (
+        gaussian_criteria(sse_ind, n, k_ind),
+        gaussian_criteria(sse_joint, n, k_joint),
+    )
+    lr = 2.0 * (ll_i - ll_j)  # n ln(SSE_joint / SSE_individual)
     df = k_ind - k_joint
     p_value = float(gammaincc(df / 2.0, max(lr, 0.0) / 2.0)) if df > 0 else 1.0
-
-    def criteria(sse: float, k: int) -> tuple[float, float]:
-        base = n * np.log(sse / n)
-        return base + 2.0 * k, base + k * np.log(n)
-
-    (aic_i, bic_i), (aic_j, bic_j) = criteria(sse_ind, k_ind), criteria(sse_joint, k_joint)
     return ConsistencyReport(
         shifts=shifts,
         sse_individual=sse_ind,
@@ -402,7 +393,7 @@ def analyze_parameter_consistency(
         k_joint=k_joint,
         likelihood_ratio=float(lr),
         p_value=p_value,
-        aic=(float(aic_i), float(aic_j)),
-        bic=(float(bic_i), float(bic_j)),
+        aic=(aic_i, aic_j),
+        bic=(bic_i, bic_j),
         alpha=alpha,
     )

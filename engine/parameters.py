@@ -102,6 +102,30 @@ class Slots(NamedTuple):
     cols: tuple[int, ...]
     bounds: tuple[tuple[float, float], ...]
 
+    @classmethod
+    def of(cls, specs: dict[str, ParameterSpec], names, groups) -> Slots:
+        """The slots of parameters ``names`` (the matrix's columns, in order) whose
+        ``specs`` are not ``fixed``: one per group of rows that ``groups(name)`` returns."""
+        rows, cols, bounds = [], [], []
+        for col, name in enumerate(names):
+            if specs[name].fixed:
+                continue
+            for group in groups(name):
+                rows.append(tuple(group))
+                cols.append(col)
+                bounds.append(specs[name].bounds)
+        if not rows:
+            raise ValueError("every parameter is fixed: nothing to calibrate")
+        return cls(tuple(rows), tuple(cols), tuple(bounds))
+
+    def cells(self, p: Array) -> Array:
+        """Each slot's value in matrix ``p`` (its first cell), in its bounds' space."""
+        return jnp.stack([p[rows[0], col] for rows, col in zip(self.rows, self.cols)])
+
+    def at_bound(self, p: Array) -> bool:
+        """Whether any slot of ``p`` ends on a bound (:func:`on_bound`): no solution there."""
+        return bool(on_bound(self.cells(p), self.bounds))
+
 
 def fill_slots(x: Array, held: Array, slots: Slots) -> Array:
     """The parameter matrix: ``held`` with each free coordinate of unconstrained ``x`` mapped
@@ -115,4 +139,4 @@ def fill_slots(x: Array, held: Array, slots: Slots) -> Array:
 def slot_values(p: Array, slots: Slots) -> Array:
     """The unconstrained coordinates of matrix ``p`` (each slot's first cell): the inverse
     of :func:`fill_slots` where the matrix honours the sharing."""
-    return jnp.stack([to_unconstrained(p[rows[0], col], *b) for rows, col, b in zip(*slots)])
+    return jnp.stack([to_unconstrained(v, *b) for v, b in zip(slots.cells(p), slots.bounds)])

@@ -25,7 +25,13 @@ import numpy as np
 from engine.optimize import resolve_solver
 from engine.result import CalibrationResult
 
-__all__ = ["RUNBOOK_STEPS", "RunbookAttempt", "RunbookOutcome", "run_failure_runbook"]
+__all__ = [
+    "RUNBOOK_STEPS",
+    "RunbookAttempt",
+    "RunbookOutcome",
+    "run_failure_runbook",
+    "with_held",
+]
 
 RUNBOOK_STEPS = (
     "initial",
@@ -79,7 +85,9 @@ def _variant(calibrator, **changes):
     return out
 
 
-def _held(calibrator, name: str, value: float):
+def with_held(calibrator, name: str, value: float):
+    """A copy of ``calibrator`` holding parameter ``name`` at ``value`` (the original's
+    specs are never touched)."""
     out = _variant(calibrator)
     out.parameter_specs[name] = replace(out.parameter_specs[name], init=value, fixed=True)
     return out
@@ -122,11 +130,11 @@ def run_failure_runbook(
         v = _variant(calibrator, max_steps=steps, solver=resolve_solver(name))
         plan.append(("alternative_optimizer", f"{name}, max_steps {steps}", v))
     if fit.model == "heston":
-        plan.append(("simpler_model", "kappa held at 1.5", _held(calibrator, "kappa", 1.5)))
+        plan.append(("simpler_model", "kappa held at 1.5", with_held(calibrator, "kappa", 1.5)))
     else:
         nu = float(np.nanmedian(np.asarray(fit.params["nu"])))
-        plan.append(("simpler_model", "rho held at 0", _held(calibrator, "rho", 0.0)))
-        plan.append(("simpler_model", f"nu held at {nu:.4g}", _held(calibrator, "nu", nu)))
+        plan.append(("simpler_model", "rho held at 0", with_held(calibrator, "rho", 0.0)))
+        plan.append(("simpler_model", f"nu held at {nu:.4g}", with_held(calibrator, "nu", nu)))
     for step, detail, variant in plan:
         try:
             result = variant.calibrate(market_data)

@@ -29,6 +29,7 @@ __all__ = [
     "Recommendation",
     "compare_models",
     "evaluate_out_of_sample",
+    "gaussian_criteria",
     "generate_model_recommendation",
     "vol_errors",
 ]
@@ -47,6 +48,14 @@ def vol_errors(result: CalibrationResult, market_data: dict, calibrator=None) ->
     raise ValueError(
         f"no vol errors for model {result.model!r} without its calibrator: pass calibrator="
     )
+
+
+def gaussian_criteria(sse: float, n: int, k: int) -> tuple[float, float, float]:
+    """Maximised log-likelihood, AIC and BIC of ``n`` errors with sum of squares ``sse`` under
+    a model of ``k`` free parameters, the errors Gaussian of one unknown variance (which
+    counts as one more parameter): the module doc's formulas, for every comparison."""
+    ll = -0.5 * n * (np.log(2.0 * np.pi * sse / n) + 1.0)
+    return float(ll), float(2 * (k + 1) - 2 * ll), float((k + 1) * np.log(n) - 2 * ll)
 
 
 def _n_free(result: CalibrationResult) -> int:
@@ -107,13 +116,10 @@ def compare_models(
             )
         n, k = errors.size, _n_free(result)
         sse = float(np.sum(errors**2))
-        ll = -0.5 * n * (np.log(2.0 * np.pi * sse / n) + 1.0)
+        ll, aic, bic = gaussian_criteria(sse, n, k)
         converged = bool(np.all(np.asarray(result.converged)))
-        aic, bic = 2 * (k + 1) - 2 * ll, (k + 1) * np.log(n) - 2 * ll
         rmse = float(np.sqrt(sse / n))
-        scores.append(
-            ModelScore(name, n, k, sse, rmse, float(ll), float(aic), float(bic), converged)
-        )
+        scores.append(ModelScore(name, n, k, sse, rmse, ll, aic, bic, converged))
     if len({s.n_options for s in scores}) > 1:
         raise ValueError(
             "models scored on different options: "

@@ -23,12 +23,21 @@ def _pyplot():
     return plt
 
 
+def _grid(rows: int, cols: int, width: float, height: float):
+    """A figure of ``rows`` x ``cols`` panels of ``width`` x ``height`` inches, and its axes."""
+    return _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+
+
 def _smiles_png(report: JobReport, path: Path) -> None:
-    plt = _pyplot()
     n = len(report.smiles)
     cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = _grid(math.ceil(n / cols), cols, 4.2, 3.2)
     for ax, smile in zip(axes.flat, report.smiles):
         ax.plot(smile.strikes, 100 * smile.market, "o", color="black", ms=3.5, label="market")
         for name, vols in smile.model.items():
@@ -41,15 +50,11 @@ def _smiles_png(report: JobReport, path: Path) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{report.title}: fitted against market", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _steps_png(report: JobReport, path: Path) -> None:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(report.steps), figsize=(5.5 * len(report.steps), 3.4),
-                             squeeze=False)  # fmt: skip
+    fig, axes = _grid(1, len(report.steps), 5.5, 3.4)
     for ax, (name, (edges, series)) in zip(axes.flat, report.steps.items()):
         for label, values in series.items():
             ax.stairs(values, edges, label=label, lw=1.6)
@@ -57,24 +62,18 @@ def _steps_png(report: JobReport, path: Path) -> None:
         ax.set_ylabel(name, fontsize=8)
         ax.set_title(f"{name} by time segment", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _bars_png(report: JobReport, path: Path) -> None:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(report.bars), figsize=(4.8 * len(report.bars), 3.4),
-                             squeeze=False)  # fmt: skip
+    fig, axes = _grid(1, len(report.bars), 4.8, 3.4)
     for ax, (name, values) in zip(axes.flat, report.bars.items()):
         ax.bar(list(values), list(values.values()), color="tab:blue")
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
         for label in ax.get_xticklabels():
             label.set_rotation(15)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _cell(value) -> str:

@@ -22,6 +22,7 @@ solution on the pricer's 512 nodes fitted to it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -38,6 +39,7 @@ from engine.heston.calibrator import (
     HestonCalibrator,
     HestonSurface,
     _errors,
+    _pack_every,
     _unpack,
     pack_surface,
 )
@@ -51,7 +53,7 @@ from engine.heston.piecewise import (
 )
 from engine.heston.pricer import NODES, lewis_kernel
 from engine.optimize import Solver, Status
-from engine.parameters import Slots, fill_slots, on_bound, slot_values
+from engine.parameters import Slots, fill_slots, slot_values
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -131,7 +133,7 @@ def _fit(cfg: _Config, s: HestonSurface, starts: Array, p0: Array):
     out = cfg.solver(residuals, x0, None, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True)
     p = fill_slots(out.x, p0, cfg.layout)
     model = _price(p, s, starts, *rule)
-    errors = jnp.where(s.weights > 0, _errors(model, s, cfg.vol_fit), 0.0)
+    errors = _errors(model, s, cfg.vol_fit)  # zero on padding
     rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
     penalty = 0.0 if cfg.penalty is None else 0.5 * jnp.sum(cfg.penalty(p) ** 2)
     return p, out.status, out.iterations, out.cost, out.loss_history, errors, jnp.max(rel), penalty
@@ -250,18 +252,12 @@ class TimeDependentCalibrator:
         return self.time_segments[-1].end
 
     def _layout(self) -> Slots:
-        specs, n_seg = self.base.parameter_specs, len(self.time_segments)
-        rows, cols, bounds = [], [], []
-        for col, name in enumerate(PARAM_NAMES):
-            if specs[name].fixed:
-                continue
-            groups = [(j,) for j in range(n_seg)] if name in self.varying else [tuple(range(n_seg))]
-            rows += groups
-            cols += [col] * len(groups)
-            bounds += [specs[name].bounds] * len(groups)
-        if not rows:
-            raise ValueError("every parameter is fixed: nothing to calibrate")
-        return Slots(tuple(rows), tuple(cols), tuple(bounds))
+        n_seg = len(self.time_segments)
+        return Slots.of(
+            self.base.parameter_specs,
+            PARAM_NAMES,
+            lambda name: [(j,) for j in range(n_seg)] if name in self.varying else [range(n_seg)],
+        )
 
     def _config(self, nodes: int, vol_fit: bool) -> _Config:
         b = self.base
@@ -269,15 +265,13 @@ class TimeDependentCalibrator:
 
     def _start(self, market_data: dict, init: dict | None) -> np.ndarray:
         """(S, 5) starting parameters: ``init`` (scalars or one value per segment) when given,
-        else the plain Heston fit of the surface on every segment; held ones at ``init``."""
+        else the base calibrator's plain Heston fit of the surface (without its penalty, whose
+        smoothness has nothing to smooth on one segment) on every segment; held ones at
+        ``init``."""
         n_seg, specs = len(self.time_segments), self.base.parameter_specs
-        if init is None:
-            plain = HestonCalibrator(
-                **{k: getattr(self.base, k) for k in ("max_steps", "tol", "residual")},
-                min_open_interest=self.base.min_open_interest,
-                thresholds=self.base.thresholds,
-            )
-            plain.parameter_specs = dict(specs)
+        if init is None:  # the base's own fit, but of one segment: nothing to penalise
+            plain = copy.copy(self.base)
+            plain.penalty_fn = None
             fit = plain.calibrate(market_data)
             init = {n: float(fit.params[n]) for n in PARAM_NAMES}
         unknown = set(init) - set(PARAM_NAMES)
@@ -308,8 +302,7 @@ class TimeDependentCalibrator:
         return self._errors_at(result.params, market_data, "vol")
 
     def _errors_at(self, params: dict, market_data: dict, residual: str | None) -> np.ndarray:
-        every = {k: v for k, v in market_data.items() if k != "open_interest"} | {"weights": 1.0}
-        s = pack_surface(every, residual=residual)
+        s = _pack_every(market_data, residual)
         p = np.empty((len(self.starts), len(PARAM_NAMES)))
         for col, name in enumerate(PARAM_NAMES):
             p[:, col] = np.broadcast_to(np.asarray(params[name], np.float64), (len(self.starts),))
@@ -346,8 +339,7 @@ class TimeDependentCalibrator:
     def _result(self, market_data, s, first, final, warm: bool) -> CalibrationResult:
         p, status, steps, cost, history, errors, worst, penalty = (np.asarray(x) for x in final)
         layout = self._layout()
-        coords = np.array([p[rows[0], col] for rows, col in zip(layout.rows, layout.cols)])
-        at_bound = bool(np.asarray(on_bound(coords, layout.bounds)))
+        at_bound = layout.at_bound(p)
         converged = status == Status.CONVERGED and not at_bound and np.all(np.isfinite(p))
         if status == Status.CONVERGED and at_bound:
             status = np.int32(Status.AT_BOUND)

@@ -19,7 +19,6 @@ share its batch (surfaces are fitted one by one): a replay reproduces every para
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
@@ -32,7 +31,7 @@ from engine.buckets import bucket
 from engine.heston import PARAM_NAMES as HESTON_PARAMS
 from engine.heston import HestonCalibrator
 from engine.result import CalibrationResult
-from engine.runbook import RunbookOutcome, run_failure_runbook
+from engine.runbook import RunbookOutcome, run_failure_runbook, with_held
 from engine.sabr import SABRCalibrator
 from schemas import Params, WarmState
 from streams.book.results import plain
@@ -162,12 +161,7 @@ class Calibrations:
         index in ``RUNBOOK_STEPS``, -1 when it escalated) and the outcome. Warm state is left
         alone, so a replay's parameters never depend on when a runbook finished."""
         if isinstance(snap, SmileSnapshot):
-            calibrator = copy.copy(self.calibrator)
-            calibrator.parameter_specs = dict(calibrator.parameter_specs)
-            beta = calibrator.parameter_specs["beta"]
-            calibrator.parameter_specs["beta"] = dataclasses.replace(
-                beta, init=self.beta(snap.underlying)
-            )
+            calibrator = with_held(self.calibrator, "beta", self.beta(snap.underlying))
             data = {
                 "forward": snap.forward,
                 "maturities": snap.time_to_expiry,

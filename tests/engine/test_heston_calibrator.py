@@ -1,5 +1,8 @@
 """Heston calibration: recovery, QuantLib's LM as the peer, warm starts, multi-start, errors."""
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 
@@ -196,7 +199,17 @@ DAX_VOLS = np.array([
 ])  # fmt: skip
 
 
-def test_quantlibs_dax_surface_is_fitted_to_its_sse_or_better():
+class DaxMarket(NamedTuple):
+    """QuantLib's DAX test market (its curves, options and helpers) and the same options as
+    volstream market data, in one order."""
+
+    curve: object
+    dividends: object
+    data: dict  # spot, strikes, maturities, rate, dividend, target_vols
+    helpers: Callable  # engine -> one HestonModelHelper per option (vol errors), engine set
+
+
+def dax_market():
     import QuantLib as ql
 
     today = ql.Date(5, ql.July, 2002)
@@ -205,37 +218,58 @@ def test_quantlibs_dax_surface_is_fitted_to_its_sse_or_better():
     dates = [today] + [today + d for d in DAX_DAYS]
     curve = ql.YieldTermStructureHandle(ql.ZeroCurve(dates, [0.0357, *DAX_RATES], dc))
     dividends = ql.YieldTermStructureHandle(ql.FlatForward(today, 0.0, dc))
-    quote = ql.QuoteHandle(ql.SimpleQuote(spot))
-    model = ql.HestonModel(ql.HestonProcess(curve, dividends, quote, 0.1, 1.0, 0.1, 0.5, -0.5))
-    engine = ql.AnalyticHestonEngine(model, 64)
-    helpers, strikes, taus, vols = [], [], [], []
-    for s, k in enumerate(DAX_STRIKES):
-        for m, days in enumerate(DAX_DAYS):
-            period = ql.Period(int((days + 3) / 7.0), ql.Weeks)  # QuantLib rounds to weeks
+    options = [  # QuantLib rounds the expiries to weeks
+        (ql.Period(int((days + 3) / 7.0), ql.Weeks), float(k), DAX_VOLS[s, m])
+        for s, k in enumerate(DAX_STRIKES)
+        for m, days in enumerate(DAX_DAYS)
+    ]
+    taus = np.array([dc.yearFraction(today, calendar.advance(today, p)) for p, _, _ in options])
+
+    def helpers(engine) -> list:
+        out = []
+        for period, k, vol in options:
             helper = ql.HestonModelHelper(
-                period, calendar, spot, float(k), ql.QuoteHandle(ql.SimpleQuote(DAX_VOLS[s, m])),
-                curve, dividends, ql.BlackCalibrationHelper.ImpliedVolError,
+                period, calendar, spot, k, ql.QuoteHandle(ql.SimpleQuote(vol)), curve,
+                dividends, ql.BlackCalibrationHelper.ImpliedVolError,
             )  # fmt: skip
             helper.setPricingEngine(engine)
-            helpers.append(helper)
-            strikes.append(k)
-            taus.append(dc.yearFraction(today, calendar.advance(today, period)))
-            vols.append(DAX_VOLS[s, m])
+            out.append(helper)
+        return out
+
+    data = {
+        "spot": spot,
+        "strikes": np.array([k for _, k, _ in options]),
+        "maturities": taus,
+        "rate": np.array([-np.log(curve.discount(t)) / t for t in taus]),
+        "dividend": 0.0,
+        "target_vols": np.array([v for _, _, v in options]),
+    }
+    return DaxMarket(curve, dividends, data, helpers)
+
+
+def test_quantlibs_dax_surface_is_fitted_to_its_sse_or_better():
+    import QuantLib as ql
+
+    market = dax_market()
+    data = market.data
+    spot, strikes, taus, rates, vols = (
+        data[k] for k in ("spot", "strikes", "maturities", "rate", "target_vols")
+    )
+    quote = ql.QuoteHandle(ql.SimpleQuote(spot))
+    process = ql.HestonProcess(market.curve, market.dividends, quote, 0.1, 1.0, 0.1, 0.5, -0.5)
+    model = ql.HestonModel(process)
+    helpers = market.helpers(ql.AnalyticHestonEngine(model, 64))
     model.calibrate(
         helpers, ql.LevenbergMarquardt(1e-8, 1e-8, 1e-8), ql.EndCriteria(400, 40, 1e-8, 1e-8, 1e-8)
     )
     ql_sse = sum((100 * h.calibrationError()) ** 2 for h in helpers)
     assert ql_sse == pytest.approx(177.2, abs=1.0)  # QuantLib's own expectation
-    taus, strikes, vols = np.array(taus), np.array(strikes, float), np.array(vols)
-    rates = np.array([-np.log(curve.discount(t)) / t for t in taus])
     # the same options and prices as QuantLib's helpers (out of the money)
     forward = spot * np.exp(rates * taus)
     calls = strikes >= forward
     prices = np.exp(-rates * taus) * np.asarray(black_price(forward, strikes, taus, vols, calls))
     np.testing.assert_allclose(prices, [h.marketValue() for h in helpers], rtol=1e-9)
 
-    data = {"spot": spot, "strikes": strikes, "maturities": taus, "rate": rates,
-            "dividend": 0.0, "target_vols": vols}  # fmt: skip
     res = HestonCalibrator().calibrate(data)
     p = [float(res.params[n]) for n in TRUE]
     model_prices = np.asarray(heston_price(spot, strikes, taus, rates, 0.0, *p, calls))

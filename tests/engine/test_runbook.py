@@ -15,6 +15,13 @@ SMILE = {"forward": 1.0, "maturities": 1.0, "strikes": STRIKES,
          "target_vols": np.asarray(hagan_vol(STRIKES, 1.0, 1.0, 0.1, 0.5, -0.3, 0.6))}  # fmt: skip
 
 
+# five strikes within 0.5% of the forward, 1 bp of noise: rho and nu cannot both be told apart
+_NARROW_K = np.array([0.995, 0.998, 1.0, 1.002, 1.005])
+NARROW = {"forward": 1.0, "maturities": 1.0, "strikes": _NARROW_K,
+          "target_vols": np.asarray(hagan_vol(_NARROW_K, 1.0, 1.0, 0.1, 0.5, -0.3, 0.6))
+          + 1e-4 * np.array([1, -1, 0, 1, -1])}  # fmt: skip
+
+
 def test_a_good_fit_needs_no_runbook():
     outcome = run_failure_runbook(SABRCalibrator(), SMILE)
     assert outcome.step == "initial" and len(outcome.attempts) == 1 and not outcome.escalate
@@ -51,11 +58,7 @@ def test_a_failing_solver_is_replaced_by_the_alternative_optimizer():
 
 
 def test_an_unidentifiable_smile_is_fitted_by_a_simpler_model():
-    # five strikes within 0.5% of the forward: rho and nu cannot both be told apart
-    narrow = np.array([0.995, 0.998, 1.0, 1.002, 1.005])
-    vols = np.asarray(hagan_vol(narrow, 1.0, 1.0, 0.1, 0.5, -0.3, 0.6))
-    data = {"forward": 1.0, "maturities": 1.0, "strikes": narrow,
-            "target_vols": vols + 1e-4 * np.array([1, -1, 0, 1, -1])}  # fmt: skip
+    data = NARROW
     first = SABRCalibrator().calibrate(data)
     assert first.gate_verdicts()["identifiability"] == "fail"
     outcome = run_failure_runbook(SABRCalibrator(), data, first)

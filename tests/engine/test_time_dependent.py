@@ -15,7 +15,7 @@ from engine.heston.time_dependent import (
     check_calendar_arbitrage,
     fitted_segments,
 )
-from tests.engine.test_heston_calibrator import DAX_DAYS, DAX_RATES, DAX_STRIKES, DAX_VOLS
+from tests.engine.test_heston_calibrator import dax_market
 
 TIMES = [0.5, 1.0, 2.0]  # segment boundaries
 SEGMENTED = {
@@ -82,55 +82,25 @@ def test_equal_segments_are_plain_heston():
     np.testing.assert_allclose(ptd, plain, rtol=0, atol=1e-12)
 
 
-def _dax():
-    import QuantLib as ql
-
-    today = ql.Date(5, ql.July, 2002)
-    ql.Settings.instance().evaluationDate = today
-    dc, calendar, spot = ql.Actual365Fixed(), ql.TARGET(), 4468.17
-    dates = [today] + [today + d for d in DAX_DAYS]
-    curve = ql.YieldTermStructureHandle(ql.ZeroCurve(dates, [0.0357, *DAX_RATES], dc))
-    divs = ql.YieldTermStructureHandle(ql.FlatForward(today, 0.0, dc))
-    options, taus, strikes, vols = [], [], [], []
-    for s, k in enumerate(DAX_STRIKES):
-        for m, days in enumerate(DAX_DAYS):
-            period = ql.Period(int((days + 3) / 7.0), ql.Weeks)
-            options.append((period, float(k), DAX_VOLS[s, m]))
-            taus.append(dc.yearFraction(today, calendar.advance(today, period)))
-            strikes.append(k)
-            vols.append(DAX_VOLS[s, m])
-    taus = np.array(taus)
-    rates = np.array([-np.log(curve.discount(t)) / t for t in taus])
-    data = {"spot": spot, "strikes": np.array(strikes, float), "maturities": taus,
-            "rate": rates, "dividend": 0.0, "target_vols": np.array(vols)}  # fmt: skip
-    return ql, curve, divs, calendar, options, data
-
-
 def test_quantlibs_dax_time_dependent_calibration_is_matched_from_its_start():
     # QuantLib's testDAXCalibrationOfTimeDependentModel: kappa piecewise on [0, 0.25),
     # [0.25, 10); theta, sigma, rho constant; every parameter, v0 too, fitted from its start
-    ql, curve, divs, calendar, options, data = _dax()
-    spot = data["spot"]
+    import QuantLib as ql
+
+    market = dax_market()
+    data, spot = market.data, market.data["spot"]
     start = {"v0": 0.1, "kappa": 10.0, "theta": 0.1, "sigma": 0.5, "rho": -0.5}
     kappa = ql.PiecewiseConstantParameter([0.25], ql.PositiveConstraint())
     for i in range(2):
         kappa.setParam(i, start["kappa"])
     model = ql.PiecewiseTimeDependentHestonModel(
-        curve, divs, ql.QuoteHandle(ql.SimpleQuote(spot)), start["v0"],
+        market.curve, market.dividends, ql.QuoteHandle(ql.SimpleQuote(spot)), start["v0"],
         ql.ConstantParameter(start["theta"], ql.PositiveConstraint()), kappa,
         ql.ConstantParameter(start["sigma"], ql.PositiveConstraint()),
         ql.ConstantParameter(start["rho"], ql.BoundaryConstraint(-1.0, 1.0)),
         ql.TimeGrid([0.25, 10.0]),
     )  # fmt: skip
-    engine = ql.AnalyticPTDHestonEngine(model)
-    helpers = []
-    for period, k, vol in options:
-        helper = ql.HestonModelHelper(
-            period, calendar, spot, k, ql.QuoteHandle(ql.SimpleQuote(vol)), curve, divs,
-            ql.BlackCalibrationHelper.ImpliedVolError,
-        )  # fmt: skip
-        helper.setPricingEngine(engine)
-        helpers.append(helper)
+    helpers = market.helpers(ql.AnalyticPTDHestonEngine(model))
     model.calibrate(
         helpers, ql.LevenbergMarquardt(1e-8, 1e-8, 1e-8), ql.EndCriteria(400, 40, 1e-8, 1e-8, 1e-8)
     )

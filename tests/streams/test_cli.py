@@ -135,15 +135,11 @@ def test_missing_file_and_bad_beta():
 
 
 def test_calibrate_walks_the_runbook_on_smiles_that_fail(tmp_path, capsys):
-    from engine.sabr.hagan import hagan_vol
     from streams.cli.main import main
+    from tests.engine.test_runbook import NARROW  # rho and nu cannot be told apart
 
-    # a smile quoted within 0.5% of the forward: rho and nu cannot be told apart
-    narrow = np.array([0.995, 0.998, 1.0, 1.002, 1.005])
-    vols = np.asarray(hagan_vol(narrow, 1.0, 1.0, 0.1, 0.5, -0.3, 0.6)) + 1e-4 * np.array(
-        [1, -1, 0, 1, -1]
-    )
-    rows = "".join(f"NARROW,1.0,{k},{v},1.0\n" for k, v in zip(narrow, vols))
+    pairs = zip(NARROW["strikes"], NARROW["target_vols"])
+    rows = "".join(f"NARROW,1.0,{k},{v},1.0\n" for k, v in pairs)
     path = tmp_path / "narrow.csv"
     path.write_text("underlying,forward,strike,mid_vol,time_to_expiry\n" + rows)
     assert main(["calibrate", str(path), "--runbook", "--fail-on-gates"]) == 0
