@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import QuantLib as ql
 
-__all__ = ["quantlib_heston_fit", "quantlib_sabr_fit", "write_record"]
+__all__ = [
+    "SLVCase",
+    "quantlib_heston_fit",
+    "quantlib_sabr_fit",
+    "slv_fd_errors",
+    "slv_leverage_surface",
+    "write_record",
+]
 
 
 def quantlib_sabr_fit(
@@ -84,6 +92,145 @@ def quantlib_heston_fit(strikes, days, vols, *, spot=100.0, rate=0.02, dividend=
     theta, kappa, sigma, rho, v0 = model.params()
     params = {"v0": v0, "kappa": kappa, "theta": theta, "sigma": sigma, "rho": rho}
     return sse, np.array([h.marketValue() for h in helpers]), params
+
+
+class SLVCase:
+    """QuantLib's Heston SLV Monte-Carlo calibration test (test-suite/hestonslvmodel.cpp,
+    ``testMonteCarloCalibration``): flat local vol 0.3, Heston v0 0.09, kappa 1, theta 0.06,
+    sigma 0.4, rho -0.75, r 5%, q 2%, spot 100 on 5 Jan 2016 (Actual/Actual ISDA); strikes
+    50-200 at 3, 6 and 12 months, each out of the money, those worth more than 0.02."""
+
+    heston: ClassVar[dict[str, float]] = {
+        "v0": 0.09,
+        "kappa": 1.0,
+        "theta": 0.06,
+        "sigma": 0.4,
+        "rho": -0.75,
+    }
+    local_vol, spot, rate, dividend = 0.3, 100.0, 0.05, 0.02
+    strikes = (50.0, 80.0, 100.0, 120.0, 150.0, 200.0)
+    months = (3, 6, 12)
+
+    def __init__(self) -> None:
+        self.dc = ql.ActualActual(ql.ActualActual.ISDA)
+        self.today = ql.Date(5, ql.January, 2016)
+        ql.Settings.instance().evaluationDate = self.today
+        self.spot_handle = ql.QuoteHandle(ql.SimpleQuote(self.spot))
+        flat = lambda r: ql.YieldTermStructureHandle(ql.FlatForward(self.today, r, self.dc))  # noqa: E731
+        self.r_ts, self.q_ts = flat(self.rate), flat(self.dividend)
+        h = self.heston
+        process = ql.HestonProcess(
+            self.r_ts, self.q_ts, self.spot_handle,
+            h["v0"], h["kappa"], h["theta"], h["sigma"], h["rho"],
+        )  # fmt: skip
+        self.model = ql.HestonModel(process)
+        flat_vol = ql.BlackConstantVol(self.today, ql.NullCalendar(), self.local_vol, self.dc)
+        self.black = ql.AnalyticEuropeanEngine(
+            ql.GeneralizedBlackScholesProcess(
+                self.spot_handle, self.q_ts, self.r_ts, ql.BlackVolTermStructureHandle(flat_vol)
+            )
+        )
+        self.dates = [self.today + ql.Period(m, ql.Months) for m in self.months]
+        self.options = []  # (date, strike, option, Black price, Black vega) of the test's set
+        for date in self.dates:
+            for k in self.strikes:
+                kind = ql.Option.Put if k < self.spot else ql.Option.Call
+                option = ql.VanillaOption(ql.PlainVanillaPayoff(kind, k), ql.EuropeanExercise(date))
+                option.setPricingEngine(self.black)
+                if option.NPV() > 0.02:
+                    self.options.append((date, k, option, option.NPV(), option.vega()))
+
+    def market_data(self) -> dict:
+        """The test's options as volstream market data (every one at the flat 0.3)."""
+        t = np.array([self.dc.yearFraction(self.today, d) for d, *_ in self.options])
+        k = np.array([k for _, k, *_ in self.options])
+        return {
+            "spot": self.spot, "rate": self.rate, "dividend": self.dividend, "strikes": k,
+            "maturities": t, "target_vols": np.full(t.size, self.local_vol),
+        }  # fmt: skip
+
+    def quantlib_leverage(self, steps_per_year=91, bins=400, paths=40_000, seed=1234):
+        """QuantLib's own leverage function (HestonSLVMCModel, Sobol draws), as in its test."""
+        factory = ql.SobolBrownianGeneratorFactory(
+            ql.SobolBrownianGenerator.Diagonal, seed, ql.SobolRsg.JoeKuoD7
+        )
+        local = ql.LocalConstantVol(self.today, self.local_vol, self.dc)
+        end = self.today + ql.Period(1, ql.Years)
+        model = ql.HestonSLVMCModel(local, self.model, factory, end, steps_per_year, bins, paths)
+        leverage = model.leverageFunction()
+        leverage.localVol(0.5, self.spot, True)  # the calibration runs on first use
+        return leverage
+
+    def fd_errors(self, leverage, fine: bool = False) -> np.ndarray:
+        """|FD price - Black price| / Black vega in bp of each option: the test's measure
+        (FdHestonVanillaEngine with the leverage, its grid; ``fine``: 4x time, 2x space)."""
+        scale = (4, 2) if fine else (1, 1)
+        errors = []
+        for date in self.dates:
+            t = self.dc.yearFraction(self.today, date)
+            engine = ql.FdHestonVanillaEngine(
+                self.model, max(26, int(t * 51)) * scale[0], 201 * scale[1], 51 * scale[1], 0,
+                ql.FdmSchemeDesc.ModifiedCraigSneyd(), leverage,
+            )  # fmt: skip
+            for d, _, option, price, vega in self.options:
+                if d == date:
+                    option.setPricingEngine(engine)
+                    errors.append(abs(option.NPV() - price) / vega * 1e4)
+                    option.setPricingEngine(self.black)
+        return np.array(errors)
+
+
+def slv_leverage_surface(result, today: ql.Date, dc: ql.DayCounter) -> ql.FixedLocalVolSurface:
+    """volstream's leverage grid (an :class:`engine.slv.SLVResult`) as QuantLib's
+    ``FixedLocalVolSurface``: each step's row at its start time, on its own spot nodes
+    (QuantLib interpolates linearly in spot between nodes and in time between rows)."""
+    grid = result.leverage
+    times = [float(t) for t in np.asarray(grid.times)[1:]]  # QuantLib's rows start after 0
+    nodes = [[float(s) for s in row] for row in np.exp(np.asarray(grid.log_spots))[1:]]
+    values = ql.Matrix(np.asarray(grid.values)[1:].T.tolist())
+    return ql.FixedLocalVolSurface(today, times, nodes, values, dc)
+
+
+def slv_fd_errors(result, market_data: dict, heston: dict, today, dc, fine=True) -> np.ndarray:
+    """Model minus market implied vol (bp, vega-scaled) of every option of an index
+    ``market_data`` (flat rates, ``maturities`` whole days / 365 from ``today``), priced by QuantLib's FdHestonVanillaEngine under ``heston`` with ``result``'s leverage:
+    an independent repricer of volstream's SLV (``fine``: 400 time steps a year, 401 x 101
+    nodes; else 100, 201 x 51)."""
+    ql.Settings.instance().evaluationDate = today
+    spot = ql.QuoteHandle(ql.SimpleQuote(float(market_data["spot"])))
+    flat = lambda r: ql.YieldTermStructureHandle(ql.FlatForward(today, float(r), dc))  # noqa: E731
+    r_ts, q_ts = flat(market_data["rate"]), flat(market_data["dividend"])
+    h = heston
+    model = ql.HestonModel(
+        ql.HestonProcess(r_ts, q_ts, spot, h["v0"], h["kappa"], h["theta"], h["sigma"], h["rho"])
+    )
+    leverage = slv_leverage_surface(result, today, dc)
+    t = np.asarray(market_data["maturities"], np.float64)
+    k = np.asarray(market_data["strikes"], np.float64)
+    vols = np.asarray(market_data["target_vols"], np.float64)
+    growth = float(market_data["rate"]) - float(market_data["dividend"])
+    out = np.empty(t.size)
+    for expiry in np.unique(t):
+        days = round(float(expiry) * 365)
+        date = today + days
+        per_year, x_grid, v_grid = (400, 401, 101) if fine else (100, 201, 51)
+        engine = ql.FdHestonVanillaEngine(
+            model, max(50, int(expiry * per_year)), x_grid, v_grid, 0,
+            ql.FdmSchemeDesc.ModifiedCraigSneyd(), leverage,
+        )  # fmt: skip
+        for i in np.flatnonzero(t == expiry):
+            call = k[i] >= float(market_data["spot"]) * np.exp(growth * expiry)
+            kind = ql.Option.Call if call else ql.Option.Put
+            option = ql.VanillaOption(ql.PlainVanillaPayoff(kind, k[i]), ql.EuropeanExercise(date))
+            option.setPricingEngine(engine)
+            model_price = option.NPV()
+            vol = ql.BlackConstantVol(today, ql.NullCalendar(), float(vols[i]), dc)
+            process = ql.GeneralizedBlackScholesProcess(
+                spot, q_ts, r_ts, ql.BlackVolTermStructureHandle(vol)
+            )
+            option.setPricingEngine(ql.AnalyticEuropeanEngine(process))
+            out[i] = (model_price - option.NPV()) / option.vega() * 1e4
+    return out
 
 
 def write_record(path: Path, record: dict) -> None:
