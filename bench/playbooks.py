@@ -12,7 +12,13 @@
   start (every segment at QuantLib's test-suite guess), Levenberg-Marquardt to 1e-8 and at
   most 400 steps, no penalty. Figures: seconds (steady state; the first call's compile apart)
   and the SSE of vol errors in vol points, each side's own.
-* **SLV**: not yet built (issue 13); no figures.
+* **SLV** on QuantLib's own SLV calibration test (flat local vol 0.3, a given Heston part, 14
+  options 3-12 months; see ``bench.quantlib_peer.SLVCase``): volstream's particle leverage
+  against QuantLib's ``HestonSLVMCModel``, both repriced by the same QuantLib
+  ``FdHestonVanillaEngine`` (the test's grid) and scored as its test does (|price error| /
+  vega, bp: mean and worst). Like for like at QuantLib's test budget (91 steps a year, 40,000
+  paths; QuantLib's Sobol draws and 400 bins) and at volstream's defaults (365 steps a year,
+  2^18 paths); four seeds each. Seconds are the leverage calibration alone, steady state.
 
 Prints every ratio with both sides' figures and appends a JSON line to
 ``bench/results/playbooks.jsonl``.
@@ -33,11 +39,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.quantlib_peer import quantlib_heston_fit, write_record
+from bench.quantlib_peer import SLVCase, quantlib_heston_fit, slv_leverage_surface, write_record
 from engine.blackscholes import implied_vol
 from engine.heston import HestonCalibrator, TimeDependentCalibrator, TimeSegment, heston_price
 from engine.heston.piecewise import ptd_heston_price
 from engine.joint import AssetClassSpec, CrossAssetCalibrator
+from engine.slv import SLVCalibrator
 
 jax.config.update("jax_enable_x64", True)
 
@@ -195,6 +202,57 @@ def term_structure() -> dict:
     }
 
 
+SLV_SEEDS = (0, 1, 2, 3)
+QUANTLIB_SEED = 1234  # its test's (its Sobol draws give the same figures whatever the seed)
+
+
+def slv() -> dict:
+    case = SLVCase()
+    data = case.market_data()
+    out = {}
+    budgets = (("test", 91, 40_000), ("half", 365, 2**17), ("default", 365, 2**18))
+    for label, steps, paths in budgets:
+        ours = []
+        for seed in SLV_SEEDS:
+            calibrator = SLVCalibrator(
+                heston_params=case.heston, steps_per_year=steps, paths=paths, seed=seed
+            )
+            fit = lambda c=calibrator: c.fit_leverage(data, local_vol=case.local_vol)  # noqa: E731
+            seconds, result = timed(fit, repeat=1)
+            errors = case.fd_errors(slv_leverage_surface(result, case.today, case.dc))
+            ours.append((seconds, errors.mean(), errors.max()))
+        a = np.array(ours)
+        ours_text = (
+            f"volstream {a[:, 0].mean():.2f} s, mean {a[:, 1].mean():.2f} bp (seeds "
+            f"{np.round(a[:, 1], 2).tolist()}), worst {a[:, 2].mean():.2f} bp "
+            f"({np.round(a[:, 2], 1).tolist()})"
+        )
+        out |= {
+            f"slv_{label}_seconds": a[:, 0].mean(),
+            f"slv_{label}_mean_bp": a[:, 1].tolist(),
+            f"slv_{label}_worst_bp": a[:, 2].tolist(),
+        }
+        head = f"SLV, QuantLib's test case, {steps} steps a year, {paths:,} paths"
+        if label == "half":  # QuantLib at this budget takes ~25 s: the other two suffice
+            print(f"{head}: {ours_text}")
+            continue
+        t0 = time.perf_counter()
+        leverage = case.quantlib_leverage(steps_per_year=steps, paths=paths, seed=QUANTLIB_SEED)
+        seconds = time.perf_counter() - t0
+        errors = case.fd_errors(leverage)
+        print(
+            f"{head}, both repriced by QuantLib's FD engine: {ours_text}; QuantLib "
+            f"HestonSLVMCModel {seconds:.2f} s, mean {errors.mean():.2f} bp, worst "
+            f"{errors.max():.2f} bp: {seconds / a[:, 0].mean():.1f}x the time"
+        )
+        out |= {
+            f"quantlib_slv_{label}_seconds": seconds,
+            f"quantlib_slv_{label}_mean_bp": errors.mean(),
+            f"quantlib_slv_{label}_worst_bp": errors.max(),
+        }
+    return out
+
+
 def main() -> dict:
     record = {
         "bench": "playbooks",
@@ -204,6 +262,7 @@ def main() -> dict:
     }
     record |= joint()
     record |= term_structure()
+    record |= slv()
     write_record(RESULTS, record)
     return record
 

@@ -148,18 +148,29 @@ def test_market_equal_to_the_heston_part_needs_no_leverage():
         assert np.abs(values[centre] - 1.0).max() < 0.03
 
 
-def test_a_wrong_local_vol_fails_the_repricing_gates(market):
+def test_a_wrong_local_vol_fails_the_surface_gate(market):
+    """A leverage can reprice the surface it was given perfectly and still miss the market:
+    the surface's own gate says so."""
     result = SLVCalibrator(heston_params=SLV_HESTON).calibrate(market, local_vol=0.15)
-    assert not result.gates["reprice_mean"].passed
+    assert result.gates["reprice_mean"].passed  # it reprices its flat 15% well
+    assert not result.gates["surface_fit"].passed
+    assert result.diagnostics["surface_rmse_bp"] > 300
+
+
+def test_a_starved_leverage_fails_the_repricing_gates(market):
+    """Too few particles and steps for the smile: the repricing on fresh particles shows it."""
+    starved = SLVCalibrator(heston_params=SLV_HESTON, paths=512, steps_per_year=12, nodes=21)
+    result = starved.calibrate(market)
+    assert result.gates["surface_fit"].passed
     assert not result.gates["reprice_worst"].passed
-    assert result.diagnostics["mean_error_bp"] > 50
+    assert result.diagnostics["worst_error_bp"] > 15
 
 
 def test_slv_scores_in_compare_models(market, fitted):
     calibrator = SLVCalibrator(heston_params=SLV_HESTON)
     comparison = compare_models([("slv", fitted, market, calibrator)])
     score = comparison.score("slv")
-    assert score.n_free == 5 + 3 * DAYS.size
+    assert score.n_free == 5 + 5 * DAYS.size  # Heston and an SVI smile per expiry
     assert score.rmse == pytest.approx(np.sqrt(np.mean(fitted.residuals**2)), rel=0.3)
 
 
