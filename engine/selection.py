@@ -21,6 +21,7 @@ from engine.crossval import CrossValidation
 from engine.heston import HestonCalibrator
 from engine.result import CalibrationResult
 from engine.sabr import SABRCalibrator
+from engine.slv import SLVCalibrator, SLVResult
 
 __all__ = [
     "ModelComparison",
@@ -38,13 +39,16 @@ __all__ = [
 def vol_errors(result: CalibrationResult, market_data: dict, calibrator=None) -> np.ndarray:
     """Model minus market implied vol of every option of ``market_data`` (input order) under a
     fit's parameters. ``calibrator`` prices models whose result does not say everything
-    (time-dependent Heston: its segments; SLV: its leverage); SABR and Heston need none."""
+    (time-dependent Heston: its segments); SABR, Heston and SLV (whose result carries its
+    leverage; repriced with the default particles unless its calibrator is given) need none."""
     if calibrator is not None and hasattr(calibrator, "vol_errors_of"):
         return calibrator.vol_errors_of(result, market_data)
     if result.model == "sabr":
         return SABRCalibrator().errors(result.params, market_data)
     if result.model == "heston":
         return HestonCalibrator().vol_errors(result.params, market_data)
+    if isinstance(result, SLVResult):  # the leverage is in the result; default repricing
+        return SLVCalibrator().vol_errors_of(result, market_data)
     raise ValueError(
         f"no vol errors for model {result.model!r} without its calibrator: pass calibrator="
     )
@@ -152,10 +156,12 @@ def evaluate_out_of_sample(
     calibrator: _Scores, result: CalibrationResult, surfaces: Sequence[dict], in_sample: dict
 ) -> OutOfSample:
     """How ``result`` (fitted on ``in_sample``) prices ``surfaces`` of other dates that it
-    never saw: the RMS of ``calibrator.errors`` on each, against its in-sample RMS."""
+    never saw: the RMS of ``calibrator.errors`` on each, against its in-sample RMS. An SLV
+    fit is scored whole (its leverage is the model, not only its Heston ``params``)."""
     if not surfaces:
         raise ValueError("evaluate_out_of_sample needs at least one other date's surface")
-    rms = lambda d: float(np.sqrt(np.mean(calibrator.errors(result.params, d) ** 2)))  # noqa: E731
+    fit = result if isinstance(result, SLVResult) else result.params
+    rms = lambda d: float(np.sqrt(np.mean(calibrator.errors(fit, d) ** 2)))  # noqa: E731
     return OutOfSample(np.array([rms(d) for d in surfaces]), rms(in_sample))
 
 

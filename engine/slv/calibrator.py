@@ -39,6 +39,7 @@ __all__ = ["SLVCalibrator", "SLVResult", "SLVThresholds"]
 
 BP = 1e-4
 LIQUID_DELTA = 0.05  # the gates' liquid range: out-of-the-money delta at least this
+REFINE_UNTIL = 0.25  # years: repricing steps before this are cut into ``refine``
 
 
 @dataclass(frozen=True)
@@ -198,33 +199,48 @@ class SLVCalibrator:
 
     def prices(self, result: SLVResult, market_data: dict) -> np.ndarray:
         """Discounted model prices of every option of ``market_data`` (``strikes``,
-        ``maturities``; ``calls`` optional, out of the money by default) under ``result``."""
+        ``maturities``; ``calls`` optional, out of the money by default) under ``result``.
+
+        Any maturities: the particles step on the leverage's own boundaries and each
+        maturity (the first ``REFINE_UNTIL`` years' steps cut into ``refine``), under the leverage row in force at the
+        step's start; past the leverage's last time its last row holds."""
         t = np.asarray(market_data["maturities"], np.float64)
         k = np.asarray(market_data["strikes"], np.float64)
         spot = float(market_data["spot"])
         rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
         forward = spot * np.exp((rate - dividend) * t)
         call = np.asarray(market_data.get("calls", k >= forward), bool) & np.ones(t.shape, bool)
-        times = result.times
         ends = np.unique(t)
-        step_of = np.searchsorted(times, ends) - 1  # the step that ends at each expiry
-        if not np.allclose(times[step_of + 1], ends):
-            raise ValueError("these expiries are not on the leverage's time grid: recalibrate")
-        n = self.refine
-        record = np.full((times.size - 1, n), -1, np.int32)
-        record[step_of, -1] = np.arange(ends.size)
-        fine = LeverageGrid(*(jnp.repeat(a, n, axis=0) for a in result.leverage))
+        times = self.time_grid(np.union1d(ends, result.times[1:][result.times[1:] < ends[-1]]))
+        rows = np.clip(np.searchsorted(result.times, times[:-1], side="right") - 1, 0, None)
+        rows = np.minimum(rows, result.times.size - 2)
+        # the first months' steps cut into ``refine``: short expiries' wings feel the scheme
+        n = np.where(times[:-1] < REFINE_UNTIL, self.refine, 1)
+        last = np.searchsorted(times, ends) - 1  # the step ending at each expiry
+        record = np.full(int(n.sum()), -1, np.int32)
+        record[np.cumsum(n)[last] - 1] = np.arange(ends.size)
+        fine = LeverageGrid(*(jnp.asarray(np.repeat(np.asarray(a)[rows], n, axis=0))
+                              for a in result.leverage))  # fmt: skip
         dts = np.repeat(np.diff(times) / n, n)
         heston = tuple(jnp.float64(result.params[n]) for n in PARAM_NAMES)
         kept = _terminal(
             jax.random.PRNGKey(self.seed + 1), fine, jnp.asarray(dts),
-            jnp.asarray(record.ravel()), np.log(spot), rate - dividend, heston,
+            jnp.asarray(record), np.log(spot), rate - dividend, heston,
             paths=self.pricing_paths, slots=ends.size,
         )  # fmt: skip
         slot = np.searchsorted(ends, t)
         twin = heston_price(spot, k, t, rate, dividend, *heston, call) * np.exp(rate * t)
         undiscounted = _option_prices(kept, slot, k, forward, call, twin)
         return np.asarray(undiscounted) * np.exp(-rate * t)
+
+    def calibrate_many(self, datasets: list[dict]) -> list[SLVResult]:
+        """Each dataset's fit (the folds of :func:`engine.crossval.cross_validate`)."""
+        return [self.calibrate(d) for d in datasets]
+
+    def errors(self, fit: SLVResult, market_data: dict) -> np.ndarray:
+        """Implied-vol errors of a whole fit (its leverage is the model): what
+        cross-validation and out-of-sample checks score held-out quotes by."""
+        return self.vol_errors_of(fit, market_data)
 
     def vol_errors_of(self, result: SLVResult, market_data: dict) -> np.ndarray:
         """Repriced minus market implied vol of every option of ``market_data`` (input

@@ -12,8 +12,9 @@ import QuantLib as ql
 
 from bench.quantlib_peer import SLVCase, slv_fd_errors, slv_leverage_surface
 from engine.blackscholes import black_price, implied_vol
+from engine.crossval import cross_validate, k_fold_split
 from engine.heston import heston_price
-from engine.selection import compare_models
+from engine.selection import compare_models, evaluate_out_of_sample
 from engine.slv import LeverageGrid, SLVCalibrator, implied_surface, local_variance
 from engine.slv.particles import simulate_log_spots
 from engine.svi import fit_svi, svi_total_variance
@@ -168,10 +169,11 @@ def test_a_starved_leverage_fails_the_repricing_gates(market):
 
 def test_slv_scores_in_compare_models(market, fitted):
     calibrator = SLVCalibrator(heston_params=SLV_HESTON)
-    comparison = compare_models([("slv", fitted, market, calibrator)])
+    comparison = compare_models([("slv", fitted, market, calibrator), ("again", fitted, market)])
     score = comparison.score("slv")
     assert score.n_free == 5 + 5 * DAYS.size  # Heston and an SVI smile per expiry
     assert score.rmse == pytest.approx(np.sqrt(np.mean(fitted.residuals**2)), rel=0.3)
+    assert comparison.score("again").sse == score.sse  # no calibrator: the same repricing
 
 
 def test_inputs_it_cannot_read_are_refused():
@@ -187,3 +189,23 @@ def test_inputs_it_cannot_read_are_refused():
     thin = {k: (v[:12] if isinstance(v, np.ndarray) else v) for k, v in data.items()}
     with pytest.raises(ValueError, match="5 weighted quotes or more"):
         SLVCalibrator(heston_params=SLV_HESTON).calibrate(thin)
+
+
+def test_prices_between_and_beyond_the_fitted_expiries(market, fitted):
+    """The model prices any maturity (out-of-sample dates): a week and a month after each
+    fitted expiry, the same market's vols come back within the surface's time interpolation
+    (linear total variance between expiries, held past the last)."""
+    calibrator = SLVCalibrator(heston_params=SLV_HESTON)
+    later = heston_market(days=np.r_[DAYS + 7, DAYS[-1] + 30])
+    errors = np.abs(calibrator.errors(fitted, later)) / 1e-4
+    assert np.isfinite(errors).all()
+    assert errors.mean() < 10 and errors.max() < 40
+    oos = evaluate_out_of_sample(calibrator, fitted, [later], market)
+    assert oos.rmse[0] == pytest.approx(np.sqrt(np.mean((errors * 1e-4) ** 2)), rel=0.2)
+
+
+def test_slv_cross_validates(market):
+    calibrator = SLVCalibrator(heston_params=SLV_HESTON, paths=2**16)
+    cv = cross_validate(calibrator, market, k_fold_split(5))
+    assert cv.fold_errors.shape == (5,)
+    assert 0 < cv.mean_error < 30e-4  # held-out strikes: SVI's interpolation of a Heston smile

@@ -26,11 +26,13 @@ def test_model_selection_job_compares_and_recommends_in_json(capsys):
     main(["playbook", "model-selection", "--json"])
     found = json.loads(capsys.readouterr().out)
     rows = {r["name"]: r for r in found["tables"]["comparison"]}
-    assert set(rows) == {"SABR", "Heston", "Heston, theta on 5 segments"}
+    assert set(rows) == {"SABR", "Heston", "Heston, theta on 5 segments", "SLV"}
     assert rows["SABR"]["n_free"] == 18 and rows["Heston"]["n_free"] == 5  # 3 x 6 expiries
+    assert rows["SLV"]["n_free"] == 35  # Heston's 5 and an SVI smile (5) per expiry
     assert all(r["oos_rmse_bp"] > 0 and r["cv_error_bp"] > 0 for r in rows.values())
     assert any(line.startswith("recommended: ") for line in found["lines"])
-    assert "SLV: not built yet" in found["lines"][-1]
+    slv = found["lines"][-1]
+    assert slv.startswith("SLV: leverage reprices its SVI surface to ") and "bp RMS" in slv
 
 
 def test_unknown_dates_and_misplaced_options_are_refused(capsys):
