@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from engine.sabr import atm_weights
 from schemas.daycount import act365f
 
 __all__ = [
     "DATA",
     "EquityOptionSurface",
     "FXVolatilitySurface",
+    "SampleFiles",
     "get_dividend_yield",
     "get_risk_free_rate",
     "load_equity_option_surface",
@@ -129,3 +132,36 @@ def prepare_heston_data(surface: EquityOptionSurface) -> dict:
 
 # the term-structure playbook's name for the same: every expiry of the surface, in one dict
 prepare_full_surface_data = prepare_heston_data
+
+
+class SampleFiles:
+    """The jobs' surfaces from the sample files of one trade date (and prior dates for
+    out-of-sample checks). Another source (the stream's book) offers the same methods."""
+
+    def __init__(self, date: str, prior: Sequence[str] = ()) -> None:
+        self.date, self.prior = date, tuple(prior)
+
+    @property
+    def label(self) -> str:
+        return f"on {self.date}"
+
+    def fx_smiles(self, pair: str) -> list[dict]:
+        """SABR market data of each of the pair's expiries (ATM-weighted as the daily
+        playbook weighs them)."""
+        s = load_fx_volatility_surface(pair, self.date)
+        out = []
+        for t in np.unique(s.maturities):
+            rows = s.maturities == t
+            out.append(
+                {"forward": float(s.forward[rows][0]), "strikes": s.strikes[rows],
+                 "maturities": float(t), "target_vols": s.implied_vols[rows],
+                 "weights": atm_weights(s.strikes[rows], float(s.forward[rows][0]))}
+            )  # fmt: skip
+        return out
+
+    def index_surface(self, index: str) -> dict:
+        """``HestonCalibrator`` market data of the index's surface (call prices)."""
+        return prepare_heston_data(load_equity_option_surface(index, self.date))
+
+    def prior_surfaces(self, index: str) -> list[dict]:
+        return [prepare_heston_data(load_equity_option_surface(index, d)) for d in self.prior]

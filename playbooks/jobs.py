@@ -1,8 +1,10 @@
-"""The playbooks as jobs: each loads its sample (or given) surfaces, runs the playbook's
-workflow with every gate, and returns a :class:`JobReport` of tables and plot series that
-:mod:`playbooks.report` turns into PNG plots and one HTML page (``volstream playbook NAME``).
+"""The playbooks as jobs: each reads its surfaces from a :class:`Source` (the sample files of
+a date, or the stream's current book), runs the playbook's workflow with every gate, and
+returns a :class:`JobReport` of tables and plot series that :mod:`playbooks.report` turns
+into PNG plots and one HTML page (``volstream playbook NAME``), and the worker publishes on
+its schedule.
 
-Jobs: ``daily-sabr`` (one pair's smile, ATM-weighted, gates), ``weekly-heston`` (multi-start,
+Jobs: ``daily-sabr`` (each of a pair's smiles, ATM-weighted, gates), ``weekly-heston`` (multi-start,
 identifiability, 5-fold cross-validation), ``joint`` (indices with a shared rho and the
 consistency report), ``term-structure`` (theta on the seed's five segments, smoothness,
 calendar arbitrage), ``model-selection`` (SABR, Heston, time-dependent Heston and Heston SLV:
@@ -14,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -29,7 +32,7 @@ from engine.heston.calibrator import market_vols
 from engine.heston.time_dependent import fitted_segments
 from engine.joint import AssetClassSpec, CrossAssetCalibrator, analyze_parameter_consistency
 from engine.result import CalibrationResult
-from engine.sabr import SABRCalibrator, atm_weights
+from engine.sabr import SABRCalibrator
 from engine.selection import (
     compare_models,
     evaluate_out_of_sample,
@@ -37,13 +40,26 @@ from engine.selection import (
     vol_errors,
 )
 from engine.slv import SLVCalibrator
-from playbooks.data import (
-    load_equity_option_surface,
-    load_fx_volatility_surface,
-    prepare_heston_data,
-)
+from playbooks.data import SampleFiles
 
-__all__ = ["JOBS", "JobReport", "Smile", "run_job"]
+__all__ = ["DATE", "JOBS", "PRIOR", "JobReport", "Smile", "Source", "run_job"]
+
+DATE, PRIOR = "2026-11-27", ("2026-11-20",)  # the sample files' trade date, and a prior one
+
+
+class Source(Protocol):
+    """Where a job's surfaces come from: the sample files (:class:`SampleFiles`) or the
+    stream's book (:mod:`streams.book.source`)."""
+
+    @property
+    def label(self) -> str: ...  # "on 2026-11-27", "from the stream at ..."
+
+    def fx_smiles(self, pair: str) -> list[dict]: ...  # SABR market data, one per expiry
+
+    def index_surface(self, index: str) -> dict: ...  # HestonCalibrator market data
+
+    def prior_surfaces(self, index: str) -> list[dict]: ...  # other dates, out of sample
+
 
 SEGMENTS = tuple(  # the seed's term structure, theta on each (v0 is one number: see TimeSegment)
     TimeSegment(a, b, ("theta",))
@@ -100,39 +116,50 @@ def _smiles(data: dict, market: np.ndarray, models: dict[str, np.ndarray]) -> li
     return out
 
 
-def daily_sabr(pair: str = "EURUSD", date: str = "2026-11-27") -> JobReport:
-    s = load_fx_volatility_surface(pair, date)
-    data = {"forward": s.forward, "strikes": s.strikes, "maturities": s.maturities,
-            "target_vols": s.implied_vols,
-            "weights": atm_weights(s.strikes, s.forward)}  # fmt: skip
-    result = SABRCalibrator().calibrate(data)
-    model = s.implied_vols + vol_errors(result, data)
-    report = JobReport("daily-sabr", f"Daily SABR: {pair} on {date}", bool(result.good))
-    p = {n: float(v) for n, v in result.params.items()}
-    report.lines.append(
-        f"{pair} {date}: alpha {p['alpha']:.5g}, beta {p['beta']:.2g}, rho {p['rho']:.4f}, "
-        f"nu {p['nu']:.4f}; RMSE {1e4 * float(result.rmse):.2f} bp; "
-        f"{'good' if result.good else 'FLAGGED'}"
-    )
-    report.tables["parameters"] = [p]
-    report.tables["gates"] = _gates(result)
-    report.smiles = _smiles(data, s.implied_vols, {"SABR": model})
+def daily_sabr(pair: str = "EURUSD", source: Source | None = None) -> JobReport:
+    source = source or SampleFiles(DATE)
+    smiles = source.fx_smiles(pair)
+    if not smiles:
+        raise LookupError(f"no {pair} smile {source.label}")
+    results = [SABRCalibrator().calibrate(data) for data in smiles]
+    good = all(bool(r.good) for r in results)
+    report = JobReport("daily-sabr", f"Daily SABR: {pair} {source.label}", good)
+    for data, result in zip(smiles, results):
+        p = {n: float(v) for n, v in result.params.items()}
+        report.lines.append(
+            f"{pair} T = {float(data['maturities']):.3f} y: alpha {p['alpha']:.5g}, beta "
+            f"{p['beta']:.2g}, rho {p['rho']:.4f}, nu {p['nu']:.4f}; RMSE "
+            f"{1e4 * float(result.rmse):.2f} bp; {'good' if result.good else 'FLAGGED'}"
+        )
+        report.tables.setdefault("parameters", []).append({"t": float(data["maturities"])} | p)
+        report.tables.setdefault("gates", []).extend(
+            {"t": float(data["maturities"])} | g for g in _gates(result)
+        )
+        market = np.asarray(data["target_vols"], np.float64)
+        model = market + vol_errors(result, data)
+        report.smiles += _smiles(data, market, {"SABR": model})
     return report
 
 
-def weekly_heston(index: str = "SPX", date: str = "2026-11-27") -> JobReport:
-    data = prepare_heston_data(load_equity_option_surface(index, date))
+def weekly_heston(index: str = "SPX", source: Source | None = None) -> JobReport:
+    source = source or SampleFiles(DATE)
+    data = source.index_surface(index)
     cal = HestonCalibrator()
     result = cal.calibrate(data)
     market = market_vols(data)
     cv = cross_validate(cal, data, k_fold_split(5))
     ident = cal.identifiability(result.params, data)
-    report = JobReport("weekly-heston", f"Weekly Heston: {index} on {date}", bool(result.good))
+    title = f"Weekly Heston: {index} {source.label}"
+    report = JobReport("weekly-heston", title, bool(result.good))
     p = {n: float(v) for n, v in result.params.items()}
+    cv_error = (  # in the fit's own measure: prices for price quotes, vols for vol quotes
+        f"{100 * cv.mean_error:.2f}% of price" if "target_prices" in data
+        else f"{1e4 * cv.mean_error:.1f} bp of vol"
+    )  # fmt: skip
     report.lines.append(
-        f"{index} {date}: " + ", ".join(f"{n} {v:.4g}" for n, v in p.items())
+        f"{index}: " + ", ".join(f"{n} {v:.4g}" for n, v in p.items())
         + f"; condition number {float(ident.condition_number):.1f}; 5-fold CV error "
-        f"{100 * cv.mean_error:.2f}% of price (dispersion {cv.dispersion:.2f}); "
+        f"{cv_error} (dispersion {cv.dispersion:.2f}); "
         + ("good" if result.good else "FLAGGED: " + ", ".join(
             g for g, v in result.gate_verdicts().items() if v == "fail"))
     )  # fmt: skip
@@ -145,13 +172,17 @@ def weekly_heston(index: str = "SPX", date: str = "2026-11-27") -> JobReport:
     return report
 
 
-def joint(indices: Sequence[str] = ("SPX", "SX5E", "NKY"), date: str = "2026-11-27") -> JobReport:
-    asset_data = {i: prepare_heston_data(load_equity_option_surface(i, date)) for i in indices}
+def joint(
+    indices: Sequence[str] = ("SPX", "SX5E", "NKY"), source: Source | None = None
+) -> JobReport:
+    source = source or SampleFiles(DATE)
+    asset_data = {i: source.index_surface(i) for i in indices}
     cal = CrossAssetCalibrator([AssetClassSpec(i, 1.0, ("rho",)) for i in indices])
     individual = cal.calibrate_individually(asset_data)
     result = cal.calibrate(asset_data, individual)
     consistency = analyze_parameter_consistency(result, individual)
-    report = JobReport("joint", f"Joint calibration: {', '.join(indices)} on {date}", result.good)
+    title = f"Joint calibration: {', '.join(indices)} {source.label}"
+    report = JobReport("joint", title, result.good)
     report.lines += [
         f"shared rho {result.params[indices[0]]['rho']:.4f} ({result.status_message}, "
         f"{result.iterations} LM steps)",
@@ -182,14 +213,16 @@ def joint(indices: Sequence[str] = ("SPX", "SX5E", "NKY"), date: str = "2026-11-
     return report
 
 
-def term_structure(index: str = "SPX", date: str = "2026-11-27") -> JobReport:
-    data = prepare_heston_data(load_equity_option_surface(index, date))
+def term_structure(index: str = "SPX", source: Source | None = None) -> JobReport:
+    source = source or SampleFiles(DATE)
+    data = source.index_surface(index)
     base = HestonCalibrator(penalty_fn=SmoothnessRegularization(SEGMENTS, weight=0.05))
     cal = TimeDependentCalibrator(SEGMENTS, base)
     result = cal.calibrate(data)
     calendar = check_calendar_arbitrage(result, SEGMENTS)
     plain = HestonCalibrator().calibrate(data)
-    report = JobReport("term-structure", f"Term structure: {index} on {date}", bool(result.good))
+    title = f"Term structure: {index} {source.label}"
+    report = JobReport("term-structure", title, bool(result.good))
     verdicts = result.gate_verdicts()
     report.lines += [
         f"theta by segment {np.round(result.params['theta'], 4).tolist()} (plain Heston "
@@ -229,12 +262,10 @@ def _in_vols(data: dict) -> dict:
     return out | {"target_vols": market_vols(data)}
 
 
-def model_selection(
-    index: str = "SPX", date: str = "2026-11-27", prior: Sequence[str] = ("2026-11-20",)
-) -> JobReport:
-    data = prepare_heston_data(load_equity_option_surface(index, date))
-    vol_data = _in_vols(data)
-    others = [_in_vols(prepare_heston_data(load_equity_option_surface(index, d))) for d in prior]
+def model_selection(index: str = "SPX", source: Source | None = None) -> JobReport:
+    source = source or SampleFiles(DATE, PRIOR)
+    vol_data = _in_vols(source.index_surface(index))
+    others = [_in_vols(d) for d in source.prior_surfaces(index)]
     models: dict[str, object] = {
         "SABR": SABRCalibrator(),
         "Heston": HestonCalibrator(),
@@ -254,10 +285,14 @@ def model_selection(
     seconds["SLV"] = time.perf_counter() - start + seconds["Heston"]
     comparison = compare_models([(n, results[n], vol_data, models[n]) for n in models])
     cv = {n: cross_validate(c, vol_data, k_fold_split(5)) for n, c in models.items()}
-    oos = {n: evaluate_out_of_sample(c, results[n], others, vol_data) for n, c in models.items()}
+    oos = {  # none on a stream: its book holds today's surfaces only
+        n: evaluate_out_of_sample(c, results[n], others, vol_data)
+        for n, c in models.items()
+        if others
+    }
     rec = generate_model_recommendation(comparison, cv, oos, seconds=seconds)
     slv = results["SLV"]
-    report = JobReport("model-selection", f"Model selection: {index} on {date}", True)
+    report = JobReport("model-selection", f"Model selection: {index} {source.label}", True)
     report.lines += [
         f"best by AIC: {comparison.best_by_aic}; best by BIC: {comparison.best_by_bic}",
         rec.summary(),
@@ -268,11 +303,13 @@ def model_selection(
     report.tables["comparison"] = [
         row | {"cv_error_bp": 1e4 * cv[row["name"]].mean_error,
                "cv_dispersion": cv[row["name"]].dispersion,
-               "oos_rmse_bp": 1e4 * oos[row["name"]].mean, "seconds": seconds[row["name"]]}
+               "oos_rmse_bp": 1e4 * oos[row["name"]].mean if oos else None,
+               "seconds": seconds[row["name"]]}
         for row in comparison.table()
     ]  # fmt: skip
     report.bars["BIC (lower is better)"] = {s.name: s.bic for s in comparison.scores}
-    report.bars["out-of-sample RMSE, bp"] = {n: 1e4 * o.mean for n, o in oos.items()}
+    if oos:
+        report.bars["out-of-sample RMSE, bp"] = {n: 1e4 * o.mean for n, o in oos.items()}
     market = vol_data["target_vols"]
     report.smiles = _smiles(
         vol_data, market, {n: market + vol_errors(results[n], vol_data, models[n]) for n in models}
@@ -289,7 +326,12 @@ JOBS: dict[str, Callable[..., JobReport]] = {
 }
 
 
-def run_job(name: str, **kwargs) -> JobReport:
+def run_job(name: str, assets: Sequence[str] = (), source: Source | None = None) -> JobReport:
+    """Job ``name`` on ``assets`` (its defaults when empty: the joint job takes several) from
+    ``source`` (the sample files of 2026-11-27 by default)."""
     if name not in JOBS:
         raise ValueError(f"no playbook job {name!r}: the jobs are {sorted(JOBS)}")
-    return JOBS[name](**kwargs)
+    job = JOBS[name]
+    if not assets:
+        return job(source=source)
+    return job(tuple(assets) if name == "joint" else assets[0], source=source)

@@ -245,6 +245,14 @@ class SurfaceBook:
         parts = sorted(self._dirty) if partition is None else [partition]
         return [snap for p in parts for snap in self._close(p)]
 
+    def current(self) -> list[Snapshot]:
+        """Every smile and surface as it stands (those with enough live quotes), without
+        marking any as fitted: what a playbook job reads from the stream. Quotes past their
+        age are left out as a calibration's snapshot would leave them."""
+        ids = np.arange(len(self._books))
+        epoch = max(self._watermark.values(), default=0)
+        return self._snapshots(ids, epoch, mark=False) if ids.size else []
+
     def _locate(self, quotes: QuoteColumns) -> tuple[np.ndarray, np.ndarray]:
         """The book and expiry index of every row (new books and expiries registered)."""
         u, a, e = (quotes.text[name] for name in ("underlying", "asset_class", "expiry"))
@@ -347,10 +355,10 @@ class SurfaceBook:
         )
         return self._snapshots(ids[due], self._watermark[partition]) if due.any() else []
 
-    def _snapshots(self, ids: np.ndarray, epoch: int) -> list[Snapshot]:
+    def _snapshots(self, ids: np.ndarray, epoch: int, mark: bool = True) -> list[Snapshot]:
         """Snapshots of books ``ids``, all at once: their live slots in one array, aged out,
         ordered by expiry and strike, outliers dropped; books left with too few quotes give
-        none (and stay due)."""
+        none (and stay due). ``mark``: the books given are now fitted (their triggers reset)."""
         c, s, b = self.config, self._s, self._b
         lists = [self._book_slots[i] for i in ids.tolist()]
         sizes = np.array([len(x) for x in lists])
@@ -380,9 +388,10 @@ class SurfaceBook:
         surface = b["surface"][ids] > 0
         ok = kept_counts >= np.where(surface, c.surface_min_quotes, c.min_quotes)
         received = b["first_received"][ids]
-        done = ids[ok]
-        b["pending"][done], b["fit_ts"][done] = 0.0, b["last_ts"][done]
-        b["fit_level"][done], b["first_received"][done] = b["level"][done], np.nan
+        if mark:
+            done = ids[ok]
+            b["pending"][done], b["fit_ts"][done] = 0.0, b["last_ts"][done]
+            b["fit_level"][done], b["first_received"][done] = b["level"][done], np.nan
         # one conversion per column for every snapshot; each takes its slice
         slots, seg, xids = slots[keep], seg[keep], xids[keep]
         cols = {

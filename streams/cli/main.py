@@ -269,31 +269,30 @@ def cmd_compile(args) -> int:
     return 0
 
 
-_PLAYBOOK_ARGS = {  # job -> its keyword for the --asset values, and their defaults
-    "daily-sabr": "pair",
-    "weekly-heston": "index",
-    "joint": "indices",
-    "term-structure": "index",
-    "model-selection": "index",
-}
+_PLAYBOOKS = ("daily-sabr", "joint", "model-selection", "term-structure", "weekly-heston")
 
 
 def cmd_playbook(args) -> int:
     import json
 
-    from playbooks.jobs import run_job
+    from playbooks.data import SampleFiles
+    from playbooks.jobs import DATE, PRIOR, run_job
     from playbooks.report import write_report
 
-    kwargs = {"date": args.date} if args.date else {}
-    if args.asset:
-        key = _PLAYBOOK_ARGS[args.name]
-        kwargs[key] = tuple(args.asset) if key == "indices" else args.asset[0]
-    if args.prior:
-        if args.name != "model-selection":
-            raise ValueError("--prior is for model-selection (its out-of-sample dates)")
-        kwargs["prior"] = tuple(args.prior)
+    if args.prior and args.name != "model-selection":
+        raise ValueError("--prior is for model-selection (its out-of-sample dates)")
+    if args.stream:
+        if args.date or args.prior:
+            raise ValueError("--stream reads today's book: --date and --prior are for files")
+        import asyncio
+
+        from streams.worker.readback import stream_source
+
+        source = asyncio.run(stream_source(_settings(args)))
+    else:
+        source = SampleFiles(args.date or DATE, args.prior or PRIOR)
     try:
-        report = run_job(args.name, **kwargs)
+        report = run_job(args.name, tuple(args.asset or ()), source)
     except LookupError as exc:  # no such asset or date in the sample files: said, not guessed
         raise ValueError(str(exc).strip("'\"")) from None
     if args.json:
@@ -478,21 +477,30 @@ def build_parser() -> argparse.ArgumentParser:
         "ATM-weighted, every gate), weekly-heston (multi-start, identifiability, 5-fold "
         "cross-validation), joint (indices sharing rho, and whether the data support it), "
         "term-structure (theta on 5 time segments, smoothness and calendar-arbitrage gates), "
-        "model-selection (SABR, Heston and time-dependent Heston by AIC/BIC, cross-validation "
-        "and a prior date out of sample, with the recommendation). Prints the findings; "
-        "--out writes PNG plots and index.html. Exits 1 when the fit is flagged by a gate.",
+        "model-selection (SABR, Heston, time-dependent Heston and Heston SLV by AIC/BIC, "
+        "cross-validation and a prior date out of sample, with the recommendation). --stream "
+        "runs it on the stream's current surfaces instead. Prints the findings; --out writes "
+        "PNG plots and index.html. Exits 1 when the fit is flagged by a gate.",
         epilog="examples:\n"
         "  volstream playbook daily-sabr --asset USDJPY --date 2026-11-24\n"
         "  volstream playbook joint --asset SPX --asset SX5E --asset NKY --out joint/\n"
-        "  volstream playbook model-selection --asset SPX --prior 2026-11-20 --out sel/",
+        "  volstream playbook model-selection --asset SPX --prior 2026-11-20 --out sel/\n"
+        "  volstream playbook weekly-heston --stream --asset SPX   # the live book's SPX",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    play.add_argument("name", choices=sorted(_PLAYBOOK_ARGS), help="the playbook")
+    play.add_argument("name", choices=_PLAYBOOKS, help="the playbook")
     play.add_argument("--date", help="trade date, ISO (default 2026-11-27, the sample's)")
     play.add_argument(
         "--asset", action="append", help="pair or index (repeat for joint; default per playbook)"
     )
     play.add_argument("--prior", action="append", help="model-selection's out-of-sample dates")
+    play.add_argument(
+        "--stream",
+        action="store_true",
+        help="the stream's current surfaces instead of files: the quotes topic read back "
+        "into a book (its last 5 minutes: the book's quote age)",
+    )
+    play.add_argument("--bootstrap", help="with --stream: Kafka bootstrap servers (host:port,...)")
     play.add_argument("--out", type=Path, help="folder for the PNG plots and index.html")
     play.add_argument("--json", action="store_true", help="findings and tables as JSON")
     play.set_defaults(func=cmd_playbook)

@@ -19,7 +19,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas import key_underlying
 from streams.book.state import read_state
 from streams.settings import Settings
-from streams.worker.pipeline import Pipeline, Record
+from streams.worker.pipeline import Pipeline
+from streams.worker.readback import read_ranges
 
 __all__ = ["MAX_RECORDS", "take_over"]
 
@@ -46,20 +47,7 @@ async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]
             if end is not None and starts[tp] is not None and starts[tp].offset < end:
                 ranges[tp] = (max(starts[tp].offset, end - MAX_RECORDS), end)
                 consumer.seek(tp, ranges[tp][0])
-        records: list[Record] = []
-        while ranges:
-            batch = await consumer.getmany(*ranges, timeout_ms=5000)
-            if not batch:
-                break
-            for tp, got in batch.items():
-                records += [
-                    Record(r.value, topic, tp.partition, r.offset, 0.0)
-                    for r in got
-                    if r.offset < ranges[tp][1]
-                ]
-                if got[-1].offset + 1 >= ranges[tp][1]:
-                    del ranges[tp]
-                    consumer.pause(tp)
+        records = await read_ranges(consumer, topic, ranges)
     finally:
         await consumer.stop()
     underlyings = pipeline.rebuild(records)

@@ -1,10 +1,16 @@
 """Playbook jobs from the command line: findings, exit status, and the HTML report."""
 
+import asyncio
 import json
+import time
+import uuid
 
 import pytest
 
 from streams.cli.main import main
+from streams.feed.send import send_columns
+from streams.feed.simulate import INDICES, TickSimulator
+from streams.settings import Settings
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -51,3 +57,26 @@ def test_daily_sabr_job_on_another_pair_and_date(tmp_path, capsys):
     assert out.startswith("Daily SABR: USDJPY on 2026-11-24") and "; good" in out
     assert (tmp_path / "smiles.png").read_bytes().startswith(PNG)
     assert "<h2>gates</h2>" in (tmp_path / "index.html").read_text()
+
+
+def test_jobs_run_on_the_streams_current_surfaces(kafka_bootstrap, monkeypatch, capsys):
+    """``--stream``: the quotes topic read back into a book, and the job run on its smiles and
+    surfaces (one simulated pair and index, every option quoted once)."""
+    prefix = f"jobs-{uuid.uuid4().hex[:6]}"
+    settings = Settings(bootstrap=kafka_bootstrap, topic_prefix=prefix, partitions=2)
+    ticks = TickSimulator(pairs=1, indices=1, seed=3).columns(time.time() - 5, 1000.0, count=0)
+    asyncio.run(send_columns(ticks, settings))
+    monkeypatch.setenv("VOLSTREAM_TOPIC_PREFIX", prefix)
+    args = ["playbook", "weekly-heston", "--stream", "--asset", "SPX", "--bootstrap"]
+    assert main([*args, kafka_bootstrap, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["good"] and "bp of vol" in found["lines"][0]  # the stream quotes vols
+    params = found["tables"]["parameters"][0]
+    assert params["rho"] == pytest.approx(INDICES["SPX"][-1], abs=0.05)  # the simulator's
+    assert main(["playbook", "daily-sabr", "--stream", "--bootstrap", kafka_bootstrap]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Daily SABR: EURUSD from the stream at ")
+    assert out.count("EURUSD T = ") == 4 and out.count("; good") == 4  # every expiry
+    assert main(["playbook", "joint", "--stream", "--asset", "NKY", "--bootstrap",
+                 kafka_bootstrap]) == 2  # fmt: skip
+    assert "no index 'NKY' surface on the stream (it holds ['SPX'])" in capsys.readouterr().err

@@ -224,3 +224,16 @@ def test_surface_outliers_by_expiry_and_expired_options_leave():
     week = feed(book, [eq(5000.0, EXPIRIES[1], T0 + 8 * 86400, vol=0.2)]) + book.flush()
     assert week == []  # 300 s ageing leaves one quote: too few
     assert book._b["live"][0] == 1
+
+
+def test_current_reads_every_smile_without_resetting_its_triggers():
+    """What a playbook job reads from the stream: every smile as it stands now; the next
+    epoch's calibration is still due as if nobody had looked."""
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=3, **SECOND))
+    feed(book, [q(k, ts=T0 + 0.1 * i) for i, k in enumerate(STRIKES[:5])])
+    feed(book, [q(k, ts=T0 + 0.1 * i, expiry="2028-11-24") for i, k in enumerate(STRIKES[:4])])
+    (now,) = book.current()  # the four-quote smile has too few quotes
+    assert now.strikes == tuple(STRIKES[:5]) and now.expiry == "2027-11-25"
+    assert book.current() == [now]  # reading twice changes nothing
+    (due,) = feed(book, [q(1.1, ts=T0 + 1.5)])  # the epoch closes: still due
+    assert due.strikes == now.strikes and due.vols == now.vols
