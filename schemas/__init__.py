@@ -13,7 +13,15 @@ from schemas.columns import QuoteColumns, RowProblem
 from schemas.daycount import act365f, time_to_expiry
 from schemas.errors import SchemaError
 from schemas.keys import SURFACE, book_key, key_underlying
-from schemas.messages import Alert, DeadLetter, Params, Quote, QuoteBatch, WarmState
+from schemas.messages import (
+    Alert,
+    DeadLetter,
+    JobResult,
+    Params,
+    Quote,
+    QuoteBatch,
+    WarmState,
+)
 
 __all__ = [
     "DEAD_LETTER_KEEP",
@@ -22,6 +30,7 @@ __all__ = [
     "SURFACE",
     "Alert",
     "DeadLetter",
+    "JobResult",
     "Params",
     "Quote",
     "QuoteBatch",

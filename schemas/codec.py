@@ -8,7 +8,15 @@ import msgpack
 
 from schemas.columns import QuoteColumns
 from schemas.errors import SchemaError
-from schemas.messages import Alert, DeadLetter, Params, Quote, QuoteBatch, WarmState
+from schemas.messages import (
+    Alert,
+    DeadLetter,
+    JobResult,
+    Params,
+    Quote,
+    QuoteBatch,
+    WarmState,
+)
 
 __all__ = ["DEAD_LETTER_KEEP", "MAX_BATCH_BYTES", "MAX_MESSAGE_BYTES", "decode", "encode"]
 
@@ -16,10 +24,11 @@ MAX_MESSAGE_BYTES = 64 * 1024  # larger payloads are rejected before they are pa
 MAX_BATCH_BYTES = 1024 * 1024  # ...except quote batches and columns, up to this size
 DEAD_LETTER_KEEP = 16 * 1024  # bytes of a rejected message kept in its dead letter
 MESSAGES = {
-    cls.TYPE: cls for cls in (Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter, WarmState)
+    cls.TYPE: cls
+    for cls in (Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter, WarmState, JobResult)
 }
-Message = Quote | QuoteBatch | QuoteColumns | Params | Alert | DeadLetter | WarmState
-M = TypeVar("M", Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter, WarmState)
+Message = Quote | QuoteBatch | QuoteColumns | Params | Alert | DeadLetter | WarmState | JobResult
+M = TypeVar("M", Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter, WarmState, JobResult)
 _LARGE = (QuoteBatch, QuoteColumns)  # the messages that may exceed MAX_MESSAGE_BYTES
 _LARGE_PREFIXES = tuple(msgpack.packb(cls.TYPE) for cls in _LARGE)
 

@@ -138,3 +138,13 @@ def number_map(data: dict, key: str, *, allow_none: bool = False) -> dict[str, f
         except SchemaError as exc:
             raise SchemaError(exc.reason, f"in field {key!r}: {exc.detail}") from None
     return out
+
+
+def text_list(data: dict, key: str, *, max_items: int = 64, max_len: int = 512) -> tuple[str, ...]:
+    """A list of at most ``max_items`` strings, each of at most ``max_len`` characters."""
+    value = _get(data, key)
+    if not isinstance(value, (list, tuple)):
+        raise SchemaError("wrong_type", f"field {key!r} must be a list, got {type(value).__name__}")
+    if len(value) > max_items:
+        raise SchemaError("out_of_range", f"field {key!r} has more than {max_items} items")
+    return tuple(text({key: v}, key, max_len=max_len) for v in value)

@@ -418,6 +418,46 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class JobResult:
+    """A playbook job's finding on one subject (a pair, an index, or the indices of a joint
+    fit), as the worker's schedule ran it on the stream's surfaces: its headline lines, its
+    figures (``table.column`` or ``table.row.column`` names) and the gates that failed."""
+
+    TYPE = "job_result"
+    VERSION = 1
+
+    ts: float
+    job: str
+    subject: str
+    good: bool
+    title: str
+    lines: tuple[str, ...] = ()
+    figures: dict[str, float | None] = field(default_factory=dict)
+    failed: tuple[str, ...] = ()  # the gates that failed
+
+    @property
+    def key(self) -> str:
+        return f"{self.job}|{self.subject}"
+
+    def to_wire(self) -> dict:
+        return _wire(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> JobResult:
+        _reject_unknown(cls, data)
+        return cls(
+            ts=f.timestamp(data, "ts"),
+            job=f.text(data, "job", max_len=64),
+            subject=f.text(data, "subject", max_len=128),
+            good=f.boolean(data, "good"),
+            title=f.text(data, "title", max_len=256),
+            lines=f.text_list(data, "lines", max_len=2048),
+            figures=f.number_map(data, "figures", allow_none=True),
+            failed=f.text_list(data, "failed", max_len=128),
+        )
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     """A message that was rejected: the reason code, the detail, and where it came from.
 

@@ -4,7 +4,7 @@
 |---|---|---|
 | ``KAFKA_BOOTSTRAP_SERVERS`` | ``127.0.0.1:9092`` | brokers |
 | ``VOLSTREAM_APP_ID`` | ``volstream`` | faust app id (the consumer group) |
-| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state`` |
+| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs`` |
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
@@ -17,6 +17,7 @@
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
 | ``VOLSTREAM_SURFACE_TICKS`` | ``25`` | new quotes that make an equity index surface due (the forward and age triggers apply to its spot) |
 | ``VOLSTREAM_RUNBOOK_COOLDOWN`` | ``300`` | wall-clock seconds before a smile or surface whose fit failed may walk the failure runbook again (``0``: never walk it; see ``engine.runbook``) |
+| ``VOLSTREAM_JOBS`` | ``DEFAULT_JOBS`` | playbook jobs the worker runs on its current surfaces: ``NAME=CADENCE [DAY] HH:MM`` (UTC; cadence daily, weekly with a weekday, monthly or quarterly with a day 1-28) separated by ``;``; ``none``: no jobs (see ``streams.worker.jobs``) |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
@@ -32,9 +33,9 @@ from typing import NamedTuple
 
 from streams.book.surfaces import SurfaceConfig
 
-__all__ = ["TOPIC_KINDS", "Settings", "TopicSpec"]
+__all__ = ["DEFAULT_JOBS", "JOB_NAMES", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
 
-TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state")
+TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state", "jobs")
 _DAY_MS = 24 * 3600 * 1000
 
 
@@ -55,6 +56,63 @@ def _betas(text: str) -> dict[str, float]:
             raise ValueError(f"VOLSTREAM_BETAS: beta of {name} must lie in [0, 1], got {beta}")
         out[name.strip()] = beta
     return out
+
+
+JOB_NAMES = ("daily-sabr", "weekly-heston", "joint", "term-structure", "model-selection")
+CADENCES = ("daily", "weekly", "monthly", "quarterly")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# the playbooks' rhythm, pre-market (UTC): daily SABR, weekly Heston on Mondays, the joint fit
+# on the 1st of each month, model selection on the 1st of each quarter
+DEFAULT_JOBS = (
+    "daily-sabr=daily 06:00; weekly-heston=weekly mon 06:00; joint=monthly 1 06:00; "
+    "model-selection=quarterly 1 06:00"
+)
+
+
+class JobSchedule(NamedTuple):
+    """When the worker runs a playbook job: ``cadence`` daily, weekly (on ``day`` 0 = Monday),
+    monthly or quarterly (on day ``day`` of the month; quarters start in January, April, July
+    and October), at ``hour``:``minute`` UTC."""
+
+    job: str
+    cadence: str
+    day: int
+    hour: int
+    minute: int
+
+
+def _jobs(text: str) -> tuple[JobSchedule, ...]:
+    """``NAME=CADENCE [DAY] HH:MM`` items separated by ``;`` (``none``: no jobs)."""
+    if text.strip().lower() == "none":
+        return ()
+    out = []
+    for item in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, when = (x.strip() for x in item.partition("="))
+        words = when.lower().split()
+        try:
+            if name not in JOB_NAMES:
+                raise ValueError(f"no playbook job {name!r} (the jobs: {', '.join(JOB_NAMES)})")
+            if not words or words[0] not in CADENCES:
+                raise ValueError(f"the cadence is one of {', '.join(CADENCES)}")
+            needs_day = words[0] != "daily"
+            if len(words) != 2 + needs_day:
+                raise ValueError("say CADENCE [DAY] HH:MM, e.g. 'weekly mon 06:00'")
+            hour, minute = (int(x) for x in words[-1].split(":"))
+            if not (0 <= hour < 24 and 0 <= minute < 60):
+                raise ValueError(f"{words[-1]} is not a time of day")
+            day = 0
+            if words[0] == "weekly":
+                day = WEEKDAYS.index(words[1][:3]) if words[1][:3] in WEEKDAYS else -1
+                if day < 0:
+                    raise ValueError(f"{words[1]!r} is not a weekday")
+            elif needs_day:
+                day = int(words[1])
+                if not 1 <= day <= 28:
+                    raise ValueError(f"day {day} of the month: give 1-28 (every month has it)")
+        except ValueError as exc:
+            raise ValueError(f"VOLSTREAM_JOBS: {item!r}: {exc}") from None
+        out.append(JobSchedule(name, words[0], day, hour, minute))
+    return tuple(out)
 
 
 def _sizes(name: str, text: str) -> tuple[int, ...]:
@@ -79,6 +137,7 @@ class Settings:
     warm_batches: tuple[int, ...] = (8, 32, 128, 512)
     linger: float = 0.25
     runbook_cooldown: float = 300.0
+    jobs: tuple[JobSchedule, ...] = ()  # playbook jobs on a schedule (from_env: DEFAULT_JOBS)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
@@ -114,6 +173,7 @@ class Settings:
             "alerts": (1, keep(30)),
             "dlq": (1, keep(30)),
             "state": (1, {"cleanup.policy": "compact"}),  # last warm-start state per smile
+            "jobs": (1, keep(400)),  # scheduled playbook findings: the model-risk audit trail
         }
         return {kind: TopicSpec(self.topics[kind], *shape[kind]) for kind in TOPIC_KINDS}
 
@@ -134,6 +194,7 @@ class Settings:
             ),
             linger=float(get("VOLSTREAM_LINGER", "0.25")),
             runbook_cooldown=float(get("VOLSTREAM_RUNBOOK_COOLDOWN", "300")),
+            jobs=_jobs(get("VOLSTREAM_JOBS", DEFAULT_JOBS)),
             metrics_host=get("VOLSTREAM_METRICS_HOST", "127.0.0.1"),
             metrics_port=int(get("VOLSTREAM_METRICS_PORT", "9464")),
             surface=SurfaceConfig(

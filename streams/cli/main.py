@@ -23,6 +23,7 @@ from streams.cli.smile_file import SmileFileError, load_smiles
 from streams.feed import replay
 from streams.feed.tickfile import TickFileError
 from streams.local.broker import BrokerError
+from streams.settings import JOB_NAMES
 
 EPILOG = """examples:
   volstream calibrate data/fx_smiles.csv                 table of SABR fits, beta 0.5
@@ -269,9 +270,6 @@ def cmd_compile(args) -> int:
     return 0
 
 
-_PLAYBOOKS = ("daily-sabr", "joint", "model-selection", "term-structure", "weekly-heston")
-
-
 def cmd_playbook(args) -> int:
     import json
 
@@ -488,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  volstream playbook weekly-heston --stream --asset SPX   # the live book's SPX",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    play.add_argument("name", choices=_PLAYBOOKS, help="the playbook")
+    play.add_argument("name", choices=JOB_NAMES, help="the playbook")
     play.add_argument("--date", help="trade date, ISO (default 2026-11-27, the sample's)")
     play.add_argument(
         "--asset", action="append", help="pair or index (repeat for joint; default per playbook)"

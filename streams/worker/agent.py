@@ -14,12 +14,15 @@ from faust.types import EventT
 
 from streams.settings import Settings
 from streams.worker.app import declare_topics
+from streams.worker.jobs import JobClock
 from streams.worker.pipeline import Messages, Pipeline, Record
 from streams.worker.takeover import take_over
 
 __all__ = ["ProducerSink", "attach"]
 
 log = logging.getLogger(__name__)
+
+JOB_CHECK_SECONDS = 30.0  # how often the worker looks for due playbook jobs
 
 
 class ProducerSink:
@@ -65,7 +68,8 @@ async def _ack_when(done: asyncio.Future, stream, events: list[EventT]) -> None:
 
 def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None) -> Pipeline:
     """Declare the topics on ``app`` and register the quotes agent, the takeover of assigned
-    partitions, the idle flush and the counters' log line; returns the pipeline they feed."""
+    partitions, the idle flush, the scheduled playbook jobs and the counters' log line;
+    returns the pipeline they feed."""
     topics = declare_topics(app, settings)
     pipeline = pipeline or Pipeline(settings, ProducerSink(app))
     owned: set[int] = set()  # quote partitions this worker holds
@@ -124,6 +128,18 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
     async def flush_idle() -> None:
         """Calibrate the open epoch of partitions quiet for ``linger`` seconds."""
         await pipeline.flush_idle(settings.linger)
+
+    clock = JobClock(settings.jobs, time.time())
+    running: set[asyncio.Task] = set()
+
+    @app.timer(interval=JOB_CHECK_SECONDS, name="volstream.playbook_jobs")
+    async def playbook_jobs() -> None:
+        """Start the playbook jobs whose scheduled time has come (VOLSTREAM_JOBS), each on
+        the book's current surfaces, in the background: the stream never waits for them."""
+        for job in clock.due(time.time()):
+            task = asyncio.ensure_future(pipeline.run_playbook_job(job))
+            running.add(task)
+            task.add_done_callback(running.discard)
 
     @app.timer(interval=10.0, name="volstream.report_counters")
     async def report_counters() -> None:

@@ -32,6 +32,7 @@ from schemas import (
     DEAD_LETTER_KEEP,
     Alert,
     DeadLetter,
+    JobResult,
     Quote,
     QuoteBatch,
     QuoteColumns,
@@ -43,6 +44,7 @@ from streams.book.calibrations import Calibrations
 from streams.book.state import state_message
 from streams.book.surfaces import Snapshot, SurfaceBook
 from streams.settings import Settings
+from streams.worker.jobs import run_on_book
 from streams.worker.metrics import WorkerMetrics
 
 __all__ = ["Counters", "Pipeline", "Record", "Sink"]
@@ -77,6 +79,7 @@ class Counters:
     alerts: int = 0
     errors: int = 0
     runbooks: Counter = field(default_factory=Counter)  # the step that fixed a failed fit
+    jobs: Counter = field(default_factory=Counter)  # (job, "good" or "flagged") -> results
 
 
 class _Read(NamedTuple):
@@ -136,6 +139,8 @@ class Pipeline:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
         # failed fits walk the runbook on a thread of their own, never holding the stream up
         self.runbooks = ThreadPoolExecutor(1, thread_name_prefix="runbook")
+        # scheduled playbook jobs (minutes for model selection) on a thread of their own too
+        self.jobs = ThreadPoolExecutor(1, thread_name_prefix="playbook-job")
         self._runbooks: dict[str, asyncio.Future] = {}  # key -> its runbook in flight
         self._runbook_at: dict[str, float] = {}  # key -> when its last runbook started
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
@@ -317,6 +322,31 @@ class Pipeline:
         alerts = [(key, encode(alert))]
         self.counters.alerts += 1
         await asyncio.gather(*await self.sink.send_many(self.settings.topics["alerts"], alerts))
+
+    async def run_playbook_job(self, job: str) -> list[JobResult]:
+        """Run playbook ``job`` on the book's current surfaces (read here, on the loop; fitted
+        on the jobs thread) and publish each finding to the jobs topic, a flagged one with a
+        ``job`` alert. Returns the findings."""
+        snapshots, now = self.book.current(), self.clock()
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self.jobs, run_on_book, job, snapshots, now)
+        alerts = []
+        for r in results:
+            self.counters.jobs[(r.job, "good" if r.good else "flagged")] += 1
+            if not r.good:
+                failed = ", ".join(r.failed) or "see the finding"
+                alerts.append(
+                    (r.key.encode(), encode(Alert(now, "warning", "job", r.subject,
+                     f"{r.title}: flagged ({failed})"[:2000], {})))
+                )  # fmt: skip
+        topics = self.settings.topics
+        sent = await self.sink.send_many(
+            topics["jobs"], [(r.key.encode(), encode(r)) for r in results]
+        )
+        sent += await self.sink.send_many(topics["alerts"], alerts) if alerts else []
+        self.counters.alerts += len(alerts)
+        await asyncio.gather(*sent)
+        return results
 
     async def runbooks_done(self) -> None:
         """Wait for every runbook in flight (tests, and a worker that stops)."""

@@ -45,3 +45,19 @@ def test_values_are_parsed():
 def test_a_bad_value_is_refused_naming_the_variable(name, value, says):
     with pytest.raises(ValueError, match=says):
         Settings.from_env({name: value})
+
+
+def test_job_schedules_are_parsed_and_bad_ones_named():
+    (weekly, quarterly) = Settings.from_env(
+        {"VOLSTREAM_JOBS": "weekly-heston=weekly Tuesday 07:15; model-selection=quarterly 2 05:00"}
+    ).jobs
+    assert (weekly.cadence, weekly.day, weekly.hour, weekly.minute) == ("weekly", 1, 7, 15)
+    assert (quarterly.job, quarterly.day) == ("model-selection", 2)
+    assert Settings.from_env({"VOLSTREAM_JOBS": "none"}).jobs == ()
+    assert [s.job for s in Settings.from_env({}).jobs] == [
+        "daily-sabr", "weekly-heston", "joint", "model-selection"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="'joint=monthly 31 06:00': day 31 of the month"):
+        Settings.from_env({"VOLSTREAM_JOBS": "joint=monthly 31 06:00"})
+    with pytest.raises(ValueError, match="no playbook job 'weekly'"):
+        Settings.from_env({"VOLSTREAM_JOBS": "weekly=weekly mon 06:00"})

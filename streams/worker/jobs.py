@@ -1,0 +1,129 @@
+"""Playbook jobs on a schedule inside the worker: each runs on the stream's current surfaces
+(:meth:`SurfaceBook.current`) for every asset it applies to, and its findings go to the jobs
+topic as :class:`schemas.JobResult` messages (a flagged one raises a ``job`` alert too).
+
+Daily SABR runs on each FX pair of the book; weekly Heston, term structure and model
+selection on each index; the joint fit on all indices together (two or more). When a job is
+due is a pure function of its :class:`~streams.settings.JobSchedule` and the clock
+(:func:`next_run`); a worker that starts after a run time waits for the next one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from playbooks.jobs import JobReport, run_job
+from schemas import JobResult
+from streams.book.source import BookSource
+from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
+from streams.settings import JobSchedule
+
+__all__ = ["JobClock", "findings", "next_run", "run_on_book"]
+
+log = logging.getLogger(__name__)
+
+UTC = dt.UTC
+
+
+def next_run(schedule: JobSchedule, after: float) -> float:
+    """The first run time of ``schedule`` strictly after ``after`` (epoch seconds, UTC)."""
+    now = dt.datetime.fromtimestamp(after, UTC)
+    at = dt.time(schedule.hour, schedule.minute, tzinfo=UTC)
+    day = now.date()
+    for _ in range(400):  # a quarterly schedule recurs within 92 days; a year is plenty
+        if _runs_on(schedule, day):
+            when = dt.datetime.combine(day, at)
+            if when > now:
+                return when.timestamp()
+        day += dt.timedelta(days=1)
+    raise AssertionError(f"no run of {schedule} within a year")  # unreachable by construction
+
+
+def _runs_on(schedule: JobSchedule, day: dt.date) -> bool:
+    if schedule.cadence == "daily":
+        return True
+    if schedule.cadence == "weekly":
+        return day.weekday() == schedule.day
+    if schedule.cadence == "monthly":
+        return day.day == schedule.day
+    return day.day == schedule.day and day.month in (1, 4, 7, 10)  # quarterly
+
+
+class JobClock:
+    """Which scheduled jobs are due: each schedule's next run, advanced as it is taken."""
+
+    def __init__(self, schedules: Sequence[JobSchedule], start: float) -> None:
+        self.next = {s: next_run(s, start) for s in schedules}
+
+    def due(self, now: float) -> list[str]:
+        """The jobs whose run time has come (each once, however late), their next run set."""
+        out = []
+        for schedule, when in self.next.items():
+            if when <= now:
+                out.append(schedule.job)
+                self.next[schedule] = next_run(schedule, now)
+        return out
+
+
+def _assets(job: str, snapshots: Sequence[Snapshot]) -> list[tuple[str, ...]]:
+    """What ``job`` runs on: each pair, each index, or all indices at once."""
+    pairs = sorted({s.underlying for s in snapshots if isinstance(s, SmileSnapshot)})
+    indices = sorted({s.underlying for s in snapshots if isinstance(s, SurfaceSnapshot)})
+    if job == "daily-sabr":
+        return [(p,) for p in pairs]
+    if job == "joint":
+        return [tuple(indices)] if len(indices) >= 2 else []
+    return [(i,) for i in indices]
+
+
+def run_on_book(job: str, snapshots: Sequence[Snapshot], now: float) -> list[JobResult]:
+    """``job`` on every asset it applies to in ``snapshots``; a job that raises gives a
+    flagged result saying why (never an exception: the stream goes on)."""
+    source = BookSource(snapshots, now)
+    out = []
+    for assets in _assets(job, snapshots):
+        subject = "+".join(assets)
+        try:
+            report = run_job(job, assets, source)
+        except Exception as exc:  # a bad surface must not stop the worker: said instead
+            log.exception("playbook job %s on %s raised", job, subject)
+            message = f"{job} on {subject} raised {type(exc).__name__}: {exc}"[:2000]
+            out.append(JobResult(now, job, subject, False, message, (message,), {}, ("error",)))
+            continue
+        out.append(findings(report, subject, now))
+    return out
+
+
+def findings(report: JobReport, subject: str, now: float) -> JobResult:
+    """A job's report as a message: its lines, every number of its tables as a figure
+    (``table.column``, or ``table.ROW.column`` for tables of several rows), and the gates
+    that failed."""
+    figures: dict[str, float | None] = {}
+    for table, rows in report.tables.items():
+        for i, row in enumerate(rows):
+            label = _row_label(row, i) if len(rows) > 1 else None
+            for column, value in row.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                    continue
+                name = ".".join(x for x in (table, label, column) if x)
+                figures[name] = float(value) if math.isfinite(float(value)) else None
+    failed = tuple(
+        ".".join(str(x) for x in (row.get("t"), row.get("gate")) if x is not None)
+        for row in report.tables.get("gates", [])
+        if row.get("verdict") == "fail"
+    )
+    return JobResult(
+        now, report.name, subject, report.good, report.title, tuple(report.lines), figures, failed
+    )
+
+
+def _row_label(row: dict, i: int) -> str:
+    for key in ("name", "gate", "asset", "fold", "t"):
+        if key in row:
+            return str(row[key])
+    return str(i)

@@ -1,0 +1,97 @@
+"""Scheduled playbook jobs in the worker: when they are due, what they run on (the book's
+current surfaces), and what they publish (the jobs topic, an alert when flagged)."""
+
+import asyncio
+import dataclasses
+import datetime as dt
+import time
+
+import pytest
+
+from schemas import Alert, JobResult, decode
+from streams.feed.simulate import INDICES, TickSimulator
+from streams.settings import JobSchedule, Settings
+from streams.worker.jobs import JobClock, next_run, run_on_book
+from streams.worker.pipeline import Pipeline
+from tests.streams.memory import Memory
+
+
+def utc(*args) -> float:
+    return dt.datetime(*args, tzinfo=dt.UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("schedule", "after", "expected"),
+    [
+        (JobSchedule("daily-sabr", "daily", 0, 6, 0), utc(2026, 12, 3, 5, 59), utc(2026, 12, 3, 6)),
+        (JobSchedule("daily-sabr", "daily", 0, 6, 0), utc(2026, 12, 3, 6), utc(2026, 12, 4, 6)),
+        # 3 Dec 2026 is a Thursday: the next Monday is the 7th
+        (JobSchedule("weekly-heston", "weekly", 0, 6, 0), utc(2026, 12, 3, 8), utc(2026, 12, 7, 6)),
+        (JobSchedule("joint", "monthly", 1, 6, 30), utc(2026, 12, 3), utc(2027, 1, 1, 6, 30)),
+        (JobSchedule("model-selection", "quarterly", 1, 6, 0), utc(2026, 12, 3), utc(2027, 1, 1, 6)),
+        (JobSchedule("model-selection", "quarterly", 1, 6, 0), utc(2027, 1, 1, 7), utc(2027, 4, 1, 6)),
+    ],
+)  # fmt: skip
+def test_next_run_of_each_cadence(schedule, after, expected):
+    assert next_run(schedule, after) == expected
+
+
+def test_a_due_job_runs_once_however_late_and_then_waits_for_its_next_time():
+    daily = JobSchedule("daily-sabr", "daily", 0, 6, 0)
+    clock = JobClock([daily], utc(2026, 12, 3, 5))
+    assert clock.due(utc(2026, 12, 3, 5, 59)) == []
+    assert clock.due(utc(2026, 12, 3, 9)) == ["daily-sabr"]  # three hours late: once
+    assert clock.due(utc(2026, 12, 3, 9, 1)) == []
+    assert clock.next[daily] == utc(2026, 12, 4, 6)
+
+
+def _pipeline() -> tuple[Pipeline, Memory]:
+    sink = Memory()
+    pipe = Pipeline(Settings(topic_prefix="j"), sink, clock=lambda: 1_000.0)
+    ticks = TickSimulator(pairs=1, indices=2, seed=4).columns(time.time() - 5, 100.0, count=0)
+    for chunk in ticks:  # every option's opening quote
+        pipe.book.ingest(chunk)
+    return pipe, sink
+
+
+def test_a_scheduled_job_runs_on_the_books_surfaces_and_publishes_its_findings():
+    pipe, sink = _pipeline()
+    results = asyncio.run(pipe.run_playbook_job("weekly-heston"))
+    assert [r.subject for r in results] == ["SPX", "SX5E"]  # each index of the book
+    published = [decode(v, JobResult) for _, v in sink.sent["j.jobs"]]
+    assert published == results
+    spx = published[0]
+    assert spx.good and spx.failed == () and spx.title.startswith("Weekly Heston: SPX from the")
+    assert spx.figures["parameters.rho"] == pytest.approx(INDICES["SPX"][-1], abs=0.05)
+    assert pipe.counters.jobs[("weekly-heston", "good")] == 2
+    assert "j.alerts" not in sink.sent  # nothing flagged: no noise
+
+
+def test_a_job_that_cannot_run_is_a_flagged_finding_that_says_why():
+    pipe, _ = _pipeline()
+    empty = Pipeline(Settings(topic_prefix="e"), Memory())
+    assert asyncio.run(empty.run_playbook_job("joint")) == []  # no indices: nothing to run
+    spx = next(s for s in pipe.book.current() if s.underlying == "SPX")
+    nan = float("nan")
+    broken = dataclasses.replace(spx, vols=(nan,) * len(spx.vols), prices=(nan,) * len(spx.prices))
+    (result,) = run_on_book("weekly-heston", [broken], 1_000.0)  # never raises
+    assert not result.good and result.failed == ("error",)
+    assert result.title == (
+        "weekly-heston on SPX raised ValueError: no option left to fit (all weights zero or "
+        "filtered as illiquid)"
+    )
+
+
+def test_flagged_findings_raise_a_job_alert(monkeypatch):
+    pipe, sink = _pipeline()
+    real = run_on_book
+
+    def flagged(job, snapshots, now):
+        return [r.__class__(**(r.__dict__ | {"good": False, "failed": ("rmse",)}))
+                for r in real(job, snapshots, now)]  # fmt: skip
+
+    monkeypatch.setattr("streams.worker.pipeline.run_on_book", flagged)
+    asyncio.run(pipe.run_playbook_job("daily-sabr"))
+    (alert,) = [decode(v, Alert) for _, v in sink.sent["j.alerts"]]
+    assert alert.rule == "job" and alert.subject == "EURUSD" and "flagged (rmse)" in alert.message
+    assert pipe.counters.jobs[("daily-sabr", "flagged")] == 1
