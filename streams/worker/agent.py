@@ -130,16 +130,11 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
         await pipeline.flush_idle(settings.linger)
 
     clock = JobClock(settings.jobs, time.time())
-    running: set[asyncio.Task] = set()
 
     @app.timer(interval=JOB_CHECK_SECONDS, name="volstream.playbook_jobs")
     async def playbook_jobs() -> None:
-        """Start the playbook jobs whose scheduled time has come (VOLSTREAM_JOBS), each on
-        the book's current surfaces, in the background: the stream never waits for them."""
-        for job in clock.due(time.time()):
-            task = asyncio.ensure_future(pipeline.run_playbook_job(job))
-            running.add(task)
-            task.add_done_callback(running.discard)
+        """Start the playbook jobs whose scheduled time has come (VOLSTREAM_JOBS)."""
+        pipeline.start_playbook_jobs(clock.due(time.time()))
 
     @app.timer(interval=10.0, name="volstream.report_counters")
     async def report_counters() -> None:

@@ -141,6 +141,7 @@ class Pipeline:
         self.runbooks = ThreadPoolExecutor(1, thread_name_prefix="runbook")
         # scheduled playbook jobs (minutes for model selection) on a thread of their own too
         self.jobs = ThreadPoolExecutor(1, thread_name_prefix="playbook-job")
+        self._jobs: set[asyncio.Task] = set()  # jobs in flight (a reference keeps each alive)
         self._runbooks: dict[str, asyncio.Future] = {}  # key -> its runbook in flight
         self._runbook_at: dict[str, float] = {}  # key -> when its last runbook started
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
@@ -322,6 +323,15 @@ class Pipeline:
         alerts = [(key, encode(alert))]
         self.counters.alerts += 1
         await asyncio.gather(*await self.sink.send_many(self.settings.topics["alerts"], alerts))
+
+    def start_playbook_jobs(self, jobs: Iterable[str]) -> list[asyncio.Task]:
+        """Start each of ``jobs`` (:meth:`run_playbook_job`) in the background: the stream
+        never waits for them (they queue on the jobs thread, one at a time)."""
+        tasks = [asyncio.ensure_future(self.run_playbook_job(job)) for job in jobs]
+        for task in tasks:
+            self._jobs.add(task)
+            task.add_done_callback(self._jobs.discard)
+        return tasks
 
     async def run_playbook_job(self, job: str) -> list[JobResult]:
         """Run playbook ``job`` on the book's current surfaces (read here, on the loop; fitted

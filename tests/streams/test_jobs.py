@@ -56,7 +56,12 @@ def _pipeline() -> tuple[Pipeline, Memory]:
 
 def test_a_scheduled_job_runs_on_the_books_surfaces_and_publishes_its_findings():
     pipe, sink = _pipeline()
-    results = asyncio.run(pipe.run_playbook_job("weekly-heston"))
+
+    async def started():  # as the worker's timer starts the due jobs
+        (task,) = pipe.start_playbook_jobs(["weekly-heston"])
+        return await task
+
+    results = asyncio.run(started())
     assert [r.subject for r in results] == ["SPX", "SX5E"]  # each index of the book
     published = [decode(v, JobResult) for _, v in sink.sent["j.jobs"]]
     assert published == results
