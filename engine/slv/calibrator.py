@@ -107,10 +107,11 @@ class SLVCalibrator:
     """Heston SLV with the playbook API: ``SLVCalibrator().calibrate(market_data)``.
 
     ``heston_params`` fixes the Heston part (else ``heston`` fits it on the quotes);
-    ``paths`` particles over ``steps_per_year`` steps (every expiry a step boundary),
-    ``nodes`` regression nodes a step; ``pricing_paths`` the repricing's fresh particles.
-    Defaults: QuantLib's SLV test case at 2.3-2.5 bp mean and 7-10 bp worst in about a
-    second on two CPU cores (``bench/playbooks.py``).
+    ``paths`` particles, ``nodes`` regression nodes a step, steps of ``1 / steps_per_year``
+    until ``late`` years and growing with time after (:meth:`time_grid`); the repricing runs
+    ``pricing_paths`` fresh particles, the first ``REFINE_UNTIL`` years' steps cut into
+    ``refine``. Defaults: QuantLib's SLV test case to 1.4-2.5 bp mean and 5-9 bp worst over
+    four seeds, in about 2 s on two CPU cores (``bench/playbooks.py``).
     """
 
     def __init__(
@@ -128,8 +129,9 @@ class SLVCalibrator:
         seed: int = 0,
         thresholds: SLVThresholds | None = None,
     ) -> None:
-        if paths < 2 or paths % 2:
-            raise ValueError(f"paths must be even and >= 2 (antithetic pairs), got {paths}")
+        for name, n in (("paths", paths), ("pricing_paths", pricing_paths)):
+            if n < 2 or n % 2:
+                raise ValueError(f"{name} must be even and >= 2 (antithetic pairs), got {n}")
         if heston_params is not None and set(heston_params) != set(PARAM_NAMES):
             raise ValueError(
                 f"heston_params needs exactly {PARAM_NAMES}, got {sorted(heston_params)}"
