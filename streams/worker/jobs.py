@@ -101,29 +101,31 @@ def run_on_book(job: str, snapshots: Sequence[Snapshot], now: float) -> list[Job
 
 def findings(report: JobReport, subject: str, now: float) -> JobResult:
     """A job's report as a message: its lines, every number of its tables as a figure
-    (``table.column``, or ``table.ROW.column`` for tables of several rows), and the gates
-    that failed."""
+    (``table.column``, or ``table.ROW.column`` for tables of several rows, ``ROW`` named by
+    the row's expiry, gate, model, asset or fold), and the gates that failed."""
     figures: dict[str, float | None] = {}
     for table, rows in report.tables.items():
         for i, row in enumerate(rows):
             label = _row_label(row, i) if len(rows) > 1 else None
             for column, value in row.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                if column in _LABELS or isinstance(value, bool):
+                    continue
+                if not isinstance(value, (int, float, np.number)):
                     continue
                 name = ".".join(x for x in (table, label, column) if x)
                 figures[name] = float(value) if math.isfinite(float(value)) else None
     failed = tuple(
-        ".".join(str(x) for x in (row.get("t"), row.get("gate")) if x is not None)
-        for row in report.tables.get("gates", [])
-        if row.get("verdict") == "fail"
+        _row_label(row, 0) for row in report.tables.get("gates", []) if row.get("verdict") == "fail"
     )
     return JobResult(
         now, report.name, subject, report.good, report.title, tuple(report.lines), figures, failed
     )
 
 
+_LABELS = ("t", "gate", "name", "asset", "fold")  # columns that name a row, not figures
+
+
 def _row_label(row: dict, i: int) -> str:
-    for key in ("name", "gate", "asset", "fold", "t"):
-        if key in row:
-            return str(row[key])
-    return str(i)
+    """``T0.250/rmse``-like: what identifies a row (its index when nothing does)."""
+    parts = [f"T{row['t']:.3f}" if key == "t" else str(row[key]) for key in _LABELS if key in row]
+    return "/".join(parts) or str(i)

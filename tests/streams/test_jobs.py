@@ -4,6 +4,7 @@ current surfaces), and what they publish (the jobs topic, an alert when flagged)
 import asyncio
 import dataclasses
 import datetime as dt
+import re
 import time
 
 import pytest
@@ -100,3 +101,8 @@ def test_flagged_findings_raise_a_job_alert(monkeypatch):
     (alert,) = [decode(v, Alert) for _, v in sink.sent["j.alerts"]]
     assert alert.rule == "job" and alert.subject == "EURUSD" and "flagged (rmse)" in alert.message
     assert pipe.counters.jobs[("daily-sabr", "flagged")] == 1
+    (finding,) = [decode(v, JobResult) for _, v in sink.sent["j.jobs"]]
+    # a row per expiry: each figure named by it (and by the gate)
+    rhos = [k for k in finding.figures if re.fullmatch(r"parameters\.T\d\.\d{3}\.rho", k)]
+    assert len(rhos) == 4
+    assert len([k for k in finding.figures if re.fullmatch(r"gates\.T.*/rmse\.value", k)]) == 4
