@@ -5,15 +5,17 @@ variance :math:`v`. Gyöngy's theorem makes the model reprice every vanilla of a
 surface :math:`\\sigma_{LV}` when :math:`L(t, S)^2\\,E[v \\mid S_t = S] = \\sigma_{LV}(t, S)^2`;
 the conditional expectation is the unknown, so it is read off particles simulated with the
 leverage found so far, step by step (Guyon and Henry-Labordère). Here the expectation is a
-binned kernel regression: each particle's ``v`` is shared between its two neighbouring nodes
-of a log-spot grid (linear binning), and sums and counts are smoothed across nodes by a
-Gaussian kernel: O(paths) a step, no sort. Nodes with almost no particles hold their
-nearest well-populated neighbour's value (the tails matter little to prices and most to noise).
+binned kernel regression: each step's nodes span the particles' mean +- ``reach`` standard
+deviations, each particle's ``v`` is shared between its two neighbouring nodes (linear
+binning), and sums and counts are smoothed across nodes by a Gaussian kernel that widens
+where particles are few: O(paths) a step, no sort. Nodes beyond the populated ones hold the
+nearest populated node's value (the tails matter little to prices and most to noise).
 
 Spot steps are log-Euler with the exact martingale drift (the forward is kept exactly in
-expectation); variance steps are full-truncation Euler. Calibration and pricing run the same
-scheme, so a leverage repriced by :func:`simulate_log_spots` sees the dynamics it was fitted
-on. Pure JAX, float64, one compiled ``lax.scan`` over the time steps.
+expectation); variance steps are full-truncation Euler; draws are antithetic. Calibration and
+pricing run the same scheme, so a leverage repriced by :func:`simulate_log_spots` sees the
+dynamics it was fitted on, beside each particle's Heston twin (a control variate). Pure JAX,
+float64, one compiled ``lax.scan`` over the time steps.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def _binned(x: Array, lo: Array, dx: Array, nodes: int) -> tuple[Array, Array]:
     pos = jnp.clip((x - lo) / dx, 0.0, nodes - 1.0)
     left = jnp.minimum(jnp.floor(pos), nodes - 2.0)
     return left.astype(jnp.int32), pos - left
+
+
+def _leverage_at(x: Array, grid: Array, row: Array) -> Array:
+    """A step's leverage ``row`` (on its equally spaced ``grid``) at log-spots ``x``."""
+    left, w = _binned(x, grid[0], grid[1] - grid[0], grid.shape[0])
+    return (1.0 - w) * row[left] + w * row[left + 1]
 
 
 def _conditional_variance(x, v, lo, dx, nodes: int, narrow, wide, min_mass: float) -> Array:
@@ -127,8 +135,7 @@ def calibrate_leverage(
         lo, dx = grid[0], grid[1] - grid[0]
         expected = _conditional_variance(x, v, lo, dx, nodes, narrow, wide, min_mass)
         row = jnp.sqrt(local_variance(t + 0.5 * dt, grid) / expected)
-        left, w = _binned(x, lo, dx, nodes)
-        lev = (1.0 - w) * row[left] + w * row[left + 1]
+        lev = _leverage_at(x, grid, row)
         z = _normals(k, paths)
         moved = _heston_step(x, v, lev, z[0], z[1], dt, drift, kappa, theta, sigma, rho)
         return moved, (grid, row)
@@ -158,15 +165,12 @@ def simulate_log_spots(
     of lengths ``dts``), kept after the steps where ``record`` (steps,) names a slot (-1:
     none): (2, ``slots``, paths): the SLV particles, then their Heston twins (leverage 1,
     the same variance paths and draws): a control variate whose prices are known exactly."""
-    nodes = leverage.log_spots.shape[1]
     keys = jax.random.split(key, dts.shape[0])
 
     def step(carry, inputs):
         x, h, v, kept = carry
         grid, row, dt, slot, k = inputs
-        lo, dx = grid[0], grid[1] - grid[0]
-        left, w = _binned(x, lo, dx, nodes)
-        lev = (1.0 - w) * row[left] + w * row[left + 1]
+        lev = _leverage_at(x, grid, row)
         z = _normals(k, paths)
         h, _ = _heston_step(h, v, 1.0, z[0], z[1], dt, drift, kappa, theta, sigma, rho)
         x, v = _heston_step(x, v, lev, z[0], z[1], dt, drift, kappa, theta, sigma, rho)
