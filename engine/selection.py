@@ -153,16 +153,27 @@ class OutOfSample(NamedTuple):
 
 
 def evaluate_out_of_sample(
-    calibrator: _Scores, result: CalibrationResult, surfaces: Sequence[dict], in_sample: dict
+    calibrator: _Scores,
+    result: CalibrationResult,
+    surfaces: Sequence[dict],
+    in_sample: dict | None = None,
 ) -> OutOfSample:
     """How ``result`` (fitted on ``in_sample``) prices ``surfaces`` of other dates that it
-    never saw: the RMS of ``calibrator.errors`` on each, against its in-sample RMS. An SLV
-    fit is scored whole (its leverage is the model, not only its Heston ``params``)."""
+    never saw: the RMS of ``calibrator.errors`` on each, against its in-sample RMS (without
+    ``in_sample``, as the seed's playbook calls it, the fit's own: the RMS of its residuals,
+    or its RMSE). An SLV fit is scored whole (its leverage is the model, not only its Heston
+    ``params``)."""
     if not surfaces:
         raise ValueError("evaluate_out_of_sample needs at least one other date's surface")
     fit = result if isinstance(result, SLVResult) else result.params
     rms = lambda d: float(np.sqrt(np.mean(calibrator.errors(fit, d) ** 2)))  # noqa: E731
-    return OutOfSample(np.array([rms(d) for d in surfaces]), rms(in_sample))
+    if in_sample is None:  # the fit's residuals, else (a surface fit keeps none) its RMSE
+        own = np.asarray(result.residuals, np.float64)
+        own = own[np.isfinite(own)]
+        inside = float(np.sqrt(np.mean(own**2))) if own.size else float(np.mean(result.rmse))
+    else:
+        inside = rms(in_sample)
+    return OutOfSample(np.array([rms(d) for d in surfaces]), inside)
 
 
 CRITERIA = ("fit", "stability", "generalization", "speed", "identifiability")

@@ -1,5 +1,5 @@
-"""The seed's Daily SABR and Weekly Heston playbooks, run as written in
-``calibration-playbooks.md`` on the sample files in ``data/``.
+"""The seed's playbooks (daily SABR, weekly Heston, joint, term structure, model selection),
+run as written in ``calibration-playbooks.md`` on the sample files in ``data/``.
 
 The code blocks are read from the seed itself (``../shared/seed/``, else the copy in
 ``docs/``) and executed unchanged; ``neutryx``'s module names are mapped onto volstream's.
@@ -31,6 +31,13 @@ from engine.heston import (
 )
 from engine.joint import AssetClassSpec, CrossAssetCalibrator, analyze_parameter_consistency
 from engine.sabr import SABRCalibrator
+from engine.selection import (
+    compare_models,
+    evaluate_out_of_sample,
+    generate_model_recommendation,
+)
+from engine.slv import SLVCalibrator
+from playbooks.jobs import _in_vols
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = next(
@@ -75,6 +82,9 @@ def neutryx(monkeypatch):
         ),
         "neutryx.calibration.regularization": _module(
             "regularization", SmoothnessRegularization=SmoothnessRegularization
+        ),
+        "neutryx.calibration.model_selection": _module(
+            "model_selection", compare_models=compare_models, cross_validate=cross_validate
         ),
     }
     for name, module in names.items():
@@ -187,3 +197,34 @@ def test_term_structure_playbook_refuses_a_segmented_v0_and_runs_on_theta(neutry
     assert result.gate_verdicts()["calendar"] == "pass"
     # the file's SPX was made with theta 0.038 throughout: the fitted levels stay near it
     assert np.all(np.abs(result.params["theta"][:3] / 0.038 - 1) < 0.3)
+
+
+def test_model_selection_playbook_runs_as_written(neutryx):
+    """The quarterly playbook: SABR, Heston and SLV compared, cross-validated and scored out
+    of sample. The seed leaves two helpers to the desk: the surface (in implied vols, so
+    every model reads the same numbers) and the prior dates' surfaces."""
+
+    def surface(asset, date):
+        return _in_vols(
+            playbooks.prepare_heston_data(playbooks.load_equity_option_surface(asset, date))
+        )
+
+    quarterly = _run(
+        "### 5. Model Comparison",
+        "quarterly_model_selection",
+        {
+            "SABRCalibrator": SABRCalibrator,
+            "SLVCalibrator": lambda: SLVCalibrator(paths=2**17),  # one fit and five folds
+            "load_and_prepare_surface": surface,
+            "get_prior_dates": lambda date, n_days: [surface("SPX", "2026-11-20")],
+            "evaluate_out_of_sample": evaluate_out_of_sample,
+            "generate_model_recommendation": generate_model_recommendation,
+        },
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no NaN figure anywhere
+        recommendation = quarterly("SPX", "2026-11-27")
+    assert set(recommendation.figures["fit"]) == {"SABR", "Heston", "SLV"}
+    assert recommendation.model in {"SABR", "Heston", "SLV"}
+    assert set(recommendation.ranks) == {"fit", "stability", "generalization"}
+    assert all(v > 0 for v in recommendation.figures["generalization"].values())
