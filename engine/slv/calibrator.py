@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -204,15 +205,14 @@ class SLVCalibrator:
         ``maturities``; ``calls`` optional, out of the money by default) under ``result``.
 
         Any maturities: the particles step on the leverage's own boundaries and each
-        maturity (the first ``REFINE_UNTIL`` years' steps cut into ``refine``), under the leverage row in force at the
-        step's start; past the leverage's last time its last row holds."""
-        t = np.asarray(market_data["maturities"], np.float64)
-        k = np.asarray(market_data["strikes"], np.float64)
-        spot = float(market_data["spot"])
-        rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
-        forward = spot * np.exp((rate - dividend) * t)
-        call = np.asarray(market_data.get("calls", k >= forward), bool) & np.ones(t.shape, bool)
-        ends = np.unique(t)
+        maturity (the first ``REFINE_UNTIL`` years' steps cut into ``refine``), under the
+        leverage row in force at the step's start; past the leverage's last time its last
+        row holds."""
+        o = _Options.of(market_data)
+        return self._undiscounted(result, o) * np.exp(-o.rate * o.t)
+
+    def _undiscounted(self, result: SLVResult, o: _Options) -> np.ndarray:
+        ends = np.unique(o.t)
         times = self.time_grid(np.union1d(ends, result.times[1:][result.times[1:] < ends[-1]]))
         rows = np.clip(np.searchsorted(result.times, times[:-1], side="right") - 1, 0, None)
         rows = np.minimum(rows, result.times.size - 2)
@@ -227,13 +227,13 @@ class SLVCalibrator:
         heston = tuple(jnp.float64(result.params[n]) for n in PARAM_NAMES)
         kept = _terminal(
             jax.random.PRNGKey(self.seed + 1), fine, jnp.asarray(dts),
-            jnp.asarray(record), np.log(spot), rate - dividend, heston,
+            jnp.asarray(record), np.log(o.spot), o.rate - o.dividend, heston,
             paths=self.pricing_paths, slots=ends.size,
         )  # fmt: skip
-        slot = np.searchsorted(ends, t)
-        twin = heston_price(spot, k, t, rate, dividend, *heston, call) * np.exp(rate * t)
-        undiscounted = _option_prices(kept, slot, k, forward, call, twin)
-        return np.asarray(undiscounted) * np.exp(-rate * t)
+        slot = np.searchsorted(ends, o.t)
+        twin = heston_price(o.spot, o.k, o.t, o.rate, o.dividend, *heston, o.call)
+        twin = twin * np.exp(o.rate * o.t)
+        return np.asarray(_option_prices(kept, slot, o.k, o.forward, o.call, twin))
 
     def calibrate_many(self, datasets: list[dict]) -> list[SLVResult]:
         """Each dataset's fit (the folds of :func:`engine.crossval.cross_validate`)."""
@@ -247,14 +247,9 @@ class SLVCalibrator:
     def vol_errors_of(self, result: SLVResult, market_data: dict) -> np.ndarray:
         """Repriced minus market implied vol of every option of ``market_data`` (input
         order): what :func:`engine.selection.compare_models` scores."""
-        t = np.asarray(market_data["maturities"], np.float64)
-        k = np.asarray(market_data["strikes"], np.float64)
-        rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
-        forward = float(market_data["spot"]) * np.exp((rate - dividend) * t)
-        call = np.asarray(market_data.get("calls", k >= forward), bool) & np.ones(t.shape, bool)
-        data = dict(market_data, calls=call)
-        undiscounted = self.prices(result, data) * np.exp(rate * t)
-        vols = np.asarray(implied_vol(undiscounted, forward, k, t, call))
+        o = _Options.of(market_data)
+        undiscounted = self._undiscounted(result, o)
+        vols = np.asarray(implied_vol(undiscounted, o.forward, o.k, o.t, o.call))
         return vols - np.asarray(market_data["target_vols"], np.float64)
 
     def _result(self, fit: SLVResult, errors, market_data: dict, seconds: float) -> SLVResult:
@@ -318,14 +313,33 @@ class SLVCalibrator:
         )
 
 
+class _Options(NamedTuple):
+    """The options of ``market_data`` as arrays, on one rate and one dividend yield."""
+
+    t: np.ndarray
+    k: np.ndarray
+    spot: float
+    rate: float
+    dividend: float
+    forward: np.ndarray
+    call: np.ndarray  # as given (``calls``), else out of the money
+
+    @classmethod
+    def of(cls, market_data: dict) -> _Options:
+        t = np.asarray(market_data["maturities"], np.float64)
+        k = np.asarray(market_data["strikes"], np.float64)
+        spot = float(market_data["spot"])
+        rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
+        forward = spot * np.exp((rate - dividend) * t)
+        call = np.asarray(market_data.get("calls", k >= forward), bool) & np.ones(t.shape, bool)
+        return cls(t, k, spot, rate, dividend, forward, call)
+
+
 def _otm_delta(market_data: dict) -> np.ndarray:
     """Forward Black delta of each quote's out-of-the-money option at its market vol."""
-    t = np.asarray(market_data["maturities"], np.float64)
-    k = np.asarray(market_data["strikes"], np.float64)
+    o = _Options.of(market_data)
     vol = np.asarray(market_data["target_vols"], np.float64)
-    rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
-    forward = float(market_data["spot"]) * np.exp((rate - dividend) * t)
-    d1 = np.log(forward / k) / (vol * np.sqrt(t)) + 0.5 * vol * np.sqrt(t)
+    d1 = np.log(o.forward / o.k) / (vol * np.sqrt(o.t)) + 0.5 * vol * np.sqrt(o.t)
     return np.asarray(ndtr(-np.abs(d1)))
 
 

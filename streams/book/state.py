@@ -25,19 +25,13 @@ async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[
     """The latest state per key of the state topic (empty if it does not exist); a value that
     does not decode is skipped with a warning (that smile starts cold)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
 
-    # the partitions from a fresh describe: a consumer's own metadata only knows the topics it
-    # subscribed to, so partitions_for_topic() said None here and nothing was ever restored
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    if described["error_code"] or not described["partitions"]:  # no such topic yet
+    from streams.feed.send import topic_partitions
+
+    found = await topic_partitions(bootstrap, topic)
+    if not found:  # no such topic yet
         return {}
-    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    tps = [TopicPartition(topic, p) for p in found]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:

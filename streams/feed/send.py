@@ -28,7 +28,14 @@ from schemas import QuoteColumns, RowProblem, encode
 from schemas.columns import MAX_COLUMN_ROWS
 from streams.settings import Settings
 
-__all__ = ["SendSummary", "ensure_topics", "messages", "send_columns", "wait_consumed"]
+__all__ = [
+    "SendSummary",
+    "ensure_topics",
+    "messages",
+    "send_columns",
+    "topic_partitions",
+    "wait_consumed",
+]
 
 
 @dataclass
@@ -74,6 +81,23 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         raise TimeoutError(f"topics {names} have no leader after {timeout:.0f} s")
     finally:
         await admin.close()
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partitions of ``topic`` (none when it does not exist), from a fresh describe: a
+    consumer's own metadata knows only the topics it subscribed to (``partitions_for_topic``
+    says None for any other)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] or not described["partitions"]:
+        return []
+    return sorted(p["partition"] for p in described["partitions"])
 
 
 async def wait_consumed(settings: Settings, group: str | None = None, timeout: float = 300.0):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.book.source import BookSource
+from streams.feed.send import topic_partitions
 from streams.settings import Settings
 from streams.worker.pipeline import Pipeline, Record
 
@@ -38,23 +38,15 @@ async def read_ranges(
     return records
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    if described["error_code"] or not described["partitions"]:
-        raise LookupError(f"no topic {topic!r} on {bootstrap}: nothing has been streamed there")
-    return sorted(p["partition"] for p in described["partitions"])
-
-
 async def stream_source(settings: Settings) -> BookSource:
     """The stream's current surfaces: every quote partition read back, no consumer group,
     from ``max_quote_age`` ago (Kafka timestamps) to its end, into a book."""
     topic = settings.topics["quotes"]
-    found = await _partitions(settings.bootstrap, topic)
+    found = await topic_partitions(settings.bootstrap, topic)
+    if not found:
+        raise LookupError(
+            f"no topic {topic!r} on {settings.bootstrap}: nothing has been streamed there"
+        )
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
