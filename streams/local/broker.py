@@ -125,6 +125,18 @@ def _read(sock: socket.socket, n: int) -> bytes:
     return chunks
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id that does not start with '-'.
+
+    The storage tool's argument parser reads an id starting with '-' as an option (one in 64
+    random ids, and a failed format); Kafka's own Uuid.randomUuid draws again for the same reason.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalKafka:
     """Fetch, format, start, probe and stop one local broker."""
 
@@ -207,7 +219,7 @@ class LocalKafka:
         """Format KRaft storage unless it already is (data survive restarts)."""
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         proc = subprocess.run(
             self._java(
                 "kafka.tools.StorageTool",

@@ -1,6 +1,7 @@
 """The local Kafka launcher and the broker it starts: real KRaft Kafka on loopback."""
 
 import asyncio
+import base64
 import socket
 import subprocess
 import sys
@@ -10,7 +11,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.local.broker import BrokerConfig, BrokerError, LocalKafka, free_port, metadata
+from streams.local.broker import (
+    BrokerConfig,
+    BrokerError,
+    LocalKafka,
+    _cluster_id,
+    free_port,
+    metadata,
+)
 
 pytestmark = pytest.mark.kafka
 VOLSTREAM = Path(sys.executable).with_name("volstream")
@@ -122,6 +130,14 @@ def test_only_loopback_addresses():
     with pytest.raises(BrokerError, match="loopback"):
         BrokerConfig(host="192.0.2.10")
     assert BrokerConfig(host="localhost").bootstrap == "localhost:9092"
+
+
+def test_cluster_ids_never_read_as_an_option():
+    # One random id in 64 starts with '-', which the storage tool's parser takes for an option
+    # (a CI run failed on it); every id must still be a 16-byte UUID in URL-safe base64.
+    ids = [_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert {len(base64.urlsafe_b64decode(i + "==")) for i in ids} == {16}
 
 
 def test_topics_are_created_as_their_specs_say(kafka_bootstrap):
