@@ -17,7 +17,7 @@
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
 | ``VOLSTREAM_SURFACE_TICKS`` | ``25`` | new quotes that make an equity index surface due (the forward and age triggers apply to its spot) |
 | ``VOLSTREAM_RUNBOOK_COOLDOWN`` | ``300`` | wall-clock seconds before a smile or surface whose fit failed may walk the failure runbook again (``0``: never walk it; see ``engine.runbook``) |
-| ``VOLSTREAM_JOBS`` | ``DEFAULT_JOBS`` | playbook jobs the worker runs on its current surfaces: ``NAME=CADENCE [DAY] HH:MM`` (UTC; cadence daily, weekly with a weekday, monthly or quarterly with a day 1-28) separated by ``;``; ``none``: no jobs (see ``streams.worker.jobs``) |
+| ``VOLSTREAM_JOBS`` | ``DEFAULT_JOBS`` | playbook jobs the worker runs on its current surfaces: ``NAME=CADENCE [DAY] HH:MM`` (UTC; cadence daily, weekly with a weekday, monthly or quarterly with a day 1-28) or ``NAME=every N{s,m,h}`` (intraday) separated by ``;``; ``none``: no jobs (see ``streams.worker.jobs``) |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
@@ -59,7 +59,8 @@ def _betas(text: str) -> dict[str, float]:
 
 
 JOB_NAMES = ("daily-sabr", "weekly-heston", "joint", "term-structure", "model-selection")
-CADENCES = ("daily", "weekly", "monthly", "quarterly")
+CADENCES = ("daily", "weekly", "monthly", "quarterly", "every")
+_UNITS = {"s": 1, "m": 60, "h": 3600}  # of an "every" period
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # the playbooks' rhythm, pre-market (UTC): daily SABR, weekly Heston on Mondays, the joint fit
 # on the 1st of each month, model selection on the 1st of each quarter
@@ -72,17 +73,20 @@ DEFAULT_JOBS = (
 class JobSchedule(NamedTuple):
     """When the worker runs a playbook job: ``cadence`` daily, weekly (on ``day`` 0 = Monday),
     monthly or quarterly (on day ``day`` of the month; quarters start in January, April, July
-    and October), at ``hour``:``minute`` UTC."""
+    and October), at ``hour``:``minute`` UTC; or ``every`` ``period`` seconds (intraday, at
+    whole multiples of the period since midnight UTC, so ``every 15m`` runs at :00, :15...)."""
 
     job: str
     cadence: str
     day: int
     hour: int
     minute: int
+    period: int = 0  # seconds, for cadence "every"
 
 
 def _jobs(text: str) -> tuple[JobSchedule, ...]:
-    """``NAME=CADENCE [DAY] HH:MM`` items separated by ``;`` (``none``: no jobs)."""
+    """``NAME=CADENCE [DAY] HH:MM`` or ``NAME=every N{s,m,h}`` items separated by ``;``
+    (``none``: no jobs)."""
     if text.strip().lower() == "none":
         return ()
     out = []
@@ -94,6 +98,9 @@ def _jobs(text: str) -> tuple[JobSchedule, ...]:
                 raise ValueError(f"no playbook job {name!r} (the jobs: {', '.join(JOB_NAMES)})")
             if not words or words[0] not in CADENCES:
                 raise ValueError(f"the cadence is one of {', '.join(CADENCES)}")
+            if words[0] == "every":
+                out.append(JobSchedule(name, "every", 0, 0, 0, _period(words[1:])))
+                continue
             needs_day = words[0] != "daily"
             if len(words) != 2 + needs_day:
                 raise ValueError("say CADENCE [DAY] HH:MM, e.g. 'weekly mon 06:00'")
@@ -113,6 +120,18 @@ def _jobs(text: str) -> tuple[JobSchedule, ...]:
             raise ValueError(f"VOLSTREAM_JOBS: {item!r}: {exc}") from None
         out.append(JobSchedule(name, words[0], day, hour, minute))
     return tuple(out)
+
+
+def _period(words: list[str]) -> int:
+    """``30s``, ``15m`` or ``2h`` as seconds: a period that divides a day, so each day's runs
+    fall at the same times."""
+    text = "".join(words)
+    if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].isdigit():
+        raise ValueError("say 'every N' with a unit s, m or h, e.g. 'every 15m'")
+    period = int(text[:-1]) * _UNITS[text[-1]]
+    if not 0 < period <= 86400 or 86400 % period:
+        raise ValueError(f"every {text}: give a period that divides a day (e.g. 30s, 15m, 2h)")
+    return period
 
 
 def _sizes(name: str, text: str) -> tuple[int, ...]:

@@ -22,7 +22,7 @@ __all__ = ["ProducerSink", "attach"]
 
 log = logging.getLogger(__name__)
 
-JOB_CHECK_SECONDS = 30.0  # how often the worker looks for due playbook jobs
+JOB_CHECK_SECONDS = 1.0  # how often the worker looks for due playbook jobs (a dict lookup)
 
 
 class ProducerSink:

@@ -32,6 +32,8 @@ UTC = dt.UTC
 
 def next_run(schedule: JobSchedule, after: float) -> float:
     """The first run time of ``schedule`` strictly after ``after`` (epoch seconds, UTC)."""
+    if schedule.cadence == "every":
+        return (math.floor(after / schedule.period) + 1) * schedule.period
     now = dt.datetime.fromtimestamp(after, UTC)
     at = dt.time(schedule.hour, schedule.minute, tzinfo=UTC)
     day = now.date()

@@ -12,7 +12,7 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 | ``volstream_alerts_total`` | counter | alerts published |
 | ``volstream_errors_total`` | counter | calibration batches that raised (a bug) |
 | ``volstream_runbooks_total`` | counter | ``step``: failed fits put through the failure runbook, by the step that fixed them, or ``escalated`` |
-| ``volstream_playbook_jobs_total`` | counter | ``job``, ``outcome`` (good, flagged): findings of the scheduled playbook jobs |
+| ``volstream_playbook_jobs_total`` | counter | ``job``, ``outcome`` (good, flagged: findings of the scheduled playbook jobs; skipped: runs not started because the last was still going) |
 | ``volstream_surfaces`` | gauge | smiles and surfaces held |
 | ``volstream_tick_to_publish_seconds`` | histogram | ``model``: first tick of a snapshot received -> its parameters sent |
 | ``volstream_batch_seconds`` | histogram | one micro-batch, decode to delivered |

@@ -141,7 +141,7 @@ class Pipeline:
         self.runbooks = ThreadPoolExecutor(1, thread_name_prefix="runbook")
         # scheduled playbook jobs (minutes for model selection) on a thread of their own too
         self.jobs = ThreadPoolExecutor(1, thread_name_prefix="playbook-job")
-        self._jobs: set[asyncio.Task] = set()  # jobs in flight (a reference keeps each alive)
+        self._jobs: dict[str, asyncio.Task] = {}  # job -> its run in flight (kept alive here)
         self._runbooks: dict[str, asyncio.Future] = {}  # key -> its runbook in flight
         self._runbook_at: dict[str, float] = {}  # key -> when its last runbook started
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
@@ -326,11 +326,18 @@ class Pipeline:
 
     def start_playbook_jobs(self, jobs: Iterable[str]) -> list[asyncio.Task]:
         """Start each of ``jobs`` (:meth:`run_playbook_job`) in the background: the stream
-        never waits for them (they queue on the jobs thread, one at a time)."""
-        tasks = [asyncio.ensure_future(self.run_playbook_job(job)) for job in jobs]
-        for task in tasks:
-            self._jobs.add(task)
-            task.add_done_callback(self._jobs.discard)
+        never waits for them (they queue on the jobs thread, one at a time). A job whose
+        previous run is still going is skipped, counted and logged, so a schedule faster
+        than the job cannot pile runs up."""
+        tasks = []
+        for job in jobs:
+            if job in self._jobs:
+                self.counters.jobs[(job, "skipped")] += 1
+                log.warning("playbook job %s is due but its last run is still going: skipped", job)
+                continue
+            task = self._jobs[job] = asyncio.ensure_future(self.run_playbook_job(job))
+            task.add_done_callback(lambda _, job=job: self._jobs.pop(job, None))
+            tasks.append(task)
         return tasks
 
     async def run_playbook_job(self, job: str) -> list[JobResult]:

@@ -31,6 +31,9 @@ def utc(*args) -> float:
         (JobSchedule("joint", "monthly", 1, 6, 30), utc(2026, 12, 3), utc(2027, 1, 1, 6, 30)),
         (JobSchedule("model-selection", "quarterly", 1, 6, 0), utc(2026, 12, 3), utc(2027, 1, 1, 6)),
         (JobSchedule("model-selection", "quarterly", 1, 6, 0), utc(2027, 1, 1, 7), utc(2027, 4, 1, 6)),
+        # intraday: on the quarter hours, strictly after
+        (JobSchedule("daily-sabr", "every", 0, 0, 0, 900), utc(2026, 12, 3, 9, 7), utc(2026, 12, 3, 9, 15)),
+        (JobSchedule("daily-sabr", "every", 0, 0, 0, 900), utc(2026, 12, 3, 9, 15), utc(2026, 12, 3, 9, 30)),
     ],
 )  # fmt: skip
 def test_next_run_of_each_cadence(schedule, after, expected):
@@ -71,6 +74,21 @@ def test_a_scheduled_job_runs_on_the_books_surfaces_and_publishes_its_findings()
     assert spx.figures["parameters.rho"] == pytest.approx(INDICES["SPX"][-1], abs=0.05)
     assert pipe.counters.jobs[("weekly-heston", "good")] == 2
     assert "j.alerts" not in sink.sent  # nothing flagged: no noise
+
+
+def test_a_job_due_while_its_last_run_is_going_is_skipped_not_queued():
+    pipe, sink = _pipeline()
+
+    async def twice():
+        (first,) = pipe.start_playbook_jobs(["daily-sabr"])
+        assert pipe.start_playbook_jobs(["daily-sabr"]) == []  # still going: skipped
+        await first
+        (again,) = pipe.start_playbook_jobs(["daily-sabr"])  # done: runs again
+        await again
+
+    asyncio.run(twice())
+    assert pipe.counters.jobs[("daily-sabr", "skipped")] == 1
+    assert pipe.counters.jobs[("daily-sabr", "good")] == 2 == len(sink.sent["j.jobs"])
 
 
 def test_a_job_that_cannot_run_is_a_flagged_finding_that_says_why():

@@ -61,3 +61,9 @@ def test_job_schedules_are_parsed_and_bad_ones_named():
         Settings.from_env({"VOLSTREAM_JOBS": "joint=monthly 31 06:00"})
     with pytest.raises(ValueError, match="no playbook job 'weekly'"):
         Settings.from_env({"VOLSTREAM_JOBS": "weekly=weekly mon 06:00"})
+    (intraday,) = Settings.from_env({"VOLSTREAM_JOBS": "daily-sabr=every 15m"}).jobs
+    assert (intraday.cadence, intraday.period) == ("every", 900)
+    with pytest.raises(ValueError, match="every 7m: give a period that divides a day"):
+        Settings.from_env({"VOLSTREAM_JOBS": "daily-sabr=every 7m"})
+    with pytest.raises(ValueError, match="with a unit s, m or h"):
+        Settings.from_env({"VOLSTREAM_JOBS": "daily-sabr=every 15"})

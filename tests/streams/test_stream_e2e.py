@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
@@ -26,14 +27,25 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from engine.heston import HestonCalibrator
 from engine.sabr import SABRCalibrator
-from schemas import DeadLetter, Params, Quote, QuoteColumns, WarmState, decode, encode
+from schemas import (
+    DeadLetter,
+    JobResult,
+    Params,
+    Quote,
+    QuoteColumns,
+    WarmState,
+    decode,
+    encode,
+)
 from streams.book.calibrations import Calibrations, surface_market_data
 from streams.book.state import read_state, state_message
 from streams.book.surfaces import SurfaceBook, SurfaceSnapshot
 from streams.feed.replay import read_ticks
 from streams.feed.send import ensure_topics, wait_consumed
+from streams.feed.simulate import TickSimulator
 from streams.local.broker import free_port
 from streams.settings import Settings
+from streams.worker.jobs import run_on_book
 from streams.worker.metrics import scrape
 
 pytestmark = pytest.mark.kafka
@@ -49,9 +61,16 @@ def settings_for(bootstrap: str, prefix: str) -> Settings:
 
 @contextmanager
 def worker(
-    bootstrap: str, prefix: str, group: str, state_dir: Path, log: Path, metrics_port: int = 0
+    bootstrap: str,
+    prefix: str,
+    group: str,
+    state_dir: Path,
+    log: Path,
+    metrics_port: int = 0,
+    jobs: str = "none",
 ):
     env = os.environ | {
+        "VOLSTREAM_JOBS": jobs,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "VOLSTREAM_TOPIC_PREFIX": prefix,
         "VOLSTREAM_APP_ID": group,
@@ -383,6 +402,36 @@ def test_two_workers_share_partitions_and_one_takes_over(
     assert all(p.n_quotes >= full[key] for key, p in first_after.items()), {
         key: (p.n_quotes, full[key]) for key, p in first_after.items()
     }
+
+
+def test_a_scheduled_job_runs_inside_the_worker_on_its_current_surfaces(
+    kafka_bootstrap, jit_cache, tmp_path
+):
+    """VOLSTREAM_JOBS in a running worker: daily SABR every 10 s; once the quotes are in,
+    its finding on the jobs topic is the same job run offline on a book of the same ticks."""
+    prefix = f"job-{uuid.uuid4().hex[:8]}"
+    group = f"{prefix}-g"
+    settings = settings_for(kafka_bootstrap, prefix)
+    quotes = list(TickSimulator(pairs=1, seed=4).ticks(time.time() - 30, 50.0, count=300))
+    asyncio.run(ensure_topics(settings))
+    log = tmp_path / "worker.log"
+    with worker(kafka_bootstrap, prefix, group, jit_cache, log, jobs="daily-sabr=every 10s"):
+        asyncio.run(_send(settings, quotes))
+        asyncio.run(wait_consumed(settings, group))
+        done, finding = time.time(), None
+        while finding is None and time.time() < done + 90:
+            records = asyncio.run(read_topic(kafka_bootstrap, settings.topics["jobs"], 1, quiet=2))
+            found = [decode(r.value, JobResult) for r in records]
+            after = [f for f in found if f.ts > done]
+            finding = after[0] if after else None
+    assert finding is not None, log.read_text()[-3000:]
+    (expected,) = run_on_book("daily-sabr", offline_book(quotes)[0].current(), finding.ts)
+    assert (finding.job, finding.subject, finding.good) == ("daily-sabr", "EURUSD", True)
+    assert finding.title == expected.title and finding.failed == expected.failed == ()
+    assert finding.figures.keys() == expected.figures.keys()
+    assert len([k for k in finding.figures if k.endswith(".rho")]) == 4  # every expiry
+    for name, value in expected.figures.items():
+        assert finding.figures[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
 
 
 async def _send(settings: Settings, quotes: list[Quote]) -> None:
