@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
-from jax import Array
+from jax import Array, lax
 
 from engine.heston.model import PARAM_NAMES
 from engine.heston.pricer import NODES, lewis_kernel, lewis_price, scaled_rule
@@ -119,30 +119,38 @@ def _durations(expiry, starts) -> Array:
 
 def ptd_total_variance(expiry, v0, starts, kappa, theta) -> Array:
     """:math:`\\int_0^T E[v_t]\\,dt` with piecewise mean reversion (segment arrays (S,))."""
-    tau = _durations(expiry, starts)
-    mean, total = jnp.asarray(v0, jnp.float64), 0.0
-    for j in range(tau.shape[-1]):
-        k, th, t = kappa[j], theta[j], tau[..., j]
-        decay = jnp.exp(-k * t)
+    tau = jnp.moveaxis(_durations(expiry, starts), -1, 0)  # (S, ...)
+
+    def segment(carry, xs):
+        mean, total = carry
+        k, th, t = xs
         total = total + th * t + (mean - th) * -jnp.expm1(-k * t) / k
-        mean = th + (mean - th) * decay
+        return (th + (mean - th) * jnp.exp(-k * t), total), None
+
+    start = jnp.broadcast_to(jnp.asarray(v0, jnp.float64), tau.shape[1:])
+    (_, total), _ = lax.scan(segment, (start, jnp.zeros_like(start)), (kappa, theta, tau))
     return jnp.maximum(total, 1e-12)
 
 
 def ptd_characteristic_function(u, expiry, v0, starts, kappa, theta, sigma, rho) -> Array:
     """:math:`E[\\exp(iu\\ln(S_T/F))]` for complex ``u`` (..., N) and ``expiry`` (..., 1)
     broadcasting against it; segment parameters are arrays (S,) on ``starts``."""
-    tau = _durations(expiry, starts)  # (..., 1, S)
-    c = d_v = jnp.zeros_like(u)
-    for j in reversed(range(tau.shape[-1])):
-        k, th, s, r, t = kappa[j], theta[j], sigma[j], rho[j], tau[..., j]
+    tau = jnp.moveaxis(_durations(expiry, starts), -1, 0)  # (S, ..., 1)
+    shape = jnp.broadcast_shapes(u.shape, tau.shape[1:])
+
+    def segment(carry, xs):  # one segment, from the next one's (C, D): a scan, not unrolled,
+        c, d_v = carry  # so the program's size (and compile time) does not grow with S
+        k, th, s, r, t = xs
         s2 = s * s
         xi = k - s * r * 1j * u
         d = jnp.sqrt(xi * xi + s2 * (u * u + 1j * u))
         g = (xi - d - s2 * d_v) / (xi + d - s2 * d_v)
         e = jnp.exp(-d * t)
         c = c + k * th / s2 * ((xi - d) * t - 2.0 * jnp.log((1.0 - g * e) / (1.0 - g)))
-        d_v = ((xi - d) - (xi + d) * g * e) / (s2 * (1.0 - g * e))
+        return (c, ((xi - d) - (xi + d) * g * e) / (s2 * (1.0 - g * e))), None
+
+    zero = jnp.zeros(shape, jnp.result_type(u, jnp.complex128))
+    (c, d_v), _ = lax.scan(segment, (zero, zero), (kappa, theta, sigma, rho, tau), reverse=True)
     return jnp.exp(c + d_v * v0)
 
 
