@@ -276,7 +276,9 @@ def cmd_playbook(args) -> int:
     from playbooks.data import SampleFiles
     from playbooks.jobs import DATE, PRIOR, run_job
     from playbooks.report import write_report
+    from streams.settings import Settings
 
+    Settings.from_env().use_compile_cache()  # a run after the first loads its programs
     if args.prior and args.name != "model-selection":
         raise ValueError("--prior is for model-selection (its out-of-sample dates)")
     if args.stream:
