@@ -1,12 +1,15 @@
 # The two commands of the README. Both create .venv/ (pinned by constraints.txt) when missing.
 PY := .venv/bin/python
 STAMP := .venv/.installed
+# Debian's headless chromium and its driver, for the page tests (installed when missing)
+BROWSER := /usr/bin/chromedriver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: demo test lint bench lock
 demo: $(STAMP)  ## run the main job
 	.venv/bin/volstream demo
 
-test: $(STAMP)  ## run the whole test suite (what .ci/run runs), a test file per core
+test: $(STAMP) $(BROWSER)  ## run the whole test suite (what .ci/run runs), a test file per core
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile
 
@@ -21,6 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	.venv/bin/volstream compile
 	touch $(STAMP)
+
+$(BROWSER):
+	$(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null \
+	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null)
 
 lock: $(STAMP)  ## refresh constraints.txt from the current environment
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt

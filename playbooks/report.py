@@ -107,6 +107,7 @@ def write_report(report: JobReport, folder: Path) -> Path:
     verdict = "good" if report.good else "FLAGGED"
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
+        "<link rel='icon' href='data:,'>"  # no favicon to ask a server for (a 404 otherwise)
         f"<title>{html.escape(report.title)}</title><style>"
         "body{font-family:sans-serif;margin:2em;max-width:1200px}"
         "table{border-collapse:collapse;margin-bottom:1.5em}"

@@ -11,6 +11,7 @@ from streams.cli.main import main
 from streams.feed.send import send_columns
 from streams.feed.simulate import INDICES, TickSimulator
 from streams.settings import Settings
+from tests.pages import check_report, open_page
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -22,14 +23,16 @@ def test_term_structure_job_writes_plots_and_a_page(tmp_path, capsys):
     assert "theta by segment" in out and "calendar pass" in out
     # the sample's SPX breaks Feller (as indices do): the job is flagged, and says so by exit 1
     assert code == 1 and "feller fail" in out
-    page = (tmp_path / "index.html").read_text()
     for image in ("smiles.png", "term-structure.png"):
-        assert f"src='{image}'" in page and (tmp_path / image).read_bytes().startswith(PNG)
-    assert "<h2>segments</h2>" in page and "FLAGGED" in page
+        assert (tmp_path / image).read_bytes().startswith(PNG)
+    page = open_page(tmp_path)  # as a reader sees it, in headless Chromium
+    check_report(page, tmp_path)
+    assert page.title == out.splitlines()[0]
+    assert "segments" in [t["heading"] for t in page.tables] and "FLAGGED" in page.text
 
 
-def test_model_selection_job_compares_and_recommends_in_json(capsys):
-    main(["playbook", "model-selection", "--json"])
+def test_model_selection_job_compares_and_recommends_in_json(tmp_path, capsys):
+    main(["playbook", "model-selection", "--json", "--out", str(tmp_path)])
     found = json.loads(capsys.readouterr().out)
     rows = {r["name"]: r for r in found["tables"]["comparison"]}
     assert set(rows) == {"SABR", "Heston", "Heston, theta on 5 segments", "SLV"}
@@ -39,6 +42,12 @@ def test_model_selection_job_compares_and_recommends_in_json(capsys):
     assert any(line.startswith("recommended: ") for line in found["lines"])
     slv = found["lines"][-1]
     assert slv.startswith("SLV: leverage reprices its SVI surface to ") and "bp RMS" in slv
+    page = open_page(tmp_path)
+    check_report(page, tmp_path)
+    assert "comparison.png" in [i["src"] for i in page.images]
+    (table,) = [t for t in page.tables if t["heading"] == "comparison"]
+    assert table["rows"] == 1 + len(rows)  # a header and a row per model
+    assert all(line in page.text for line in found["lines"])
 
 
 def test_unknown_dates_and_misplaced_options_are_refused(capsys):
@@ -56,7 +65,9 @@ def test_daily_sabr_job_on_another_pair_and_date(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Daily SABR: USDJPY on 2026-11-24") and "; good" in out
     assert (tmp_path / "smiles.png").read_bytes().startswith(PNG)
-    assert "<h2>gates</h2>" in (tmp_path / "index.html").read_text()
+    page = open_page(tmp_path)
+    check_report(page, tmp_path)
+    assert "gates" in [t["heading"] for t in page.tables] and "good" in page.text
 
 
 def test_jobs_run_on_the_streams_current_surfaces(kafka_bootstrap, monkeypatch, capsys):
