@@ -130,9 +130,17 @@ class Slots(NamedTuple):
 def fill_slots(x: Array, held: Array, slots: Slots) -> Array:
     """The parameter matrix: ``held`` with each free coordinate of unconstrained ``x`` mapped
     into its bounds and written to its cells."""
+    values = [to_constrained(x[j], *bounds) for j, bounds in enumerate(slots.bounds)]
+    return place_slots(values, held, slots)
+
+
+def place_slots(values, held: Array, slots: Slots) -> Array:
+    """``held`` with each slot's physical value (``values[j]``) written to its cells: what
+    :func:`fill_slots` does after mapping into the bounds, and what a Jacobian in the
+    physical parameters (identifiability) differentiates."""
     p = held
-    for j, (rows, col, bounds) in enumerate(zip(*slots)):
-        p = p.at[jnp.array(rows), col].set(to_constrained(x[j], *bounds))
+    for j, (rows, col) in enumerate(zip(slots.rows, slots.cols)):
+        p = p.at[jnp.array(rows), col].set(values[j])
     return p
 
 

@@ -21,9 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from engine.diagnostics import identifiability_from_jacobian
 from engine.optimize import levenberg_marquardt
 
-__all__ = ["SVIParams", "fit_svi", "svi_total_variance"]
+__all__ = ["SVIParams", "fit_svi", "svi_identifiability", "svi_total_variance"]
 
 
 class SVIParams(NamedTuple):
@@ -44,10 +45,14 @@ def _params(u: Array) -> SVIParams:
     return SVIParams(u[0], jnp.exp(u[1]), jnp.tanh(u[2]), u[3], jnp.exp(u[4]))
 
 
-def _residuals(u, args):
-    y, vols, weights, expiry = args
-    w = svi_total_variance(y, *_params(u))
+def _weighted_errors(q, y, vols, weights, expiry) -> Array:
+    """Weighted implied-vol errors of the smile with parameters ``q`` (a, b, rho, m, s)."""
+    w = svi_total_variance(y, *q)
     return jnp.sqrt(weights) * (jnp.sqrt(jnp.maximum(w, 1e-12) / expiry) - vols)
+
+
+def _residuals(u, args):
+    return _weighted_errors(_params(u), *args)
 
 
 def _start(y, vols, weights, expiry) -> Array:
@@ -86,3 +91,23 @@ def fit_svi(log_moneyness, vols, expiries, weights=None, *, max_steps: int = 200
         max_steps=max_steps,
     )  # fmt: skip
     return SVIParams(*p.T), np.asarray(status), np.asarray(rmse)
+
+
+@jax.jit
+def svi_identifiability(log_moneyness, vols, expiries, weights, params: SVIParams):
+    """Identifiability of each smile's fit (rows as :func:`fit_svi` takes them) at
+    ``params``: its :class:`~engine.diagnostics.IdentifiabilityMetrics` over (a, b, rho, m,
+    s), batched (E,). Scaled to natural units: ``a`` by the smile's mean total variance,
+    ``b`` and ``s`` relative, ``rho`` absolute, ``m`` in units of ``s`` (the smile's width)."""
+
+    def one(y, vols, weights, expiry, q):
+        level = jnp.sum(weights * vols * vols * expiry) / jnp.maximum(jnp.sum(weights), 1e-300)
+        scales = jnp.stack([level, q[1], 1.0, q[4], q[4]])
+        errors = partial(_weighted_errors, y=y, vols=vols, weights=weights, expiry=expiry)
+        jac = jax.jacfwd(errors)(q)
+        return identifiability_from_jacobian(jac, errors(q), scales, jnp.sum(weights > 0))
+
+    q = jnp.stack([jnp.asarray(x, jnp.float64) for x in params], axis=-1)
+    return jax.vmap(one)(
+        *(jnp.asarray(x, jnp.float64) for x in (log_moneyness, vols, weights, expiries)), q
+    )

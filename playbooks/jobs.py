@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from engine.crossval import cross_validate, k_fold_split
+from engine.diagnostics import compute_identifiability_metrics
 from engine.heston import (
     HestonCalibrator,
     SmoothnessRegularization,
@@ -233,6 +234,13 @@ def term_structure(index: str = "SPX", source: Source | None = None) -> JobRepor
            f"; total variance FALLS by {-calendar.worst_decrease:.2e} at k, T1, T2 = "
            f"{calendar.at}"),
     ]  # fmt: skip
+    last = float(np.max(data["maturities"]))
+    unreached = [f"[{s.start:g}, {s.end:g}) y" for s in SEGMENTS if s.start >= last]
+    if unreached:  # said, not hidden in a table: those thetas are the penalty's, not the market's
+        report.lines.append(
+            f"no quote reaches {', '.join(unreached)} (the last expiry is {last:.2f} y): theta "
+            "there is set by the smoothness penalty alone, not by the market"
+        )
     report.tables["segments"] = [
         {"start": s.start, "end": s.end} | dict(s.values) for s in fitted_segments(result, SEGMENTS)
     ]
@@ -290,7 +298,11 @@ def model_selection(index: str = "SPX", source: Source | None = None) -> JobRepo
         for n, c in models.items()
         if others
     }
-    rec = generate_model_recommendation(comparison, cv, oos, seconds=seconds)
+    conditions = {  # identifiability: each model's condition number on the quotes
+        n: float(np.max(compute_identifiability_metrics(c, results[n].params, vol_data)[0]))
+        for n, c in models.items()
+    }
+    rec = generate_model_recommendation(comparison, cv, oos, seconds, conditions)
     slv = results["SLV"]
     report = JobReport("model-selection", f"Model selection: {index} {source.label}", True)
     report.lines += [
@@ -304,7 +316,8 @@ def model_selection(index: str = "SPX", source: Source | None = None) -> JobRepo
         row | {"cv_error_bp": 1e4 * cv[row["name"]].mean_error,
                "cv_dispersion": cv[row["name"]].dispersion,
                "oos_rmse_bp": 1e4 * oos[row["name"]].mean if oos else None,
-               "seconds": seconds[row["name"]]}
+               "seconds": seconds[row["name"]],
+               "condition": conditions[row["name"]]}
         for row in comparison.table()
     ]  # fmt: skip
     report.bars["BIC (lower is better)"] = {s.name: s.bic for s in comparison.scores}

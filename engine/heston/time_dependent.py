@@ -34,6 +34,7 @@ import numpy as np
 from jax import Array
 
 from engine.blackscholes import implied_vol
+from engine.diagnostics import IdentifiabilityMetrics, identifiability_from_jacobian
 from engine.gates import threshold_gate
 from engine.heston.calibrator import (
     HestonCalibrator,
@@ -53,7 +54,7 @@ from engine.heston.piecewise import (
 )
 from engine.heston.pricer import NODES, lewis_kernel
 from engine.optimize import Solver, Status
-from engine.parameters import Slots, fill_slots, slot_values
+from engine.parameters import Slots, fill_slots, place_slots, slot_values
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -137,6 +138,23 @@ def _fit(cfg: _Config, s: HestonSurface, starts: Array, p0: Array):
     rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
     penalty = 0.0 if cfg.penalty is None else 0.5 * jnp.sum(cfg.penalty(p) ** 2)
     return p, out.status, out.iterations, out.cost, out.loss_history, errors, jnp.max(rel), penalty
+
+
+@partial(jax.jit, static_argnums=0)
+def _identifiability(cfg: _Config, s: HestonSurface, starts: Array, p: Array):
+    """Identifiability at segment parameters ``p`` (S, 5): the weighted Jacobian of the
+    quotes' errors (the penalty left out: it is not data) in the free slots' physical values,
+    on nodes fitted to ``p``, scaled relative but ``rho`` absolute."""
+    rule = _rule(s, starts, p, cfg.nodes)
+    q = cfg.layout.cells(p)
+
+    def weighted(values):
+        model = _price(place_slots(values, p, cfg.layout), s, starts, *rule)
+        return (jnp.sqrt(s.weights) * _errors(model, s, cfg.vol_fit)).ravel()
+
+    scales = jnp.where(jnp.array(cfg.layout.cols) < 4, q, 1.0)
+    jac = jax.jacfwd(weighted)(q)
+    return identifiability_from_jacobian(jac, weighted(q), scales, jnp.sum(s.weights > 0))
 
 
 def segment_jumps(params: dict, segments: Sequence[TimeSegment]) -> dict[str, float]:
@@ -303,12 +321,28 @@ class TimeDependentCalibrator:
 
     def _errors_at(self, params: dict, market_data: dict, residual: str | None) -> np.ndarray:
         s = _pack_every(market_data, residual)
+        p, starts = jnp.asarray(self._matrix(params)), jnp.asarray(self.starts)
+        model = _price(p, s, starts, *_rule(s, starts, p, NODES))
+        return _unpack(np.asarray(_errors(model, s, bool(np.isfinite(s.vols).any()))), market_data)
+
+    def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
+        """Condition number, standard errors and correlations of the free coordinates (a
+        segmented parameter has one per segment, in :data:`PARAM_NAMES` order then segment
+        order) at ``params`` on ``market_data``: what the playbook's identifiability
+        criterion reads (a term structure that the quotes cannot pin shows here first)."""
+        s = _pack_every(market_data, self.base.residual)
+        p = jnp.asarray(self._matrix(params))
+        cfg = self._config(NODES, bool(np.isfinite(s.vols).any()))
+        return IdentifiabilityMetrics(
+            *map(np.asarray, _identifiability(cfg, s, jnp.asarray(self.starts), p))
+        )
+
+    def _matrix(self, params: dict) -> np.ndarray:
+        """(S, 5) segment rows of ``params`` (scalars repeated on every segment)."""
         p = np.empty((len(self.starts), len(PARAM_NAMES)))
         for col, name in enumerate(PARAM_NAMES):
             p[:, col] = np.broadcast_to(np.asarray(params[name], np.float64), (len(self.starts),))
-        p, starts = jnp.asarray(p), jnp.asarray(self.starts)
-        model = _price(p, s, starts, *_rule(s, starts, p, NODES))
-        return _unpack(np.asarray(_errors(model, s, bool(np.isfinite(s.vols).any()))), market_data)
+        return p
 
     def calibrate_many(self, datasets: list[dict]) -> list[dict[str, np.ndarray]]:
         """Each surface's fitted parameters (the folds of a cross-validation)."""

@@ -26,15 +26,24 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.linalg import block_diag
 from jax.scipy.special import ndtr
 
 from engine.blackscholes import implied_vol
+from engine.diagnostics import IdentifiabilityMetrics
 from engine.gates import threshold_gate
 from engine.heston import PARAM_NAMES, HestonCalibrator, heston_price
 from engine.optimize.status import Status
 from engine.result import CalibrationResult
-from engine.slv.localvol import ImpliedSurface, implied_surface, local_variance, one_value
+from engine.slv.localvol import (
+    ImpliedSurface,
+    implied_surface,
+    local_variance,
+    one_value,
+    smile_rows,
+)
 from engine.slv.particles import LeverageGrid, calibrate_leverage, simulate_log_spots
+from engine.svi import svi_identifiability
 
 __all__ = ["SLVCalibrator", "SLVResult", "SLVThresholds"]
 
@@ -251,6 +260,27 @@ class SLVCalibrator:
         undiscounted = self._undiscounted(result, o)
         vols = np.asarray(implied_vol(undiscounted, o.forward, o.k, o.t, o.call))
         return vols - np.asarray(market_data["target_vols"], np.float64)
+
+    def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
+        """How well ``market_data`` pins what this SLV is built from. The leverage is derived,
+        not fitted; the fits are the Heston part (``params``, as ``heston`` would fit these
+        quotes) and an SVI smile per expiry (the local vol). Their metrics stacked: standard
+        errors the Heston part's then each smile's (a, b, rho, m, s), correlations
+        block-diagonal, and the condition number the worse fit's (the problems are separate:
+        one number over both would mix their units)."""
+        heston = self.heston.identifiability(
+            {n: float(params[n]) for n in PARAM_NAMES}, market_data
+        )
+        rows = smile_rows(market_data)
+        smiles = svi_identifiability(
+            rows.log_moneyness, rows.vols, rows.expiries, rows.weights,
+            implied_surface(market_data).smiles,
+        )  # fmt: skip
+        return IdentifiabilityMetrics(
+            np.float64(max(np.max(heston.condition_number), np.max(smiles.condition_number))),
+            np.concatenate([np.ravel(heston.std_errors), np.ravel(smiles.std_errors)]),
+            np.asarray(block_diag(heston.correlations, *smiles.correlations)),
+        )
 
     def _result(self, fit: SLVResult, errors, market_data: dict, seconds: float) -> SLVResult:
         """Gates: the leverage's repricing of its own surface on the liquid range (mean and

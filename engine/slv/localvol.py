@@ -27,7 +27,14 @@ from jax import Array
 
 from engine.svi import SVIParams, fit_svi, svi_total_variance
 
-__all__ = ["ImpliedSurface", "implied_surface", "local_variance", "one_value"]
+__all__ = [
+    "ImpliedSurface",
+    "SmileRows",
+    "implied_surface",
+    "local_variance",
+    "one_value",
+    "smile_rows",
+]
 
 FLOOR = 1e-6  # local variance where the surface has arbitrage (no Dupire vol exists)
 
@@ -86,14 +93,24 @@ def local_variance(surface: ImpliedSurface, t, log_spot) -> Array:
     return jnp.maximum(jax.vmap(one)(flat), FLOOR).reshape(jnp.shape(y))
 
 
-def implied_surface(market_data: dict) -> ImpliedSurface:
-    """Fit an SVI smile to each expiry of an index ``market_data`` (``spot``, ``strikes``,
-    ``maturities``, ``target_vols``, scalar or per-option ``rate`` and ``dividend``;
-    ``weights`` optional): the surface :func:`local_variance` reads.
+class SmileRows(NamedTuple):
+    """An index ``market_data`` as SVI smiles take it: one row per expiry (ascending) of
+    forward log-moneyness, implied vols and weights, zero-weight padded."""
 
-    Rates must be one number each (the particles drift at ``r - q``): per-option rates that
-    differ are refused rather than averaged. An expiry whose smile does not converge is
-    refused by name (how closely the smiles fit is the SLV's ``surface_fit`` gate)."""
+    spot: float
+    rate: float
+    dividend: float
+    expiries: np.ndarray  # (E,)
+    log_moneyness: np.ndarray  # (E, N)
+    vols: np.ndarray
+    weights: np.ndarray
+
+
+def smile_rows(market_data: dict) -> SmileRows:
+    """``market_data`` (``spot``, ``strikes``, ``maturities``, ``target_vols``, scalar or
+    per-option ``rate`` and ``dividend``; ``weights`` optional) cut into smiles. Rates must
+    be one number each (the particles drift at ``r - q``): per-option rates that differ are
+    refused rather than averaged; so is an expiry with fewer than 5 weighted quotes."""
     t = np.asarray(market_data["maturities"], np.float64)
     k = np.asarray(market_data["strikes"], np.float64)
     vols = np.asarray(market_data["target_vols"], np.float64)
@@ -109,8 +126,16 @@ def implied_surface(market_data: dict) -> ImpliedSurface:
             raise ValueError(f"expiry {e:.4f}y: an SVI smile needs 5 weighted quotes or more")
         y[i, : r.size] = np.log(k[r]) - np.log(spot) - (rate - dividend) * e
         v[i, : r.size], w[i, : r.size] = vols[r], weights[r]
-    smiles, status, _ = fit_svi(y, np.where(w > 0, v, 0.2), expiries, w)
-    for e, st in zip(expiries, status):
+    return SmileRows(spot, rate, dividend, expiries, y, np.where(w > 0, v, 0.2), w)
+
+
+def implied_surface(market_data: dict) -> ImpliedSurface:
+    """Fit an SVI smile to each expiry of an index ``market_data`` (:func:`smile_rows`): the
+    surface :func:`local_variance` reads. An expiry whose smile does not converge is refused
+    by name (how closely the smiles fit is the SLV's ``surface_fit`` gate)."""
+    r = smile_rows(market_data)
+    smiles, status, _ = fit_svi(r.log_moneyness, r.vols, r.expiries, r.weights)
+    for e, st in zip(r.expiries, status):
         if st != 0:
             raise ValueError(
                 f"the SVI smile of expiry {e:.4f}y did not converge (solver status {int(st)}): "
@@ -118,7 +143,7 @@ def implied_surface(market_data: dict) -> ImpliedSurface:
             )
     scalar = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
     return ImpliedSurface(
-        scalar(spot), scalar(rate), scalar(dividend), jnp.asarray(expiries), smiles
+        scalar(r.spot), scalar(r.rate), scalar(r.dividend), jnp.asarray(r.expiries), smiles
     )
 
 

@@ -13,11 +13,12 @@ import QuantLib as ql
 from bench.quantlib_peer import SLVCase, slv_fd_errors, slv_leverage_surface
 from engine.blackscholes import black_price, implied_vol
 from engine.crossval import cross_validate, k_fold_split
-from engine.heston import heston_price
+from engine.heston import HestonCalibrator, heston_price
 from engine.selection import compare_models, evaluate_out_of_sample
 from engine.slv import LeverageGrid, SLVCalibrator, implied_surface, local_variance
+from engine.slv.localvol import smile_rows
 from engine.slv.particles import simulate_log_spots
-from engine.svi import fit_svi, svi_total_variance
+from engine.svi import SVIParams, fit_svi, svi_identifiability, svi_total_variance
 
 MARKET_HESTON = {"v0": 0.04, "kappa": 2.0, "theta": 0.05, "sigma": 0.6, "rho": -0.7}
 SLV_HESTON = {"v0": 0.05, "kappa": 1.0, "theta": 0.06, "sigma": 0.4, "rho": -0.5}
@@ -54,6 +55,44 @@ def test_svi_recovers_its_own_smile():
     p, status, rmse = fit_svi(y[None], vols[None], np.array([0.5]))
     assert status[0] == 0 and rmse[0] < 1e-9
     np.testing.assert_allclose([float(x[0]) for x in p], truth, atol=1e-6)
+
+
+def test_svi_identifiability_is_the_scaled_jacobians_conditioning():
+    """Against numpy: a central-difference Jacobian of the vol errors, scaled to the natural
+    units the docstring gives, and its singular values."""
+    y = np.linspace(-0.4, 0.3, 11)
+    q = np.array([0.02, 0.15, -0.6, 0.05, 0.12])
+    vols = np.sqrt(np.asarray(svi_total_variance(y, *q)) / 0.5) + 0.001 * np.sin(7 * y)
+    metrics = svi_identifiability(y[None], vols[None], np.array([0.5]), np.ones((1, 11)),
+                                  SVIParams(*(np.array([x]) for x in q)))  # fmt: skip
+
+    def errors(x):
+        return np.sqrt(np.asarray(svi_total_variance(y, *x)) / 0.5) - vols
+
+    jac = np.stack([(errors(q + h) - errors(q - h)) / 2e-6 for h in 1e-6 * np.eye(5)], axis=1)
+    scales = np.array([np.mean(vols**2 * 0.5), q[1], 1.0, q[4], q[4]])
+    singular = np.linalg.svd(jac * scales, compute_uv=False)
+    assert metrics.condition_number[0] == pytest.approx(singular[0] / singular[-1], rel=1e-5)
+    sigma2 = np.sum(errors(q) ** 2) / (11 - 5)
+    std = np.sqrt(np.diag(sigma2 * np.linalg.inv(jac.T @ jac)))
+    np.testing.assert_allclose(metrics.std_errors[0], std, rtol=1e-4)
+
+
+def test_slv_identifiability_stacks_its_heston_part_and_its_smiles(market):
+    """The Heston part's metrics (as HestonCalibrator measures them) then each smile's; the
+    condition number the worse of the fits'."""
+    metrics = SLVCalibrator(heston_params=SLV_HESTON).identifiability(SLV_HESTON, market)
+    heston = HestonCalibrator().identifiability(SLV_HESTON, market)
+    rows = smile_rows(market)
+    smiles = svi_identifiability(rows.log_moneyness, rows.vols, rows.expiries, rows.weights,
+                                 implied_surface(market).smiles)  # fmt: skip
+    assert metrics.std_errors.shape == (5 + 5 * DAYS.size,)
+    np.testing.assert_allclose(metrics.std_errors[:5], heston.std_errors, rtol=1e-12)
+    np.testing.assert_allclose(metrics.std_errors[5:], np.ravel(smiles.std_errors), rtol=1e-12)
+    assert metrics.condition_number == max(
+        float(heston.condition_number), float(np.max(smiles.condition_number))
+    )
+    assert metrics.correlations.shape == (25, 25) and np.all(metrics.correlations[:5, 5:] == 0)
 
 
 def _forward_call(surface, k, t):

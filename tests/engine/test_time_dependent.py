@@ -171,3 +171,22 @@ def test_calendar_arbitrage_check_passes_a_model_and_catches_a_falling_variance(
     broken = replace(fit, params=fit.params | {"theta": np.array([0.04, -0.03])})
     bad = check_calendar_arbitrage(broken, SEGMENTS)
     assert not bad.passed and bad.worst_decrease < 0 and bad.at[2] > 0.5
+
+
+def test_identifiability_counts_each_segment_and_sees_one_no_quote_reaches():
+    """One segment is plain Heston: the same metrics as HestonCalibrator's. Five segments of
+    theta on quotes to one year: the segments past a year are pinned by no quote (no price
+    depends on them) and the condition number says so."""
+    k, t = np.tile([80.0, 90, 100, 110, 120], 4), np.repeat([0.25, 0.5, 0.75, 1.0], 5)
+    plain = {"v0": 0.04, "kappa": 2.0, "theta": 0.05, "sigma": 0.5, "rho": -0.7}
+    prices = np.asarray(heston_price(100.0, k, t, 0.0, 0.0, *plain.values()))
+    data = {"spot": 100.0, "strikes": k, "maturities": t, "target_prices": prices}
+    one = TimeDependentCalibrator([TimeSegment(0.0, 1.0, ["theta"])]).identifiability(plain, data)
+    base = HestonCalibrator(nodes=512).identifiability(plain, data)
+    assert one.condition_number == pytest.approx(float(base.condition_number), rel=1e-6)
+    np.testing.assert_allclose(one.std_errors, base.std_errors, rtol=1e-5, atol=1e-12)
+    ends = [0.25, 0.5, 1.0, 2.0, 3.0]
+    segments = [TimeSegment(a, b, ["theta"]) for a, b in zip([0.0, *ends[:-1]], ends)]
+    five = TimeDependentCalibrator(segments).identifiability(plain, data)
+    assert five.std_errors.shape == (4 + 5,)  # v0, kappa, five thetas, sigma, rho
+    assert not np.isfinite(five.condition_number) or five.condition_number > 1e8

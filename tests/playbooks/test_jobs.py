@@ -21,6 +21,8 @@ def test_term_structure_job_writes_plots_and_a_page(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Term structure: SPX on 2026-11-27")
     assert "theta by segment" in out and "calendar pass" in out
+    # the sample's expiries end at 2 years: the seed's last two segments are not the market's
+    assert "no quote reaches [3, 5) y, [5, 10) y (the last expiry is 2.00 y)" in out
     # the sample's SPX breaks Feller (as indices do): the job is flagged, and says so by exit 1
     assert code == 1 and "feller fail" in out
     for image in ("smiles.png", "term-structure.png"):
@@ -39,7 +41,10 @@ def test_model_selection_job_compares_and_recommends_in_json(tmp_path, capsys):
     assert rows["SABR"]["n_free"] == 18 and rows["Heston"]["n_free"] == 5  # 3 x 6 expiries
     assert rows["SLV"]["n_free"] == 35  # Heston's 5 and an SVI smile (5) per expiry
     assert all(r["oos_rmse_bp"] > 0 and r["cv_error_bp"] > 0 for r in rows.values())
-    assert any(line.startswith("recommended: ") for line in found["lines"])
+    (advice,) = [line for line in found["lines"] if line.startswith("recommended: ")]
+    assert "not weighed" not in advice and "identifiability: " in advice  # all five criteria
+    best = min(rows, key=lambda n: rows[n]["condition"])
+    assert f"identifiability: {best} best ({rows[best]['condition']:.4g})" in advice
     slv = found["lines"][-1]
     assert slv.startswith("SLV: leverage reprices its SVI surface to ") and "bp RMS" in slv
     page = open_page(tmp_path)
