@@ -24,12 +24,14 @@ def _pyplot():
 
 
 def _grid(rows: int, cols: int, width: float, height: float):
-    """A figure of ``rows`` x ``cols`` panels of ``width`` x ``height`` inches, and its axes."""
-    return _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    """A figure of ``rows`` x ``cols`` panels of ``width`` x ``height`` inches, and its axes;
+    laid out by matplotlib's constrained layout, which keeps a suptitle clear of the panels'
+    titles (tight_layout let the two overlap on a grid of smiles)."""
+    size = (width * cols, height * rows)
+    return _pyplot().subplots(rows, cols, figsize=size, squeeze=False, layout="constrained")
 
 
 def _save(fig, path: Path) -> None:
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
 

@@ -75,7 +75,18 @@ def test_daily_sabr_job_on_another_pair_and_date(tmp_path, capsys):
     assert "gates" in [t["heading"] for t in page.tables] and "good" in page.text
 
 
-def test_jobs_run_on_the_streams_current_surfaces(kafka_bootstrap, monkeypatch, capsys):
+def test_joint_job_reports_whether_the_indices_share_rho(tmp_path, capsys):
+    code = main(["playbook", "joint", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert out.startswith("Joint calibration: SPX, SX5E, NKY on 2026-11-27")
+    page = open_page(tmp_path)
+    check_report(page, tmp_path)
+    assert page.title == out.splitlines()[0] and ("good" if code == 0 else "FLAGGED") in page.text
+    assert {"shifts", "sharing"} <= {t["heading"] for t in page.tables}
+    assert [i["src"] for i in page.images] == ["smiles.png", "comparison.png"]
+
+
+def test_jobs_run_on_the_streams_current_surfaces(kafka_bootstrap, monkeypatch, capsys, tmp_path):
     """``--stream``: the quotes topic read back into a book, and the job run on its smiles and
     surfaces (one simulated pair and index, every option quoted once)."""
     prefix = f"jobs-{uuid.uuid4().hex[:6]}"
@@ -84,8 +95,11 @@ def test_jobs_run_on_the_streams_current_surfaces(kafka_bootstrap, monkeypatch, 
     asyncio.run(send_columns(ticks, settings))
     monkeypatch.setenv("VOLSTREAM_TOPIC_PREFIX", prefix)
     args = ["playbook", "weekly-heston", "--stream", "--asset", "SPX", "--bootstrap"]
-    assert main([*args, kafka_bootstrap, "--json"]) == 0
+    assert main([*args, kafka_bootstrap, "--json", "--out", str(tmp_path)]) == 0
     found = json.loads(capsys.readouterr().out)
+    page = open_page(tmp_path)  # the weekly Heston page: the stream's smiles, its tables
+    check_report(page, tmp_path)
+    assert page.title.startswith("Weekly Heston: SPX from the stream at ")
     assert found["good"] and "bp of vol" in found["lines"][0]  # the stream quotes vols
     params = found["tables"]["parameters"][0]
     assert params["rho"] == pytest.approx(INDICES["SPX"][-1], abs=0.05)  # the simulator's
