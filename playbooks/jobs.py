@@ -6,8 +6,8 @@ its schedule.
 
 Jobs: ``daily-sabr`` (each of a pair's smiles, ATM-weighted, gates), ``weekly-heston`` (multi-start,
 identifiability, 5-fold cross-validation), ``joint`` (indices with a shared rho and the
-consistency report), ``term-structure`` (theta on the seed's five segments, smoothness,
-calendar arbitrage), ``model-selection`` (SABR, Heston, time-dependent Heston and Heston SLV:
+consistency report), ``term-structure`` (theta on those of the seed's five segments that the quotes
+reach, smoothness, calendar arbitrage, out of sample on a prior date), ``model-selection`` (SABR, Heston, time-dependent Heston and Heston SLV:
 information criteria, cross-validation, out-of-sample on a prior date, the recommendation).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -66,6 +66,24 @@ SEGMENTS = tuple(  # the seed's term structure, theta on each (v0 is one number:
     TimeSegment(a, b, ("theta",))
     for a, b in ((0.0, 0.5), (0.5, 1.0), (1.0, 3.0), (3.0, 5.0), (5.0, 10.0))
 )
+
+
+def reached_segments(data: dict) -> tuple[tuple[TimeSegment, ...], str | None]:
+    """The seed's :data:`SEGMENTS` that the quotes of ``data`` reach (a theta no option
+    depends on would be the smoothness penalty's, not the market's), the last stretched to
+    the last expiry when that is later; and a line saying what was left out, if anything."""
+    last = float(np.max(data["maturities"]))
+    kept = [s for s in SEGMENTS if s.start < last]
+    if last > kept[-1].end:
+        kept[-1] = replace(kept[-1], end=last)
+    left = [f"[{s.start:g}, {s.end:g}) y" for s in SEGMENTS[len(kept) :]]
+    note = (
+        f"theta on the seed's segments the quotes reach: none reaches {', '.join(left)} (the "
+        f"last expiry is {last:.2f} y), so {len(kept)} segments, not {len(SEGMENTS)}"
+        if left
+        else None
+    )
+    return tuple(kept), note
 
 
 @dataclass(frozen=True)
@@ -215,12 +233,13 @@ def joint(
 
 
 def term_structure(index: str = "SPX", source: Source | None = None) -> JobReport:
-    source = source or SampleFiles(DATE)
+    source = source or SampleFiles(DATE, PRIOR)
     data = source.index_surface(index)
-    base = HestonCalibrator(penalty_fn=SmoothnessRegularization(SEGMENTS, weight=0.05))
-    cal = TimeDependentCalibrator(SEGMENTS, base)
+    segments, note = reached_segments(data)
+    base = HestonCalibrator(penalty_fn=SmoothnessRegularization(segments, weight=0.05))
+    cal = TimeDependentCalibrator(segments, base)
     result = cal.calibrate(data)
-    calendar = check_calendar_arbitrage(result, SEGMENTS)
+    calendar = check_calendar_arbitrage(result, segments)
     plain = HestonCalibrator().calibrate(data)
     title = f"Term structure: {index} {source.label}"
     report = JobReport("term-structure", title, bool(result.good))
@@ -234,23 +253,30 @@ def term_structure(index: str = "SPX", source: Source | None = None) -> JobRepor
            f"; total variance FALLS by {-calendar.worst_decrease:.2e} at k, T1, T2 = "
            f"{calendar.at}"),
     ]  # fmt: skip
-    last = float(np.max(data["maturities"]))
-    unreached = [f"[{s.start:g}, {s.end:g}) y" for s in SEGMENTS if s.start >= last]
-    if unreached:  # said, not hidden in a table: those thetas are the penalty's, not the market's
+    report.lines += [note] if note else []
+    others = source.prior_surfaces(index)
+    if others:  # the seed's gate "out-of-sample validation on recent dates", as a figure
+        oos = evaluate_out_of_sample(cal, result, [_in_vols(d) for d in others], _in_vols(data))
         report.lines.append(
-            f"no quote reaches {', '.join(unreached)} (the last expiry is {last:.2f} y): theta "
-            "there is set by the smoothness penalty alone, not by the market"
+            f"out of sample on {len(others)} prior date(s): {1e4 * oos.mean:.1f} bp of vol RMS "
+            f"against {1e4 * oos.in_sample_rmse:.1f} bp in sample ({oos.degradation:.1f}x; "
+            "today's v0 and theta on the prior date's quotes)"
         )
+        report.tables["out_of_sample"] = [
+            {"surface": i, "rmse_bp": 1e4 * e} for i, e in enumerate(oos.rmse, 1)
+        ] + [{"surface": "in sample", "rmse_bp": 1e4 * oos.in_sample_rmse}]
+    else:
+        report.lines.append("out of sample: no prior date in this source")
     report.tables["segments"] = [
-        {"start": s.start, "end": s.end} | dict(s.values) for s in fitted_segments(result, SEGMENTS)
+        {"start": s.start, "end": s.end} | dict(s.values) for s in fitted_segments(result, segments)
     ]
     report.tables["gates"] = _gates(result)
-    edges = np.array([s.start for s in SEGMENTS] + [SEGMENTS[-1].end])
+    edges = np.array([s.start for s in segments] + [segments[-1].end])
     report.steps["theta"] = (
         edges,
         {
             "time-dependent": result.params["theta"],
-            "plain Heston": np.full(5, float(plain.params["theta"])),
+            "plain Heston": np.full(len(segments), float(plain.params["theta"])),
         },
     )
     market = market_vols(data)
@@ -274,10 +300,11 @@ def model_selection(index: str = "SPX", source: Source | None = None) -> JobRepo
     source = source or SampleFiles(DATE, PRIOR)
     vol_data = _in_vols(source.index_surface(index))
     others = [_in_vols(d) for d in source.prior_surfaces(index)]
+    segments, _ = reached_segments(vol_data)
     models: dict[str, object] = {
         "SABR": SABRCalibrator(),
         "Heston": HestonCalibrator(),
-        "Heston, theta on 5 segments": TimeDependentCalibrator(SEGMENTS),
+        f"Heston, theta on {len(segments)} segments": TimeDependentCalibrator(segments),
     }
     results, seconds = {}, {}
     for name, cal in models.items():

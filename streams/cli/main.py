@@ -279,8 +279,10 @@ def cmd_playbook(args) -> int:
     from streams.settings import Settings
 
     Settings.from_env().use_compile_cache()  # a run after the first loads its programs
-    if args.prior and args.name != "model-selection":
-        raise ValueError("--prior is for model-selection (its out-of-sample dates)")
+    if args.prior and args.name not in ("model-selection", "term-structure"):
+        raise ValueError(
+            "--prior is for model-selection and term-structure (their out-of-sample dates)"
+        )
     if args.stream:
         if args.date or args.prior:
             raise ValueError("--stream reads today's book: --date and --prior are for files")
@@ -476,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(fx_daily_smiles.csv, equity_surfaces.csv, rates.csv): daily-sabr (a pair's smile, "
         "ATM-weighted, every gate), weekly-heston (multi-start, identifiability, 5-fold "
         "cross-validation), joint (indices sharing rho, and whether the data support it), "
-        "term-structure (theta on 5 time segments, smoothness and calendar-arbitrage gates), "
+        "term-structure (theta on the seed's time segments that the quotes reach, smoothness and "
+        "calendar-arbitrage gates, out of sample on a prior date), "
         "model-selection (SABR, Heston, time-dependent Heston and Heston SLV by AIC/BIC, "
         "cross-validation and a prior date out of sample, with the recommendation). --stream "
         "runs it on the stream's current surfaces instead. Prints the findings; --out writes "
@@ -493,7 +496,11 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument(
         "--asset", action="append", help="pair or index (repeat for joint; default per playbook)"
     )
-    play.add_argument("--prior", action="append", help="model-selection's out-of-sample dates")
+    play.add_argument(
+        "--prior",
+        action="append",
+        help="out-of-sample dates of model-selection and term-structure (default 2026-11-20)",
+    )
     play.add_argument(
         "--stream",
         action="store_true",

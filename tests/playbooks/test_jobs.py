@@ -22,7 +22,8 @@ def test_term_structure_job_writes_plots_and_a_page(tmp_path, capsys):
     assert out.startswith("Term structure: SPX on 2026-11-27")
     assert "theta by segment" in out and "calendar pass" in out
     # the sample's expiries end at 2 years: the seed's last two segments are not the market's
-    assert "no quote reaches [3, 5) y, [5, 10) y (the last expiry is 2.00 y)" in out
+    assert "none reaches [3, 5) y, [5, 10) y (the last expiry is 2.00 y), so 3 segments" in out
+    assert "out of sample on 1 prior date(s): " in out  # the seed's out-of-sample gate
     # the sample's SPX breaks Feller (as indices do): the job is flagged, and says so by exit 1
     assert code == 1 and "feller fail" in out
     for image in ("smiles.png", "term-structure.png"):
@@ -37,7 +38,7 @@ def test_model_selection_job_compares_and_recommends_in_json(tmp_path, capsys):
     main(["playbook", "model-selection", "--json", "--out", str(tmp_path)])
     found = json.loads(capsys.readouterr().out)
     rows = {r["name"]: r for r in found["tables"]["comparison"]}
-    assert set(rows) == {"SABR", "Heston", "Heston, theta on 5 segments", "SLV"}
+    assert set(rows) == {"SABR", "Heston", "Heston, theta on 3 segments", "SLV"}
     assert rows["SABR"]["n_free"] == 18 and rows["Heston"]["n_free"] == 5  # 3 x 6 expiries
     assert rows["SLV"]["n_free"] == 35  # Heston's 5 and an SVI smile (5) per expiry
     assert all(r["oos_rmse_bp"] > 0 and r["cv_error_bp"] > 0 for r in rows.values())
