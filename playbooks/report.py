@@ -59,7 +59,13 @@ def _steps_png(report: JobReport, path: Path) -> None:
     fig, axes = _grid(1, len(report.steps), 5.5, 3.4)
     for ax, (name, (edges, series)) in zip(axes.flat, report.steps.items()):
         for label, values in series.items():
-            ax.stairs(values, edges, label=label, lw=1.6)
+            ax.stairs(values, edges, label=label, lw=1.6, baseline=None)  # steps, no bars to 0
+        # at least +-10% of the level in view: a flat term structure should look flat, not
+        # like a cliff of 1e-4 blown up to the axis's height
+        every = np.concatenate([np.ravel(v) for v in series.values()])
+        mid, spread = (every.max() + every.min()) / 2, (every.max() - every.min()) / 2
+        half = max(1.15 * spread, 0.1 * abs(mid), 1e-12)
+        ax.set_ylim(mid - half, mid + half)
         ax.set_xlabel("years", fontsize=8)
         ax.set_ylabel(name, fontsize=8)
         ax.set_title(f"{name} by time segment", fontsize=9)
