@@ -23,7 +23,7 @@ from engine.smallmat import sym_eigh
 __all__ = [
     "IdentifiabilityMetrics",
     "compute_identifiability_metrics",
-    "identifiability_from_jacobian",
+    "identifiability_at",
     "identifiability_from_normal",
     "solution_normal",
 ]
@@ -42,10 +42,12 @@ def compute_identifiability_metrics(calibrator, params, market_data) -> Identifi
     return calibrator.identifiability(params, market_data)
 
 
-def identifiability_from_jacobian(
-    jac: Array, residuals: Array, scales: Array, n_obs: Array
+def identifiability_at(
+    weighted: Callable[[Array], Array], q: Array, scales: Array, n_obs: Array
 ) -> IdentifiabilityMetrics:
-    """Metrics from ``jac`` (N, P), weighted ``residuals`` (N,), column ``scales`` (P,)."""
+    """Metrics of the weighted residuals ``weighted`` (N,) at physical parameters ``q`` (P,)
+    with column ``scales`` (P,): the Jacobian and the residuals from one forward pass."""
+    jac, residuals = jax.jacfwd(lambda x: (weighted(x),) * 2, has_aux=True)(q)
     return identifiability_from_normal(jac.T @ jac, jnp.sum(residuals**2), scales, n_obs)
 
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from engine.diagnostics import identifiability_from_jacobian
+from engine.diagnostics import identifiability_at
 from engine.optimize import levenberg_marquardt
 
 __all__ = ["SVIParams", "fit_svi", "svi_identifiability", "svi_total_variance"]
@@ -104,8 +104,7 @@ def svi_identifiability(log_moneyness, vols, expiries, weights, params: SVIParam
         level = jnp.sum(weights * vols * vols * expiry) / jnp.maximum(jnp.sum(weights), 1e-300)
         scales = jnp.stack([level, q[1], 1.0, q[4], q[4]])
         errors = partial(_weighted_errors, y=y, vols=vols, weights=weights, expiry=expiry)
-        jac = jax.jacfwd(errors)(q)
-        return identifiability_from_jacobian(jac, errors(q), scales, jnp.sum(weights > 0))
+        return identifiability_at(errors, q, scales, jnp.sum(weights > 0))
 
     q = jnp.stack([jnp.asarray(x, jnp.float64) for x in params], axis=-1)
     return jax.vmap(one)(

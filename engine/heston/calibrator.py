@@ -64,7 +64,7 @@ from engine.blackscholes import (
 from engine.buckets import bucket, chunks, on_host
 from engine.diagnostics import (
     IdentifiabilityMetrics,
-    identifiability_from_jacobian,
+    identifiability_at,
     identifiability_from_normal,
     solution_normal,
 )
@@ -372,9 +372,8 @@ def _identifiability(cfg: _Config, s: HestonSurface, p: Array) -> Identifiabilit
         model = _model(p.at[free].set(q), s, *rule)
         return (jnp.sqrt(s.weights) * _errors(model, s, cfg.vol_fit)).ravel()
 
-    jac = jax.jacfwd(weighted)(p[free])
     scales = jnp.where(free < 4, p[free], 1.0)  # relative, but rho absolute
-    return identifiability_from_jacobian(jac, weighted(p[free]), scales, jnp.sum(s.weights > 0))
+    return identifiability_at(weighted, p[free], scales, jnp.sum(s.weights > 0))
 
 
 _OUTPUTS = ("p", "status", "iterations", "cost", "worst", "history", "condition", "errors")

@@ -34,7 +34,7 @@ import numpy as np
 from jax import Array
 
 from engine.blackscholes import implied_vol
-from engine.diagnostics import IdentifiabilityMetrics, identifiability_from_jacobian
+from engine.diagnostics import IdentifiabilityMetrics, identifiability_at
 from engine.gates import threshold_gate
 from engine.heston.calibrator import (
     HestonCalibrator,
@@ -153,8 +153,7 @@ def _identifiability(cfg: _Config, s: HestonSurface, starts: Array, p: Array):
         return (jnp.sqrt(s.weights) * _errors(model, s, cfg.vol_fit)).ravel()
 
     scales = jnp.where(jnp.array(cfg.layout.cols) < 4, q, 1.0)
-    jac = jax.jacfwd(weighted)(q)
-    return identifiability_from_jacobian(jac, weighted(q), scales, jnp.sum(s.weights > 0))
+    return identifiability_at(weighted, q, scales, jnp.sum(s.weights > 0))
 
 
 def segment_jumps(params: dict, segments: Sequence[TimeSegment]) -> dict[str, float]:

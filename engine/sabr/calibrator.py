@@ -28,7 +28,7 @@ from engine.arbitrage import strike_arbitrage
 from engine.buckets import bucket, chunks
 from engine.diagnostics import (
     IdentifiabilityMetrics,
-    identifiability_from_jacobian,
+    identifiability_at,
     identifiability_from_normal,
     solution_normal,
 )
@@ -243,9 +243,8 @@ def _identifiability(cfg: _Config, forward, expiry, strikes, vols, weights, mask
         def weighted(th):
             return sqrt_w * (_model(theta.at[free].set(th), smile) - vols)
 
-        jac = jax.jacfwd(weighted)(theta[free])
         scales = jnp.where(jnp.array(cfg.relative), jnp.abs(theta[free]), 1.0)
-        return identifiability_from_jacobian(jac, weighted(theta[free]), scales, jnp.sum(mask))
+        return identifiability_at(weighted, theta[free], scales, jnp.sum(mask))
 
     return jax.vmap(one)(forward, expiry, strikes, vols, weights, mask, theta)
 
