@@ -326,7 +326,9 @@ def model_selection(index: str = "SPX", source: Source | None = None) -> JobRepo
         if others
     }
     conditions = {  # identifiability: each model's condition number on the quotes
-        n: float(np.max(compute_identifiability_metrics(c, results[n].params, vol_data)[0]))
+        n: float(
+            np.max(compute_identifiability_metrics(c, results[n].params, vol_data).condition_number)
+        )
         for n, c in models.items()
     }
     rec = generate_model_recommendation(comparison, cv, oos, seconds, conditions)

@@ -79,7 +79,7 @@ class Counters:
     alerts: int = 0
     errors: int = 0
     runbooks: Counter = field(default_factory=Counter)  # the step that fixed a failed fit
-    jobs: Counter = field(default_factory=Counter)  # (job, "good" or "flagged") -> results
+    jobs: Counter = field(default_factory=Counter)  # (job, good, flagged or skipped) -> count
 
 
 class _Read(NamedTuple):
