@@ -22,8 +22,11 @@ _MAX_STD = 10.0  # total standard deviation sigma * sqrt(T) searched: vols up to
 
 def forward_price(spot, rate, dividend, expiry):
     """The forward :math:`F = S e^{(r - q) T}` of continuously compounded rate and dividend
-    yield: its one home. Broadcasts; works on NumPy and JAX arrays alike."""
-    return spot * jnp.exp((jnp.asarray(rate) - dividend) * expiry)
+    yield: its one home. Broadcasts; NumPy in, NumPy out (no device dispatch on a host
+    path), JAX arrays and tracers in, JAX out."""
+    args = (spot, rate, dividend, expiry)
+    xp = jnp if any(isinstance(a, jax.Array) for a in args) else np
+    return spot * xp.exp((xp.asarray(rate) - dividend) * expiry)
 
 
 def black_vega(forward, strike, expiry, vol):

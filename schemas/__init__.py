@@ -12,7 +12,8 @@ from schemas.codec import DEAD_LETTER_KEEP, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, 
 from schemas.columns import QuoteColumns, RowProblem
 from schemas.daycount import act365f, time_to_expiry
 from schemas.errors import SchemaError
-from schemas.keys import SURFACE, book_key, key_underlying
+from schemas.fields import TEXT_MAX, clip
+from schemas.keys import SURFACE, book_key, key_underlying, watermark_key
 from schemas.messages import (
     Alert,
     DeadLetter,
@@ -21,6 +22,7 @@ from schemas.messages import (
     Quote,
     QuoteBatch,
     WarmState,
+    Watermark,
 )
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_MESSAGE_BYTES",
     "SURFACE",
+    "TEXT_MAX",
     "Alert",
     "DeadLetter",
     "JobResult",
@@ -38,10 +41,13 @@ __all__ = [
     "RowProblem",
     "SchemaError",
     "WarmState",
+    "Watermark",
     "act365f",
     "book_key",
+    "clip",
     "decode",
     "encode",
     "key_underlying",
     "time_to_expiry",
+    "watermark_key",
 ]

@@ -16,6 +16,7 @@ from schemas.messages import (
     Quote,
     QuoteBatch,
     WarmState,
+    Watermark,
 )
 
 __all__ = ["DEAD_LETTER_KEEP", "MAX_BATCH_BYTES", "MAX_MESSAGE_BYTES", "decode", "encode"]
@@ -25,10 +26,32 @@ MAX_BATCH_BYTES = 1024 * 1024  # ...except quote batches and columns, up to this
 DEAD_LETTER_KEEP = 16 * 1024  # bytes of a rejected message kept in its dead letter
 MESSAGES = {
     cls.TYPE: cls
-    for cls in (Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter, WarmState, JobResult)
+    for cls in (
+        Quote,
+        QuoteBatch,
+        QuoteColumns,
+        Params,
+        Alert,
+        DeadLetter,
+        WarmState,
+        JobResult,
+        Watermark,
+    )
 }
-Message = Quote | QuoteBatch | QuoteColumns | Params | Alert | DeadLetter | WarmState | JobResult
-M = TypeVar("M", Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter, WarmState, JobResult)
+Message = (
+    Quote
+    | QuoteBatch
+    | QuoteColumns
+    | Params
+    | Alert
+    | DeadLetter
+    | WarmState
+    | JobResult
+    | Watermark
+)
+M = TypeVar(
+    "M", Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter, WarmState, JobResult, Watermark
+)
 _LARGE = (QuoteBatch, QuoteColumns)  # the messages that may exceed MAX_MESSAGE_BYTES
 _LARGE_PREFIXES = tuple(msgpack.packb(cls.TYPE) for cls in _LARGE)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-__all__ = ["act365f", "expiry_epoch", "time_to_expiry"]
+__all__ = ["YEAR_SECONDS", "act365f", "expiry_epoch", "time_to_expiry"]
 
-_YEAR = 365 * 24 * 3600.0
+YEAR_SECONDS = 365 * 24 * 3600.0  # an ACT/365F year
 
 
 def act365f(start: dt.date | dt.datetime, end: dt.date | dt.datetime) -> float:
@@ -29,4 +29,4 @@ def expiry_epoch(expiry: str) -> float:
 
 def time_to_expiry(ts: float, expiry: str) -> float:
     """ACT/365F years from event time ``ts`` to 00:00 UTC of the ISO date ``expiry``."""
-    return (expiry_epoch(expiry) - ts) / _YEAR
+    return (expiry_epoch(expiry) - ts) / YEAR_SECONDS

@@ -88,6 +88,14 @@ def boolean(data: dict, key: str) -> bool:
     return value
 
 
+TEXT_MAX = 2048  # characters of a message's free text (an alert's message, a line, a detail)
+
+
+def clip(value: str) -> str:
+    """``value`` cut to :data:`TEXT_MAX` characters: what a free-text field of the wire holds."""
+    return value[:TEXT_MAX]
+
+
 def text(
     data: dict, key: str, *, choices: tuple[str, ...] | None = None, max_len: int = 512
 ) -> str:

@@ -7,7 +7,7 @@ for an equity index's whole surface.
 
 from __future__ import annotations
 
-__all__ = ["SURFACE", "book_key", "key_underlying"]
+__all__ = ["SURFACE", "book_key", "key_underlying", "watermark_key"]
 
 SURFACE = "surface"  # the second half of a surface's key, where a smile has its expiry
 
@@ -20,3 +20,8 @@ def book_key(underlying: str, expiry: str | None = None) -> str:
 def key_underlying(key: str) -> str:
     """The underlying a key names."""
     return key.partition("|")[0]
+
+
+def watermark_key(topic: str, partition: int) -> str:
+    """The key of a quotes partition's :class:`schemas.Watermark`: ``TOPIC|PARTITION``."""
+    return f"{topic}|{partition}"

@@ -15,9 +15,18 @@ from dataclasses import dataclass, field
 from schemas import fields as f
 from schemas.daycount import expiry_epoch, time_to_expiry
 from schemas.errors import SchemaError
-from schemas.keys import book_key
+from schemas.keys import book_key, watermark_key
 
-__all__ = ["MAX_BATCH_ITEMS", "Alert", "DeadLetter", "Params", "Quote", "QuoteBatch", "WarmState"]
+__all__ = [
+    "MAX_BATCH_ITEMS",
+    "Alert",
+    "DeadLetter",
+    "Params",
+    "Quote",
+    "QuoteBatch",
+    "WarmState",
+    "Watermark",
+]
 
 ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
@@ -412,7 +421,7 @@ class Alert:
             severity=f.text(data, "severity", choices=SEVERITIES),
             rule=f.text(data, "rule", max_len=64),
             subject=f.text(data, "subject", max_len=128),
-            message=f.text(data, "message", max_len=2048),
+            message=f.text(data, "message", max_len=f.TEXT_MAX),
             figures=f.number_map(data, "figures", allow_none=True),
         )
 
@@ -451,7 +460,7 @@ class JobResult:
             subject=f.text(data, "subject", max_len=128),
             good=f.boolean(data, "good"),
             title=f.text(data, "title", max_len=256),
-            lines=f.text_list(data, "lines", max_len=2048),
+            lines=f.text_list(data, "lines", max_len=f.TEXT_MAX),
             figures=f.number_map(data, "figures", allow_none=True),
             failed=f.text_list(data, "failed", max_len=128),
         )
@@ -488,7 +497,7 @@ class DeadLetter:
         return cls(
             ts=f.timestamp(data, "ts"),
             reason=f.text(data, "reason", max_len=64),
-            detail=f.text(data, "detail", max_len=2048),
+            detail=f.text(data, "detail", max_len=f.TEXT_MAX),
             original=original,
             original_size=f.integer(data, "original_size"),
             topic=f.text(data, "topic", max_len=249),
@@ -525,3 +534,44 @@ class WarmState:
             warm=f.optional(f.number_map, data, "warm"),
             prior=f.optional(f.number_map, data, "prior"),
         )  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """How current the parameters are for one quotes partition: every quote of ``partition``
+    of the quotes topic ``topic`` with event time at or before ``event_time`` is reflected by
+    what the params topic holds, either within tolerance of its smile's or surface's latest
+    parameters or included in a fit published since (flagged fits count: their ``good`` says
+    so). ``pending`` smiles and surfaces are due for a fit and hold ``event_time`` back;
+    ``unfit`` names those whose quotes are too few to fit (their quotes are not claimed).
+    Published after the parameters it speaks for are delivered; ``ts`` is when (wall clock).
+    ``event_time`` never moves back."""
+
+    TYPE = "watermark"
+    VERSION = 1
+
+    ts: float
+    topic: str
+    partition: int
+    event_time: float
+    pending: int = 0
+    unfit: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return watermark_key(self.topic, self.partition)
+
+    def to_wire(self) -> dict:
+        return _wire(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> Watermark:
+        _reject_unknown(cls, data)
+        return cls(
+            ts=f.timestamp(data, "ts"),
+            topic=f.text(data, "topic", max_len=249),
+            partition=f.integer(data, "partition"),
+            event_time=f.timestamp(data, "event_time"),
+            pending=f.integer(data, "pending"),
+            unfit=f.text_list(data, "unfit", max_len=128),
+        )

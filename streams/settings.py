@@ -4,7 +4,7 @@
 |---|---|---|
 | ``KAFKA_BOOTSTRAP_SERVERS`` | ``127.0.0.1:9092`` | brokers |
 | ``VOLSTREAM_APP_ID`` | ``volstream`` | faust app id (the consumer group) |
-| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs`` |
+| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks`` |
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
@@ -12,10 +12,10 @@
 | ``VOLSTREAM_LINGER`` | ``0.25`` | wall-clock seconds a partition may be quiet before its open epoch is calibrated anyway |
 | ``VOLSTREAM_WARM_BATCHES`` | ``8,32,128,512`` | SABR batch sizes compiled at start: the first before the worker listens, the rest in the background (a worker of a few smiles needs only the small ones; a batch of another size compiles when first met) |
 | ``VOLSTREAM_BATCH_MAX`` | ``2048`` | most messages per micro-batch (a batch takes all that wait, up to this; see ``streams.worker.agent``) |
-| ``VOLSTREAM_TRIGGER_TICKS`` | ``5`` | new quotes that make a smile due |
-| ``VOLSTREAM_TRIGGER_FORWARD`` | ``0.0005`` | relative forward move that makes a smile due |
-| ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due |
-| ``VOLSTREAM_SURFACE_TICKS`` | ``25`` | new quotes that make an equity index surface due (the forward and age triggers apply to its spot) |
+| ``VOLSTREAM_TOLERANCE_FLOOR_BP`` | ``5`` | vol bp: a quote whose mid is farther from its smile's (surface's) current fit than half its bid-ask spread, and at least this, makes it due (see ``streams.book.surfaces``) |
+| ``VOLSTREAM_TOLERANCE_BP`` | ``10`` | vol bp: the tolerance of a quote without bid and ask |
+| ``VOLSTREAM_MIN_INTERVAL`` | ``0.5`` | event-time seconds between two calibrations of one smile or surface |
+| ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due even within tolerance |
 | ``VOLSTREAM_RUNBOOK_COOLDOWN`` | ``300`` | wall-clock seconds before a smile or surface whose fit failed may walk the failure runbook again (``0``: never walk it; see ``engine.runbook``) |
 | ``VOLSTREAM_JOBS`` | ``DEFAULT_JOBS`` | playbook jobs the worker runs on its current surfaces: ``NAME=CADENCE [DAY] HH:MM`` (UTC; cadence daily, weekly with a weekday, monthly or quarterly with a day 1-28) or ``NAME=every N{s,m,h}`` (intraday) separated by ``;``; ``none``: no jobs (see ``streams.worker.jobs``) |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
@@ -35,7 +35,7 @@ from streams.book.surfaces import SurfaceConfig
 
 __all__ = ["DEFAULT_JOBS", "JOB_NAMES", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
 
-TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state", "jobs")
+TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state", "jobs", "watermarks")
 _DAY_MS = 24 * 3600 * 1000
 
 
@@ -179,7 +179,7 @@ class Settings:
 
     @property
     def topics(self) -> dict[str, str]:
-        """Topic name of each kind: quotes, params, alerts, dlq, state."""
+        """Topic name of each kind (:data:`TOPIC_KINDS`)."""
         return {kind: f"{self.topic_prefix}.{kind}" for kind in TOPIC_KINDS}
 
     @property
@@ -193,6 +193,7 @@ class Settings:
             "dlq": (1, keep(30)),
             "state": (1, {"cleanup.policy": "compact"}),  # last warm-start state per smile
             "jobs": (1, keep(400)),  # scheduled playbook findings: the model-risk audit trail
+            "watermarks": (1, {"cleanup.policy": "compact"}),  # the latest per quotes partition
         }
         return {kind: TopicSpec(self.topics[kind], *shape[kind]) for kind in TOPIC_KINDS}
 
@@ -217,10 +218,10 @@ class Settings:
             metrics_host=get("VOLSTREAM_METRICS_HOST", "127.0.0.1"),
             metrics_port=int(get("VOLSTREAM_METRICS_PORT", "9464")),
             surface=SurfaceConfig(
-                ticks=int(get("VOLSTREAM_TRIGGER_TICKS", "5")),
-                forward_move=float(get("VOLSTREAM_TRIGGER_FORWARD", "0.0005")),
+                tolerance_floor_bp=float(get("VOLSTREAM_TOLERANCE_FLOOR_BP", "5")),
+                tolerance_bp=float(get("VOLSTREAM_TOLERANCE_BP", "10")),
+                min_interval=float(get("VOLSTREAM_MIN_INTERVAL", "0.5")),
                 max_age=float(get("VOLSTREAM_TRIGGER_AGE", "30")),
-                surface_ticks=int(get("VOLSTREAM_SURFACE_TICKS", "25")),
                 epoch=float(get("VOLSTREAM_EPOCH", "0.025")),
             ),
             state_dir=Path(get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream")),

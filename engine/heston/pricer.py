@@ -36,6 +36,7 @@ __all__ = [
     "mean_variance",
     "quadrature",
     "scaled_rule",
+    "total_variance",
 ]
 
 NODES = 512  # heston_price's default: 1e-9 of QuantLib to vol-of-vol 1 and rho -0.95
@@ -71,7 +72,8 @@ def mean_variance(expiry, v0, kappa, theta) -> Array:
     return theta + (v0 - theta) * weight
 
 
-def _total_variance(expiry, v0, kappa, theta) -> Array:
+def total_variance(expiry, v0, kappa, theta) -> Array:
+    """Heston's expected total variance to ``expiry`` (at least 1e-12 a year)."""
     return jnp.maximum(mean_variance(expiry, v0, kappa, theta), 1e-12) * expiry
 
 
@@ -79,7 +81,7 @@ def quadrature(expiry, v0, kappa, theta, sigma, rho, nodes: int = NODES) -> tupl
     """``nodes`` nodes ``u`` and weights (trailing axis) for an expiry, scaled to where the
     integrand lives for these parameters: the slower of the Heston tail and the Black bulk."""
     tail = jnp.sqrt(1.0 - rho * rho) * (v0 + kappa * theta * expiry) / sigma
-    return scaled_rule(tail, _total_variance(expiry, v0, kappa, theta), nodes)
+    return scaled_rule(tail, total_variance(expiry, v0, kappa, theta), nodes)
 
 
 def scaled_rule(tail, variance, nodes: int = NODES) -> tuple[Array, Array]:
@@ -117,7 +119,7 @@ def heston_price_on(
 ):
     """:func:`heston_price` on given nodes ``u`` (``(M, 1, N)`` for expiries ``(M, 1)``) and
     their :func:`lewis_kernel` ``(M, K, N)``: exact for any nodes up to quadrature error."""
-    variance = _total_variance(expiry, v0, kappa, theta)
+    variance = total_variance(expiry, v0, kappa, theta)
     expand = lambda x: jnp.asarray(x)[..., None]  # noqa: E731
     cf = characteristic_function(
         u - 0.5j,

@@ -1,22 +1,38 @@
-"""Rolling volatility surfaces as arrays, and the snapshots that event-time epochs close.
+"""Rolling volatility surfaces as arrays, the snapshots that event-time epochs close, and
+what the published parameters reflect.
 
 Every (smile or surface, expiry, strike) the worker has seen owns a *slot*: one row of the
 book's arrays holding that option's latest quote. An FX quote belongs to its smile (underlying,
 expiry), calibrated alone (SABR); an equity quote to its index's whole surface (every expiry,
 calibrated together with Heston). Quotes arrive as :class:`schemas.QuoteColumns` and update the
-arrays vectorised, a message at a time.
+arrays vectorised.
 
-Calibrations are coalesced by *epochs* of event time (``epoch`` seconds, the quotes' ``ts``,
-never the wall clock). Each Kafka partition has a watermark, the latest epoch its ticks
-reached; when a tick moves it on, the epoch closes for every smile and surface of that partition
-that received quotes in it (*dirty*): the triggers are evaluated once, and each that is due
-yields one :class:`SmileSnapshot` or :class:`SurfaceSnapshot` of its latest quotes. A smile or
-surface is due when it has enough fresh quotes and, since its last snapshot, ``ticks``
-(``surface_ticks``) new quotes arrived, the forward (the spot) moved by ``forward_move``
-(relative), or ``max_age`` seconds of event time passed. One partition's ticks are in order, so
-what a snapshot holds depends on the ticks alone, never on how they were cut into messages or
-batches: a replay reproduces every snapshot. A tick later than its partition's watermark joins
-the epoch that is open; one older than ``max_quote_age`` before it is ignored.
+**When a smile or surface is calibrated.** Every tick is checked, vectorised, against the
+current fit of its smile or surface (:mod:`engine.model_values`: SABR in closed form at the
+tick's own forward, a Heston surface through a grid of its vols in standardised moneyness, so a
+forward or spot move alone is no trigger). A tick whose mid is farther from the model than its
+*tolerance* (half its bid-ask spread in vol, at least ``tolerance_floor_bp``; a price quote
+compares prices, the tolerance times its vega; a quote without bid and ask gets
+``tolerance_bp``) makes its smile *due*; so does a smile never fitted, or one whose last fit is
+``max_age`` seconds of event time older than its latest quote. A due smile is calibrated when
+an epoch closes, but not sooner than ``min_interval`` seconds of event time after its last
+calibration: calibrations per second are bounded by smiles / ``min_interval`` whatever the tick
+rate.
+
+**Epochs.** Calibrations are coalesced by *epochs* of event time (``epoch`` seconds of the
+quotes' ``ts``, never the wall clock). Each Kafka partition's epoch closes when a tick of a later
+epoch arrives; its due smiles and surfaces then yield one :class:`SmileSnapshot` or
+:class:`SurfaceSnapshot` each of their latest quotes, which are fitted (the ``fit`` callback of
+:meth:`SurfaceBook.ingest`) *before* the next epoch's ticks are checked, against the new fits
+(:meth:`SurfaceBook.fitted`). One partition's ticks are in order, so what is fitted and when
+depends on the ticks alone, never on how they were cut into messages or batches: a replay
+reproduces every snapshot and every decision. A tick later than its partition's epoch joins the
+epoch that is open; one older than ``max_quote_age`` before it is ignored.
+
+**Coverage.** :meth:`SurfaceBook.coverage` says, per partition, the event time up to which every
+tick is reflected by the parameters fitted so far: within tolerance of its smile's fit, or
+included in a fit since. A tick that made its smile due holds it back until that smile's fit;
+a smile with too few quotes to fit is named instead of holding it back forever.
 
 A snapshot ages out quotes older than ``max_quote_age`` and expired ones, and drops outliers:
 vols more than ``outlier`` (relative) away from the median of their two neighbours on each side
@@ -27,31 +43,63 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from schemas import QuoteColumns, book_key, time_to_expiry
-from schemas.daycount import expiry_epoch
+from engine.blackscholes import forward_price
+from engine.heston import PARAM_NAMES as HESTON_NAMES
+from engine.model_values import (
+    VolGrid,
+    cash_prices_and_vegas,
+    grid_vols,
+    heston_vol_grid,
+    sabr_vols,
+)
+from engine.sabr import PARAM_NAMES as SABR_NAMES
+from schemas import Params, QuoteColumns, book_key, time_to_expiry
+from schemas.daycount import YEAR_SECONDS, expiry_epoch
 
-__all__ = ["SmileSnapshot", "Snapshot", "SurfaceBook", "SurfaceConfig", "SurfaceSnapshot"]
+__all__ = [
+    "Coverage",
+    "SmileSnapshot",
+    "Snapshot",
+    "SurfaceBook",
+    "SurfaceConfig",
+    "SurfaceSnapshot",
+]
 
 
 @dataclass(frozen=True)
 class SurfaceConfig:
-    ticks: int = 5
-    forward_move: float = 5e-4
-    max_age: float = 30.0
+    tolerance_floor_bp: float = 5.0  # vol bp: the least tolerance of a quote with bid and ask
+    tolerance_bp: float = 10.0  # vol bp: the tolerance of a quote without bid and ask
+    min_interval: float = 0.5  # event-time seconds between two calibrations of one smile
+    max_age: float = 30.0  # event-time seconds after which a smile with news is due anyway
     min_quotes: int = 5
     max_quote_age: float = 300.0
     outlier: float = 0.5
-    surface_ticks: int = 25
     surface_min_quotes: int = 20
     epoch: float = 0.025  # event-time seconds: each smile or surface is calibrated once per epoch
 
     def __post_init__(self) -> None:
         if not self.epoch > 0:
             raise ValueError(f"epoch must be positive seconds of event time, got {self.epoch}")
+        for name in ("tolerance_floor_bp", "tolerance_bp", "min_interval", "max_age"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+class Coverage(NamedTuple):
+    """What the fits so far reflect of one partition's ticks: every tick at or before
+    ``event_time`` (NaN: no tick yet); ``pending`` smiles and surfaces are due and not yet
+    fitted; ``unfit`` names those with quotes not reflected because they are too few to fit."""
+
+    event_time: float
+    pending: int
+    unfit: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -126,8 +174,12 @@ _SLOT_FIELDS = (
 # the columns of a smile or surface
 _BOOK_FIELDS = (
     "surface",  # 1 for an index surface, 0 for a smile
-    "last_ts", "level", "pending", "fit_ts", "fit_level", "first_received",
+    "last_ts", "level", "fit_ts", "first_received",
     "live",  # slots holding a quote
+    "partition",  # the quotes partition of its underlying
+    "due_ts",  # event time of its first tick out of tolerance since its last snapshot
+    "model",  # its current fit: 0 none, 1 SABR (the columns below), 2 Heston (a vol grid)
+    *SABR_NAMES,
 )  # fmt: skip
 
 
@@ -151,6 +203,15 @@ class _Columns:
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.cols[name]
+
+
+def _grouped(keys: np.ndarray, values: np.ndarray) -> tuple[list[int], list[list[int]]]:
+    """``values`` grouped by their ``keys``: the distinct keys (sorted) and each one's values."""
+    if not keys.size:
+        return [], []
+    order = np.argsort(keys, kind="stable")
+    distinct, starts = np.unique(keys[order], return_index=True)
+    return distinct.tolist(), [v.tolist() for v in np.split(values[order], starts[1:])]
 
 
 def _mid(mid: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
@@ -188,7 +249,8 @@ def _outliers(vols: np.ndarray, groups: np.ndarray, limit: float) -> np.ndarray:
 
 
 class SurfaceBook:
-    """All smiles and surfaces of the underlyings a worker owns, as arrays."""
+    """All smiles and surfaces of the underlyings a worker owns, as arrays, with the current
+    fit of each (what new ticks are checked against)."""
 
     def __init__(self, config: SurfaceConfig | None = None) -> None:
         self.config = config or SurfaceConfig()
@@ -196,15 +258,20 @@ class SurfaceBook:
         self._books: list[tuple[str, str, str | None]] = []  # (underlying, asset class, expiry)
         self._book_slots: list[list[int]] = []
         self._b = _Columns(
-            _BOOK_FIELDS, {"surface": 0.0, "last_ts": -np.inf, "pending": 0.0, "live": 0.0}
+            _BOOK_FIELDS,
+            {"surface": 0.0, "last_ts": -np.inf, "live": 0.0, "model": 0.0, "partition": -1.0},
         )
         self._slot_of: dict[tuple[int, int, float], int] = {}
         self._s = _Columns(_SLOT_FIELDS, {"ts": -np.inf, "call": -1.0})
         self._expiries: list[str] = []
         self._expiry_of: dict[str, int] = {}
         self._expiry_end = np.empty(0)  # each expiry's UTC epoch seconds
+        self._grids: dict[int, tuple[np.ndarray, VolGrid]] = {}  # surface -> expiry rows, grid
         self._watermark: dict[int, int] = {}  # partition -> latest epoch its ticks reached
+        self._seen: dict[int, float] = {}  # partition -> latest event time of its ticks
         self._dirty: dict[int, set[int]] = {}  # partition -> books with quotes in the open epoch
+        self._pending: dict[int, set[int]] = {}  # partition -> due books waiting for an interval
+        self._partition_books: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._books)
@@ -212,37 +279,56 @@ class SurfaceBook:
     # -- taking quotes in -------------------------------------------------------------------
 
     def ingest(
-        self, quotes: QuoteColumns, partition: int = 0, received_at: float = 0.0
+        self,
+        quotes: QuoteColumns,
+        partition: int | np.ndarray = 0,
+        received_at: float = 0.0,
+        fit: Callable[[list[Snapshot]], None] | None = None,
     ) -> list[Snapshot]:
-        """Add ``quotes`` (valid rows, in the order their partition holds them); return the
-        snapshots of every epoch they closed, in order."""
+        """Add ``quotes`` (valid rows, each partition's in the order it holds them;
+        ``partition`` one for all rows or one per row). The epochs they close yield
+        snapshots, in order; ``fit`` (when given) calibrates each epoch's before the next
+        epoch's ticks are checked, and calls :meth:`fitted`. Returns every snapshot."""
         if quotes.n == 0:
             return []
         c = self.config
-        num = quotes.numbers
-        ts = num["ts"]
-        books, expiries = self._locate(quotes)
+        ts = quotes.numbers["ts"]
+        parts = np.broadcast_to(np.asarray(partition, np.int64), ts.shape)
+        books, expiries = self._locate(quotes, parts)
         epochs = np.floor(ts / c.epoch).astype(np.int64)
-        mark = self._watermark.get(partition)
-        reached = np.maximum.accumulate(epochs if mark is None else np.maximum(epochs, mark))
-        bounds = [0, *(np.flatnonzero(np.diff(reached)) + 1).tolist(), quotes.n]
+        reached = np.empty_like(epochs)
+        for p in np.unique(parts).tolist():  # each partition's epoch only moves on
+            mine = np.flatnonzero(parts == p)
+            mark = self._watermark.get(p)
+            e = epochs[mine] if mark is None else np.maximum(epochs[mine], mark)
+            reached[mine] = np.maximum.accumulate(e)
+        order = np.argsort(reached, kind="stable")  # by epoch; each partition's rows in order
+        cuts = np.flatnonzero(np.diff(reached[order])) + 1
         out: list[Snapshot] = []
-        for lo, hi in itertools.pairwise(bounds):
-            epoch = int(reached[lo])
-            if mark is not None and epoch > mark:
-                out += self._close(partition)
-            mark = self._watermark[partition] = epoch
-            horizon = epoch * c.epoch - c.max_quote_age
-            rows = np.arange(lo, hi)[ts[lo:hi] >= horizon]  # older ones have aged out already
+        for rows in np.split(order, cuts):
+            epoch = int(reached[rows[0]])
+            snaps: list[Snapshot] = []
+            for p in np.unique(parts[rows]).tolist():
+                mark = self._watermark.get(p)
+                if mark is not None and epoch > mark:
+                    snaps += self._close(p)
+                self._watermark[p] = epoch
+            if snaps:
+                out += snaps
+                if fit is not None:
+                    fit(snaps)
+            rows = np.sort(rows[ts[rows] >= epoch * c.epoch - c.max_quote_age])  # aged out
             if rows.size:
-                self._apply(quotes, rows, books, expiries, partition, received_at)
+                self._apply(quotes, rows, books, expiries, parts, received_at)
         return out
 
     def flush(self, partition: int | None = None) -> list[Snapshot]:
         """Close the open epoch of ``partition`` (every partition when None) now: for a stream
         gone quiet, or the end of a replay. A tick of that epoch arriving later joins the
         next."""
-        parts = sorted(self._dirty) if partition is None else [partition]
+        parts = (
+            sorted(self._dirty.keys() | self._pending.keys()) if partition is None else [partition]
+        )
         return [snap for p in parts for snap in self._close(p)]
 
     def current(self) -> list[Snapshot]:
@@ -253,7 +339,67 @@ class SurfaceBook:
         epoch = max(self._watermark.values(), default=0)
         return self._snapshots(ids, epoch, mark=False) if ids.size else []
 
-    def _locate(self, quotes: QuoteColumns) -> tuple[np.ndarray, np.ndarray]:
+    def fitted(self, snapshots: Sequence[Snapshot], params: Sequence[Params | None]) -> None:
+        """Take the parameters fitted to ``snapshots`` as their smiles' and surfaces' current
+        fits: later ticks are checked against them. A fit without finite parameters (not
+        converged, or None: the calibration raised) leaves none, so every later tick of that
+        smile makes it due."""
+        b = self._b
+        for snap, message in zip(snapshots, params):
+            book = self._book_of[(snap.underlying, getattr(snap, "expiry", None))]
+            values = message.params if message is not None else {}
+            usable = (
+                message is not None
+                and message.converged
+                and all(v is not None and math.isfinite(v) for v in values.values())
+            )
+            b["model"][book] = 0.0
+            self._grids.pop(book, None)
+            if not usable:
+                continue
+            if isinstance(snap, SmileSnapshot):
+                for name in SABR_NAMES:
+                    b[name][book] = values[name]
+                b["model"][book] = 1.0
+                continue
+            names, first = np.unique(np.array(snap.expiries), return_index=True)
+            rows = np.full(len(self._expiries), -1)
+            rows[[self._expiry_of[x] for x in names.tolist()]] = np.arange(names.size)
+            grid = heston_vol_grid(
+                snap.spot,
+                np.array(snap.times)[first],
+                np.array(snap.rates)[first],
+                np.array(snap.dividends)[first],
+                *(values[name] for name in HESTON_NAMES),
+            )
+            self._grids[book] = (rows, grid)
+            b["model"][book] = 2.0
+
+    def coverage(self, partition: int, quiet_until: float | None = None) -> Coverage:
+        """What the fits so far reflect of ``partition``'s ticks (see :class:`Coverage`).
+        ``quiet_until``: the event time the whole stream has reached, for a partition known to
+        be quiet (no message for a while): with nothing pending, every tick it could have sent
+        before then is reflected too."""
+        c, b = self.config, self._b
+        seen = self._seen.get(partition, math.nan)
+        ids = np.array(self._partition_books.get(partition, []), np.int64)
+        due = np.isfinite(b["due_ts"][ids])
+        surface = b["surface"][ids] > 0
+        able = b["live"][ids] >= np.where(surface, c.surface_min_quotes, c.min_quotes)
+        held = due & able
+        unfit = tuple(book_key(*self._books[i][::2]) for i in ids[due & ~able].tolist())
+        if held.any():
+            first = float(np.min(b["due_ts"][ids[held]]))
+            return Coverage(min(seen, float(np.nextafter(first, -np.inf))), int(held.sum()), unfit)
+        if quiet_until is not None and not math.isnan(seen):
+            seen = max(seen, quiet_until)
+        return Coverage(seen, 0, unfit)
+
+    def partitions(self) -> list[int]:
+        """The partitions whose ticks the book has taken."""
+        return sorted(self._seen)
+
+    def _locate(self, quotes: QuoteColumns, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The book and expiry index of every row (new books and expiries registered)."""
         u, a, e = (quotes.text[name] for name in ("underlying", "asset_class", "expiry"))
         combo = (u.codes.astype(np.int64) * len(a.values) + a.codes) * len(e.values) + e.codes
@@ -274,6 +420,9 @@ class SurfaceBook:
                 self._book_slots.append([])
                 row = self._b.add()
                 self._b["surface"][row] = key[1] is None
+                partition = int(parts[first[j]])
+                self._b["partition"][row] = partition
+                self._partition_books.setdefault(partition, []).append(book)
             xid = self._expiry_of.get(expiry)
             if xid is None:
                 xid = self._expiry_of[expiry] = len(self._expiries)
@@ -302,7 +451,7 @@ class SurfaceBook:
         rows: np.ndarray,
         books: np.ndarray,
         expiries: np.ndarray,
-        partition: int,
+        parts: np.ndarray,
         received_at: float,
     ) -> None:
         num = quotes.numbers
@@ -329,30 +478,87 @@ class SurfaceBook:
         moved, src = book[last], rows[last]
         b["last_ts"][moved] = num["ts"][src]
         b["level"][moved] = np.where(b["surface"][moved] > 0, num["spot"][src], num["forward"][src])
-        np.add.at(b["pending"], book, 1.0)
+        # every tick that leaves its book's fit makes the book due from its event time
+        out = ~self._within(num, rows, book, expiries[rows])
+        if out.any():
+            np.fmin.at(b["due_ts"], book[out], ts[out])
         touched = np.unique(book)
         fresh = touched[np.isnan(b["first_received"][touched])]
         b["first_received"][fresh] = received_at
-        self._dirty.setdefault(partition, set()).update(touched.tolist())
+        p = parts[rows]
+        for partition in np.unique(p).tolist():
+            self._seen[partition] = max(
+                self._seen.get(partition, -math.inf), float(ts[p == partition].max())
+            )
+        for partition, ids in zip(*_grouped(b["partition"][touched].astype(np.int64), touched)):
+            self._dirty.setdefault(partition, set()).update(ids)
+
+    def _within(
+        self, num: dict, rows: np.ndarray, book: np.ndarray, xids: np.ndarray
+    ) -> np.ndarray:
+        """True where a tick lies within tolerance of its book's current fit (False where the
+        book has no fit, or the fit no value there)."""
+        c, b = self.config, self._b
+        ts, strike = num["ts"][rows], num["strike"][rows]
+        bid_v, ask_v = num["bid_vol"][rows], num["ask_vol"][rows]
+        vol = _mid(num["mid_vol"][rows], bid_v, ask_v)
+        t = (self._expiry_end[xids] - ts) / YEAR_SECONDS
+        model = np.full(rows.size, np.nan)
+        kind = b["model"][book]
+        sabr = np.flatnonzero(kind == 1.0)
+        if sabr.size:
+            m = book[sabr]
+            model[sabr] = sabr_vols(
+                strike[sabr], num["forward"][rows][sabr], t[sabr],
+                *(b[name][m] for name in SABR_NAMES),
+            )  # fmt: skip
+        heston = np.flatnonzero(kind == 2.0)
+        spot, rate, dividend = (num[name][rows] for name in ("spot", "rate", "dividend"))
+        for surface, mine in zip(*_grouped(book[heston], heston)):
+            mine = np.asarray(mine)
+            grid_rows, grid = self._grids[surface]
+            x = xids[mine]  # an expiry first seen after the fit has no row: -1
+            at = np.where(x < grid_rows.size, grid_rows[np.minimum(x, grid_rows.size - 1)], -1)
+            known = mine[at >= 0]
+            forward = forward_price(spot[known], rate[known], dividend[known], t[known])
+            model[known] = grid_vols(grid, at[at >= 0], np.log(strike[known] / forward))
+        floor, flat = 1e-4 * c.tolerance_floor_bp, 1e-4 * c.tolerance_bp
+        half = 0.5 * (ask_v - bid_v)
+        tolerance = np.where(np.isnan(half), flat, np.maximum(half, floor))
+        within = np.abs(vol - model) <= tolerance  # NaN (no vol, no model) is not within
+        priced = np.flatnonzero(np.isnan(vol) & np.isfinite(model))
+        if priced.size:  # a price quote: its gap in price against the tolerance times vega
+            bid_p, ask_p = num["bid_price"][rows][priced], num["ask_price"][rows][priced]
+            mid = _mid(num["mid_price"][rows][priced], bid_p, ask_p)
+            price, vega = cash_prices_and_vegas(
+                spot[priced], rate[priced], dividend[priced], t[priced], strike[priced],
+                model[priced], num["call"][rows][priced] > 0,
+            )  # fmt: skip
+            half = 0.5 * (ask_p - bid_p)
+            tolerance = np.where(np.isnan(half), flat * vega, np.maximum(half, floor * vega))
+            within[priced] = np.abs(mid - price) <= tolerance
+        return within
 
     # -- closing an epoch -------------------------------------------------------------------
 
     def _close(self, partition: int) -> list[Snapshot]:
-        """The snapshots of the dirty books of ``partition`` that are due, by book order."""
-        dirty = self._dirty.pop(partition, set())
-        if not dirty:
+        """The snapshots of the books of ``partition`` that are due now (those with news in
+        the epoch, or waiting for their interval), by book order."""
+        waiting = self._pending.pop(partition, set())
+        candidates = self._dirty.pop(partition, set()) | waiting
+        if not candidates:
             return []
         c, b = self.config, self._b
-        ids = np.array(sorted(dirty))
+        ids = np.array(sorted(candidates))
+        fit_ts, last_ts, due_ts = b["fit_ts"][ids], b["last_ts"][ids], b["due_ts"][ids]
         surface = b["surface"][ids] > 0
-        fit_ts, fit_level = b["fit_ts"][ids], b["fit_level"][ids]
-        moved = np.abs(b["level"][ids] / fit_level - 1.0) >= c.forward_move
-        due = (b["live"][ids] >= np.where(surface, c.surface_min_quotes, c.min_quotes)) & (
-            np.isnan(fit_ts)
-            | (b["pending"][ids] >= np.where(surface, c.surface_ticks, c.ticks))
-            | (moved & (fit_level != 0))
-            | (b["last_ts"][ids] - fit_ts >= c.max_age)
-        )
+        able = b["live"][ids] >= np.where(surface, c.surface_min_quotes, c.min_quotes)
+        news = np.isfinite(due_ts) | (last_ts - fit_ts >= c.max_age)
+        spaced = np.isnan(fit_ts) | (self._seen[partition] - fit_ts >= c.min_interval)
+        due = able & news & spaced
+        waiting = ids[able & np.isfinite(due_ts) & ~due]
+        if waiting.size:
+            self._pending[partition] = set(waiting.tolist())
         return self._snapshots(ids[due], self._watermark[partition]) if due.any() else []
 
     def _snapshots(self, ids: np.ndarray, epoch: int, mark: bool = True) -> list[Snapshot]:
@@ -390,8 +596,8 @@ class SurfaceBook:
         received = b["first_received"][ids]
         if mark:
             done = ids[ok]
-            b["pending"][done], b["fit_ts"][done] = 0.0, b["last_ts"][done]
-            b["fit_level"][done], b["first_received"][done] = b["level"][done], np.nan
+            b["fit_ts"][done], b["due_ts"][done] = b["last_ts"][done], np.nan
+            b["first_received"][done] = np.nan
         # one conversion per column for every snapshot; each takes its slice
         slots, seg, xids = slots[keep], seg[keep], xids[keep]
         cols = {

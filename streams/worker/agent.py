@@ -134,7 +134,7 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
     @app.timer(interval=JOB_CHECK_SECONDS, name="volstream.playbook_jobs")
     async def playbook_jobs() -> None:
         """Start the playbook jobs whose scheduled time has come (VOLSTREAM_JOBS)."""
-        pipeline.start_playbook_jobs(clock.due(time.time()))
+        pipeline.jobs.start(clock.due(time.time()))
 
     @app.timer(interval=10.0, name="volstream.report_counters")
     async def report_counters() -> None:

@@ -10,20 +10,24 @@ due is a pure function of its :class:`~streams.settings.JobSchedule` and the clo
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from alerts import job_alert
 from playbooks.jobs import JobReport, run_job
-from schemas import JobResult
+from schemas import JobResult, clip, encode
 from streams.book.source import BookSource
 from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
 from streams.settings import JobSchedule
+from streams.worker.counters import Counters
 
-__all__ = ["JobClock", "findings", "next_run", "run_on_book"]
+__all__ = ["JobClock", "PlaybookJobs", "findings", "next_run", "run_on_book"]
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,7 @@ def run_on_book(job: str, snapshots: Sequence[Snapshot], now: float) -> list[Job
             report = run_job(job, assets, source)
         except Exception as exc:  # a bad surface must not stop the worker: said instead
             log.exception("playbook job %s on %s raised", job, subject)
-            message = f"{job} on {subject} raised {type(exc).__name__}: {exc}"[:2000]
+            message = clip(f"{job} on {subject} raised {type(exc).__name__}: {exc}")
             out.append(JobResult(now, job, subject, False, message, (message,), {}, ("error",)))
             continue
         out.append(findings(report, subject, now))
@@ -131,3 +135,58 @@ def _row_label(row: dict, i: int) -> str:
     """``T0.250/rmse``-like: what identifies a row (its index when nothing does)."""
     parts = [f"T{row['t']:.3f}" if key == "t" else str(row[key]) for key in _LABELS if key in row]
     return "/".join(parts) or str(i)
+
+
+Send = Callable[[str, list[tuple[bytes, bytes]]], Awaitable[None]]  # (kind, messages) delivered
+
+
+class PlaybookJobs:
+    """Scheduled playbook jobs run on a thread of their own (minutes for model selection),
+    one at a time, on the book's current surfaces; the stream never waits for them."""
+
+    def __init__(
+        self,
+        current: Callable[[], Awaitable[list[Snapshot]]],
+        send: Send,
+        counters: Counters,
+        clock: Callable[[], float],
+    ) -> None:
+        self.current = current  # the book's current surfaces, read where the book is kept
+        self.send = send
+        self.counters = counters
+        self.clock = clock
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="playbook-job")
+        self._running: dict[str, asyncio.Task] = {}  # job -> its run in flight (kept alive)
+
+    def start(self, jobs: Sequence[str]) -> list[asyncio.Task]:
+        """Start each of ``jobs`` (:meth:`run`) in the background. A job whose previous run is
+        still going is skipped, counted and logged, so a schedule faster than the job cannot
+        pile runs up."""
+        tasks = []
+        for job in jobs:
+            if job in self._running:
+                self.counters.jobs[(job, "skipped")] += 1
+                log.warning("playbook job %s is due but its last run is still going: skipped", job)
+                continue
+            task = self._running[job] = asyncio.ensure_future(self.run(job))
+            task.add_done_callback(lambda _, job=job: self._running.pop(job, None))
+            tasks.append(task)
+        return tasks
+
+    async def run(self, job: str) -> list[JobResult]:
+        """Run playbook ``job`` on the book's current surfaces and publish each finding to the
+        jobs topic, a flagged one with a ``job`` alert. Returns the findings."""
+        snapshots, now = await self.current(), self.clock()
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self._thread, run_on_book, job, snapshots, now)
+        alerts = []
+        for r in results:
+            self.counters.jobs[(r.job, "good" if r.good else "flagged")] += 1
+            if not r.good:
+                alerts.append((r.key.encode(), encode(job_alert(now, r))))
+        self.counters.alerts += len(alerts)
+        await asyncio.gather(
+            self.send("jobs", [(r.key.encode(), encode(r)) for r in results]),
+            self.send("alerts", alerts),
+        )
+        return results

@@ -62,7 +62,7 @@ def test_a_scheduled_job_runs_on_the_books_surfaces_and_publishes_its_findings()
     pipe, sink = _pipeline()
 
     async def started():  # as the worker's timer starts the due jobs
-        (task,) = pipe.start_playbook_jobs(["weekly-heston"])
+        (task,) = pipe.jobs.start(["weekly-heston"])
         return await task
 
     results = asyncio.run(started())
@@ -80,10 +80,10 @@ def test_a_job_due_while_its_last_run_is_going_is_skipped_not_queued():
     pipe, sink = _pipeline()
 
     async def twice():
-        (first,) = pipe.start_playbook_jobs(["daily-sabr"])
-        assert pipe.start_playbook_jobs(["daily-sabr"]) == []  # still going: skipped
+        (first,) = pipe.jobs.start(["daily-sabr"])
+        assert pipe.jobs.start(["daily-sabr"]) == []  # still going: skipped
         await first
-        (again,) = pipe.start_playbook_jobs(["daily-sabr"])  # done: runs again
+        (again,) = pipe.jobs.start(["daily-sabr"])  # done: runs again
         await again
 
     asyncio.run(twice())
@@ -94,7 +94,7 @@ def test_a_job_due_while_its_last_run_is_going_is_skipped_not_queued():
 def test_a_job_that_cannot_run_is_a_flagged_finding_that_says_why():
     pipe, _ = _pipeline()
     empty = Pipeline(Settings(topic_prefix="e"), Memory())
-    assert asyncio.run(empty.run_playbook_job("joint")) == []  # no indices: nothing to run
+    assert asyncio.run(empty.jobs.run("joint")) == []  # no indices: nothing to run
     spx = next(s for s in pipe.book.current() if s.underlying == "SPX")
     nan = float("nan")
     broken = dataclasses.replace(spx, vols=(nan,) * len(spx.vols), prices=(nan,) * len(spx.prices))
@@ -115,7 +115,7 @@ def test_flagged_findings_raise_a_job_alert(monkeypatch):
                 for r in real(job, snapshots, now)]  # fmt: skip
 
     monkeypatch.setattr("streams.worker.pipeline.run_on_book", flagged)
-    asyncio.run(pipe.run_playbook_job("daily-sabr"))
+    asyncio.run(pipe.jobs.run("daily-sabr"))
     (alert,) = [decode(v, Alert) for _, v in sink.sent["j.alerts"]]
     assert alert.rule == "job" and alert.subject == "EURUSD" and "flagged (rmse)" in alert.message
     assert pipe.counters.jobs[("daily-sabr", "flagged")] == 1

@@ -8,6 +8,7 @@ from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
 from streams.worker.pipeline import Pipeline, Record
 from tests.streams.memory import Memory
+from tests.streams.watermarks import assert_watermarks_reflect
 
 T0 = 1.795e9
 
@@ -40,11 +41,12 @@ def test_bad_records_become_dead_letters_and_good_ones_calibrate():
     params = [decode(v, Params) for _, v in sink.sent["t.params"]]
     assert params and all(p.good for p in params)
     assert params[0].published_at == T0 + 100 and params[0].received_at == T0
-    # one calibration an epoch (a tick each 0.2 s, epochs of 25 ms), each warm from the last
-    assert len({p.window_end for p in params}) == len(params) > 1
-    assert [p.warm for p in params] == [False] + [True] * (len(params) - 1)
+    # the opening quotes are fitted once; the updates that follow stay within their bid-ask
+    # of that fit, so they need none, and the watermark claims every tick
+    assert len(params) == 1 and not params[0].warm
+    assert assert_watermarks_reflect({0: quotes}, sink.log, pipe.settings.surface) == len(quotes)
     states = [decode(v, WarmState) for _, v in sink.sent["t.state"]]  # one per smile and batch
-    assert len(states) == 2  # the batch's, and the final flush's
+    assert len(states) == 1  # one per smile and batch that fitted it
     assert states[-1].warm == params[-1].params
     assert states[-1].epoch == int(params[-1].window_end // Settings().surface.epoch)
     assert pipe.counters.calibrations == len(params)
@@ -145,9 +147,14 @@ def test_replays_cut_into_other_messages_and_batches_publish_identical_parameter
                 out.append(Record(value, "t.quotes", p, i, T0))
         return sorted(out, key=lambda r: (r.offset, r.partition))  # partitions interleaved
 
+    # refitted with news every 0.1 s of event time at most: many fits, each from the last
+    config = SurfaceConfig(max_age=0.1, min_interval=0.1)
+    settings = Settings(topic_prefix="t", surface=config)
+
     def published(size: int, per_batch: int) -> dict[str, list[dict]]:
         rs = records(size)
-        _, sink = run([rs[i : i + per_batch] for i in range(0, len(rs), per_batch)])
+        _, sink = run([rs[i : i + per_batch] for i in range(0, len(rs), per_batch)], settings)
+        assert assert_watermarks_reflect(parts, sink.log, config) > 0.9 * len(quotes)
         out: dict[str, list[dict]] = {}
         for p in _published(sink):
             out.setdefault(f"{p['underlying']}|{p['expiry']}", []).append(p)

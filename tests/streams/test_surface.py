@@ -7,7 +7,8 @@ import statistics
 import numpy as np
 import pytest
 
-from schemas import Quote, QuoteColumns, time_to_expiry
+from engine.sabr import hagan_vol
+from schemas import Params, Quote, QuoteColumns, time_to_expiry
 from streams.book.surfaces import SurfaceBook, SurfaceConfig, _outliers
 from streams.feed.simulate import TickSimulator
 
@@ -29,7 +30,7 @@ def q(strike, vol=0.1, ts=T0, forward=1.0, expiry="2027-11-25", underlying="EURU
 
 
 STRIKES = [0.9, 0.95, 1.0, 1.05, 1.1, 1.15]
-SECOND = {"epoch": 1.0}  # one-second epochs keep these tests readable
+SECOND = {"epoch": 1.0, "min_interval": 0.0}  # one-second epochs keep these tests readable
 
 
 def feed(book, quotes, partition=0, received=0.0):
@@ -38,7 +39,7 @@ def feed(book, quotes, partition=0, received=0.0):
 
 
 def test_a_smile_is_snapshotted_when_its_epoch_closes_with_enough_quotes():
-    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=3, **SECOND))
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, **SECOND))
     # one quote a second: each closes the previous second's epoch, too few quotes until the 5th
     assert feed(book, [q(k, ts=T0 + i) for i, k in enumerate(STRIKES[:5])], received=100.0) == []
     (snap,) = book.flush()  # the stream went quiet: the open epoch closes
@@ -55,27 +56,77 @@ def test_a_smile_is_snapshotted_when_its_epoch_closes_with_enough_quotes():
 
 
 def test_ticks_within_an_epoch_are_coalesced_into_one_calibration():
-    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=1, epoch=0.05))
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, epoch=0.05, min_interval=0.0))
     ticks = [q(STRIKES[i % 6], 0.1 + i * 1e-4, ts=T0 + 5e-4 + i * 1e-3) for i in range(200)]
     snaps = feed(book, ticks) + book.flush()
     assert len(snaps) == 4  # 200 ticks over four 50 ms epochs
     assert [s.window_end for s in snaps] == [ticks[i].ts for i in (49, 99, 149, 199)]
 
 
-def test_forward_move_and_max_age_trigger_at_epoch_ends_in_event_time():
-    book = SurfaceBook(
-        SurfaceConfig(min_quotes=5, ticks=100, forward_move=1e-3, max_age=30, **SECOND)
-    )
-    feed(book, [q(k, ts=T0 + i) for i, k in enumerate(STRIKES[:5])])
-    assert len(book.flush()) == 1
-    assert feed(book, [q(1.0, forward=1.0005, ts=T0 + 6)]) + book.flush() == []
-    assert len(feed(book, [q(1.0, forward=1.0011, ts=T0 + 7)]) + book.flush()) == 1  # 11 bp
-    assert feed(book, [q(1.0, forward=1.0011, ts=T0 + 20)]) + book.flush() == []
-    assert len(feed(book, [q(1.0, forward=1.0011, ts=T0 + 38)]) + book.flush()) == 1  # 31 s on
+SABR = {"alpha": 0.1, "beta": 0.5, "rho": -0.2, "nu": 0.5}
+
+
+def fit_as(book, snaps, params):
+    """Take ``params`` as the fit of each of ``snaps`` (what the worker's calibration does)."""
+    book.fitted(snaps, [
+        Params(s.underlying, s.expiry, "sabr", params, s.forward, s.time_to_expiry, True, "ok",
+               False, 1, 0.0, {}, {}, s.window_start, s.window_end, len(s.strikes), 0.0, 0.0)
+        for s in snaps
+    ])  # fmt: skip
+
+
+def model(strike, forward, ts):
+    t = time_to_expiry(ts, "2027-11-25")
+    return float(hagan_vol(strike, forward, t, *SABR.values()))
+
+
+def quoted(strike, forward, ts, off=0.0, half=3e-4):
+    """A quote ``off`` from the model's vol, ``half`` its half spread."""
+    vol = model(strike, forward, ts) + off
+    base = q(strike, ts=ts, forward=forward)
+    return Quote(**{**base.__dict__, "mid_vol": None, "bid_vol": vol - half, "ask_vol": vol + half})
+
+
+def test_a_tick_out_of_tolerance_makes_its_smile_due_and_a_forward_move_alone_does_not():
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, max_age=30, **SECOND | {"min_interval": 2.0}))
+    feed(book, [quoted(k, 1.0, T0 + i * 0.1) for i, k in enumerate(STRIKES)])
+    fit_as(book, book.flush(), SABR)  # never fitted: due at once
+    assert book.coverage(0).event_time == T0 + 0.5 and book.coverage(0).pending == 0
+    # inside the spread, the forward 2% away (the model moves with it): nothing is due
+    calm = [quoted(k, 1.02, T0 + 3 + i * 0.1, off=2.5e-4) for i, k in enumerate(STRIKES)]
+    assert feed(book, calm) + book.flush() == []
+    assert book.coverage(0).event_time == calm[-1].ts
+    # half-spread 3 bp, 4 bp off: below the 5 bp floor; 6 bp off: due
+    assert feed(book, [quoted(1.0, 1.02, T0 + 5, off=4e-4)]) + book.flush() == []
+    jump = quoted(1.05, 1.02, T0 + 6, off=-6e-4)
+    assert feed(book, [jump, quoted(1.1, 1.02, T0 + 6.5)]) == []
+    cover = book.coverage(0)  # the jump holds the watermark back until its smile is fitted
+    assert cover.event_time < jump.ts and cover.event_time > T0 + 5 and cover.pending == 1
+    (snap,) = feed(book, [quoted(1.0, 1.02, T0 + 7)])  # the next epoch closes the due one
+    assert snap.window_end == T0 + 6.5
+    fit_as(book, [snap], SABR)
+    assert book.coverage(0).event_time == T0 + 7
+    # the minimum interval: a smile fitted at 6.5 s is not fitted again before 8.5 s
+    assert feed(book, [quoted(1.0, 1.02, T0 + 7.2, off=1e-3), quoted(1.1, 1.02, T0 + 8)]) == []
+    assert book.coverage(0).pending == 1
+    assert feed(book, [quoted(1.1, 1.02, T0 + 9)]) == []  # closes 8 s: 1.5 s on
+    (snap,) = feed(book, [quoted(1.1, 1.02, T0 + 10)])  # closes 9 s: 2.5 s on
+    fit_as(book, [snap], SABR)
+    # within tolerance but 30 s after the fit: due by age
+    assert feed(book, [quoted(1.0, 1.02, T0 + 38)]) + book.flush() == []
+    assert len(feed(book, [quoted(1.0, 1.02, T0 + 40)]) + book.flush()) == 1
+
+
+def test_a_smile_too_thin_to_fit_is_named_and_does_not_hold_the_watermark():
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, **SECOND))
+    feed(book, [q(k, ts=T0 + i) for i, k in enumerate(STRIKES[:3])])
+    assert book.flush() == []
+    cover = book.coverage(0)
+    assert cover == (T0 + 2, 0, ("EURUSD|2027-11-25",))
 
 
 def test_stale_quotes_age_out_and_outliers_are_dropped():
-    book = SurfaceBook(SurfaceConfig(min_quotes=4, ticks=1, max_quote_age=60, **SECOND))
+    book = SurfaceBook(SurfaceConfig(min_quotes=4, max_quote_age=60, **SECOND))
     feed(book, [q(k, ts=T0 + i) for i, k in enumerate(STRIKES)])
     book.flush()
     later = [
@@ -89,7 +140,7 @@ def test_stale_quotes_age_out_and_outliers_are_dropped():
 
 
 def test_too_few_quotes_after_filtering_gives_no_snapshot():
-    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=1, **SECOND))
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, **SECOND))
     out = feed(book, [q(k, vol=0.5 if i == 2 else 0.1, ts=T0) for i, k in enumerate(STRIKES[:5])])
     assert out + book.flush() == []  # one outlier leaves four
 
@@ -110,7 +161,7 @@ def test_smiles_are_independent_per_underlying_and_expiry():
 
 
 def test_a_late_tick_joins_the_open_epoch_and_a_stale_one_is_ignored():
-    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=1, max_quote_age=60, **SECOND))
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, max_quote_age=60, **SECOND))
     feed(book, [q(k, ts=T0 + 100) for k in STRIKES[:5]])
     (first,) = book.flush()
     # 0.5 s late: joins; older than the strike's quote: loses to it; 70 s late: ignored
@@ -129,7 +180,7 @@ def test_snapshots_depend_on_each_partitions_ticks_not_on_message_or_batch_cuts(
     }
 
     def run(size: int, order: str):
-        book = SurfaceBook(SurfaceConfig(epoch=0.02))
+        book = SurfaceBook(SurfaceConfig(epoch=0.02, min_interval=0.0))
         cuts = {
             p: [c.take(slice(i, i + size)) for i in range(0, c.n, size)] for p, c in parts.items()
         }
@@ -185,9 +236,7 @@ GRID = [(e, k) for e in EXPIRIES for k in (4500.0, 4750.0, 5000.0, 5250.0, 5500.
 
 
 def test_an_index_is_one_surface_of_every_expiry_calibrated_together():
-    book = SurfaceBook(
-        SurfaceConfig(surface_min_quotes=15, surface_ticks=4, forward_move=1e-3, **SECOND)
-    )
+    book = SurfaceBook(SurfaceConfig(surface_min_quotes=15, **SECOND))
     opening = [
         eq(k, e, T0 + i * 0.01, price=100.0 + i, call=k >= 5000) for i, (e, k) in enumerate(GRID)
     ]
@@ -198,14 +247,10 @@ def test_an_index_is_one_surface_of_every_expiry_calibrated_together():
     assert snap.times[0] == pytest.approx(time_to_expiry(T0 + 0.14, EXPIRIES[0]))
     assert snap.prices[3] == 103.0 and math.isnan(snap.vols[3]) and snap.calls[3] is True
     assert snap.rates == (0.04,) * 15 and snap.open_interest == (500.0,) * 15
-    # the surface ticks trigger (4 here), and a spot move; each price keeps the spot it was
-    # quoted against while the surface moves on
-    assert (
-        feed(book, [eq(4500.0, EXPIRIES[1], T0 + 20 + i * 0.1, vol=0.2) for i in range(3)])
-        + book.flush()
-        == []
-    )
-    assert len(feed(book, [eq(4500.0, EXPIRIES[1], T0 + 21, vol=0.2)]) + book.flush()) == 1
+    # with no fit yet, any tick makes the surface due: ticks of one epoch give one snapshot;
+    # each price keeps the spot it was quoted against while the surface moves on
+    ticks = [eq(4500.0, EXPIRIES[1], T0 + 20 + i * 0.1, vol=0.2) for i in range(3)]
+    assert len(feed(book, ticks) + book.flush()) == 1
     (moved,) = (
         feed(book, [eq(4750.0, EXPIRIES[1], T0 + 30, spot=5006.0, vol=0.21)], received=9.0)
         + book.flush()
@@ -216,7 +261,7 @@ def test_an_index_is_one_surface_of_every_expiry_calibrated_together():
 
 
 def test_surface_outliers_by_expiry_and_expired_options_leave():
-    book = SurfaceBook(SurfaceConfig(surface_min_quotes=10, surface_ticks=1, **SECOND))
+    book = SurfaceBook(SurfaceConfig(surface_min_quotes=10, **SECOND))
     grid = [eq(k, e, T0, vol=0.6 if (e, k) == (EXPIRIES[2], 5000.0) else 0.2) for e, k in GRID]
     (snap,) = feed(book, grid) + book.flush()
     assert snap.dropped == 1 and 0.6 not in snap.vols and len(snap.strikes) == 14
@@ -229,7 +274,7 @@ def test_surface_outliers_by_expiry_and_expired_options_leave():
 def test_current_reads_every_smile_without_resetting_its_triggers():
     """What a playbook job reads from the stream: every smile as it stands now; the next
     epoch's calibration is still due as if nobody had looked."""
-    book = SurfaceBook(SurfaceConfig(min_quotes=5, ticks=3, **SECOND))
+    book = SurfaceBook(SurfaceConfig(min_quotes=5, **SECOND))
     feed(book, [q(k, ts=T0 + 0.1 * i) for i, k in enumerate(STRIKES[:5])])
     feed(book, [q(k, ts=T0 + 0.1 * i, expiry="2028-11-24") for i, k in enumerate(STRIKES[:4])])
     (now,) = book.current()  # the four-quote smile has too few quotes

@@ -1,0 +1,22 @@
+"""What a worker has done so far, as plain counts (the /metrics page and the log line read
+them; see :mod:`streams.worker.metrics`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["Counters"]
+
+
+@dataclass
+class Counters:
+    ticks: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    calibrations: int = 0
+    flagged: int = 0
+    alerts: int = 0
+    errors: int = 0
+    watermarks: int = 0
+    runbooks: Counter = field(default_factory=Counter)  # the step that fixed a failed fit
+    jobs: Counter = field(default_factory=Counter)  # (job, good, flagged or skipped) -> count

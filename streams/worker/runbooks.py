@@ -1,0 +1,82 @@
+"""Failed fits walk the failure runbook (:mod:`engine.runbook`) on a thread of their own,
+never holding the stream up, at most once per ``cooldown`` seconds (wall clock) a smile or
+surface. The outcome is an alert (:func:`alerts.runbook_alert`): the params topic keeps exactly
+one result per snapshot, a pure function of the quotes, so replays stay bit-identical."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from alerts import runbook_alert
+from schemas import Params, encode
+from streams.book.calibrations import Calibrations
+from streams.book.surfaces import Snapshot
+from streams.worker.counters import Counters
+
+__all__ = ["Runbooks"]
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]  # alerts, awaited to delivery
+
+
+class Runbooks:
+    def __init__(
+        self,
+        calibrations: Calibrations,
+        cooldown: float,
+        send_alerts: Send,
+        counters: Counters,
+        clock: Callable[[], float],
+    ) -> None:
+        self.calibrations = calibrations
+        self.cooldown = cooldown
+        self.send_alerts = send_alerts
+        self.counters = counters
+        self.clock = clock
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="runbook")
+        self._running: dict[str, asyncio.Future] = {}  # key -> its runbook in flight
+        self._started: dict[str, float] = {}  # key -> when its last runbook started
+
+    def start(self, snapshots: Sequence[Snapshot], results: Sequence[Params]) -> None:
+        """Start the runbook on each failed result whose smile is out of its cooldown."""
+        if self.cooldown <= 0:
+            return
+        now = self.clock()
+        for snap, message in zip(snapshots, results):
+            key = message.key
+            due = now - self._started.get(key, -math.inf) >= self.cooldown
+            if not message.good and key not in self._running and due:
+                self._started[key] = now
+                self._running[key] = asyncio.ensure_future(self._walk(snap))
+
+    async def _walk(self, snap: Snapshot) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            fix, outcome = await loop.run_in_executor(self._thread, self.calibrations.runbook, snap)
+        except Exception:  # a bug must not stop the stream
+            log.exception("the runbook on %s raised", snap.key)
+            self.counters.errors += 1
+            return
+        finally:
+            self._running.pop(snap.key, None)
+        self.counters.runbooks[outcome.step or "escalated"] += 1
+        self.counters.alerts += 1
+        alert = runbook_alert(
+            self.clock(),
+            fix,
+            outcome.summary(),
+            outcome.step_index,
+            len(outcome.attempts),
+            outcome.escalate,
+        )
+        await self.send_alerts([(fix.key.encode(), encode(alert))])
+
+    async def done(self) -> None:
+        """Wait for every runbook in flight (tests, and a worker that stops)."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
