@@ -7,6 +7,11 @@ checked by every rule of a single quote (:meth:`schemas.QuoteColumns.problems`);
 is reported with its row number in the file (1 is the first data row) and its field, and its
 good neighbours go on. Columns that are not quote fields are ignored and listed, so a misspelt
 one is seen (and a missing required field names the columns the file does have).
+
+A desk's file rarely says where it came from or what it holds: without a ``source`` column each
+row's source is the file's name; without an ``asset_class`` column each row's class follows
+from what it carries, as :meth:`schemas.Quote.check` needs it (a forward and a vol: fx; a spot
+and a vol or a price: equity), and a row that fits both or neither is refused with what to add.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from schemas.columns import FLOAT_FIELDS, TEXT_FIELDS
 __all__ = ["TickFile", "TickFileError", "read_tick_file"]
 
 FIELDS = (*FLOAT_FIELDS, *TEXT_FIELDS, "seq", "call")
-_REQUIRED = ("ts", "underlying", "asset_class", "expiry", "strike", "source")
+_REQUIRED = ("ts", "underlying", "expiry", "strike")  # asset_class and source have defaults
+_SOURCE_LEN = 64  # the most a quote's source holds (schemas.Quote): a longer file name is cut
 _TRUE, _FALSE = {"true", "1", "yes", "call", "c"}, {"false", "0", "no", "put", "p"}
 
 
@@ -83,6 +89,10 @@ def read_tick_file(path: Path, rename: dict[str, str] | None = None) -> TickFile
             columns[name] = [("" if v is None else str(v)) for v in values.to_pylist()]
     if "seq" not in columns:
         columns["seq"] = np.arange(n)
+    if "source" not in columns:
+        columns["source"] = np.full(n, path.name[:_SOURCE_LEN], dtype=object)
+    if "asset_class" not in columns:
+        columns["asset_class"] = _asset_classes(columns, n, bad)
     return _checked(QuoteColumns.of(**columns) if n else None, bad, ignored, n)
 
 
@@ -176,6 +186,41 @@ def _epoch_seconds(cell: str) -> float:
     except ValueError:
         when = dt.datetime.fromisoformat(cell.replace("Z", "+00:00"))
     return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def _asset_classes(columns: dict[str, object], n: int, bad: dict[int, RowProblem]) -> np.ndarray:
+    """Each row's asset class from the fields it carries, as :meth:`schemas.Quote.check` needs
+    them: a forward and a vol (``mid_vol``, or ``bid_vol`` and ``ask_vol``) is fx; a spot and a
+    vol or a price (``mid_price``, or ``bid_price`` and ``ask_price``) is equity. A row that
+    fits both or neither is refused, saying what to add (its class is left empty)."""
+
+    def has(name: str) -> np.ndarray:
+        values = columns.get(name)
+        return np.zeros(n, bool) if values is None else ~np.isnan(values)
+
+    vol = has("mid_vol") | (has("bid_vol") & has("ask_vol"))
+    price = has("mid_price") | (has("bid_price") & has("ask_price"))
+    forward, spot = has("forward"), has("spot")
+    fx, equity = forward & vol, spot & (vol | price)
+
+    def why(i: int) -> str:
+        column = "an asset_class column (fx or equity)"
+        if forward[i] and spot[i]:
+            told = f"it has both forward and spot; add {column}"
+        elif forward[i]:
+            told = (
+                "it has a forward but no vol (mid_vol, or bid_vol and ask_vol); "
+                f"add one, or {column}"
+            )
+        elif spot[i]:
+            told = f"it has a spot but no vol or price; add one, or {column}"
+        else:
+            told = f"it has neither a forward (fx) nor a spot (equity); add one, or {column}"
+        return f"cannot tell the asset class: {told}"
+
+    _reject(bad, np.flatnonzero(fx == equity), "missing_field", "asset_class", why)
+    names = np.array(["", "fx", "equity"], dtype=object)
+    return names[np.where(fx & ~equity, 1, np.where(equity & ~fx, 2, 0))]
 
 
 def _integers(values, bad: dict[int, RowProblem]) -> np.ndarray:

@@ -150,3 +150,12 @@ def test_calibrate_walks_the_runbook_on_smiles_that_fail(tmp_path, capsys):
     assert rec["runbook"]["step"] == "simpler_model"
     assert [a["step"] for a in rec["runbook"]["attempts"]][:2] == ["initial", "adjusted_starts"]
     assert all(g["verdict"] != "fail" for g in rec["gates"].values())
+
+
+def test_replay_help_says_what_source_and_asset_class_default_to():
+    out = run("replay", "--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    assert "Without a source column, source is the file's name" in text
+    assert "a row with a forward and a vol is fx" in text
+    assert "fits both or neither is refused" in text

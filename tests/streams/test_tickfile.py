@@ -104,3 +104,105 @@ def test_msgpack_streams_are_checked_quote_by_quote(tmp_path):
     ticks = read_tick_file(path)
     assert ticks.quotes() == good and ticks.total == 3
     assert [(p.row, p.reason) for p in ticks.rejected] == [(3, "wrong_type")]
+
+
+# a desk's plain file: no source or asset_class column, FX and equity rows, its own order
+PLAIN = [
+    {"forward": "1.1", "mid_vol": "0.08"},  # fx
+    {"spot": "5000", "rate": "0.04", "dividend": "0.015", "mid_vol": "0.2"},  # equity, a vol
+    {"spot": "5000", "rate": "0.04", "dividend": "0.015", "mid_price": "150", "call": "true"},
+    {"forward": "1.1", "bid_vol": "0.07", "ask_vol": "0.09"},  # fx, bid and ask
+    {"forward": "1.1", "spot": "1.1", "mid_vol": "0.08"},  # fits both
+    {"mid_vol": "0.08"},  # fits neither
+    {"forward": "1.1", "bid_vol": "0.07"},  # a forward but no vol
+    {"spot": "5000", "rate": "0.04", "dividend": "0.015"},  # a spot but no vol or price
+    {"forward": "5100", "spot": "5000", "rate": "0.04", "dividend": "0.015", "mid_price": "150",
+     "call": "false"},  # fx needs a vol: only equity fits
+]  # fmt: skip
+PLAIN_COLUMNS = (
+    "mid_price", "call", "expiry", "ask_vol", "strike", "spot", "bid_vol", "underlying",
+    "dividend", "time", "rate", "mid_vol", "forward",
+)  # fmt: skip
+
+
+def _plain_rows():
+    return [
+        {"time": f"2026-12-02T10:00:0{i}Z", "underlying": "SPX" if "spot" in r else "EURUSD",
+         "expiry": "2027-03-01", "strike": "1.1", **r}
+        for i, r in enumerate(PLAIN)
+    ]  # fmt: skip
+
+
+def _write(path, rows):
+    if path.suffix == ".csv":
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=PLAIN_COLUMNS, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+    else:  # absent cells as nulls
+        pq.write_table(pa.table({k: [r.get(k) for r in rows] for k in PLAIN_COLUMNS}), path)
+
+
+@pytest.mark.parametrize("name", ["ticks.csv", "ticks.parquet"])
+def test_a_plain_file_takes_its_source_from_its_name_and_asset_class_from_its_fields(
+    tmp_path, name
+):
+    path = tmp_path / "desk" / name
+    path.parent.mkdir()
+    _write(path, _plain_rows())
+    ticks = read_tick_file(path, {"ts": "time"})
+    quotes = ticks.quotes()
+    assert ticks.total == len(PLAIN) and ticks.ignored == []
+    assert [(q.seq, q.asset_class) for q in quotes] == [
+        (0, "fx"), (1, "equity"), (2, "equity"), (3, "fx"), (8, "equity")
+    ]  # fmt: skip
+    assert {q.source for q in quotes} == {name}  # the name, not the path
+    assert quotes[0] == Quote(
+        ts=EPOCH, underlying="EURUSD", asset_class="fx", expiry="2027-03-01", strike=1.1,
+        source=name, seq=0, forward=1.1, mid_vol=0.08,
+    )  # fmt: skip
+    assert quotes[2].call is True and quotes[2].mid_price == 150 and quotes[2].ts == EPOCH + 2
+    refused = {p.row: p for p in ticks.rejected}
+    assert sorted(refused) == [5, 6, 7, 8]
+    assert all(p.field == "asset_class" for p in refused.values())
+    assert refused[5].detail == (
+        "cannot tell the asset class: it has both forward and spot; "
+        "add an asset_class column (fx or equity)"
+    )
+    assert "neither a forward (fx) nor a spot (equity)" in refused[6].detail
+    assert "a forward but no vol" in refused[7].detail
+    assert "a spot but no vol or price" in refused[8].detail
+    assert "row 5, field 'asset_class': cannot tell" in str(refused[5].error())
+
+
+def test_an_ambiguous_row_alone_leaves_no_valid_tick(tmp_path):
+    path = tmp_path / "ticks.csv"
+    path.write_text(
+        "ts,underlying,expiry,strike,forward,spot,mid_vol\n"
+        "2026-12-02T10:00:00Z,EURUSD,2027-03-01,1.1,1.1,1.1,0.08\n"
+    )
+    ticks = read_tick_file(path)
+    assert ticks.columns is None and ticks.quotes() == []
+    assert [(p.row, p.field, p.reason) for p in ticks.rejected] == [
+        (1, "asset_class", "missing_field")
+    ]
+
+
+def test_a_file_with_source_and_asset_class_columns_keeps_them(tmp_path):
+    path = tmp_path / "ticks.csv"
+    rows = [
+        {**r, "source": "bbg", "asset_class": cls}
+        for r, cls in zip(_plain_rows()[:4], ["fx", "equity", "equity", "equity"], strict=True)
+    ]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*PLAIN_COLUMNS, "source", "asset_class"])
+        writer.writeheader()
+        writer.writerows(rows)
+    ticks = read_tick_file(path, {"ts": "time"})
+    assert [(q.seq, q.asset_class, q.source) for q in ticks.quotes()] == [
+        (0, "fx", "bbg"), (1, "equity", "bbg"), (2, "equity", "bbg")
+    ]  # fmt: skip
+    # an fx row called equity stays equity, and is refused as an equity quote would be
+    assert [(p.row, p.field, p.detail) for p in ticks.rejected] == [
+        (4, "spot", "an equity quote needs spot, rate, dividend")
+    ]
