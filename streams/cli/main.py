@@ -160,6 +160,11 @@ def cmd_simulate(args) -> int:
         seed=args.seed,
         tenors=TENOR_DAYS if args.expiries == len(TENOR_DAYS) else weekly,
         index_tenors=TENOR_DAYS,
+        forward_vol=args.forward_vol,
+        spot_vol=args.spot_vol,
+        vol_vol=args.vol_vol,
+        jump_every=args.jump_every,
+        jump_bp=tuple(args.jump_bp),
     )
     if args.max is not None:  # as fast as the broker takes them, event times at --rate
         chunks, due, total = sim.columns(start, args.rate, count=args.max, chunk=8192), None, None
@@ -359,7 +364,10 @@ in any order: ts (epoch seconds or ISO-8601, e.g. 2026-12-02T10:00:00Z; no offse
 underlying, asset_class (fx or equity), expiry (YYYY-MM-DD), strike, source; fx: forward and
 mid_vol or bid_vol and ask_vol; equity: spot, rate, dividend and a vol or a price
 (mid_price or bid_price and ask_price) with call (true or false); optional: seq (file order
-when absent), size, open_interest. Other names are mapped with --map, e.g.
+when absent), size, open_interest. Without a source column, source is the file's name;
+without an asset_class column, a row with a forward and a vol is fx and one with a spot and a
+vol or price is equity (a row that fits both or neither is refused). Other names are mapped
+with --map, e.g.
   volstream replay --map ts=time --map strike=K --map mid_vol=iv ticks.csv
 A .msgpack file is a stream of encoded quotes.
 
@@ -561,7 +569,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     tail_p = sub.add_parser("tail", help="print a topic's messages, decoded")
-    tail_p.add_argument("topic", help="quotes, params, alerts, dlq, or a full topic name")
+    tail_p.add_argument(
+        "topic",
+        help="quotes, params, alerts, dlq, state, jobs, watermarks (how current the params are), "
+        "or a full topic name",
+    )
     tail_p.add_argument(
         "--from-beginning", action="store_true", help="start at the earliest offset"
     )
@@ -575,13 +587,16 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="send synthetic ticks: FX smiles (SABR vols) and equity indices (Heston prices)",
         description="Send synthetic ticks: FX smiles quoting SABR vols and equity indices "
-        "quoting Heston prices, every option first, then random re-quotes while forwards, "
-        "spots and vols drift. Paced by event time (--rate, --duration), or as fast as the "
-        "broker takes them (--max).",
+        "quoting Heston prices, every option first, then random re-quotes (the model plus "
+        "noise inside the bid-ask) while forwards, spots and ATM vols random-walk in event "
+        "time (--forward-vol, --spot-vol, --vol-vol: the tick rate changes how often a smile "
+        "is quoted, not how fast it moves), with optional vol jumps (--jump-every, --jump-bp). "
+        "Paced by event time (--rate, --duration), or as fast as the broker takes them (--max).",
         epilog="examples:\n"
         "  volstream simulate --rate 500 --duration 30       a live-looking stream\n"
         "  volstream simulate --max 1000000 --expiries 84 --indices 5 --rate 50000\n"
-        "                                                    load: 504 smiles, 5 surfaces",
+        "                                                    load: 504 smiles, 5 surfaces\n"
+        "  volstream simulate --rate 500 --jump-every 30     a 20-60 bp vol jump every 30 s",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sim.add_argument(
@@ -609,6 +624,45 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="equity indices, 0-5: SPX, SX5E, NDX, NKY, UKX (default 1)",
+    )
+    sim.add_argument(
+        "--forward-vol",
+        type=float,
+        default=0.08,
+        metavar="VOL",
+        help="annualised lognormal vol of the FX forwards, per year of event time "
+        "(default 0.08: 8%%/yr)",
+    )
+    sim.add_argument(
+        "--spot-vol",
+        type=float,
+        default=0.20,
+        metavar="VOL",
+        help="annualised lognormal vol of the index spots (default 0.20: 20%%/yr)",
+    )
+    sim.add_argument(
+        "--vol-vol",
+        type=float,
+        default=0.9,
+        metavar="VOL",
+        help="annualised lognormal vol of the ATM vol levels, SABR alpha and Heston "
+        "sqrt(v0) (default 0.9: 90%%/yr)",
+    )
+    sim.add_argument(
+        "--jump-every",
+        type=float,
+        metavar="SECONDS",
+        help="a vol jump every SECONDS of event time: one random pair or index has every "
+        "expiry's ATM vol moved at once (default: no jumps)",
+    )
+    sim.add_argument(
+        "--jump-bp",
+        type=float,
+        nargs=2,
+        default=(20.0, 60.0),
+        metavar=("LOW", "HIGH"),
+        help="jump sizes, uniform in LOW..HIGH vol basis points (1 bp = 0.0001 vol, i.e. "
+        "0.01 vol point), random sign (default 20 60)",
     )
     sim.add_argument("--seed", type=int, default=5)
     sim.add_argument("--bootstrap", help="Kafka bootstrap servers")

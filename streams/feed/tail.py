@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 
-from schemas import Alert, DeadLetter, Params, Quote, SchemaError, decode
+from schemas import Alert, DeadLetter, Params, Quote, SchemaError, Watermark, decode
 
 __all__ = ["describe", "format_params", "tail"]
 
@@ -34,6 +35,17 @@ def describe(message) -> str:
         return (
             f"DEAD {message.reason}: {message.detail} ({message.topic} partition "
             f"{message.partition} offset {message.offset}, {message.original_size} bytes)"
+        )
+    if isinstance(message, Watermark):
+        at = dt.datetime.fromtimestamp(message.event_time, dt.UTC).isoformat(
+            timespec="milliseconds"
+        )
+        lag = 1e3 * (message.ts - message.event_time)
+        waiting = f", {message.pending} due" if message.pending else ""
+        thin = f", too few quotes to fit: {', '.join(message.unfit)}" if message.unfit else ""
+        return (
+            f"WATERMARK {message.topic} partition {message.partition}: every quote to {at} "
+            f"reflected (published {lag:.0f} ms after it{waiting}{thin})"
         )
     if isinstance(message, Quote):
         level = f"fwd={message.forward}" if message.asset_class == "fx" else f"spot={message.spot}"

@@ -114,7 +114,7 @@ def test_flagged_findings_raise_a_job_alert(monkeypatch):
         return [r.__class__(**(r.__dict__ | {"good": False, "failed": ("rmse",)}))
                 for r in real(job, snapshots, now)]  # fmt: skip
 
-    monkeypatch.setattr("streams.worker.pipeline.run_on_book", flagged)
+    monkeypatch.setattr("streams.worker.jobs.run_on_book", flagged)
     asyncio.run(pipe.jobs.run("daily-sabr"))
     (alert,) = [decode(v, Alert) for _, v in sink.sent["j.alerts"]]
     assert alert.rule == "job" and alert.subject == "EURUSD" and "flagged (rmse)" in alert.message

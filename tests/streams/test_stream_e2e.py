@@ -40,6 +40,7 @@ from schemas import (
 from streams.book.calibrations import Calibrations, surface_market_data
 from streams.book.state import read_state, state_message
 from streams.book.surfaces import SurfaceBook, SurfaceSnapshot
+from streams.book.tracker import Step, Tracker
 from streams.feed.replay import read_ticks
 from streams.feed.send import ensure_topics, wait_consumed
 from streams.feed.simulate import TickSimulator
@@ -131,21 +132,28 @@ async def read_topic(
     return records
 
 
-def offline_book(quotes: list[Quote], partitions: int = 3) -> tuple[SurfaceBook, list]:
-    """The quotes through a book as a worker gets them: each partition's in order (keyed by
-    underlying, partitioned as the producer does), its last epochs closed at the end."""
-    book, snaps, every = SurfaceBook(Settings().surface), [], list(range(partitions))
+def offline_run(quotes: list[Quote], partitions: int = 3) -> tuple[SurfaceBook, Step]:
+    """The quotes through a book and its calibrations as a worker takes them: each
+    partition's in order (keyed by underlying, partitioned as the producer does), each
+    epoch's due snapshots fitted before the next epoch's ticks are checked, the last epochs
+    closed at the end."""
+    book, every = SurfaceBook(Settings().surface), list(range(partitions))
+    tracker, snaps, params = Tracker(book, Calibrations()), [], []
     for p in every:
         mine = [q for q in quotes if DefaultPartitioner()(q.underlying.encode(), every, every) == p]
         if mine:
-            snaps += book.ingest(QuoteColumns.from_quotes(mine), p)
-    return book, snaps + book.flush()
+            step = tracker.take(QuoteColumns.from_quotes(mine), np.full(len(mine), p), 0.0)
+            snaps, params = snaps + step.snapshots, params + step.results
+    step = tracker.flush(every)
+    return book, Step(snaps + step.snapshots, params + step.results, {}, [])
 
 
 def expected_snapshots(quotes: list[Quote]):
+    """Per smile: its snapshots and the parameters fitted to them offline."""
     per_smile: dict[str, list] = {}
-    for snap in offline_book(quotes)[1]:
-        per_smile.setdefault(snap.key, []).append(snap)
+    _, step = offline_run(quotes)
+    for snap, params in zip(step.snapshots, step.results):
+        per_smile.setdefault(snap.key, []).append((snap, params))
     return per_smile
 
 
@@ -242,7 +250,7 @@ def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
     snaps, published, surfaces, heston = [], [], [], []
     for key, smiles in expected.items():
         assert len(got[key]) == len(smiles), key  # nothing lost, nothing extra
-        for snap, p in zip(smiles, got[key]):
+        for (snap, _), p in zip(smiles, got[key]):
             assert (p.window_start, p.window_end, p.n_quotes) == (
                 snap.window_start,
                 snap.window_end,
@@ -257,17 +265,12 @@ def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
             assert (p.forward, p.time_to_expiry) == (snap.forward, snap.time_to_expiry)
             snaps.append(snap)
             published.append(p)
-    # 1. the stream changes nothing: the same snapshots through the same warm-start chain offline
-    offline, replica = Calibrations(), {}
-    for k in range(max(len(v) for v in expected.values())):
-        batch = [v[k] for v in expected.values() if len(v) > k]
-        for p in offline.run(batch):
-            replica.setdefault(p.key, []).append(p)
-    for key in expected:
+    # 1. the stream changes nothing: the same snapshots through the same warm-start and
+    # tolerance chain offline
+    for key, smiles in expected.items():
         ours = [strip(p) | {"params": p.params} for p in got[key]]
-        offline_run = [strip(p) | {"params": p.params} for p in replica[key]]
-        assert len(ours) == len(offline_run), key
-        for i, (a, b) in enumerate(zip(ours, offline_run)):
+        offline = [strip(p) | {"params": p.params} for _, p in smiles]
+        for i, (a, b) in enumerate(zip(ours, offline)):
             assert a == b, (key, i, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)})
     # 2. and it fits as well as an independent cold calibration of each snapshot
     direct = SABRCalibrator(beta=0.5).calibrate_batch(
@@ -327,7 +330,7 @@ def test_the_worker_metrics_count_what_the_topics_hold(first_run, quotes):
         assert count == sum(p.model == model for p in params) > 0
     assert m[("volstream_batch_messages_sum", ())] == messages  # every message in one batch
     assert m[("volstream_batch_seconds_count", ())] == m[("volstream_batch_messages_count", ())]
-    assert m[("volstream_surfaces", ())] == len(offline_book(quotes)[0])
+    assert m[("volstream_surfaces", ())] == len(offline_run(quotes)[0])
 
 
 def test_replaying_into_a_fresh_group_publishes_identical_parameters(
@@ -425,7 +428,7 @@ def test_a_scheduled_job_runs_inside_the_worker_on_its_current_surfaces(
             after = [f for f in found if f.ts > done]
             finding = after[0] if after else None
     assert finding is not None, log.read_text()[-3000:]
-    (expected,) = run_on_book("daily-sabr", offline_book(quotes)[0].current(), finding.ts)
+    (expected,) = run_on_book("daily-sabr", offline_run(quotes)[0].current(), finding.ts)
     assert (finding.job, finding.subject, finding.good) == ("daily-sabr", "EURUSD", True)
     assert finding.title == expected.title and finding.failed == expected.failed == ()
     assert finding.figures.keys() == expected.figures.keys()
