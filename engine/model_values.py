@@ -37,9 +37,10 @@ __all__ = [
     "grid_vols",
     "heston_vol_grid",
     "sabr_vols",
+    "warmup",
 ]
 
-CHUNK = 1024  # the longest array one compiled check takes (longer ones are cut)
+CHUNK = 8192  # the longest array one compiled check takes (longer ones are cut)
 GRID_X = np.linspace(-5.0, 4.0, 91)  # ln(K/F) in the model's standard deviations to expiry
 
 
@@ -119,3 +120,18 @@ def grid_vols(grid: VolGrid, rows: np.ndarray, log_moneyness: np.ndarray) -> np.
     lo = np.minimum(at.astype(np.int64), GRID_X.size - 2)
     w = at - lo
     return (1.0 - w) * grid.vols[rows, lo] + w * grid.vols[rows, lo + 1]
+
+
+def warmup(expiry_counts=(4,)) -> None:
+    """Compile every check's programs (each padded length of 64 to :data:`CHUNK` rows, a
+    grid of each surface size in ``expiry_counts``) before a stream needs them: a worker's
+    first large batch would otherwise compile in the middle of the stream."""
+    size = 64
+    while size <= CHUNK:
+        x = np.ones(size)
+        sabr_vols(x, x, x, 0.1 * x, 0.5 * x, 0 * x, 0.5 * x)
+        cash_prices_and_vegas(x, 0 * x, 0 * x, x, x, 0.2 * x, x > 0)
+        size *= 2
+    for m in expiry_counts:
+        heston_vol_grid(100.0, 0.25 * np.arange(1, m + 1), np.zeros(m), np.zeros(m),
+                        0.04, 1.5, 0.04, 0.5, -0.7)  # fmt: skip

@@ -95,6 +95,17 @@ class Calibrations:
             self.heston.warmup(shape)
         implied_vols_of_prices(0.1, 1.0, 0.0, 0.0, 1.0, 1.0, True)
 
+    def warmup_runbook(self, widths=(8, 16)) -> None:
+        """Compile the runbook's first step, a cold fit of one smile with its beta held, for
+        each strike width (a surface's is the cold fit :meth:`warmup_heston` compiles): a gate
+        that fails in the stream (most often stability) then walks it without tracing anew
+        on a busy worker."""
+        for n in widths:
+            strikes = np.exp(np.linspace(-0.2, 0.2, n))
+            vols = 0.1 + 0.05 * np.log(strikes) ** 2
+            self.runbook(SmileSnapshot("WARM", "fx", "2099-01-01", 1.0, 0.5, tuple(strikes),
+                                       tuple(vols), 0.0, 0.0, 0, 0.0))  # fmt: skip
+
     @staticmethod
     def _group(snap: Snapshot) -> tuple:
         """Smiles of one strike bucket calibrate in one batch; surfaces one by one."""

@@ -171,6 +171,7 @@ _SLOT_FIELDS = (
     "book", "expiry", "strike",  # what the slot is
     "ts", "vol", "price", "call", "spot", "rate", "dividend", "open_interest",  # its latest quote
 )  # fmt: skip
+_EXPIRY_CODES = 1 << 20  # more distinct expiries than a book will hold: a slot key's radix
 # the columns of a smile or surface
 _BOOK_FIELDS = (
     "surface",  # 1 for an index surface, 0 for a smile
@@ -261,12 +262,15 @@ class SurfaceBook:
             _BOOK_FIELDS,
             {"surface": 0.0, "last_ts": -np.inf, "live": 0.0, "model": 0.0, "partition": -1.0},
         )
-        self._slot_of: dict[tuple[int, int, float], int] = {}
+        # every slot's key (book * EXPIRY_CODES + expiry, strike as the imaginary part), sorted
+        self._slot_keys = np.empty(0, np.complex128)
+        self._slot_ids = np.empty(0, np.int64)  # the slot of each key
         self._s = _Columns(_SLOT_FIELDS, {"ts": -np.inf, "call": -1.0})
         self._expiries: list[str] = []
         self._expiry_of: dict[str, int] = {}
         self._expiry_end = np.empty(0)  # each expiry's UTC epoch seconds
         self._grids: dict[int, tuple[np.ndarray, VolGrid]] = {}  # surface -> expiry rows, grid
+        self._refitted: set[int] = set()  # books given a new fit since ingest began
         self._watermark: dict[int, int] = {}  # partition -> latest epoch its ticks reached
         self._seen: dict[int, float] = {}  # partition -> latest event time of its ticks
         self._dirty: dict[int, set[int]] = {}  # partition -> books with quotes in the open epoch
@@ -304,6 +308,10 @@ class SurfaceBook:
             reached[mine] = np.maximum.accumulate(e)
         order = np.argsort(reached, kind="stable")  # by epoch; each partition's rows in order
         cuts = np.flatnonzero(np.diff(reached[order])) + 1
+        # every tick checked at once against the fits as they stand; a tick whose book is
+        # refitted at an epoch before its own is checked again then, against the new fit
+        self._refitted = set()
+        within = self._within(quotes.numbers, np.arange(quotes.n), books, expiries)
         out: list[Snapshot] = []
         for rows in np.split(order, cuts):
             epoch = int(reached[rows[0]])
@@ -318,8 +326,11 @@ class SurfaceBook:
                 if fit is not None:
                     fit(snaps)
             rows = np.sort(rows[ts[rows] >= epoch * c.epoch - c.max_quote_age])  # aged out
+            if self._refitted and rows.size:
+                again = rows[np.isin(books[rows], list(self._refitted))]
+                within[again] = self._within(quotes.numbers, again, books[again], expiries[again])
             if rows.size:
-                self._apply(quotes, rows, books, expiries, parts, received_at)
+                self._apply(quotes, rows, books, expiries, parts, received_at, within[rows])
         return out
 
     def flush(self, partition: int | None = None) -> list[Snapshot]:
@@ -355,6 +366,7 @@ class SurfaceBook:
             )
             b["model"][book] = 0.0
             self._grids.pop(book, None)
+            self._refitted.add(book)
             if not usable:
                 continue
             if isinstance(snap, SmileSnapshot):
@@ -432,18 +444,26 @@ class SurfaceBook:
         return np.array(book_ids)[inverse], np.array(expiry_ids)[inverse]
 
     def _slots(self, books: np.ndarray, expiries: np.ndarray, strikes: np.ndarray) -> np.ndarray:
-        """The slot of every (book, expiry, strike), new ones added."""
-        out = np.empty(books.size, np.int64)
-        get = self._slot_of.get
-        for i, key in enumerate(zip(books.tolist(), expiries.tolist(), strikes.tolist())):
-            slot = get(key)
-            if slot is None:
-                slot = self._slot_of[key] = self._s.add()
-                for name, value in zip(("book", "expiry", "strike"), key):
-                    self._s[name][slot] = value
-                self._book_slots[key[0]].append(slot)
-            out[i] = slot
-        return out
+        """The slot of every (book, expiry, strike), new ones added in order of first
+        appearance: a binary search of the sorted keys, Python only for new options."""
+        keys = (books * _EXPIRY_CODES + expiries) + 1j * strikes
+        at = np.searchsorted(self._slot_keys, keys)
+        known = at < self._slot_keys.size
+        known[known] = self._slot_keys[at[known]] == keys[known]
+        if not known.all():
+            new, first = np.unique(keys[~known], return_index=True)
+            added = np.empty(new.size, np.int64)
+            for j in np.argsort(first, kind="stable").tolist():
+                book, expiry = divmod(int(new[j].real), _EXPIRY_CODES)
+                slot = added[j] = self._s.add()
+                self._s["book"][slot], self._s["expiry"][slot] = book, expiry
+                self._s["strike"][slot] = new[j].imag
+                self._book_slots[book].append(slot)
+            where = np.searchsorted(self._slot_keys, new)
+            self._slot_keys = np.insert(self._slot_keys, where, new)
+            self._slot_ids = np.insert(self._slot_ids, where, added)
+            at = np.searchsorted(self._slot_keys, keys)
+        return self._slot_ids[at]
 
     def _apply(
         self,
@@ -453,6 +473,7 @@ class SurfaceBook:
         expiries: np.ndarray,
         parts: np.ndarray,
         received_at: float,
+        within: np.ndarray,
     ) -> None:
         num = quotes.numbers
         ts, book = num["ts"][rows], books[rows]
@@ -479,7 +500,7 @@ class SurfaceBook:
         b["last_ts"][moved] = num["ts"][src]
         b["level"][moved] = np.where(b["surface"][moved] > 0, num["spot"][src], num["forward"][src])
         # every tick that leaves its book's fit makes the book due from its event time
-        out = ~self._within(num, rows, book, expiries[rows])
+        out = ~within
         if out.any():
             np.fmin.at(b["due_ts"], book[out], ts[out])
         touched = np.unique(book)

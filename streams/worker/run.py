@@ -26,6 +26,7 @@ def compile_programs(settings: Settings, say=print) -> None:
     the install)."""
     import time
 
+    from engine import model_values
     from streams.book.calibrations import Calibrations
 
     settings.use_compile_cache()
@@ -34,7 +35,12 @@ def compile_programs(settings: Settings, say=print) -> None:
         (f"SABR batches of {size}", lambda size=size: calibrations.warmup(batch_sizes=(size,)))
         for size in settings.warm_batches
     ]
-    for name, step in [*steps, ("Heston surfaces", calibrations.warmup_heston)]:
+    steps += [
+        ("Heston surfaces", calibrations.warmup_heston),
+        ("the runbook's first step", calibrations.warmup_runbook),
+        ("tolerance checks", model_values.warmup),
+    ]
+    for name, step in steps:
         start = time.perf_counter()
         step()
         say(f"  {name}: {time.perf_counter() - start:.1f} s")
@@ -48,6 +54,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     import faust
 
+    from engine import model_values
     from streams.book.state import read_state
     from streams.worker.agent import attach
     from streams.worker.app import build_app
@@ -67,6 +74,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     def warm_the_rest() -> None:
         pipeline.calibrations.warmup(batch_sizes=tuple(rest))
+        pipeline.calibrations.warmup_runbook()
+        model_values.warmup()
         pipeline.metrics.warming_up.set(0)
         log.warning("compiled the larger batch shapes %s", rest)
 
