@@ -1,7 +1,14 @@
 """Failed fits walk the failure runbook (:mod:`engine.runbook`) on a thread of their own,
 never holding the stream up, at most once per ``cooldown`` seconds (wall clock) a smile or
 surface. The outcome is an alert (:func:`alerts.runbook_alert`): the params topic keeps exactly
-one result per snapshot, a pure function of the quotes, so replays stay bit-identical."""
+one result per snapshot, a pure function of the quotes, so replays stay bit-identical.
+
+A fit flagged by the stability gate alone does not walk it: its steps (other starts, more
+steps, another optimizer, a simpler model) mend a fit that failed, while a parameter that moved
+more than the gate allows is news about the market or a weakly pinned parameter, which its
+``gate.stability`` alert reports. In a realistic stream (bench/stream.py: quotes noisy inside their
+bid-ask) about one refit in ten moves nu by more than 20%, and walking the runbook for each
+took more of a 2-core machine than the stream itself."""
 
 from __future__ import annotations
 
@@ -22,6 +29,12 @@ __all__ = ["Runbooks"]
 log = logging.getLogger(__name__)
 
 Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]  # alerts, awaited to delivery
+
+
+def _mendable(message: Params) -> bool:
+    """Whether the runbook's steps answer this result: it failed a gate besides stability."""
+    failed = {name for name, gate in message.gates.items() if gate.get("verdict") == "fail"}
+    return not message.good and (not message.converged or bool(failed - {"stability"}))
 
 
 class Runbooks:
@@ -50,7 +63,7 @@ class Runbooks:
         for snap, message in zip(snapshots, results):
             key = message.key
             due = now - self._started.get(key, -math.inf) >= self.cooldown
-            if not message.good and key not in self._running and due:
+            if _mendable(message) and key not in self._running and due:
                 self._started[key] = now
                 self._running[key] = asyncio.ensure_future(self._walk(snap))
 

@@ -2,6 +2,9 @@
 
 import asyncio
 
+import numpy as np
+
+from engine.sabr import hagan_vol
 from schemas import Alert, DeadLetter, Params, Quote, WarmState, decode, encode
 from streams.book.surfaces import SurfaceConfig
 from streams.feed.simulate import TickSimulator
@@ -188,3 +191,26 @@ def test_a_failed_fit_walks_the_runbook_and_an_alert_names_the_step_and_the_fix(
     assert pipe.counters.runbooks == {"simpler_model": 1}
     state = decode(sink.sent["t.state"][-1][1], WarmState)
     assert state.warm is None  # a runbook's fit never becomes a warm start (replays)
+
+
+def test_a_fit_flagged_by_stability_alone_is_reported_not_walked_through_the_runbook():
+    # a smile quoted from SABR with nu 0.3, then (past the minimum interval) with nu 0.8: the
+    # refit fits well but moved nu past the stability gate; the runbook's steps mend failed
+    # fits, not a market that moved, so only the gate's alert says so
+    base = next(iter(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=1)))
+    t = base.time_to_expiry
+    strikes = base.forward * np.exp(np.linspace(-0.15, 0.15, 9))
+    quotes = [
+        Quote(**{**base.__dict__, "seq": 100 * k + i, "ts": T0 + 2.0 * k + 0.001 * i,
+                 "strike": float(K), "bid_vol": None, "ask_vol": None,
+                 "mid_vol": float(hagan_vol(K, base.forward, t, 0.1, 0.5, -0.2, nu))})
+        for k, nu in enumerate((0.3, 0.8)) for i, K in enumerate(strikes)
+    ]  # fmt: skip
+    pipe, sink = run([[Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]])
+    first, second = [decode(v, Params) for _, v in sink.sent["t.params"]]
+    assert first.good and not second.good and second.converged
+    failed = {name for name, g in second.gates.items() if g["verdict"] == "fail"}
+    assert failed == {"stability"}
+    rules = [decode(m, Alert).rule for _, m in sink.sent.get("t.alerts", [])]
+    assert "gate.stability" in rules and "runbook" not in rules
+    assert not pipe.counters.runbooks
