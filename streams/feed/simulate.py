@@ -160,6 +160,7 @@ class TickSimulator:
         self.jump_bp = (low, high)
         self.index_clock = float(index_clock)
         self.jumps: list[Jump] = []
+        self._table: dict[str, np.ndarray] | None = None  # the last call's books
 
     def _books(self, start: float) -> dict[str, np.ndarray]:
         """Per smile (FX) or index expiry, as arrays: underlying and expiry codes, time,
@@ -242,11 +243,15 @@ class TickSimulator:
         count: int | None = None,
         chunk: int = 4096,
         opening: bool = True,
+        resume: bool = False,
     ) -> Iterator[QuoteColumns]:
         """The opening quotes of every smile and index (1 ms apart; left out when not
         ``opening``), then ``count`` (or endless) updates at ``rate`` a second, ``chunk`` rows
-        a message."""
-        for columns, _ in self.columns_and_truth(start, rate, count, chunk, opening):
+        a message. ``resume``: the market goes on from where the previous call left it (its
+        walks, the moves of its jumps, its clocks; ``start`` must not precede that call's last
+        tick; jumps due between the calls are skipped) instead of opening anew: one market
+        quoted at several rates, as a benchmark's phases need."""
+        for columns, _ in self.columns_and_truth(start, rate, count, chunk, opening, resume):
             yield columns
 
     def columns_and_truth(
@@ -256,9 +261,18 @@ class TickSimulator:
         count: int | None = None,
         chunk: int = 4096,
         opening: bool = True,
+        resume: bool = False,
     ) -> Iterator[tuple[QuoteColumns, Truth]]:
         """:meth:`columns`, each chunk with its rows' :class:`Truth`."""
-        books = self._books(start)
+        if resume and self._table is None:
+            raise ValueError("resume=True needs an earlier call whose market it goes on with")
+        if resume:  # one clock: the index's and the jumps' schedule go on
+            books, self.jumps = self._table, []
+            if self.jump_every:  # those due between the calls are skipped
+                skipped = math.floor((start - self._start) / self.jump_every)
+                self._jump_count = max(self._jump_count, skipped)
+        else:
+            books = self._table = self._books(start)
         first = np.flatnonzero(np.isfinite(books["strikes"]).ravel()) if opening else []
         book, strike = np.divmod(np.asarray(first, np.int64), books["strikes"].shape[1])
         ts = start + 0.001 * np.arange(1, book.size + 1)

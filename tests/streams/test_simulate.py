@@ -161,6 +161,43 @@ def test_each_columns_call_starts_the_market_afresh():
     assert first[:50] == list(sim.ticks(T0, 100.0, count=500))[:50]
 
 
+def test_a_resumed_call_goes_on_with_the_market_its_jumps_left():
+    # a jump of 50 bp every 0.1 s for 3 s: a fresh market at T0 + 10 is back at the opening levels, a
+    # resumed one keeps every jump's move (the quotes a worker fitted stay near the market)
+    sim = TickSimulator(pairs=2, indices=1, seed=4, jump_every=0.1, jump_bp=(50.0, 50.0),
+                        vol_vol=0.1, forward_vol=0.01, spot_vol=0.01)  # fmt: skip
+    with pytest.raises(ValueError, match="earlier call"):
+        next(sim.columns(T0, 1000.0, count=10, resume=True))
+    before = list(sim.columns_and_truth(T0, 1000.0, count=3000, chunk=4096))
+    jumps = sim.jumps
+    after = list(sim.columns_and_truth(T0 + 10, 1000.0, count=3000, chunk=4096, opening=False,
+                                       resume=True))  # fmt: skip
+    fresh = list(TickSimulator(pairs=2, indices=1, seed=4).columns_and_truth(
+        T0 + 10, 1000.0, count=3000, chunk=4096, opening=False))  # fmt: skip
+
+    def atm(chunks, until=np.inf) -> dict[tuple[str, str], tuple[float, float]]:
+        """Each smile's last tick before ``until``: its time and ATM vol."""
+        out = {}
+        for c, truth in chunks:
+            for u, x, ts, a in zip(c.text["underlying"].decoded(), c.text["expiry"].decoded(),
+                                   c.numbers["ts"], truth.atm):  # fmt: skip
+                if ts < until:
+                    out[(u, x)] = (ts, a)
+        return out
+
+    end, opened = atm(before), atm(fresh)
+    resumed = atm(after, until=sim.jumps[0].ts)  # before the resumed call's own first jump
+    moved = {j.underlying for j in jumps}
+    assert len(jumps) > 20 and moved and sim.jumps[0].ts == pytest.approx(T0 + 10.1)
+    fx = [k for k in resumed if k[0] in sim.pairs]  # (an index quotes a state of its clock)
+    assert len(fx) == 8  # 2 pairs x 4 tenors, each quoted before the first resumed jump
+    for key in fx:  # goes on where it stopped, with the jumps since
+        a = resumed[key][1]
+        since = sum(j.size_bp for j in jumps if j.underlying == key[0] and j.ts > end[key][0])
+        assert a - end[key][1] == pytest.approx(1e-4 * since, abs=3e-4), key
+    assert max(abs(end[k][1] - opened[k][1]) for k in end if k[0] in moved) > 40e-4  # fresh
+
+
 def test_no_jumps_by_default_and_bad_settings_are_refused():
     sim = TickSimulator(pairs=1, seed=1)
     run(sim, 100.0, count=2000)
