@@ -17,6 +17,7 @@ its good neighbours go on (a property test holds the two equal).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -182,7 +183,7 @@ class QuoteColumns:
             if buffer is None:
                 if name in _REQUIRED_NUMBERS:
                     raise SchemaError("missing_field", f"column {name!r} is required")
-                numbers[name] = _absent_column(name, n)
+                numbers[name] = _absent_wire(name)[:n]
                 continue
             if not isinstance(buffer, bytes) or len(buffer) != n * dtype.itemsize:
                 raise SchemaError(
@@ -357,6 +358,7 @@ def _used(column: Text, codes: np.ndarray) -> Text:
     return Text(tuple(column.values[i] for i in used.tolist()), compact.astype(np.int32))
 
 
+@functools.lru_cache(maxsize=4096)  # a stream names the same few expiries in every message
 def _canonical(value: str) -> str:
     try:
         return dt.date.fromisoformat(value).isoformat() if len(value) <= 10 else value
@@ -367,6 +369,16 @@ def _canonical(value: str) -> str:
 def _absent_column(name: str, n: int) -> np.ndarray:
     """A column left out: every value absent (NaN; ``call`` -1)."""
     return np.full(n, -1 if name == "call" else np.nan, _DTYPES[name])
+
+
+@functools.cache
+def _absent_wire(name: str) -> np.ndarray:
+    """A read-only column of absent values as long as a message may be: a message's absent
+    column is a view of it (wire columns are read-only buffers anyway), not a new array per
+    message (a busy stream sends thousands of small messages a second)."""
+    column = _absent_column(name, MAX_COLUMN_ROWS)
+    column.flags.writeable = False
+    return column
 
 
 def _absent(name: str, a: np.ndarray) -> np.ndarray:
