@@ -271,6 +271,7 @@ class SurfaceBook:
         self._expiry_end = np.empty(0)  # each expiry's UTC epoch seconds
         self._grids: dict[int, tuple[np.ndarray, VolGrid]] = {}  # surface -> expiry rows, grid
         self._refitted: set[int] = set()  # books given a new fit since ingest began
+        self.ticks_out = 0  # ticks taken that no current fit reflected: each needed a fit
         self._watermark: dict[int, int] = {}  # partition -> latest epoch its ticks reached
         self._seen: dict[int, float] = {}  # partition -> latest event time of its ticks
         self._dirty: dict[int, set[int]] = {}  # partition -> books with quotes in the open epoch
@@ -501,6 +502,7 @@ class SurfaceBook:
         b["level"][moved] = np.where(b["surface"][moved] > 0, num["spot"][src], num["forward"][src])
         # every tick that leaves its book's fit makes the book due from its event time
         out = ~within
+        self.ticks_out += int(out.sum())
         if out.any():
             np.fmin.at(b["due_ts"], book[out], ts[out])
         touched = np.unique(book)

@@ -140,8 +140,10 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
     async def report_counters() -> None:
         c = pipeline.counters
         log.info(
-            "ticks %d, rejected %s, calibrations %d (flagged %d), alerts %d, errors %d",
+            "ticks %d (%d out of tolerance), rejected %s, calibrations %d (flagged %d), "
+            "alerts %d, errors %d",
             c.ticks,
+            c.out_of_tolerance,
             dict(c.rejected),
             c.calibrations,
             c.flagged,

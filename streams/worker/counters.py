@@ -18,5 +18,6 @@ class Counters:
     alerts: int = 0
     errors: int = 0
     watermarks: int = 0
+    out_of_tolerance: int = 0  # ticks no current fit reflected (each made its smile due)
     runbooks: Counter = field(default_factory=Counter)  # the step that fixed a failed fit
     jobs: Counter = field(default_factory=Counter)  # (job, good, flagged or skipped) -> count

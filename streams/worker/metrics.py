@@ -7,6 +7,7 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 | metric | type | labels |
 |---|---|---|
 | ``volstream_ticks_total`` | counter | quotes consumed, good and bad |
+| ``volstream_ticks_out_of_tolerance_total`` | counter | quotes that no current fit reflected: each made its smile or surface due |
 | ``volstream_rejected_total`` | counter | ``reason``: quotes sent to the dead-letter topic |
 | ``volstream_calibrations_total`` | counter | ``outcome``: ``good`` or ``flagged`` |
 | ``volstream_alerts_total`` | counter | alerts published |
@@ -50,6 +51,11 @@ class _Counts(Collector):
     def collect(self) -> Iterator[Metric]:
         counters, surfaces = self.read()
         yield CounterMetricFamily("volstream_ticks", "Quotes consumed", value=counters.ticks)
+        yield CounterMetricFamily(
+            "volstream_ticks_out_of_tolerance",
+            "Quotes no current fit reflected (each made its smile due)",
+            value=counters.out_of_tolerance,
+        )
         rejected = CounterMetricFamily(
             "volstream_rejected", "Quotes sent to the dead-letter topic", labels=["reason"]
         )

@@ -147,6 +147,7 @@ class Pipeline:
         if before is not None:
             await before
         step: Step = await step_future
+        self.counters.out_of_tolerance = self.book.ticks_out
         if step.failed:
             self.counters.errors += 1
             now = self.clock()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,9 +72,13 @@ def test_demo_streams_the_sample_through_a_worker(kafka_bootstrap, tmp_path):
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "underlying" in out.stdout and "rmse bp" in out.stdout
-    summary = out.stdout.strip().splitlines()[-1]
+    summary, fresh = out.stdout.strip().splitlines()[-2:]
     assert "calibrations of 12 smiles and 1 surface in" in summary, summary
     assert "good" in summary and "p99" in summary
+    assert fresh.startswith("watermark freshness") and "p99" in fresh, fresh
+    covered = re.search(r"\(([\d,]+) of ([\d,]+) ticks covered\); ([\d,]+) ticks needed", fresh)
+    assert covered and covered[1] == covered[2], fresh  # every replayed tick reflected
+    assert 12 <= int(covered[3].replace(",", "")) < int(covered[2].replace(",", ""))
     assert "\nSPX " in out.stdout and " heston " in out.stdout  # the index's row in the table
 
 

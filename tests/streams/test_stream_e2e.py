@@ -330,7 +330,9 @@ def test_the_worker_metrics_count_what_the_topics_hold(first_run, quotes):
         assert count == sum(p.model == model for p in params) > 0
     assert m[("volstream_batch_messages_sum", ())] == messages  # every message in one batch
     assert m[("volstream_batch_seconds_count", ())] == m[("volstream_batch_messages_count", ())]
-    assert m[("volstream_surfaces", ())] == len(offline_run(quotes)[0])
+    book = offline_run(quotes)[0]
+    assert m[("volstream_surfaces", ())] == len(book)
+    assert m[("volstream_ticks_out_of_tolerance_total", ())] == book.ticks_out > 0
 
 
 def test_replaying_into_a_fresh_group_publishes_identical_parameters(

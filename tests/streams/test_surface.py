@@ -92,6 +92,7 @@ def test_a_tick_out_of_tolerance_makes_its_smile_due_and_a_forward_move_alone_do
     feed(book, [quoted(k, 1.0, T0 + i * 0.1) for i, k in enumerate(STRIKES)])
     fit_as(book, book.flush(), SABR)  # never fitted: due at once
     assert book.coverage(0).event_time == T0 + 0.5 and book.coverage(0).pending == 0
+    assert book.ticks_out == len(STRIKES)  # each needed a fit: none existed
     # inside the spread, the forward 2% away (the model moves with it): nothing is due
     calm = [quoted(k, 1.02, T0 + 3 + i * 0.1, off=2.5e-4) for i, k in enumerate(STRIKES)]
     assert feed(book, calm) + book.flush() == []
@@ -100,6 +101,7 @@ def test_a_tick_out_of_tolerance_makes_its_smile_due_and_a_forward_move_alone_do
     assert feed(book, [quoted(1.0, 1.02, T0 + 5, off=4e-4)]) + book.flush() == []
     jump = quoted(1.05, 1.02, T0 + 6, off=-6e-4)
     assert feed(book, [jump, quoted(1.1, 1.02, T0 + 6.5)]) == []
+    assert book.ticks_out == len(STRIKES) + 1  # the jump alone: calm ticks needed no fit
     cover = book.coverage(0)  # the jump holds the watermark back until its smile is fitted
     assert cover.event_time < jump.ts and cover.event_time > T0 + 5 and cover.pending == 1
     (snap,) = feed(book, [quoted(1.0, 1.02, T0 + 7)])  # the next epoch closes the due one
