@@ -24,8 +24,10 @@ def test_values_are_parsed():
             "VOLSTREAM_BETAS": "USDJPY=0.6, EURUSD=0.5",
             "VOLSTREAM_EPOCH": "0.05",
             "VOLSTREAM_JAX_CACHE": "/tmp/x",
+            "VOLSTREAM_WARM_RUNBOOK": "0",
         }
     )
+    assert not s.warm_runbook and Settings.from_env({}).warm_runbook
     assert s.warm_batches == (8, 32)  # sorted, once each: the first compiles before listening
     assert s.betas == {"USDJPY": 0.6, "EURUSD": 0.5}
     assert s.surface.epoch == 0.05
@@ -40,6 +42,7 @@ def test_values_are_parsed():
         ("VOLSTREAM_WARM_BATCHES", "0", "each >= 1"),
         ("VOLSTREAM_WARM_BATCHES", " , ", "at least one"),
         ("VOLSTREAM_BETAS", "USDJPY=1.5", "beta of USDJPY"),
+        ("VOLSTREAM_WARM_RUNBOOK", "yes", "VOLSTREAM_WARM_RUNBOOK must be 1 or 0"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(name, value, says):
