@@ -113,9 +113,12 @@ def _read_table(path: Path, suffix: str):
             return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
         if suffix in (".jsonl", ".json", ".ndjson"):
             try:
-                return pajson.read_json(path)
+                table = pajson.read_json(path)
             except pa.ArrowInvalid:  # a column of mixed types: every value as text
                 return _json_as_text(path)
+            if any(pa.types.is_temporal(f.type) for f in table.schema):
+                return _json_as_text(path)  # dates pyarrow typed: keep the file's own text
+            return table
         if suffix == ".parquet":
             return pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:

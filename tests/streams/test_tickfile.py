@@ -3,6 +3,7 @@ seq, CSV, JSON lines or Parquet; every refused row named by number and field."""
 
 import contextlib
 import csv
+import dataclasses
 import json
 
 import msgpack
@@ -69,6 +70,20 @@ def test_json_lines_with_a_column_of_mixed_types(tmp_path):
                 r[k] = float(r[k])
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     _check(read_tick_file(path, MAP))
+
+
+def test_json_lines_whose_dates_pyarrow_would_read_as_timestamps(tmp_path):
+    # a clean file: numbers as numbers, ISO times and expiries that pyarrow's reader types as
+    # timestamps (the expiry then read back as "2027-03-01 00:00:00", refused as no date)
+    path = tmp_path / "ticks.jsonl"
+    rows = [
+        {**FIXED, "time": "2026-12-02T10:00:00Z", "K": 1.1, "iv": 0.08, "forward": 1.1},
+        {**FIXED, "time": "2026-12-02T10:00:03.5Z", "K": 1.3, "iv": 0.11, "forward": 1.1},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    ticks = read_tick_file(path, MAP)
+    assert ticks.rejected == [] and ticks.total == 2
+    assert ticks.quotes() == [dataclasses.replace(q, seq=i) for i, q in enumerate(_expected())]
 
 
 def test_parquet_with_typed_columns(tmp_path):
