@@ -107,7 +107,7 @@ class Recorder:
               "bid_price", "ask_price", "call")  # fmt: skip
 
     def __init__(self, chunks, partitions: int) -> None:
-        self.chunks, self.codes, self.expiry_codes = chunks, {}, {}
+        self.chunks, self.codes, self.expiry_ends = chunks, {}, {}
         self.parts: list[dict[str, np.ndarray]] = []
         self.partitions = partitions
 
@@ -121,11 +121,9 @@ class Recorder:
             part = {name: chunk.numbers[name].copy() for name in self.FIELDS}
             part["key"] = np.array([self.codes.setdefault(k, len(self.codes)) for k in keys])
             part["expiry_end"] = np.array(
-                [self.expiry_codes.setdefault(x, expiry_epoch(x)) for x in ex]
+                [self.expiry_ends.setdefault(x, expiry_epoch(x)) for x in ex]
             )
-            of = partitions_of(names.values, self.partitions)
-            lut = np.array([of[u] for u in names.values])
-            part["partition"] = lut[names.codes] if lut.size else names.codes
+            part["partition"] = partitions_of(names, self.partitions)
             part["equity"] = equity
             self.parts.append(part)
             yield chunk
@@ -573,9 +571,15 @@ def naive_params(snap) -> Params:
     )  # fmt: skip
 
 
-def naive(settings: Settings, limit_ticks: int, limit_seconds: float, out_topic: str) -> dict:
-    """The peer on the quotes topic from its start: ticks/s until ``limit_ticks`` or
-    ``limit_seconds``; it publishes each fit to ``out_topic``."""
+def naive(
+    settings: Settings,
+    config: SurfaceConfig,
+    limit_ticks: int,
+    limit_seconds: float,
+    out_topic: str,
+) -> dict:
+    """The peer, with the worker's trigger ``config``, on the quotes topic from its start:
+    ticks/s until ``limit_ticks`` or ``limit_seconds``; it publishes each fit to ``out_topic``."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     async def run() -> dict:
@@ -588,7 +592,7 @@ def naive(settings: Settings, limit_ticks: int, limit_seconds: float, out_topic:
         producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
         await consumer.start()
         await producer.start()
-        book, ticks, fits, start = NaiveBook(SurfaceConfig()), 0, 0, None
+        book, ticks, fits, start = NaiveBook(config), 0, 0, None
         try:
             while ticks < limit_ticks and (start is None or time.time() - start < limit_seconds):
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
@@ -747,7 +751,7 @@ def main(argv=None) -> dict:
 
         peer_topic = dataclasses.replace(settings, topic_prefix=run + "-naive")
         asyncio.run(ensure_topics(peer_topic))
-        peer = naive(settings, total, args.peer_seconds, peer_topic.topics["params"])
+        peer = naive(settings, config, total, args.peer_seconds, peer_topic.topics["params"])
         record["naive"] = peer
         print(
             f"naive aiokafka + per-row Python + QuantLib, same backlog and trigger rules: "

@@ -9,20 +9,21 @@ every Kafka client use.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas import Watermark
+from schemas.columns import Text
 
 __all__ = ["partitions_of", "watermark_lags"]
 
 
-def partitions_of(underlyings: Iterable[str], partitions: int) -> dict[str, int]:
-    """The quotes partition of each underlying, as a producer keying by it chooses it."""
+def partitions_of(underlying: Text, partitions: int) -> np.ndarray:
+    """The quotes partition of each row of an ``underlying`` column, as a producer keying by
+    it chooses it (each distinct name hashed once)."""
     choose, every = DefaultPartitioner(), list(range(partitions))
-    return {u: choose(u.encode(), every, every) for u in set(underlyings)}
+    lut = np.array([choose(u.encode(), every, every) for u in underlying.values], np.int64)
+    return lut[underlying.codes] if lut.size else np.zeros(0, np.int64)
 
 
 def watermark_lags(

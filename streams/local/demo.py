@@ -185,9 +185,7 @@ def _freshness(sample: Path, run: _Run, speed: float | None, partitions: int) ->
     if columns is None or run.sent is None:
         return np.empty(0)
     ts = columns.numbers["ts"]
-    names = columns.text["underlying"]
-    of = partitions_of(names.values, partitions)
-    parts = np.array([of[u] for u in names.values])[names.codes]
+    parts = partitions_of(columns.text["underlying"], partitions)
     sent = run.sent.started + (np.zeros(ts.size) if speed is None else (ts - ts[0]) / speed)
     return watermark_lags(ts, parts, sent, run.marks)
 
