@@ -57,7 +57,7 @@ from engine.blackscholes import black_vega, forward_price, implied_vols_of_price
 from engine.buckets import on_host
 from engine.heston import PARAM_NAMES as HESTON_NAMES
 from engine.heston import heston_price
-from engine.model_values import cash_prices_and_vegas, grid_vols, heston_vol_grid
+from engine.model_values import grid_vols, heston_vol_grid, quote_checks
 from engine.sabr import PARAM_NAMES as SABR_NAMES
 from engine.sabr import hagan_vol
 from schemas import (
@@ -258,7 +258,7 @@ def within(
                                 np.full(ends.size, div[0]), *hp)  # fmt: skip
             fwd = forward_price(spot, rate, div, t[i])
             vol = grid_vols(g, inverse, np.log(k / fwd))
-            price, vega = cash_prices_and_vegas(spot, rate, div, t[i], k, vol, call)
+            _, price, vega = quote_checks(k, fwd, t[i], *(np.nan,) * 4, vol, spot, rate, div, call)
         else:
             price = on_host(heston_price, spot, k, t[i], rate, div, *(np.full(i.size, x) for x in hp),
                             call)  # fmt: skip

@@ -53,10 +53,9 @@ from engine.blackscholes import forward_price
 from engine.heston import PARAM_NAMES as HESTON_NAMES
 from engine.model_values import (
     VolGrid,
-    cash_prices_and_vegas,
     grid_vols,
     heston_vol_grid,
-    sabr_vols,
+    quote_checks,
 )
 from engine.sabr import PARAM_NAMES as SABR_NAMES
 from schemas import Params, QuoteColumns, book_key, time_to_expiry
@@ -256,6 +255,9 @@ class SurfaceBook:
     def __init__(self, config: SurfaceConfig | None = None) -> None:
         self.config = config or SurfaceConfig()
         self._book_of: dict[tuple[str, str | None], int] = {}
+        self._underlying_of: dict[str, int] = {}
+        # the book of (underlying, expiry): row by underlying, column 1 + expiry (0: a surface)
+        self._book_table = np.full((8, 128), -1, np.int64)
         self._books: list[tuple[str, str, str | None]] = []  # (underlying, asset class, expiry)
         self._book_slots: list[list[int]] = []
         self._b = _Columns(
@@ -413,36 +415,49 @@ class SurfaceBook:
         return sorted(self._seen)
 
     def _locate(self, quotes: QuoteColumns, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The book and expiry index of every row (new books and expiries registered)."""
+        """The book and expiry index of every row (new books and expiries registered), by
+        table lookups: Python runs only over a message's distinct names and new books."""
         u, a, e = (quotes.text[name] for name in ("underlying", "asset_class", "expiry"))
-        combo = (u.codes.astype(np.int64) * len(a.values) + a.codes) * len(e.values) + e.codes
-        distinct, first, inverse = np.unique(combo, return_index=True, return_inverse=True)
-        book_ids, expiry_ids = [0] * distinct.size, [0] * distinct.size
-        # in order of first appearance: a book's index, hence its place in the snapshots of an
-        # epoch, depends on its partition's ticks alone, not on where messages were cut
-        for j in np.argsort(first, kind="stable").tolist():
-            code = int(distinct[j])
-            rest, ie = divmod(code, len(e.values))
-            iu, ia = divmod(rest, len(a.values))
-            underlying, asset_class, expiry = u.values[iu], a.values[ia], e.values[ie]
-            key = (underlying, None if asset_class == "equity" else expiry)
-            book = self._book_of.get(key)
-            if book is None:
-                book = self._book_of[key] = len(self._books)
-                self._books.append((underlying, asset_class, key[1]))
+        uid = np.array([self._id(self._underlying_of, v) for v in u.values], np.int64)[u.codes]
+        xid = np.array([self._expiry(v) for v in e.values], np.int64)[e.codes]
+        equity = np.array([v == "equity" for v in a.values], bool)[a.codes]
+        column = np.where(equity, 0, xid + 1)  # a surface's book has no expiry: column 0
+        rows, cols = self._book_table.shape
+        if uid.max() >= rows or column.max() >= cols:
+            grown = np.full((max(rows, 2 * uid.max() + 1), max(cols, 2 * column.max() + 1)), -1)
+            grown[:rows, :cols] = self._book_table
+            self._book_table = grown
+        books = self._book_table[uid, column]
+        new = np.flatnonzero(books < 0)
+        if new.size:
+            # in order of first appearance: a book's index, hence its place in the snapshots
+            # of an epoch, depends on its partition's ticks alone, not on where messages were cut
+            _, first = np.unique(uid[new] * cols + column[new], return_index=True)
+            for i in np.sort(new[first]).tolist():
+                underlying = u.values[u.codes[i]]
+                expiry = None if equity[i] else e.values[e.codes[i]]
+                book = self._book_table[uid[i], column[i]] = len(self._books)
+                self._book_of[(underlying, expiry)] = book
+                self._books.append((underlying, a.values[a.codes[i]], expiry))
                 self._book_slots.append([])
                 row = self._b.add()
-                self._b["surface"][row] = key[1] is None
-                partition = int(parts[first[j]])
-                self._b["partition"][row] = partition
+                self._b["surface"][row] = expiry is None
+                self._b["partition"][row] = partition = int(parts[i])
                 self._partition_books.setdefault(partition, []).append(book)
-            xid = self._expiry_of.get(expiry)
-            if xid is None:
-                xid = self._expiry_of[expiry] = len(self._expiries)
-                self._expiries.append(expiry)
-                self._expiry_end = np.append(self._expiry_end, expiry_epoch(expiry))
-            book_ids[j], expiry_ids[j] = book, xid
-        return np.array(book_ids)[inverse], np.array(expiry_ids)[inverse]
+            books = self._book_table[uid, column]
+        return books, xid
+
+    @staticmethod
+    def _id(ids: dict[str, int], name: str) -> int:
+        return ids.setdefault(name, len(ids))
+
+    def _expiry(self, expiry: str) -> int:
+        xid = self._expiry_of.get(expiry)
+        if xid is None:
+            xid = self._expiry_of[expiry] = len(self._expiries)
+            self._expiries.append(expiry)
+            self._expiry_end = np.append(self._expiry_end, expiry_epoch(expiry))
+        return xid
 
     def _slots(self, books: np.ndarray, expiries: np.ndarray, strikes: np.ndarray) -> np.ndarray:
         """The slot of every (book, expiry, strike), new ones added in order of first
@@ -521,30 +536,31 @@ class SurfaceBook:
     ) -> np.ndarray:
         """True where a tick lies within tolerance of its book's current fit (False where the
         book has no fit, or the fit no value there)."""
+        if not rows.size:
+            return np.zeros(0, bool)
         c, b = self.config, self._b
         ts, strike = num["ts"][rows], num["strike"][rows]
         bid_v, ask_v = num["bid_vol"][rows], num["ask_vol"][rows]
         vol = _mid(num["mid_vol"][rows], bid_v, ask_v)
         t = (self._expiry_end[xids] - ts) / YEAR_SECONDS
-        model = np.full(rows.size, np.nan)
         kind = b["model"][book]
-        sabr = np.flatnonzero(kind == 1.0)
-        if sabr.size:
-            m = book[sabr]
-            model[sabr] = sabr_vols(
-                strike[sabr], num["forward"][rows][sabr], t[sabr],
-                *(b[name][m] for name in SABR_NAMES),
-            )  # fmt: skip
+        sabr = kind == 1.0
+        grid = np.full(rows.size, np.nan)  # a Heston surface's vol, read off its fit's grid
         heston = np.flatnonzero(kind == 2.0)
         spot, rate, dividend = (num[name][rows] for name in ("spot", "rate", "dividend"))
         for surface, mine in zip(*_grouped(book[heston], heston)):
             mine = np.asarray(mine)
-            grid_rows, grid = self._grids[surface]
+            grid_rows, vol_grid = self._grids[surface]
             x = xids[mine]  # an expiry first seen after the fit has no row: -1
             at = np.where(x < grid_rows.size, grid_rows[np.minimum(x, grid_rows.size - 1)], -1)
             known = mine[at >= 0]
             forward = forward_price(spot[known], rate[known], dividend[known], t[known])
-            model[known] = grid_vols(grid, at[at >= 0], np.log(strike[known] / forward))
+            grid[known] = grid_vols(vol_grid, at[at >= 0], np.log(strike[known] / forward))
+        model, price, vega = quote_checks(
+            strike, num["forward"][rows], t,
+            *(np.where(sabr, b[name][book], np.nan) for name in SABR_NAMES),
+            grid, spot, rate, dividend, num["call"][rows] > 0,
+        )  # fmt: skip
         floor, flat = 1e-4 * c.tolerance_floor_bp, 1e-4 * c.tolerance_bp
         half = 0.5 * (ask_v - bid_v)
         tolerance = np.where(np.isnan(half), flat, np.maximum(half, floor))
@@ -553,10 +569,7 @@ class SurfaceBook:
         if priced.size:  # a price quote: its gap in price against the tolerance times vega
             bid_p, ask_p = num["bid_price"][rows][priced], num["ask_price"][rows][priced]
             mid = _mid(num["mid_price"][rows][priced], bid_p, ask_p)
-            price, vega = cash_prices_and_vegas(
-                spot[priced], rate[priced], dividend[priced], t[priced], strike[priced],
-                model[priced], num["call"][rows][priced] > 0,
-            )  # fmt: skip
+            price, vega = price[priced], vega[priced]
             half = 0.5 * (ask_p - bid_p)
             tolerance = np.where(np.isnan(half), flat * vega, np.maximum(half, floor * vega))
             within[priced] = np.abs(mid - price) <= tolerance
