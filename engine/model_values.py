@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 CHUNK = 8192  # the longest array one compiled check takes (longer ones are cut)
+ONE_PROGRAM = 1024  # quote_checks of up to this many quotes: one program, prices and all
 GRID_X = np.linspace(-5.0, 4.0, 91)  # ln(K/F) in the model's standard deviations to expiry
 
 
@@ -53,29 +54,53 @@ def _chunked(fn, *args) -> np.ndarray:
     return np.concatenate([on_host(fn, *(a[s] for a in arrays)) for s in chunks(n, CHUNK)])
 
 
-def _checks(strike, forward, expiry, alpha, beta, rho, nu, grid_vol, spot, rate, dividend, call):
-    vol = jnp.where(
-        jnp.isfinite(alpha), hagan_vol(strike, forward, expiry, alpha, beta, rho, nu), grid_vol
-    )
-    spot_forward = forward_price(spot, rate, dividend, expiry)
+def _model_vols(strike, forward, expiry, alpha, beta, rho, nu, grid_vol):
+    sabr = hagan_vol(strike, forward, expiry, alpha, beta, rho, nu)
+    return jnp.where(jnp.isfinite(alpha), sabr, grid_vol)
+
+
+def _cash(spot, rate, dividend, expiry, strike, vol, call):
+    forward = forward_price(spot, rate, dividend, expiry)
     discount = jnp.exp(-rate * expiry)
-    price = discount * black_price(spot_forward, strike, expiry, vol, call)
-    vega = discount * black_vega(spot_forward, strike, expiry, vol)
-    return jnp.stack([vol, price, vega], axis=-1)
+    price = discount * black_price(forward, strike, expiry, vol, call)
+    return jnp.stack([price, discount * black_vega(forward, strike, expiry, vol)], axis=-1)
+
+
+def _checks(strike, forward, expiry, alpha, beta, rho, nu, grid_vol, spot, rate, dividend, call):
+    vol = _model_vols(strike, forward, expiry, alpha, beta, rho, nu, grid_vol)
+    cash = _cash(spot, rate, dividend, expiry, strike, vol, call)
+    return jnp.concatenate([vol[..., None], cash], axis=-1)
 
 
 def quote_checks(
-    strike, forward, expiry, alpha, beta, rho, nu, grid_vol, spot, rate, dividend, call
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    strike, forward, expiry, alpha, beta, rho, nu, grid_vol, spot, rate, dividend, call,
+    priced=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """What each quote is compared with (host arrays, broadcast to one length): its model vol,
     Hagan's SABR vol at its own ``forward`` where ``alpha`` is finite, else ``grid_vol`` (a
-    Heston surface's, read off its :class:`VolGrid`; NaN: no model); and the discounted Black
-    price and vega at that vol against its ``spot``, ``rate`` and ``dividend`` (NaN for a
-    quote without a spot): a price quote's gap to the model, over its vega, is the gap in vol
-    without inverting the quote. One compiled program for every quote of a batch."""
-    out = _chunked(_checks, strike, forward, expiry, alpha, beta, rho, nu, grid_vol, spot, rate,
-                   dividend, np.asarray(call, bool))  # fmt: skip
-    return out[:, 0], out[:, 1], out[:, 2]
+    Heston surface's, read off its :class:`VolGrid`; NaN: no model); and, for the ``priced``
+    quotes (a mask; None: all), the discounted Black price and vega at that vol against their
+    ``spot``, ``rate`` and ``dividend`` (NaN elsewhere): a price quote's gap to the model, over
+    its vega, is the gap in vol without inverting the quote. Up to :data:`ONE_PROGRAM` quotes
+    are one compiled program whatever is priced (its call costs more than its work); more, and
+    only the priced ones are priced."""
+    args = np.broadcast_arrays(strike, forward, expiry, alpha, beta, rho, nu, grid_vol, spot,
+                               rate, dividend, np.asarray(call, bool))  # fmt: skip
+    n = args[0].size
+    if priced is None or n <= ONE_PROGRAM:
+        out = _chunked(_checks, *args)
+        price, vega = out[:, 1], out[:, 2]
+        if priced is not None:
+            price, vega = (np.where(priced, a, np.nan) for a in (price, vega))
+        return out[:, 0], price, vega
+    vol = _chunked(_model_vols, *args[:8])
+    price, vega = np.full(n, np.nan), np.full(n, np.nan)
+    if priced.any():
+        spot, rate, dividend, call = (a[priced] for a in args[8:])
+        cash = _chunked(_cash, spot, rate, dividend, args[2][priced], args[0][priced],
+                        vol[priced], call)  # fmt: skip
+        price[priced], vega[priced] = cash[:, 0], cash[:, 1]
+    return vol, price, vega
 
 
 @jax.jit
@@ -133,7 +158,10 @@ def warmup(expiry_counts=(4,)) -> None:
     size = 64
     while size <= CHUNK:
         x = np.ones(size)
-        quote_checks(x, x, x, 0.1 * x, 0.5 * x, 0 * x, 0.5 * x, 0.2 * x, x, 0 * x, 0 * x, x > 0)
+        args = (x, x, x, 0.1 * x, 0.5 * x, 0 * x, 0.5 * x, 0.2 * x, x, 0 * x, 0 * x, x > 0)
+        _chunked(_checks, *args)
+        _chunked(_model_vols, *args[:8])
+        _chunked(_cash, *args[8:11], x, x, 0.2 * x, x > 0)
         size *= 2
     for m in expiry_counts:
         heston_vol_grid(100.0, 0.25 * np.arange(1, m + 1), np.zeros(m), np.zeros(m),

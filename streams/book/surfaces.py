@@ -559,7 +559,7 @@ class SurfaceBook:
         model, price, vega = quote_checks(
             strike, num["forward"][rows], t,
             *(np.where(sabr, b[name][book], np.nan) for name in SABR_NAMES),
-            grid, spot, rate, dividend, num["call"][rows] > 0,
+            grid, spot, rate, dividend, num["call"][rows] > 0, priced=np.isnan(vol),
         )  # fmt: skip
         floor, flat = 1e-4 * c.tolerance_floor_bp, 1e-4 * c.tolerance_bp
         half = 0.5 * (ask_v - bid_v)

@@ -1,9 +1,9 @@
 """From raw quote records to validated rows: every refused part kept with why, never raised.
 
 A record holds :class:`schemas.QuoteColumns`, a :class:`schemas.QuoteBatch` or a single
-:class:`schemas.Quote`. Each partition's rows are checked together, in their order (single
-quotes in a row gathered into one set of columns first): a busy live stream sends small
-messages, and per message the checks cost ~1 ms of numpy calls whatever the rows. A bad row is
+:class:`schemas.Quote`. The rows of all records are checked together, each partition's in its
+order (single quotes in a row gathered into one set of columns first): a busy live stream
+sends small messages, and a check costs ~0.1 ms of numpy calls whatever its rows. A bad row is
 refused alone, with the row index of its own message.
 """
 
@@ -100,19 +100,20 @@ def decode_records(records: Iterable[Record]) -> Decoded:
             parts.setdefault(record.partition, []).append((record, read.columns))
     for partition in list(singles):
         gathered(partition)
-    good: list[QuoteColumns] = []
-    for mine in parts.values():
-        rows = QuoteColumns.concat([columns for _, columns in mine])
-        valid, problems = rows.problems()
-        if problems:
-            starts = np.cumsum([0] + [columns.n for _, columns in mine])
-            for problem in problems:
-                k = int(np.searchsorted(starts, problem.row, side="right")) - 1
-                record, columns = mine[k]
-                alone = problem._replace(row=problem.row - int(starts[k]))
-                refused.append((record, encode(columns.take([alone.row])), alone.error()))
-            rows = rows.take(valid)
-        good.append(rows)
-    partitions = np.repeat(list(parts), [rows.n for rows in good]).astype(np.int64)
-    rows = QuoteColumns.concat(good) if good else QuoteColumns.from_quotes([])
+    # every partition's rows, each partition's in order, checked at once
+    mine = [(p, record, columns) for p, kept in parts.items() for record, columns in kept]
+    if not mine:
+        return Decoded(QuoteColumns.from_quotes([]), np.zeros(0, np.int64), refused, ticks)
+    sizes = [columns.n for _, _, columns in mine]
+    rows = QuoteColumns.concat([columns for _, _, columns in mine])
+    partitions = np.repeat([p for p, _, _ in mine], sizes).astype(np.int64)
+    valid, problems = rows.problems()
+    if problems:
+        starts = np.cumsum([0, *sizes])
+        for problem in problems:
+            k = int(np.searchsorted(starts, problem.row, side="right")) - 1
+            _, record, columns = mine[k]
+            alone = problem._replace(row=problem.row - int(starts[k]))
+            refused.append((record, encode(columns.take([alone.row])), alone.error()))
+        rows, partitions = rows.take(valid), partitions[valid]
     return Decoded(rows, partitions, refused, ticks)

@@ -44,15 +44,23 @@ def test_quote_checks_give_each_quote_its_models_vol_and_the_black_price_and_veg
     assert math.isnan(vol[5]) and math.isnan(price[5])  # no model: never within tolerance
 
 
-def test_quote_checks_past_one_program_length_match_shorter_calls():
-    # longer arrays are cut into chunks of one compiled length: the same numbers either way
+def test_quote_checks_of_many_quotes_price_only_the_priced_and_match_short_calls():
+    # past ONE_PROGRAM quotes, vols and prices are separate programs (only the priced priced),
+    # and past CHUNK the arrays are cut: the numbers are those of short calls all the same
     rng = np.random.default_rng(3)
     n = 9000
-    strike = rng.uniform(0.8, 1.2, n)
-    args = (strike, np.ones(n), rng.uniform(0.1, 2.0, n), np.full(n, 0.1), np.full(n, 0.5),
-            np.full(n, -0.2), np.full(n, 0.5), np.full(n, np.nan), np.ones(n), np.zeros(n),
-            np.zeros(n), strike > 1.0)  # fmt: skip
-    whole = quote_checks(*args)
-    part = quote_checks(*(a[8000:] for a in args))
-    for a, b in zip(whole, part):
-        np.testing.assert_array_equal(a[8000:], b)
+    strike = rng.uniform(80.0, 120.0, n)
+    sabr = rng.random(n) < 0.5
+    alpha = np.where(sabr, 0.1, np.nan)
+    args = (strike, np.full(n, 100.0), rng.uniform(0.1, 2.0, n), alpha, np.full(n, 0.5),
+            np.full(n, -0.2), np.full(n, 0.5), np.where(sabr, np.nan, 0.2), np.full(n, 100.0),
+            np.full(n, 0.01), np.zeros(n), strike > 100.0)  # fmt: skip
+    priced = ~sabr & (rng.random(n) < 0.5)
+    vol, price, vega = quote_checks(*args, priced=priced)
+    assert np.isnan(price[~priced]).all() and np.isnan(vega[~priced]).all()
+    tail = slice(8500, n)
+    short_vol, short_price, short_vega = quote_checks(*(a[tail] for a in args))
+    np.testing.assert_allclose(vol[tail], short_vol, rtol=1e-14)
+    mine = priced[tail]
+    np.testing.assert_allclose(price[tail][mine], short_price[mine], rtol=1e-13)
+    np.testing.assert_allclose(vega[tail][mine], short_vega[mine], rtol=1e-13)
