@@ -76,20 +76,12 @@ from streams.book.surfaces import SmileSnapshot, SurfaceConfig, SurfaceSnapshot
 from streams.feed.freshness import partitions_of, watermark_lags
 from streams.feed.send import SendSummary, ensure_topics, send_columns, wait_consumed
 from streams.feed.simulate import TENOR_DAYS, TickSimulator
-from streams.local.broker import BrokerConfig, LocalKafka
+from streams.local.broker import BrokerConfig, LocalKafka, free_port
 from streams.settings import Settings
 from streams.worker.metrics import scrape
 
 VOLSTREAM = Path(sys.executable).with_name("volstream")
 WEEKLY = tuple(range(7, 7 * 84 + 1, 7))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def simulator(seed: int, jump_every: float | None = 1.0) -> TickSimulator:
@@ -644,7 +636,7 @@ def main(argv=None) -> dict:
     broker, bootstrap = None, os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
         broker = LocalKafka(
-            BrokerConfig(state_dir=tmp / "kafka", port=_free_port(), controller_port=_free_port())
+            BrokerConfig(state_dir=tmp / "kafka", port=free_port(), controller_port=free_port())
         )
         bootstrap = broker.start()
     record: dict = {"bench": "stream", "device": "cpu", "cores": os.cpu_count(),
@@ -653,7 +645,7 @@ def main(argv=None) -> dict:
         run = f"bench-{uuid.uuid4().hex[:6]}"
         settings = Settings(bootstrap=bootstrap, topic_prefix=run, app_id=run)
         asyncio.run(ensure_topics(settings))
-        port = _free_port()
+        port = free_port()
         worker = start_worker(settings, state_dir, tmp / "worker.log", port)
         try:
             warm = wait_warm(port, worker, tmp / "worker.log")
@@ -738,7 +730,7 @@ def main(argv=None) -> dict:
         if args.single:  # the same worker code, fed one quote a message
             single = Settings(bootstrap=bootstrap, topic_prefix=run + "-1", app_id=run + "-1")
             asyncio.run(ensure_topics(single))
-            port = _free_port()
+            port = free_port()
             worker = start_worker(single, state_dir, tmp / "worker-1.log", port)
             try:
                 wait_warm(port, worker, tmp / "worker-1.log")

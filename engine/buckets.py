@@ -37,9 +37,9 @@ def on_host(fn: Callable, *args) -> np.ndarray:
     """``fn`` (an elementwise jnp formula, each element's result a scalar or a few stacked on a
     last axis) over host arrays as NumPy: the arguments broadcast to one length, padded to a
     bucketed length (64 and up, doubling) with their first element and run as one compiled
-    program. Called eagerly, each jnp op of ``fn`` compiled a program
-    per array length: a stream whose surfaces hold 42, 43, 44 options compiled anew each time
-    (140 compilations, 5 s, in a 200,000-tick replay)."""
+    program. Called eagerly, each jnp op of ``fn`` compiled a program per array length: a
+    stream whose surfaces hold 42, 43, 44 options compiled anew each time (140 compilations,
+    5 s, in a 200,000-tick replay)."""
     arrays = np.broadcast_arrays(*(np.asarray(a) for a in args))
     shape = arrays[0].shape
     flat = [a.ravel() for a in arrays]

@@ -82,12 +82,12 @@ def quote_checks(
     quotes (a mask; None: all), the discounted Black price and vega at that vol against their
     ``spot``, ``rate`` and ``dividend`` (NaN elsewhere): a price quote's gap to the model, over
     its vega, is the gap in vol without inverting the quote. Up to :data:`ONE_PROGRAM` quotes
-    are one compiled program whatever is priced (its call costs more than its work); more, and
-    only the priced ones are priced."""
+    are one compiled program whatever is priced (its call costs more than its work); past
+    that, the vols and the priced quotes' prices are two."""
     args = np.broadcast_arrays(strike, forward, expiry, alpha, beta, rho, nu, grid_vol, spot,
                                rate, dividend, np.asarray(call, bool))  # fmt: skip
     n = args[0].size
-    if priced is None or n <= ONE_PROGRAM:
+    if n <= ONE_PROGRAM:
         out = _chunked(_checks, *args)
         price, vega = out[:, 1], out[:, 2]
         if priced is not None:
@@ -95,6 +95,7 @@ def quote_checks(
         return out[:, 0], price, vega
     vol = _chunked(_model_vols, *args[:8])
     price, vega = np.full(n, np.nan), np.full(n, np.nan)
+    priced = np.ones(n, bool) if priced is None else priced
     if priced.any():
         spot, rate, dividend, call = (a[priced] for a in args[8:])
         cash = _chunked(_cash, spot, rate, dividend, args[2][priced], args[0][priced],
@@ -152,14 +153,16 @@ def grid_vols(grid: VolGrid, rows: np.ndarray, log_moneyness: np.ndarray) -> np.
 
 
 def warmup(expiry_counts=(4,)) -> None:
-    """Compile every check's programs (each padded length of 64 to :data:`CHUNK` rows, a
-    grid of each surface size in ``expiry_counts``) before a stream needs them: a worker's
+    """Compile every check's programs (each padded length they are run at: 64 to
+    :data:`ONE_PROGRAM` rows for one program, to :data:`CHUNK` for two; a grid of each
+    surface size in ``expiry_counts``) before a stream needs them: a worker's
     first large batch would otherwise compile in the middle of the stream."""
     size = 64
     while size <= CHUNK:
         x = np.ones(size)
         args = (x, x, x, 0.1 * x, 0.5 * x, 0 * x, 0.5 * x, 0.2 * x, x, 0 * x, 0 * x, x > 0)
-        _chunked(_checks, *args)
+        if size <= ONE_PROGRAM:
+            _chunked(_checks, *args)
         _chunked(_model_vols, *args[:8])
         _chunked(_cash, *args[8:11], x, x, 0.2 * x, x > 0)
         size *= 2

@@ -308,7 +308,7 @@ class QuoteColumns:
             lambda i: f"expiry {expiry.decoded()[i]} is not after the quote time "
             f"{dt.datetime.fromtimestamp(num['ts'][i], dt.UTC).isoformat()}",
         )  # fmt: skip
-        return found.ok(), found.list()
+        return found.outcome()
 
     def quotes(self, rows: np.ndarray | None = None) -> list[Quote]:
         """The rows (all, or those of the mask or indices ``rows``) as :class:`Quote` objects,
@@ -442,8 +442,6 @@ class _Found:
     def __init__(self, n: int) -> None:
         self.n = n
         self.rules: list[tuple[np.ndarray, str, str, object]] = []
-        self.found: list[tuple[np.ndarray, str, str, object]] = []
-        self.bad = np.zeros(n, bool)
 
     def add(self, failing: np.ndarray, reason: str, field: str, detail) -> None:
         self.rules.append((failing, reason, field, detail))
@@ -480,19 +478,14 @@ class _Found:
                 lambda i: f"field {name!r} {verdicts[column.codes[i]][1]}",
             )  # fmt: skip
 
-    def ok(self) -> np.ndarray:
-        if self.n and np.logical_or.reduce([failing for failing, *_ in self.rules]).any():
-            for failing, *rest in self.rules:
-                new = failing & ~self.bad
-                if new.any():
-                    self.bad |= new
-                    self.found.append((np.flatnonzero(new), *rest))
-        return ~self.bad
-
-    def list(self) -> list[RowProblem]:
-        out = [
-            RowProblem(int(i), reason, field, detail(int(i)))
-            for rows, reason, field, detail in self.found
-            for i in rows
-        ]
-        return sorted(out)
+    def outcome(self) -> tuple[np.ndarray, list[RowProblem]]:
+        """(valid rows as a mask, the first problem of each invalid row, by row)."""
+        bad, out = np.zeros(self.n, bool), []
+        if np.logical_or.reduce([failing for failing, *_ in self.rules]).any():
+            for failing, reason, field, detail in self.rules:
+                new = failing & ~bad
+                bad |= new
+                out += [
+                    RowProblem(int(i), reason, field, detail(int(i))) for i in np.flatnonzero(new)
+                ]
+        return ~bad, sorted(out)

@@ -254,7 +254,6 @@ class SurfaceBook:
 
     def __init__(self, config: SurfaceConfig | None = None) -> None:
         self.config = config or SurfaceConfig()
-        self._book_of: dict[tuple[str, str | None], int] = {}
         self._underlying_of: dict[str, int] = {}
         # the book of (underlying, expiry): row by underlying, column 1 + expiry (0: a surface)
         self._book_table = np.full((8, 128), -1, np.int64)
@@ -360,7 +359,9 @@ class SurfaceBook:
         smile makes it due."""
         b = self._b
         for snap, message in zip(snapshots, params):
-            book = self._book_of[(snap.underlying, getattr(snap, "expiry", None))]
+            expiry = getattr(snap, "expiry", None)  # a surface's book has none: column 0
+            column = 0 if expiry is None else self._expiry_of[expiry] + 1
+            book = int(self._book_table[self._underlying_of[snap.underlying], column])
             values = message.params if message is not None else {}
             usable = (
                 message is not None
@@ -437,7 +438,6 @@ class SurfaceBook:
                 underlying = u.values[u.codes[i]]
                 expiry = None if equity[i] else e.values[e.codes[i]]
                 book = self._book_table[uid[i], column[i]] = len(self._books)
-                self._book_of[(underlying, expiry)] = book
                 self._books.append((underlying, a.values[a.codes[i]], expiry))
                 self._book_slots.append([])
                 row = self._b.add()

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from schemas import Quote, SchemaError
 from streams.feed.send import SendSummary, send_columns
-from streams.feed.tickfile import read_tick_file
+from streams.feed.tickfile import TickFile, read_tick_file
 from streams.settings import Settings
 
-__all__ = ["read_ticks", "replay"]
+__all__ = ["read_ticks", "replay", "replay_ticks"]
 
 
 def read_ticks(path: Path, rename: dict[str, str] | None = None) -> Iterator[Quote | SchemaError]:
@@ -45,6 +45,18 @@ async def replay(
     were refused. Raises :class:`streams.feed.tickfile.TickFileError` for a file that cannot be
     read as ticks at all."""
     ticks = read_tick_file(path, rename)
+    return await replay_ticks(ticks, settings, speed=speed, progress=progress, batch=batch)
+
+
+async def replay_ticks(
+    ticks: TickFile,
+    settings: Settings,
+    *,
+    speed: float | None = None,
+    progress: bool = True,
+    batch: int = 1,
+) -> SendSummary:
+    """:func:`replay` of a file already read (a caller that reads its ticks too reads once)."""
     chunks = [] if ticks.columns is None else [ticks.columns]
     first = ticks.columns.numbers["ts"][0] if chunks else 0.0
     summary = await send_columns(

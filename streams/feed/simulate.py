@@ -88,6 +88,11 @@ _vols = jax.jit(hagan_vol)
 _prices = jax.jit(heston_price)
 
 
+def _log_steps(sigma: float, years: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The log of each lognormal martingale step of the walks (see the module doc)."""
+    return sigma * np.sqrt(years) * z - 0.5 * sigma**2 * years
+
+
 class Jump(NamedTuple):
     """A jump applied at event time ``ts``: every expiry of ``underlying`` moved by
     ``size_bp`` vol basis points (signed; 1 bp is 0.0001 of vol)."""
@@ -357,8 +362,7 @@ class TickSimulator:
                 ("level", self.forward_vol, level, 0),
                 ("vol", self.vol_vol, vol, 1),
             ):
-                step = sigma * np.sqrt(years) * z[rows, col][order] - 0.5 * sigma**2 * years
-                grown = np.cumsum(step)
+                grown = np.cumsum(_log_steps(sigma, years, z[rows, col][order]))
                 earlier = np.where(base > 0, grown[np.maximum(base - 1, 0)], 0.0)
                 value = fx[name][sorted_walk] * np.exp(grown - earlier)
                 out[rows[order]] = value
@@ -392,8 +396,7 @@ class TickSimulator:
             (index["spot"][i], self.spot_vol, 0),
             (math.sqrt(index["v0"][i]), self.vol_vol, 1),
         ):
-            step = sigma * np.sqrt(years) * z[:, col] - 0.5 * sigma**2 * years
-            paths.append(start * np.exp(np.cumsum(step)))
+            paths.append(start * np.exp(np.cumsum(_log_steps(sigma, years, z[:, col]))))
         spot, v0 = paths[0], paths[1] ** 2
         versions = index["version"][i] + np.arange(1, times.size + 1)
         index["spot"][i], index["v0"][i] = spot[-1], v0[-1]
@@ -413,8 +416,7 @@ class TickSimulator:
             years = np.maximum(at - fx["last"][walks], 0.0) / YEAR
             z = self._rng["jump"].standard_normal((walks.size, 2))
             for name, sigma, col in (("level", self.forward_vol, 0), ("vol", self.vol_vol, 1)):
-                step = sigma * np.sqrt(years) * z[:, col] - 0.5 * sigma**2 * years
-                fx[name][walks] *= np.exp(step)
+                fx[name][walks] *= np.exp(_log_steps(sigma, years, z[:, col]))
             fx["last"][walks] = at
             forward, alpha = np.round(fx["level"][walks], 6), fx["vol"][walks]
             smile = (fx["t"][walks], np.full(walks.size, BETA), fx["rho"][walks], fx["nu"][walks])

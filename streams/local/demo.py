@@ -22,10 +22,10 @@ import numpy as np
 
 from schemas import Params, Watermark, decode
 from streams.feed.freshness import partitions_of, watermark_lags
-from streams.feed.replay import replay
+from streams.feed.replay import replay_ticks
 from streams.feed.send import SendSummary, ensure_topics
 from streams.feed.tail import format_params
-from streams.feed.tickfile import read_tick_file
+from streams.feed.tickfile import TickFile, read_tick_file
 from streams.local.broker import LocalKafka, free_port
 from streams.settings import Settings
 from streams.worker.metrics import scrape
@@ -146,7 +146,7 @@ class _Run(NamedTuple):
 
 
 async def _run(
-    settings: Settings, sample: Path, speed: float | None, live: bool, out, alive
+    settings: Settings, ticks: TickFile, speed: float | None, live: bool, out, alive
 ) -> _Run:
     stop, seen, marks = asyncio.Event(), [], []
     await ensure_topics(settings)
@@ -156,7 +156,7 @@ async def _run(
     out.write(f"worker ready after {time.monotonic() - waited:.0f} s; replaying the sample\n")
     out.flush()
     watcher = asyncio.create_task(_watch(settings, stop, live, out, seen, marks))
-    summary = await replay(sample, settings, speed=speed, progress=False, batch=1024)
+    summary = await replay_ticks(ticks, settings, speed=speed, progress=False, batch=1024)
     out.write(f"replayed {summary.sent:,} ticks; waiting for the last calibrations...\n")
     out.flush()
     # done once results stop for 5 s (the worker may still be compiling before the first)
@@ -178,10 +178,10 @@ async def _run(
     return _Run(seen, marks, summary, ticks_out)
 
 
-def _freshness(sample: Path, run: _Run, speed: float | None, partitions: int) -> np.ndarray:
+def _freshness(ticks: TickFile, run: _Run, speed: float | None, partitions: int) -> np.ndarray:
     """Each replayed tick's time from being sent to the watermark that covers it being read
     (:mod:`streams.feed.freshness`); a paced tick left at the start plus its due time."""
-    columns = read_tick_file(sample).columns
+    columns = ticks.columns
     if columns is None or run.sent is None:
         return np.empty(0)
     ts = columns.numbers["ts"]
@@ -194,6 +194,7 @@ def run_demo(
     bootstrap: str | None, sample: Path = SAMPLE, speed: float | None = 30.0, out=sys.stdout
 ) -> int:
     started, started_at = None, time.time()
+    ticks = read_tick_file(sample)  # replayed, then each tick's freshness measured
     if bootstrap is None and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         broker = LocalKafka()
         if not broker.status()["answering"]:
@@ -206,8 +207,8 @@ def run_demo(
     bootstrap = bootstrap or os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     run = f"demo-{int(time.time())}"
     # the sample's 12 smiles make batches of at most 12: the worker compiles the two smallest
-    # batch shapes only (a few seconds, not the larger ones' tens)
-    # batch shapes only, and no runbook tracing in the background while the sample streams
+    # batch shapes only (a few seconds, not the larger ones' tens), and traces no runbook
+    # steps in the background while the sample streams
     env = {"VOLSTREAM_WARM_BATCHES": "8,32", "VOLSTREAM_WARM_RUNBOOK": "0"} | os.environ
     env |= {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -231,7 +232,7 @@ def run_demo(
     try:
         start = time.monotonic()
         alive = lambda: worker.poll() is None  # noqa: E731
-        run = asyncio.run(_run(settings, sample, speed, out.isatty(), out, alive))
+        run = asyncio.run(_run(settings, ticks, speed, out.isatty(), out, alive))
         published = run.published
         elapsed = time.monotonic() - start
     finally:
@@ -261,7 +262,7 @@ def run_demo(
         f"parameters published: p50 {np.percentile(latency, 50):.0f} ms, p99 "
         f"{np.percentile(latency, 99):.0f} ms\n"
     )
-    lags = _freshness(sample, run, speed, settings.partitions)
+    lags = _freshness(ticks, run, speed, settings.partitions)
     covered = lags[np.isfinite(lags)]
     if covered.size:
         out.write(
