@@ -21,8 +21,9 @@ every phase:
    latest parameters read by then fit within tolerance (Hagan's vol; a full Heston repricing);
 3. the naive peer (``NaiveBook``): aiokafka, per-row Python with the same tolerance rules
    (QuantLib's ``sabrVolatility`` or an ``AnalyticHestonEngine`` price per tick), QuantLib's
-   ``SABRInterpolation`` and Heston calibration per due smile and surface, on the same backlog
-   topic from its start (for at most ``--peer-seconds``).
+   ``SABRInterpolation`` and Heston calibration per due smile and surface, each warm from its
+   last fit (cold the first time) as the worker's are, on the same backlog topic from its
+   start (for at most ``--peer-seconds``).
 
 Prints every figure and ratio and appends a JSON line to ``bench/results/stream.jsonl``.
 
@@ -532,12 +533,16 @@ class NaiveBook:
         )  # fmt: skip
 
 
-def naive_params(snap) -> Params:
-    """What the peer does per due smile or surface: fit with QuantLib, make the message."""
+def naive_params(snap, last: Params | None = None) -> Params:
+    """What the peer does per due smile or surface: fit with QuantLib, warm from its ``last``
+    fit as the worker starts warm from its last good one (cold, from QuantLib's usual guess,
+    the first time), and make the message."""
+    start = None if last is None else last.params
     if isinstance(snap, SmileSnapshot):
         (alpha, rho, nu), _ = quantlib_sabr_fit(
-            snap.forward, snap.time_to_expiry, snap.strikes, snap.vols
-        )
+            snap.forward, snap.time_to_expiry, snap.strikes, snap.vols,
+            start=None if start is None else (start["alpha"], start["rho"], start["nu"]),
+        )  # fmt: skip
         params, expiry, t, fwd = (
             {"alpha": alpha, "beta": 0.5, "rho": rho, "nu": nu},
             snap.expiry,
@@ -550,12 +555,13 @@ def naive_params(snap) -> Params:
         _, _, params = quantlib_heston_fit(
             data["strikes"], days, data["target_vols"], spot=snap.spot,
             rate=float(np.mean(data["rate"])), dividend=float(np.mean(data["dividend"])),
+            start=start,
         )  # fmt: skip
         expiry, t, fwd = snap.expiries[-1], max(snap.times), snap.spot
     return Params(
         underlying=snap.underlying, expiry=expiry, model="sabr" if "alpha" in params else "heston",
         params=params, forward=fwd, time_to_expiry=t, converged=True, status="quantlib",
-        warm=False, iterations=0, rmse=0.0, gates={}, diagnostics={},
+        warm=start is not None, iterations=0, rmse=0.0, gates={}, diagnostics={},
         window_start=snap.window_start, window_end=snap.window_end, n_quotes=len(snap.strikes),
         received_at=snap.received_at, published_at=time.time(),
         spot=None if "alpha" in params else snap.spot,
@@ -585,6 +591,7 @@ def naive(
         await consumer.start()
         await producer.start()
         book, ticks, fits, start = NaiveBook(config), 0, 0, None
+        last: dict[str, Params] = {}  # each smile's and surface's latest fit: its warm start
         try:
             while ticks < limit_ticks and (start is None or time.time() - start < limit_seconds):
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
@@ -600,7 +607,7 @@ def naive(
                         for quote in quotes:
                             ticks += 1
                             for key, snap in book.on_quote(quote):
-                                p = naive_params(snap)
+                                p = last[key] = naive_params(snap, last.get(key))
                                 book.fitted(key, p)
                                 await producer.send(out_topic, encode(p), key=p.key.encode())
                                 fits += 1
@@ -746,7 +753,8 @@ def main(argv=None) -> dict:
         peer = naive(settings, config, total, args.peer_seconds, peer_topic.topics["params"])
         record["naive"] = peer
         print(
-            f"naive aiokafka + per-row Python + QuantLib, same backlog and trigger rules: "
+            f"naive aiokafka + per-row Python + QuantLib, same backlog, trigger rules and warm "
+            f"starts: "
             f"{peer['ticks_per_s']:,.0f} ticks/s ({peer['fits_per_s']:,.1f} fits/s, "
             f"{peer['ticks']:,} ticks in {peer['seconds']:.0f} s)",
             flush=True,
@@ -757,7 +765,7 @@ def main(argv=None) -> dict:
     ratio = through["ticks_per_s"] / peer["ticks_per_s"]
     record["ratio_ticks_per_s"] = ratio
     print(
-        f"ratio, backlog ticks/s, same ticks and trigger rules: worker "
+        f"ratio, backlog ticks/s, same ticks, trigger rules and warm starts: worker "
         f"{through['ticks_per_s']:,.0f} / naive {peer['ticks_per_s']:,.0f} = {ratio:.1f}x"
     )
     write_record(args.out, record)
