@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
-import jax
 import numpy as np
+
+from engine.programs import kept
 
 __all__ = ["bucket", "chunks", "on_host"]
 
@@ -30,7 +31,7 @@ def chunks(n: int, largest: int) -> list[slice]:
 
 @cache
 def _compiled(fn: Callable) -> Callable:
-    return jax.jit(fn)
+    return kept(fn)
 
 
 def on_host(fn: Callable, *args) -> np.ndarray:

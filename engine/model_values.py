@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from engine.blackscholes import black_price, black_vega, forward_price, implied_vol
 from engine.buckets import bucket, chunks, on_host
 from engine.heston.pricer import heston_price, total_variance
+from engine.programs import kept
 from engine.sabr.hagan import hagan_vol
 
 __all__ = [
@@ -104,7 +104,7 @@ def quote_checks(
     return vol, price, vega
 
 
-@jax.jit
+@kept
 def _grid(spot, expiry, rate, dividend, v0, kappa, theta, sigma, rho):
     t, r, q = expiry[:, None], rate[:, None], dividend[:, None]
     scale = jnp.sqrt(total_variance(expiry, v0, kappa, theta))

@@ -178,12 +178,10 @@ class Settings:
 
     def use_compile_cache(self) -> None:
         """Keep JAX's compiled programs in :attr:`compile_cache`: a restart loads them instead
-        of compiling again (seconds, not minutes)."""
-        import jax
+        of tracing and compiling again (seconds, not minutes)."""
+        from streams.compile_cache import use_compile_cache
 
-        self.compile_cache.mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", str(self.compile_cache))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        use_compile_cache(self.compile_cache)
 
     @property
     def topics(self) -> dict[str, str]:

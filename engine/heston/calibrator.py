@@ -73,6 +73,7 @@ from engine.heston.model import PARAM_NAMES, HestonParams, default_specs
 from engine.heston.pricer import NODES, heston_price, heston_price_on, lewis_kernel, quadrature
 from engine.optimize import Solver, Status, resolve_solver
 from engine.parameters import on_bound, to_constrained, to_unconstrained
+from engine.programs import kept
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -310,7 +311,7 @@ def _rule(s: HestonSurface, p: Array, nodes: int) -> tuple[Array, Array]:
     return u, lewis_kernel(s.strikes, forward, u, weights)
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(kept, static_argnames=("cfg",))
 def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
     """Fit every surface from each of its S starts ``p0`` (B, S, 5; held parameters at their
     values), all in one program. Quadrature nodes are fitted to each start and held fixed

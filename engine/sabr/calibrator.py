@@ -35,6 +35,7 @@ from engine.diagnostics import (
 from engine.gates import Gate, not_applicable, threshold_gate
 from engine.optimize import Solver, SolverOutput, Status, resolve_solver, solve_batch
 from engine.parameters import on_bound, to_constrained, to_unconstrained
+from engine.programs import kept
 from engine.result import CalibrationResult
 from engine.sabr.hagan import (
     StrikeTerms,
@@ -222,7 +223,7 @@ def _check_one(cfg: _Config, out: SolverOutput, solver_args, theta, mask, prior)
     return checks
 
 
-@jax.jit
+@kept
 def _cold_starts(forward, expiry, strikes, vols, weights, mask, theta0):
     def one(forward, expiry, strikes, vols, weights, mask, theta0):
         sqrt_w = jnp.sqrt(jnp.where(mask, weights, 0.0))
@@ -249,7 +250,7 @@ def _identifiability(cfg: _Config, forward, expiry, strikes, vols, weights, mask
     return jax.vmap(one)(forward, expiry, strikes, vols, weights, mask, theta)
 
 
-@partial(jax.jit, static_argnames=("cfg", "checks"))
+@partial(kept, static_argnames=("cfg", "checks"))
 def _calibrate_batch(
     cfg: _Config, checks: bool, forward, expiry, strikes, vols, weights, mask, theta0, prior
 ):

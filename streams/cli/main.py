@@ -523,11 +523,13 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser(
         "compile",
         help="compile the worker's programs into the compile cache (the install runs it)",
-        description="Compile every program a worker warms at start (SABR batches of each "
-        "VOLSTREAM_WARM_BATCHES size, the Heston surfaces) into the persistent compile cache "
-        "($VOLSTREAM_JAX_CACHE, default ~/.volstream/jax-cache). Workers and the demo on this "
-        "machine then load them in seconds instead of compiling for a minute or more. `make` "
-        "runs it once when it creates .venv/; run it again after upgrading JAX.",
+        description="Trace and compile every program a worker warms (SABR batches of each "
+        "VOLSTREAM_WARM_BATCHES size, the Heston surfaces, the runbook's steps, the tolerance "
+        "checks) into the compile cache ($VOLSTREAM_JAX_CACHE, default "
+        "~/.volstream/jax-cache). Workers and the demo on this machine then load them in "
+        "seconds instead of tracing and compiling for minutes. `make` runs it once when it "
+        "creates .venv/; a program traced by other engine code or another JAX is not loaded, "
+        "so run it again after an upgrade.",
     )
     comp.set_defaults(func=cmd_compile)
 
