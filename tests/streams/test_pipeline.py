@@ -55,6 +55,27 @@ def test_bad_records_become_dead_letters_and_good_ones_calibrate():
     assert pipe.counters.calibrations == len(params)
 
 
+def test_a_takeovers_rebuild_takes_the_book_and_counts_and_publishes_nothing():
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=5, count=20))
+    records = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+    sink = Memory()
+    pipe = Pipeline(Settings(topic_prefix="t"), sink, clock=lambda: T0 + 100)
+    assert pipe.rebuild(records[:-1]) == {quotes[0].underlying}
+    assert pipe.book.ticks_out == 0 and sink.sent == {}  # the previous owner did both
+
+    async def go():
+        await pipe.process(records[-1:])
+        await pipe.flush_idle(0.0)
+
+    asyncio.run(go())
+    # no current fit came with the book: the first new tick's epoch fits the smile once, on
+    # every option the previous owner's book held, and the tick lies within that fit (the
+    # rebuild's 35 ticks, which the previous owner counted, are not counted again)
+    (params,) = [decode(v, Params) for _, v in sink.sent["t.params"]]
+    assert params.n_quotes == len({q.strike for q in quotes}) > 1
+    assert pipe.counters.ticks == 1 and pipe.counters.out_of_tolerance == 0
+
+
 def test_failed_fits_are_flagged_with_alerts_and_no_warm_state():
     quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=0))
     zigzag = [
