@@ -1,14 +1,25 @@
-"""Health rules over calibration results: pure functions returning ``schemas.Alert``s."""
+"""Health rules over calibration results and the stream: pure functions returning
+``schemas.Alert``s and the new :class:`Health` they leave."""
 
+from alerts.config import RUNBOOK, AlertConfig
+from alerts.health import Condition, Health, KeyHistory, settle
 from alerts.notices import calibration_error_alert, job_alert, runbook_alert
-from alerts.rules import History, drift_alerts, evaluate, gate_alerts
+from alerts.rules import evaluate, fit_conditions, model_failures, record, stale_keys, threshold
 
 __all__ = [
-    "History",
+    "RUNBOOK",
+    "AlertConfig",
+    "Condition",
+    "Health",
+    "KeyHistory",
     "calibration_error_alert",
-    "drift_alerts",
     "evaluate",
-    "gate_alerts",
+    "fit_conditions",
     "job_alert",
+    "model_failures",
+    "record",
     "runbook_alert",
+    "settle",
+    "stale_keys",
+    "threshold",
 ]

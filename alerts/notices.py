@@ -1,8 +1,10 @@
-"""Alerts about the stream itself rather than about one fit's figures: a runbook's outcome, a
-flagged playbook job, a calibration that raised. Pure: the caller passes the time."""
+"""Notices: alerts that report an event rather than a condition (``state`` ``notice``, never
+resolved): a runbook's outcome, a flagged playbook job, a calibration that raised. Pure: the
+caller passes the time."""
 
 from __future__ import annotations
 
+from alerts.config import RUNBOOK
 from schemas import Alert, JobResult, Params, clip
 
 __all__ = ["calibration_error_alert", "job_alert", "runbook_alert"]
@@ -17,20 +19,23 @@ def runbook_alert(
     figures = {"step": float(step), "attempts": float(attempts)}
     if not escalate:
         figures |= {f"fit.{name}": value for name, value in fix.params.items()}
-    return Alert(
-        now, "critical" if escalate else "info", "runbook", fix.subject, clip(summary), figures
-    )
+    severity = "critical" if escalate else "info"
+    then = "escalate to the quant team" if escalate else "the fix is published"
+    runbook = f"{RUNBOOK['not_converged'].partition(':')[0]}: {then}"
+    return Alert(now, severity, "runbook", fix.subject, clip(summary), figures, fix.key,
+                 "notice", runbook)  # fmt: skip
 
 
 def job_alert(now: float, result: JobResult) -> Alert:
     """A flagged playbook job's finding, naming the gates that failed."""
     failed = ", ".join(result.failed) or "see the finding"
-    return Alert(
-        now, "warning", "job", result.subject, clip(f"{result.title}: flagged ({failed})"), {}
-    )
+    message = clip(f"{result.title}: flagged ({failed})")
+    return Alert(now, "warning", "job", result.subject, message, {}, result.key, "notice",
+                 "the job's finding on the jobs topic says which gates failed and why")  # fmt: skip
 
 
 def calibration_error_alert(now: float, key: str, error: Exception) -> Alert:
     """A calibration that raised (a bug: the stream goes on, loudly)."""
     message = clip(f"calibration raised {type(error).__name__}: {error}")
-    return Alert(now, "critical", "calibration_error", key.replace("|", " "), message, {})
+    return Alert(now, "critical", "calibration_error", key.replace("|", " "), message, {}, key,
+                 "notice", "a bug: report it with the worker's log")  # fmt: skip

@@ -1,100 +1,102 @@
-"""Health rules over calibration results: pure ``(history, params) -> (alerts, history)``.
+"""Health rules over calibration results and the stream: pure ``(health, ...) -> (alerts,
+health)``; nothing here does I/O or reads a clock (the caller passes ``now``).
 
-The stream publishes what these return; nothing here does I/O or reads a clock (the caller
-passes ``now``). Rules follow the playbook's monitoring section: a failed fit is critical,
-any other failed validation gate is a warning, and a parameter more than ``z`` standard
-deviations from its running mean (per smile or surface, after ``min_count`` good fits) is a drift warning.
-A drift alert carries the drift runbook's diagnosis data: the prior good fit (``prior.NAME``
-figures) and, when the caller passes each result's quotes, the quotes that moved most since
-that fit (``moved.STRIKE``: the change of implied vol at that strike).
+The playbook's monitoring section, per smile or surface: a fit that did not converge is
+critical; a failed validation gate, an RMSE above the key's P95, a parameter more than ``z``
+standard deviations from its window's mean (after ``min_history`` good fits) and a condition
+number above ``condition`` are warnings. Over the stream: a model's share of failed fits, a
+partition whose watermark lags its ticks, a partition's unread messages, and a quoted key not
+fitted within ``stale_after``. Each alert fires once and resolves once
+(:func:`alerts.health.settle`). A drift alert carries the drift runbook's diagnosis: the prior
+good fit (``prior.NAME``) and the quotes that moved most since (``moved.STRIKE``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
+from alerts.config import RUNBOOK, AlertConfig
+from alerts.health import Condition, Health, KeyHistory, Quotes, settle
 from schemas import Alert, Params
 
-__all__ = ["MOVED", "History", "Quotes", "drift_alerts", "evaluate", "gate_alerts"]
+__all__ = [
+    "MOVED",
+    "evaluate",
+    "fit_conditions",
+    "model_failures",
+    "record",
+    "stale_keys",
+    "threshold",
+]
 
 MOVED = 5  # quotes that moved most, listed in a drift alert
-Quotes = tuple[Sequence[float], Sequence[float]]  # a fit's (strikes, vols)
+STREAM = "stream"  # the model of a key that is no smile or surface (a model, a partition)
 
 
-@dataclass(frozen=True)
-class _Running:
-    """Welford's running mean and variance."""
-
-    count: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-
-    def add(self, x: float) -> _Running:
-        count = self.count + 1
-        delta = x - self.mean
-        mean = self.mean + delta / count
-        return _Running(count, mean, self.m2 + delta * (x - mean))
-
-    @property
-    def std(self) -> float:
-        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
-
-
-@dataclass(frozen=True)
-class History:
-    """Per (smile or surface key, parameter) running statistics of good fits."""
-
-    stats: dict[tuple[str, str], _Running] = field(default_factory=dict)
-    last: dict[str, tuple[dict[str, float], Quotes | None]] = field(default_factory=dict)
-
-
-def gate_alerts(params: Params, now: float) -> list[Alert]:
-    """One alert per failed gate; a fit that did not converge is critical."""
-    alerts = []
-    if not params.converged:
-        alerts.append(
-            Alert(
-                now,
-                "critical",
-                "not_converged",
-                params.subject,
-                f"calibration did not converge: {params.status}",
-                {"iterations": float(params.iterations)},
-            )
-        )
+def fit_conditions(history: KeyHistory, params: Params, config: AlertConfig) -> list[Condition]:
+    """Every per-fit rule's verdict on ``params`` against its key's ``history`` before it. A
+    rule that cannot judge this fit (drift on a flagged fit) gives no verdict."""
+    out = [
+        Condition("not_converged", "critical", not params.converged,
+                  f"calibration did not converge: {params.status}",
+                  {"iterations": float(params.iterations)}, RUNBOOK["not_converged"]),
+    ]  # fmt: skip
     for name, gate in params.gates.items():
-        if gate["verdict"] != "fail" or name == "converged":
+        if name == "converged" or gate["verdict"] == "n/a":
             continue
-        alerts.append(
-            Alert(
-                now,
-                "warning",
-                f"gate.{name}",
-                params.subject,
-                f"gate {name} failed: {gate['value']} vs threshold {gate['threshold']}",
-                {"value": gate["value"], "threshold": gate["threshold"]},
-            )
-        )
-    return alerts
+        out.append(Condition(f"gate.{name}", "warning", gate["verdict"] == "fail",
+                             f"gate {name} failed: {gate['value']:.4g} against threshold "
+                             f"{gate['threshold']:.4g}",
+                             {"value": gate["value"], "threshold": gate["threshold"]},
+                             RUNBOOK["gate"]))  # fmt: skip
+    if not params.converged:
+        return out
+    p95 = _rmse_p95(history, config)
+    if params.rmse is not None and p95 is not None:
+        out.append(Condition("rmse_p95", "warning", params.rmse > config.rmse_margin * p95,
+                             f"RMSE {params.rmse * 1e4:.2f} bp above {config.rmse_margin:g} x "
+                             f"this key's P{100 * config.rmse_quantile:.0f} of "
+                             f"{p95 * 1e4:.2f} bp over its last {len(history.rmse)} good fits",
+                             {"rmse": params.rmse, "p95": p95}, RUNBOOK["rmse_p95"]))  # fmt: skip
+    condition = params.diagnostics.get("condition_number")
+    if condition is not None and math.isfinite(condition):
+        out.append(Condition("identifiability", "warning", condition > config.condition,
+                             f"poor parameter identifiability: condition number {condition:.0f}"
+                             f" above {config.condition:.0f}",
+                             {"condition_number": condition, "threshold": config.condition},
+                             RUNBOOK["identifiability"]))  # fmt: skip
+    if params.good:
+        out.append(_drift(history, params, config))
+    return out
 
 
-def drift_alerts(
-    history: History,
-    params: Params,
-    now: float,
-    *,
-    quotes: Quotes | None = None,
-    z: float = 3.0,
-    min_count: int = 20,
-) -> tuple[list[Alert], History]:
-    """Z-score drift of each parameter against its running history; good fits update it.
-    ``quotes`` are the fit's (strikes, vols): a drift alert then lists those that moved."""
-    stats, last = dict(history.stats), dict(history.last)
-    return _drift(stats, last, params, quotes, now, z, min_count), History(stats, last)
+def _rmse_p95(history: KeyHistory, config: AlertConfig) -> float | None:
+    """The key's RMSE quantile over its good fits, once it has ``min_history`` of them."""
+    if len(history.rmse) < config.min_history:
+        return None
+    return float(np.quantile(history.rmse, config.rmse_quantile))
+
+
+def _drift(history: KeyHistory, params: Params, config: AlertConfig) -> Condition:
+    figures: dict[str, float | None] = {}
+    for name, value in params.params.items():
+        count, mean, std = history.stats(name)
+        if value is None or count < config.min_history or std <= 0:
+            continue
+        score = abs(value - mean) / std
+        if score > config.z:
+            figures |= {f"{name}.value": value, f"{name}.mean": mean, f"{name}.std": std,
+                        f"{name}.z": score}  # fmt: skip
+    drifted = [k[:-2] for k in figures if k.endswith(".z")]
+    if drifted:  # the runbook's diagnosis: the prior fit (and what moved: see evaluate)
+        figures |= {f"prior.{k}": v for k, v in history.prior.items()}
+    scores = ", ".join(f"{n} z={figures[n + '.z']:.2f}" for n in drifted)
+    return Condition("drift", "warning", bool(drifted), f"parameters drifted: {scores}",
+                     figures, RUNBOOK["drift"])  # fmt: skip
 
 
 def _moved(now: Quotes | None, before: Quotes | None) -> dict[str, float]:
@@ -108,54 +110,119 @@ def _moved(now: Quotes | None, before: Quotes | None) -> dict[str, float]:
     return {f"moved.{common[j]:.6g}": float(change[j]) for j in top}
 
 
-def _drift(
-    stats: dict, last: dict, params: Params, quotes: Quotes | None, now: float, z: float, n: int
-) -> list[Alert]:
-    """:func:`drift_alerts` on ``stats`` and ``last``, updated in place (the callers own
-    those copies)."""
+def record(
+    history: KeyHistory, params: Params, quotes: Quotes | None, config: AlertConfig
+) -> KeyHistory:
+    """``history`` with ``params`` taken in: its outcome, and a good fit's figures in the
+    windows. A drift enters them (a lasting move becomes the new normal, as the drift runbook
+    says of a justified one); an RMSE the RMSE rule flags does not (a fit that stays worse
+    than usual stays flagged)."""
+    failed = (*history.failed, not params.converged)[-config.outcomes :]
+    out = replace(history, model=params.model, failed=failed, last_fit=params.window_end)
     if not params.good:
-        return []
-    alerts, diagnosis = [], None
-    for name, value in params.params.items():
-        if value is None:
-            continue
-        key = (params.key, name)
-        run = stats.get(key, _Running())
-        if run.count >= n and run.std > 0:
-            score = abs(value - run.mean) / run.std
-            if score > z:
-                if diagnosis is None:  # only for a drift: every good fit passes here
-                    prior_params, prior_quotes = last.get(params.key, ({}, None))
-                    diagnosis = {f"prior.{k}": v for k, v in prior_params.items()}
-                    diagnosis |= _moved(quotes, prior_quotes)
-                alerts.append(
-                    Alert(
-                        now,
-                        "warning",
-                        "drift",
-                        params.subject,
-                        f"parameter {name} drifted: z-score {score:.2f} (runbook: check the "
-                        "moved quotes and the prior fit in the figures)",
-                        {"value": value, "mean": run.mean, "std": run.std, "z": score} | diagnosis,
-                    )
-                )
-        stats[key] = run.add(value)
-    last[params.key] = (params.params, quotes)  # Params is frozen: no copy needed
-    return alerts
+        return out
+    windows = {
+        name: (*history.params.get(name, ()), value)[-config.window :]
+        for name, value in params.params.items()
+        if value is not None
+    }
+    p95 = _rmse_p95(history, config)  # a fit the RMSE rule flags stays out of its window
+    usual = params.rmse is not None and (p95 is None or params.rmse <= config.rmse_margin * p95)
+    rmse = (*history.rmse, params.rmse) if usual else history.rmse
+    return replace(out, params=windows, rmse=rmse[-config.window :], prior=params.params,
+                   quotes=quotes)  # fmt: skip
 
 
 def evaluate(
-    history: History,
+    health: Health,
     batch: Sequence[Params],
     now: float,
     quotes: Sequence[Quotes | None] | None = None,
-) -> tuple[list[list[Alert]], History]:
-    """Every rule, composed, over a batch of results in order (with each one's quotes, for
-    the drift diagnosis): the alerts of each, and the history after all of them (copied once
-    per batch, not once per result)."""
-    stats, last = dict(history.stats), dict(history.last)
+    config: AlertConfig | None = None,
+) -> tuple[list[list[Alert]], Health]:
+    """Every per-fit rule over a batch of results in order (with each one's quotes, for the
+    drift diagnosis): the alerts of each, then the failure rate of each model the batch
+    fitted; and the health after all of them."""
+    config = config or AlertConfig()
     quotes = quotes or [None] * len(batch)
-    found = [
-        gate_alerts(p, now) + _drift(stats, last, p, q, now, 3.0, 20) for p, q in zip(batch, quotes)
-    ]
-    return found, History(stats, last)
+    found = []
+    for params, q in zip(batch, quotes):
+        history = health.history(params.key, params.model)
+        conditions = fit_conditions(history, params, config)
+        if conditions[-1].rule == "drift":
+            conditions[-1] = _with_moved(conditions[-1], q, history.quotes)
+        keys = {**health.keys, params.key: record(history, params, q, config)}
+        health = replace(health, keys=keys)
+        alerts, health = settle(health, params.key, params.subject, params.model, conditions,
+                                now, config)  # fmt: skip
+        found.append(alerts)
+    for model in dict.fromkeys(p.model for p in batch):
+        alerts, health = model_failures(health, model, now, config)
+        if found:
+            found[-1] += alerts
+    return found, health
+
+
+def _with_moved(drift: Condition, now: Quotes | None, before: Quotes | None) -> Condition:
+    if not drift.holds:
+        return drift
+    return drift._replace(figures={**drift.figures, **_moved(now, before)})
+
+
+def model_failures(
+    health: Health, model: str, now: float, config: AlertConfig
+) -> tuple[list[Alert], Health]:
+    """A model's share of failed fits over its keys' recent fits above ``failure_rate``
+    (judged once ``min_outcomes`` fits are known), keyed by the model's name."""
+    windows = [h.failed for h in health.keys.values() if h.model == model]
+    total = sum(len(w) for w in windows)
+    if total < config.min_outcomes:
+        return [], health
+    rate = sum(sum(w) for w in windows) / total
+    condition = Condition("failure_rate", "critical", rate > config.failure_rate,
+                          f"{100 * rate:.1f}% of recent {model} fits did not converge (more "
+                          f"than {100 * config.failure_rate:.1f}%)",
+                          {"rate": rate, "fits": float(total)}, RUNBOOK["failure_rate"])  # fmt: skip
+    return settle(health, model, f"{model} fits", STREAM, [condition], now, config)
+
+
+def threshold(
+    health: Health,
+    rule: str,
+    figures: Mapping[str, float],
+    limit: float,
+    now: float,
+    config: AlertConfig,
+    unit: str = "",
+) -> tuple[list[Alert], Health]:
+    """A measured figure per key (a partition's watermark lag, its unread messages) above
+    ``limit`` fires ``rule`` on that key, and resolves once it is back under."""
+    alerts: list[Alert] = []
+    for key, value in figures.items():
+        condition = Condition(rule, "warning", value > limit,
+                              f"{rule.replace('_', ' ')} {value:.4g}{unit} above {limit:.4g}{unit}",
+                              {"value": value, "threshold": limit}, RUNBOOK[rule])  # fmt: skip
+        raised, health = settle(health, key, key.replace("|", " "), STREAM, [condition], now,
+                                config)  # fmt: skip
+        alerts += raised
+    return alerts, health
+
+
+def stale_keys(
+    health: Health, quoted: Mapping[str, float], now: float, config: AlertConfig
+) -> tuple[list[Alert], Health]:
+    """Each key with a fit history whose latest quote (event time, ``quoted``) is more than
+    ``stale_after`` past its last fit: quoted, but not fitted within its maximum age."""
+    alerts: list[Alert] = []
+    for key, latest in quoted.items():
+        history = health.keys.get(key)
+        if history is None or not math.isfinite(history.last_fit):
+            continue
+        age = latest - history.last_fit
+        condition = Condition("stale", "warning", age > config.stale_after,
+                              f"quoted but not fitted for {age:.0f} s (more than "
+                              f"{config.stale_after:.0f} s)", {"age": age}, RUNBOOK["stale"])  # fmt: skip
+        raised, health = settle(health, key, f"{key.replace('|', ' ')} {history.model}",
+                                history.model, [condition], now, config)  # fmt: skip
+        alerts += raised
+    return alerts, health

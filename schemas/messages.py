@@ -30,6 +30,7 @@ __all__ = [
 
 ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
+ALERT_STATES = ("firing", "resolved", "notice")
 VERDICTS = ("pass", "fail", "n/a")
 
 
@@ -398,10 +399,20 @@ class Params:
 
 @dataclass(frozen=True)
 class Alert:
-    """A health alert for operators: which rule fired on what, how badly, and the figures."""
+    """A health alert for operators: which rule fired on what, how badly, and the figures.
+
+    A rule over a condition (a fit that did not converge, a parameter's drift, a lagging
+    partition) sends ``state`` ``firing`` once when the condition starts and ``resolved`` once
+    when it clears, both with the same ``key`` (the smile's or surface's key, a model, a
+    partition) and ``rule``: what an operator's console pairs them by. A ``notice`` (a
+    runbook's outcome, a flagged job, a calibration that raised) reports an event and resolves
+    nothing. ``runbook`` names the step of the playbook's runbooks that the alert asks for.
+    ``figures["suppressed"]``, when present, counts this key's alerts held back since its last
+    one (at most ``alerts.AlertConfig.per_minute`` a minute per key: one bad surface never
+    floods the topic)."""
 
     TYPE = "alert"
-    VERSION = 1
+    VERSION = 2
 
     ts: float
     severity: str
@@ -409,6 +420,9 @@ class Alert:
     subject: str
     message: str
     figures: dict[str, float | None] = field(default_factory=dict)
+    key: str = ""
+    state: str = "notice"
+    runbook: str = ""
 
     def to_wire(self) -> dict:
         return _wire(self)
@@ -423,6 +437,9 @@ class Alert:
             subject=f.text(data, "subject", max_len=128),
             message=f.text(data, "message", max_len=f.TEXT_MAX),
             figures=f.number_map(data, "figures", allow_none=True),
+            key=f.text(data, "key", max_len=128),
+            state=f.text(data, "state", choices=ALERT_STATES),
+            runbook=f.text(data, "runbook", max_len=f.TEXT_MAX),
         )
 
 

@@ -19,6 +19,7 @@
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due even within tolerance |
 | ``VOLSTREAM_RUNBOOK_COOLDOWN`` | ``300`` | wall-clock seconds before a smile or surface whose fit failed may walk the failure runbook again (``0``: never walk it; see ``engine.runbook``) |
 | ``VOLSTREAM_JOBS`` | ``DEFAULT_JOBS`` | playbook jobs the worker runs on its current surfaces: ``NAME=CADENCE [DAY] HH:MM`` (UTC; cadence daily, weekly with a weekday, monthly or quarterly with a day 1-28) or ``NAME=every N{s,m,h}`` (intraday) separated by ``;``; ``none``: no jobs (see ``streams.worker.jobs``) |
+| ``VOLSTREAM_ALERTS`` | | health rules' thresholds, ``NAME=VALUE,...`` of ``alerts.AlertConfig`` (``z=3,condition=500,per_minute=6``: drift z-score, identifiability condition number, alerts per key a minute; see ``alerts.config``) |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
@@ -28,10 +29,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
 
+from alerts import AlertConfig
 from streams.book.surfaces import SurfaceConfig
 
 __all__ = ["DEFAULT_JOBS", "JOB_NAMES", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
@@ -151,6 +153,27 @@ def _sizes(name: str, text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _alerts(text: str) -> AlertConfig:
+    """``NAME=VALUE`` pairs of :class:`alerts.AlertConfig` separated by ``,``."""
+    defaults = AlertConfig()
+    given = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if not hasattr(defaults, name):
+            known = ", ".join(f.name for f in fields(AlertConfig))
+            raise ValueError(f"VOLSTREAM_ALERTS: no threshold {name!r}; known: {known}")
+        kind = type(getattr(defaults, name))
+        try:
+            given[name] = kind(value)
+        except ValueError:
+            what = "whole number" if kind is int else "number"
+            raise ValueError(
+                f"VOLSTREAM_ALERTS: {name} takes a {what}, got {value.strip()!r}"
+            ) from None
+    return AlertConfig(**given)
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str = "127.0.0.1:9092"
@@ -168,6 +191,7 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
     state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
     jax_cache: Path | None = None  # compiled programs; None: state_dir / "jax-cache"
 
@@ -231,6 +255,7 @@ class Settings:
                 max_age=float(get("VOLSTREAM_TRIGGER_AGE", "30")),
                 epoch=float(get("VOLSTREAM_EPOCH", "0.025")),
             ),
+            alerts=_alerts(get("VOLSTREAM_ALERTS", "")),
             state_dir=Path(get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream")),
             jax_cache=Path(get("VOLSTREAM_JAX_CACHE")) if get("VOLSTREAM_JAX_CACHE") else None,
         )

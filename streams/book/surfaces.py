@@ -411,6 +411,14 @@ class SurfaceBook:
             seen = max(seen, quiet_until)
         return Coverage(seen, 0, unfit)
 
+    def latest(self) -> tuple[dict[int, float], dict[str, float]]:
+        """The event time of the newest tick of each partition, and of each smile and surface
+        with live quotes: what the stream's health rules hold watermarks and fits against."""
+        live = np.flatnonzero(self._b["live"][: len(self._books)] > 0)
+        last = self._b["last_ts"]
+        keys = {book_key(*self._books[i][::2]): float(last[i]) for i in live.tolist()}
+        return dict(self._seen), keys
+
     def partitions(self) -> list[int]:
         """The partitions whose ticks the book has taken."""
         return sorted(self._seen)

@@ -30,7 +30,9 @@ def describe(message) -> str:
             f"{'warm' if message.warm else 'cold'} {verdict} latency={latency:.0f}ms"
         )
     if isinstance(message, Alert):
-        return f"[{message.severity.upper()}] {message.rule} {message.subject}: {message.message}"
+        level = message.severity.upper() + (" resolved" if message.state == "resolved" else "")
+        line = f"[{level}] {message.rule} {message.subject}: {message.message}"
+        return line + (f" (runbook: {message.runbook})" if message.state == "firing" else "")
     if isinstance(message, DeadLetter):
         return (
             f"DEAD {message.reason}: {message.detail} ({message.topic} partition "

@@ -23,6 +23,7 @@ __all__ = ["ProducerSink", "attach"]
 log = logging.getLogger(__name__)
 
 JOB_CHECK_SECONDS = 1.0  # how often the worker looks for due playbook jobs (a dict lookup)
+HEALTH_CHECK_SECONDS = 1.0  # how often the stream's health rules look at lags and stale keys
 
 
 class ProducerSink:
@@ -135,6 +136,18 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
     async def playbook_jobs() -> None:
         """Start the playbook jobs whose scheduled time has come (VOLSTREAM_JOBS)."""
         pipeline.jobs.start(clock.due(time.time()))
+
+    @app.timer(interval=HEALTH_CHECK_SECONDS, name="volstream.stream_health")
+    async def stream_health() -> None:
+        """The stream's health rules: watermark lag, unread quotes, stale keys."""
+        quotes, consumer = settings.topics["quotes"], app.consumer
+        try:
+            ends = {tp.partition: consumer.highwater(tp) for tp in consumer.assignment()
+                    if tp.topic == quotes}  # fmt: skip
+        except Exception as exc:  # a rebalance in progress: the lag is judged next time
+            log.info("consumer lag not read: %s", exc)
+            ends = {}
+        await pipeline.check_stream({p: e for p, e in ends.items() if e is not None})
 
     @app.timer(interval=10.0, name="volstream.report_counters")
     async def report_counters() -> None:

@@ -16,6 +16,7 @@ class Counters:
     calibrations: int = 0
     flagged: int = 0
     alerts: int = 0
+    alerts_held: int = 0  # alerts held back by the per-key bound (alerts.AlertConfig.per_minute)
     errors: int = 0
     watermarks: int = 0
     out_of_tolerance: int = 0  # ticks no current fit reflected (each made its smile due)

@@ -11,6 +11,7 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 | ``volstream_rejected_total`` | counter | ``reason``: quotes sent to the dead-letter topic |
 | ``volstream_calibrations_total`` | counter | ``outcome``: ``good`` or ``flagged`` |
 | ``volstream_alerts_total`` | counter | alerts published |
+| ``volstream_alerts_held_total`` | counter | alerts held back by the per-key bound (counted; the key's next alert says how many) |
 | ``volstream_errors_total`` | counter | calibration batches that raised (a bug) |
 | ``volstream_runbooks_total`` | counter | ``step``: failed fits put through the failure runbook, by the step that fixed them, or ``escalated`` |
 | ``volstream_playbook_jobs_total`` | counter | ``job``, ``outcome`` (good, flagged: findings of the scheduled playbook jobs; skipped: runs not started because the last was still going) |
@@ -69,6 +70,11 @@ class _Counts(Collector):
         outcomes.add_metric(["flagged"], counters.flagged)
         yield outcomes
         yield CounterMetricFamily("volstream_alerts", "Alerts published", value=counters.alerts)
+        yield CounterMetricFamily(
+            "volstream_alerts_held",
+            "Alerts held back by the per-key bound (one bad key never floods the topic)",
+            value=counters.alerts_held,
+        )
         yield CounterMetricFamily(
             "volstream_errors", "Calibration batches that raised", value=counters.errors
         )

@@ -21,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from alerts import History, calibration_error_alert, evaluate
-from schemas import DEAD_LETTER_KEEP, DeadLetter, SchemaError, Watermark, encode
+from alerts import Health, calibration_error_alert, evaluate, stale_keys, threshold
+from schemas import DEAD_LETTER_KEEP, DeadLetter, SchemaError, Watermark, encode, watermark_key
 from streams.book.calibrations import Calibrations
 from streams.book.state import state_message
 from streams.book.surfaces import Coverage, Snapshot, SurfaceBook
@@ -69,7 +69,7 @@ class Pipeline:
             betas=settings.betas, default_beta=settings.default_beta, clock=clock
         )
         self.tracker = Tracker(self.book, self.calibrations)
-        self.history = History()
+        self.health = Health()
         self.counters = Counters()
         self.metrics = WorkerMetrics(lambda: (self.counters, len(self.book)))
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
@@ -82,6 +82,7 @@ class Pipeline:
         )
         self.jobs = PlaybookJobs(self._current, self._deliver, self.counters, clock)
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
+        self._next_offset: dict[int, int] = {}  # partition -> the offset after its latest
         self._marks: dict[int, Coverage] = {}  # partition -> its last published coverage
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
 
@@ -108,6 +109,7 @@ class Pipeline:
         start = time.perf_counter()
         for record in records:
             self._last_seen[record.partition] = record.received_at
+            self._next_offset[record.partition] = record.offset + 1
         decoded = decode_records(records)
         self.counters.ticks += decoded.ticks
         deliveries = await self._dead_letters(decoded.refused)
@@ -141,6 +143,34 @@ class Pipeline:
         self._tail = asyncio.ensure_future(self._finish(None, step, [], time.perf_counter(), 0))
         await self._tail
 
+    async def check_stream(self, highwater: Mapping[int, int] | None = None) -> None:
+        """The stream's health rules (:mod:`alerts.rules`), on the book as it stands: each
+        quotes partition's watermark behind its newest tick (``freshness``) and its unread
+        messages (``consumer_lag``; ``highwater``: the offset the broker will give next, per
+        partition), and each quoted smile or surface not fitted within ``stale_after``."""
+        loop = asyncio.get_running_loop()
+        seen, quoted = await loop.run_in_executor(self.executor, self.book.latest)
+        config, now, topic = self.settings.alerts, self.clock(), self.settings.topics["quotes"]
+        lags = {
+            watermark_key(topic, p): t - self._marks[p].event_time
+            for p, t in seen.items()
+            if p in self._marks
+        }
+        alerts, health = threshold(self.health, "freshness", lags, config.freshness, now, config,
+                                   " s")  # fmt: skip
+        unread = {
+            watermark_key(topic, p): float(end - self._next_offset.get(p, end))
+            for p, end in (highwater or {}).items()
+        }
+        more, health = threshold(health, "consumer_lag", unread, config.consumer_lag, now, config,
+                                 " messages")  # fmt: skip
+        stale, health = stale_keys(health, quoted, now, config)
+        self.health = health
+        alerts += more + stale
+        self.counters.alerts += len(alerts)
+        self.counters.alerts_held = health.held_total
+        await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
+
     async def runbooks_done(self) -> None:
         """Wait for every runbook in flight (tests, and a worker that stops)."""
         await self.runbooks.done()
@@ -167,7 +197,8 @@ class Pipeline:
         now = self.clock()
         self.runbooks.start(snapshots, results)
         quotes = [(s.strikes, s.vols) for s in snapshots]  # the drift diagnosis: what moved
-        found, self.history = evaluate(self.history, results, now, quotes)
+        found, self.health = evaluate(self.health, results, now, quotes, self.settings.alerts)
+        self.counters.alerts_held = self.health.held_total
         params, alerts = [], []
         for message, raised in zip(results, found):
             key = message.key.encode()

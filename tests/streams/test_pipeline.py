@@ -4,6 +4,7 @@ import asyncio
 
 import numpy as np
 
+from alerts import AlertConfig
 from engine.sabr import hagan_vol
 from schemas import Alert, DeadLetter, Params, Quote, WarmState, decode, encode
 from streams.book.surfaces import SurfaceConfig
@@ -102,6 +103,40 @@ def test_failed_fits_are_flagged_with_alerts_and_no_warm_state():
     assert state.warm is None  # flagged fits never become warm starts
     converged = [p.params for p in params if p.converged]
     assert state.prior == (converged[-1] if converged else None)
+
+
+def test_stream_health_rules_fire_on_the_book_and_resolve():
+    """A smile quoted within tolerance for longer than ``stale_after`` is stale; unread quotes
+    past ``consumer_lag`` fire; both resolve once the cause is gone, each alert once."""
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=5, count=40))
+    assert quotes[-1].ts - quotes[0].ts > 5.0
+    settings = Settings(topic_prefix="t", alerts=AlertConfig(stale_after=3.0, consumer_lag=100))
+    sink = Memory()
+    pipe = Pipeline(settings, sink, clock=lambda: T0 + 100)
+    records = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+
+    async def go():
+        await pipe.process(records)
+        await pipe.flush_idle(0.0)
+        await pipe.check_stream({0: len(records) + 500})  # 500 quotes wait unread
+        await pipe.check_stream({0: len(records) + 500})  # still: no second alert
+        latest = {q.strike: q for q in quotes}.values()  # the smile a vol point higher: refit
+        moved = [Quote(**{**q.__dict__, "ts": quotes[-1].ts + 0.1, "bid_vol": q.bid_vol + 0.01,
+                          "ask_vol": q.ask_vol + 0.01}) for q in latest]  # fmt: skip
+        await pipe.process([Record(encode(q), "t.quotes", 0, len(records), T0) for q in moved])
+        await pipe.flush_idle(0.0)
+        await pipe.check_stream({0: len(records) + 1})
+
+    asyncio.run(go())
+    alerts = [decode(v, Alert) for _, v in sink.sent["t.alerts"]]
+    assert [(a.rule, a.state, a.key) for a in alerts] == [
+        ("consumer_lag", "firing", "t.quotes|0"),
+        ("stale", "firing", "EURUSD|" + quotes[0].expiry),
+        ("consumer_lag", "resolved", "t.quotes|0"),
+        ("stale", "resolved", "EURUSD|" + quotes[0].expiry),
+    ]
+    assert alerts[0].figures["value"] == 500 and all(a.runbook for a in alerts)
+    assert pipe.counters.alerts == 4
 
 
 def _one_quote_a_record() -> tuple[list[Quote], list[Record]]:

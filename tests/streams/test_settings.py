@@ -25,8 +25,11 @@ def test_values_are_parsed():
             "VOLSTREAM_EPOCH": "0.05",
             "VOLSTREAM_JAX_CACHE": "/tmp/x",
             "VOLSTREAM_WARM_RUNBOOK": "0",
+            "VOLSTREAM_ALERTS": "z=4, per_minute=3,condition=800",
         }
     )
+    assert (s.alerts.z, s.alerts.per_minute, s.alerts.condition) == (4.0, 3, 800.0)
+    assert Settings.from_env({}).alerts.z == 3.0
     assert not s.warm_runbook and Settings.from_env({}).warm_runbook
     assert s.warm_batches == (8, 32)  # sorted, once each: the first compiles before listening
     assert s.betas == {"USDJPY": 0.6, "EURUSD": 0.5}
@@ -43,6 +46,8 @@ def test_values_are_parsed():
         ("VOLSTREAM_WARM_BATCHES", " , ", "at least one"),
         ("VOLSTREAM_BETAS", "USDJPY=1.5", "beta of USDJPY"),
         ("VOLSTREAM_WARM_RUNBOOK", "yes", "VOLSTREAM_WARM_RUNBOOK must be 1 or 0"),
+        ("VOLSTREAM_ALERTS", "zz=3", "no threshold 'zz'; known: z, min_history"),
+        ("VOLSTREAM_ALERTS", "per_minute=many", "per_minute takes a whole number, got 'many'"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(name, value, says):
