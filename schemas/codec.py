@@ -12,6 +12,7 @@ from schemas.messages import (
     Alert,
     DeadLetter,
     JobResult,
+    KeyHealth,
     Params,
     Quote,
     QuoteBatch,
@@ -36,6 +37,7 @@ MESSAGES = {
         WarmState,
         JobResult,
         Watermark,
+        KeyHealth,
     )
 }
 Message = (
@@ -48,10 +50,9 @@ Message = (
     | WarmState
     | JobResult
     | Watermark
+    | KeyHealth
 )
-M = TypeVar(
-    "M", Quote, QuoteBatch, QuoteColumns, Params, Alert, DeadLetter, WarmState, JobResult, Watermark
-)
+M = TypeVar("M", bound=Message)
 _LARGE = (QuoteBatch, QuoteColumns)  # the messages that may exceed MAX_MESSAGE_BYTES
 _LARGE_PREFIXES = tuple(msgpack.packb(cls.TYPE) for cls in _LARGE)
 

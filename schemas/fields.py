@@ -13,8 +13,10 @@ __all__ = [
     "boolean",
     "date",
     "finite",
+    "flag_list",
     "integer",
     "name",
+    "number_list",
     "number_map",
     "optional",
     "text",
@@ -156,3 +158,26 @@ def text_list(data: dict, key: str, *, max_items: int = 64, max_len: int = 512) 
     if len(value) > max_items:
         raise SchemaError("out_of_range", f"field {key!r} has more than {max_items} items")
     return tuple(text({key: v}, key, max_len=max_len) for v in value)
+
+
+def number_list(data: dict, key: str, *, max_items: int = 1024) -> tuple[float, ...]:
+    """A list of at most ``max_items`` finite numbers."""
+    value = _get(data, key)
+    if not isinstance(value, list):
+        raise SchemaError("wrong_type", f"field {key!r} must be a list, got {type(value).__name__}")
+    if len(value) > max_items:
+        raise SchemaError("out_of_range", f"field {key!r} has more than {max_items} items")
+    try:
+        return tuple(finite({"item": v}, "item") for v in value)
+    except SchemaError as exc:
+        raise SchemaError(exc.reason, f"in field {key!r}: {exc.detail}") from None
+
+
+def flag_list(data: dict, key: str, *, max_items: int = 1024) -> tuple[bool, ...]:
+    """A list of at most ``max_items`` booleans."""
+    value = _get(data, key)
+    if not isinstance(value, list) or not all(isinstance(v, bool) for v in value):
+        raise SchemaError("wrong_type", f"field {key!r} must be a list of booleans")
+    if len(value) > max_items:
+        raise SchemaError("out_of_range", f"field {key!r} has more than {max_items} items")
+    return tuple(value)

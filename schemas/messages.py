@@ -554,6 +554,53 @@ class WarmState:
 
 
 @dataclass(frozen=True)
+class KeyHealth:
+    """What the health rules (:mod:`alerts`) remember of one smile or surface, or of a model
+    or quotes partition they watch: the compacted health topic holds the latest per key, so a
+    restarted worker, or one taking partitions over, judges drift and RMSE against the same
+    history and resolves the alerts already firing.
+
+    ``windows`` holds each parameter's values over the last good fits (oldest first), ``rmse``
+    their RMSEs, ``failed`` whether each of the last fits did not converge; ``last_fit`` is the
+    event time of the last fit, ``prior`` its last good parameters, ``firing`` the rules whose
+    alerts are firing on it."""
+
+    TYPE = "key_health"
+    VERSION = 1
+
+    model: str
+    windows: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    rmse: tuple[float, ...] = ()
+    failed: tuple[bool, ...] = ()
+    last_fit: float | None = None
+    prior: dict[str, float] = field(default_factory=dict)
+    firing: tuple[str, ...] = ()
+
+    def to_wire(self) -> dict:
+        wire = _wire(self)
+        wire["windows"] = {k: list(v) for k, v in self.windows.items()}
+        for name in ("rmse", "failed", "firing"):
+            wire[name] = list(wire[name])
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: dict) -> KeyHealth:
+        _reject_unknown(cls, data)
+        windows = data.get("windows")
+        if not isinstance(windows, dict) or not all(isinstance(k, str) for k in windows):
+            raise SchemaError("wrong_type", "field 'windows' must be a map of names to lists")
+        return cls(
+            model=f.text(data, "model", max_len=32),
+            windows={k: f.number_list(windows, k) for k in windows},
+            rmse=f.number_list(data, "rmse"),
+            failed=f.flag_list(data, "failed"),
+            last_fit=f.optional(f.finite, data, "last_fit"),
+            prior=f.number_map(data, "prior"),  # type: ignore[arg-type]
+            firing=f.text_list(data, "firing", max_len=64),
+        )
+
+
+@dataclass(frozen=True)
 class Watermark:
     """How current the parameters are for one quotes partition: every quote of ``partition``
     of the quotes topic ``topic`` with event time at or before ``event_time`` is reflected by

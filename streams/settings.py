@@ -4,7 +4,7 @@
 |---|---|---|
 | ``KAFKA_BOOTSTRAP_SERVERS`` | ``127.0.0.1:9092`` | brokers |
 | ``VOLSTREAM_APP_ID`` | ``volstream`` | faust app id (the consumer group) |
-| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks`` |
+| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks``, ``.health`` |
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
@@ -38,7 +38,7 @@ from streams.book.surfaces import SurfaceConfig
 
 __all__ = ["DEFAULT_JOBS", "JOB_NAMES", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
 
-TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state", "jobs", "watermarks")
+TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state", "jobs", "watermarks", "health")
 _DAY_MS = 24 * 3600 * 1000
 
 
@@ -224,6 +224,7 @@ class Settings:
             "state": (1, {"cleanup.policy": "compact"}),  # last warm-start state per smile
             "jobs": (1, keep(400)),  # scheduled playbook findings: the model-risk audit trail
             "watermarks": (1, {"cleanup.policy": "compact"}),  # the latest per quotes partition
+            "health": (1, {"cleanup.policy": "compact"}),  # the health rules' history per key
         }
         return {kind: TopicSpec(self.topics[kind], *shape[kind]) for kind in TOPIC_KINDS}
 

@@ -8,10 +8,13 @@ batch, and reads the topic back when it starts or takes partitions over, so it s
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
-from schemas import SchemaError, WarmState, decode, encode
+from schemas import KeyHealth, SchemaError, WarmState, decode, encode
 
-__all__ = ["read_state", "state_message"]
+__all__ = ["read_latest", "read_state", "state_message"]
+
+M = TypeVar("M", WarmState, KeyHealth)
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,13 @@ def state_message(key: str, state: WarmState) -> tuple[bytes, bytes]:
 async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[str, WarmState]:
     """The latest state per key of the state topic (empty if it does not exist); a value that
     does not decode is skipped with a warning (that smile starts cold)."""
+    return await read_latest(bootstrap, topic, WarmState, timeout)
+
+
+async def read_latest(bootstrap: str, topic: str, kind: type[M], timeout: float = 10.0
+                      ) -> dict[str, M]:  # fmt: skip
+    """The latest ``kind`` message per key of a compacted ``topic`` (empty if the topic does
+    not exist); a value that does not decode is skipped with a warning."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from streams.feed.send import topic_partitions
@@ -38,7 +48,7 @@ async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
-        state: dict[str, WarmState] = {}
+        latest: dict[str, M] = {}
         while any([await consumer.position(tp) < end[tp] for tp in tps]):
             batch = await consumer.getmany(*tps, timeout_ms=int(timeout * 1000))
             if not batch:
@@ -48,9 +58,9 @@ async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[
                     if r.value is None:
                         continue
                     try:
-                        state[r.key.decode()] = decode(r.value, WarmState)
+                        latest[r.key.decode()] = decode(r.value, kind)
                     except SchemaError as exc:
-                        log.warning("state of %r skipped: %s", r.key, exc)
-        return state
+                        log.warning("%s of %r skipped: %s", kind.TYPE, r.key, exc)
+        return latest
     finally:
         await consumer.stop()

@@ -20,13 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Protocol
 
-from alerts import Health, calibration_error_alert, evaluate, stale_keys, threshold
-from schemas import DEAD_LETTER_KEEP, DeadLetter, SchemaError, Watermark, encode, watermark_key
+from alerts import Health, KeyHistory, calibration_error_alert, evaluate, stale_keys, threshold
+from schemas import (
+    DEAD_LETTER_KEEP,
+    Alert,
+    DeadLetter,
+    SchemaError,
+    Watermark,
+    encode,
+    watermark_key,
+)
 from streams.book.calibrations import Calibrations
 from streams.book.state import state_message
 from streams.book.surfaces import Coverage, Snapshot, SurfaceBook
@@ -34,6 +44,7 @@ from streams.book.tracker import Step, Tracker
 from streams.settings import Settings
 from streams.worker.counters import Counters
 from streams.worker.decode import Record, decode_records
+from streams.worker.health import EVERY, health_message
 from streams.worker.jobs import PlaybookJobs
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.runbooks import Runbooks
@@ -83,6 +94,8 @@ class Pipeline:
         self.jobs = PlaybookJobs(self._current, self._deliver, self.counters, clock)
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
         self._next_offset: dict[int, int] = {}  # partition -> the offset after its latest
+        self._health_written: dict[str, float] = {}  # key -> wall time its history was written
+        self._health_dirty: set[str] = set()  # keys whose history changed since then
         self._marks: dict[int, Coverage] = {}  # partition -> its last published coverage
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
 
@@ -97,6 +110,12 @@ class Pipeline:
             self.book.ingest(decoded.rows, decoded.partitions, 0.0)
             self.book.ticks_out = counted  # the previous owner counted these ticks
         return decoded.underlyings()
+
+    def restore_health(self, keys: Mapping[str, KeyHistory]) -> None:
+        """Take the health rules' history of ``keys`` as read back from the health topic
+        (a start, a takeover): later fits are judged against it, and its firing alerts
+        resolve when they clear."""
+        self.health = replace(self.health, keys={**self.health.keys, **keys})
 
     async def process(self, records: Sequence[Record]) -> None:
         """:meth:`submit` ``records`` and wait until all they produced is delivered."""
@@ -170,6 +189,7 @@ class Pipeline:
         self.counters.alerts += len(alerts)
         self.counters.alerts_held = health.held_total
         await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
+        await self._deliver("health", self._health_records(alerts, now))
 
     async def runbooks_done(self) -> None:
         """Wait for every runbook in flight (tests, and a worker that stops)."""
@@ -199,6 +219,7 @@ class Pipeline:
         quotes = [(s.strikes, s.vols) for s in snapshots]  # the drift diagnosis: what moved
         found, self.health = evaluate(self.health, results, now, quotes, self.settings.alerts)
         self.counters.alerts_held = self.health.held_total
+        raised = [a for alerts in found for a in alerts]
         params, alerts = [], []
         for message, raised in zip(results, found):
             key = message.key.encode()
@@ -214,9 +235,30 @@ class Pipeline:
             state_message(key, self.calibrations.state[key])
             for key in dict.fromkeys(p.key for p in results)
         ]
+        self._health_dirty.update(p.key for p in results)
+        health = self._health_records(raised, now)
         sent = await self.sink.send_many(topics["params"], params)
         sent += await self.sink.send_many(topics["alerts"], alerts)
+        sent += await self.sink.send_many(topics["health"], health)
         return sent + await self.sink.send_many(topics["state"], states)
+
+    def _health_records(self, raised: Sequence[Alert], now: float) -> Messages:
+        """The histories to write now: those of the keys ``raised`` alerts changed, and the
+        other changed ones last written ``EVERY`` seconds ago or more."""
+        changed = {a.key for a in raised if a.state != "notice"}
+        due = [
+            key
+            for key in self._health_dirty | changed
+            if key in changed or now - self._health_written.get(key, -math.inf) >= EVERY
+        ]
+        out = []
+        for key in sorted(due):
+            history = self.health.keys.get(key)
+            if history is not None:
+                out.append(health_message(key, history))
+            self._health_written[key] = now
+            self._health_dirty.discard(key)
+        return out
 
     async def _watermarks(self, coverage: dict[int, Coverage]) -> None:
         """A watermark per partition whose coverage changed (event time never moves back)."""

@@ -57,6 +57,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from streams.book.state import read_state
     from streams.worker.agent import attach
     from streams.worker.app import build_app
+    from streams.worker.health import read_health
     from streams.worker.metrics import serve
 
     app = build_app(settings)
@@ -64,6 +65,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     pipeline.metrics.count_compiles()
     state = asyncio.run(read_state(settings.bootstrap, settings.topics["state"]))
     pipeline.calibrations.import_state(state)
+    pipeline.restore_health(asyncio.run(read_health(settings.bootstrap, settings.topics["health"])))
     log.warning("restored warm-start state of %d smiles; compiling the solver...", len(state))
     # what the first batches need now (a few smiles, index surfaces, every message's tolerance
     # check), the larger batch shapes in the background while the worker runs (a batch that

@@ -5,8 +5,9 @@ group) would otherwise start those underlyings with empty surfaces, fitting the 
 quotes alone, and with the warm starts it read when it started. Before the agent resumes from
 the group's committed offsets, each new partition is read back from ``max_quote_age`` seconds
 ago up to that offset into the surface book (nothing is calibrated or published: the previous
-owner did that), and the compacted state topic is read again for the smiles and surfaces of
-the underlyings found.
+owner did that), and the compacted state and health topics are read again for the smiles and
+surfaces of the underlyings found (their warm starts, and the health rules' history) and for
+the partitions themselves (their lag alerts).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas import key_underlying
+from schemas import key_underlying, watermark_key
 from streams.book.state import read_state
 from streams.settings import Settings
+from streams.worker.health import read_health
 from streams.worker.pipeline import Pipeline
 from streams.worker.readback import read_ranges
 
@@ -51,6 +53,11 @@ async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]
     finally:
         await consumer.stop()
     underlyings = pipeline.rebuild(records)
+    health = await read_health(settings.bootstrap, settings.topics["health"])
+    mine = {watermark_key(topic, p) for p in partitions}
+    pipeline.restore_health(
+        {k: h for k, h in health.items() if key_underlying(k) in underlyings or k in mine}
+    )
     if underlyings:
         state = await read_state(settings.bootstrap, settings.topics["state"])
         theirs = {k: v for k, v in state.items() if key_underlying(k) in underlyings}

@@ -14,6 +14,7 @@ from schemas import (
     MAX_MESSAGE_BYTES,
     Alert,
     DeadLetter,
+    KeyHealth,
     Params,
     Quote,
     SchemaError,
@@ -95,6 +96,10 @@ def raw(message, **changes) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
+HEALTH = KeyHealth("sabr", {"alpha": (0.1, 0.11), "rho": (-0.2, -0.21)}, (1e-4, 2e-4),
+                   (False, True), NOW, {"alpha": 0.11, "rho": -0.21}, ("drift",))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -111,6 +116,19 @@ def raw(message, **changes) -> bytes:
             message="calibration failed",
             figures={"iterations": 500.0},
         ),
+        Alert(
+            NOW,
+            "warning",
+            "drift",
+            "EURUSD 2027-11-25 sabr",
+            "alpha z=4.1",
+            {"alpha.z": 4.1},
+            "EURUSD|2027-11-25",
+            "resolved",
+            "Parameter Drift Alert Response",
+        ),
+        HEALTH,
+        KeyHealth("heston"),
         DeadLetter(
             ts=NOW,
             reason="crossed_quote",
@@ -171,6 +189,11 @@ def test_params_good_means_converged_and_no_failed_gate():
         (raw(quote(), colour="red"), "unknown_field", "colour"),
         (raw(params(), params={"alpha": math.nan}), "not_finite", "'params'"),
         (raw(params(), gates={"rmse": {"verdict": "maybe"}}), "out_of_range", "verdict"),
+        (raw(HEALTH, windows={"alpha": [0.1, "x"]}), "wrong_type", "in field 'alpha'"),
+        (raw(HEALTH, windows=[0.1]), "wrong_type", "map of names to lists"),
+        (raw(HEALTH, failed=[0, 1]), "wrong_type", "'failed' must be a list of booleans"),
+        (raw(HEALTH, rmse=[1e-4] * 1025), "out_of_range", "more than 1024"),
+        (raw(HEALTH, firing="drift"), "wrong_type", "'firing'"),
         (b"\xc1\xff garbage", "not_msgpack", "msgpack"),
         (msgpack.packb([1, 2, 3]), "wrong_type", "map"),
         (b"\x00" * (MAX_MESSAGE_BYTES + 1), "oversized", "exceeds"),

@@ -1,15 +1,17 @@
 """The pipeline with an in-memory sink: dead letters, epochs, flags, warm-state records."""
 
 import asyncio
+from dataclasses import replace
 
 import numpy as np
 
 from alerts import AlertConfig
 from engine.sabr import hagan_vol
-from schemas import Alert, DeadLetter, Params, Quote, WarmState, decode, encode
+from schemas import Alert, DeadLetter, KeyHealth, Params, Quote, WarmState, decode, encode
 from streams.book.surfaces import SurfaceConfig
 from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
+from streams.worker.health import history_of
 from streams.worker.pipeline import Pipeline, Record
 from tests.streams.memory import Memory
 from tests.streams.watermarks import assert_watermarks_reflect
@@ -137,6 +139,18 @@ def test_stream_health_rules_fire_on_the_book_and_resolve():
     ]
     assert alerts[0].figures["value"] == 500 and all(a.runbook for a in alerts)
     assert pipe.counters.alerts == 4
+
+
+def test_the_health_rules_history_is_written_and_read_back():
+    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=5, count=20))
+    pipe, sink = run([[Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]])
+    (key, value), *_ = sink.sent["t.health"]  # a key's first fit is written at once
+    history = pipe.health.keys[key.decode()]
+    back = history_of(decode(value, KeyHealth))
+    assert back == replace(history, quotes=None) and back.rmse and back.prior
+    again = Pipeline(Settings(topic_prefix="t"), Memory())
+    again.restore_health({key.decode(): back})
+    assert again.health.keys[key.decode()].params == history.params
 
 
 def _one_quote_a_record() -> tuple[list[Quote], list[Record]]:

@@ -30,6 +30,7 @@ from engine.sabr import SABRCalibrator
 from schemas import (
     DeadLetter,
     JobResult,
+    KeyHealth,
     Params,
     Quote,
     QuoteColumns,
@@ -392,6 +393,7 @@ def test_two_workers_share_partitions_and_one_takes_over(
             members(2)
             w1.send_signal(signal.SIGTERM)
             w1.wait(60)
+            stopped = time.time()
             asyncio.run(_send(settings, quotes[half:]))
             params = asyncio.run(
                 read_topic(kafka_bootstrap, settings.topics["params"], len(first) + 1)
@@ -407,6 +409,22 @@ def test_two_workers_share_partitions_and_one_takes_over(
     assert all(p.n_quotes >= full[key] for key, p in first_after.items()), {
         key: (p.n_quotes, full[key]) for key, p in first_after.items()
     }
+    # and the health rules' history: each smile's window after the takeover goes on from the
+    # last one the stopped worker wrote (its drift and RMSE judged on the whole history)
+    health = asyncio.run(read_topic(kafka_bootstrap, settings.topics["health"], 1, quiet=2))
+    by_worker: tuple[dict, dict] = ({}, {})  # the stopped worker's records, the survivor's
+    for r in health:
+        mine = by_worker[r.timestamp >= 1000 * stopped].setdefault(r.key.decode(), [])
+        mine.append(decode(r.value, KeyHealth))
+    last_w1, first_w2 = by_worker
+    both = [
+        k for k in first_w2 if k in last_w1 and k.split("|")[0] in {q.underlying for q in quotes}
+    ]
+    assert both, (sorted(last_w1), sorted(first_w2))
+    for key in both:
+        before_h, after_h = last_w1[key][-1], first_w2[key][0]
+        n = len(before_h.rmse)
+        assert n and after_h.rmse[:n] == before_h.rmse and len(after_h.rmse) > n, key
 
 
 def test_a_scheduled_job_runs_inside_the_worker_on_its_current_surfaces(
