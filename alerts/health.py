@@ -29,7 +29,8 @@ class KeyHistory:
     """One smile's or surface's recent fits: each parameter's and the RMSE's values over its
     last ``window`` good fits, whether each of its last ``outcomes`` fits failed, the event
     time of its last fit, its last good parameters (and, in memory only, their quotes: the
-    drift diagnosis), and the rules firing on it."""
+    drift diagnosis, and the largest |z| of the last good fit: a metric), and the rules firing
+    on it."""
 
     model: str
     params: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
@@ -39,6 +40,7 @@ class KeyHistory:
     prior: Mapping[str, float] = field(default_factory=dict)
     quotes: Quotes | None = None
     firing: frozenset[str] = frozenset()
+    last_z: float = math.nan  # the last good fit's largest |z| (NaN: too little history)
 
     def stats(self, name: str) -> tuple[int, float, float]:
         """Count, mean and sample standard deviation of parameter ``name``'s window."""

@@ -81,13 +81,20 @@ def _rmse_p95(history: KeyHistory, config: AlertConfig) -> float | None:
     return float(np.quantile(history.rmse, config.rmse_quantile))
 
 
-def _drift(history: KeyHistory, params: Params, config: AlertConfig) -> Condition:
-    figures: dict[str, float | None] = {}
+def _scores(history: KeyHistory, params: Params, config: AlertConfig) -> dict[str, tuple]:
+    """Each parameter's (value, mean, std, |z|) against its window, where the window has
+    ``min_history`` values that are not all alike."""
+    out = {}
     for name, value in params.params.items():
         count, mean, std = history.stats(name)
-        if value is None or count < config.min_history or std <= 0:
-            continue
-        score = abs(value - mean) / std
+        if value is not None and count >= config.min_history and std > 0:
+            out[name] = (value, mean, std, abs(value - mean) / std)
+    return out
+
+
+def _drift(history: KeyHistory, params: Params, config: AlertConfig) -> Condition:
+    figures: dict[str, float | None] = {}
+    for name, (value, mean, std, score) in _scores(history, params, config).items():
         if score > config.z:
             figures |= {f"{name}.value": value, f"{name}.mean": mean, f"{name}.std": std,
                         f"{name}.z": score}  # fmt: skip
@@ -121,6 +128,7 @@ def record(
     out = replace(history, model=params.model, failed=failed, last_fit=params.window_end)
     if not params.good:
         return out
+    scores = [s[3] for s in _scores(history, params, config).values()]
     windows = {
         name: (*history.params.get(name, ()), value)[-config.window :]
         for name, value in params.params.items()
@@ -130,7 +138,7 @@ def record(
     usual = params.rmse is not None and (p95 is None or params.rmse <= config.rmse_margin * p95)
     rmse = (*history.rmse, params.rmse) if usual else history.rmse
     return replace(out, params=windows, rmse=rmse[-config.window :], prior=params.params,
-                   quotes=quotes)  # fmt: skip
+                   quotes=quotes, last_z=max(scores, default=math.nan))  # fmt: skip
 
 
 def evaluate(

@@ -9,14 +9,23 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 | ``volstream_ticks_total`` | counter | quotes consumed, good and bad |
 | ``volstream_ticks_out_of_tolerance_total`` | counter | quotes that no current fit reflected: each made its smile or surface due |
 | ``volstream_rejected_total`` | counter | ``reason``: quotes sent to the dead-letter topic |
-| ``volstream_calibrations_total`` | counter | ``outcome``: ``good`` or ``flagged`` |
+| ``volstream_calibrations_total`` | counter | ``model``, ``asset_class``, ``outcome``: ``good``, ``flagged`` (converged, a gate failed) or ``failed`` (not converged): the success rate |
+| ``volstream_warm_starts_total`` | counter | ``model``, ``asset_class``: fits started from the key's last good fit (the warm-start hit rate, over ``volstream_calibrations_total``) |
+| ``volstream_fit_iterations`` | histogram | ``model``, ``asset_class``: solver steps to convergence |
+| ``volstream_fit_rmse_bp`` | histogram | ``model``, ``asset_class``: a fit's RMSE in vol bp (the RMSE distribution) |
+| ``volstream_fit_drift_z`` | histogram | ``model``, ``asset_class``: a good fit's largest parameter |z| against its key's window (parameter stability) |
+| ``volstream_fit_condition_number`` | histogram | ``model``, ``asset_class``: identifiability (scaled-Jacobian condition number) |
+| ``volstream_watermark_lag_seconds`` | gauge | ``partition``: the newest tick's event time minus the watermark's (freshness) |
+| ``volstream_consumer_lag_messages`` | gauge | ``partition``: quotes not yet consumed (data ingestion lag) |
+| ``volstream_batch_ticks`` | histogram | ticks in one micro-batch |
+| ``process_cpu_seconds_total``, ``process_resident_memory_bytes`` | counter, gauge | the worker process's CPU and memory (system resources) |
 | ``volstream_alerts_total`` | counter | alerts published |
 | ``volstream_alerts_held_total`` | counter | alerts held back by the per-key bound (counted; the key's next alert says how many) |
 | ``volstream_errors_total`` | counter | calibration batches that raised (a bug) |
 | ``volstream_runbooks_total`` | counter | ``step``: failed fits put through the failure runbook, by the step that fixed them, or ``escalated`` |
 | ``volstream_playbook_jobs_total`` | counter | ``job``, ``outcome`` (good, flagged: findings of the scheduled playbook jobs; skipped: runs not started because the last was still going) |
 | ``volstream_surfaces`` | gauge | smiles and surfaces held |
-| ``volstream_tick_to_publish_seconds`` | histogram | ``model``: first tick of a snapshot received -> its parameters sent |
+| ``volstream_tick_to_publish_seconds`` | histogram | ``model``, ``asset_class``: first tick of a snapshot received -> its parameters sent (calibration latency p50/p95/p99) |
 | ``volstream_batch_seconds`` | histogram | one micro-batch, decode to delivered |
 | ``volstream_batch_messages`` | histogram | messages in one micro-batch |
 | ``volstream_warming_up`` | gauge | 1 while the larger batch shapes still compile in the background |
@@ -30,7 +39,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -41,6 +57,11 @@ log = logging.getLogger(__name__)
 
 _SECONDS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _MESSAGES = tuple(float(2**k) for k in range(12))
+_TICKS = tuple(float(4**k) for k in range(10))
+_STEPS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0, 233.0, 377.0, 500.0)
+_BP = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0)
+_Z = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
+_CONDITION = (3.0, 10.0, 30.0, 100.0, 300.0, 500.0, 1000.0, 3000.0, 10000.0)
 
 
 class _Counts(Collector):
@@ -63,12 +84,6 @@ class _Counts(Collector):
         for reason, n in sorted(counters.rejected.items()):
             rejected.add_metric([reason], n)
         yield rejected
-        outcomes = CounterMetricFamily(
-            "volstream_calibrations", "Parameters published", labels=["outcome"]
-        )
-        outcomes.add_metric(["good"], counters.calibrations - counters.flagged)
-        outcomes.add_metric(["flagged"], counters.flagged)
-        yield outcomes
         yield CounterMetricFamily("volstream_alerts", "Alerts published", value=counters.alerts)
         yield CounterMetricFamily(
             "volstream_alerts_held",
@@ -103,13 +118,65 @@ class WorkerMetrics:
     def __init__(self, read: Callable[[], tuple[Any, int]]) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_Counts(read))
+        ProcessCollector(registry=self.registry)
+        fit = ["model", "asset_class"]
         self.latency = Histogram(
             "volstream_tick_to_publish_seconds",
             "First tick of a snapshot received by the worker -> its parameters sent",
-            ["model"],
+            fit,
             buckets=_SECONDS,
             registry=self.registry,
         )
+        self.calibrations = Counter(
+            "volstream_calibrations",
+            "Parameters published: good, flagged (a gate failed) or failed (not converged)",
+            [*fit, "outcome"],
+            registry=self.registry,
+        )
+        self.warm_starts = Counter(
+            "volstream_warm_starts",
+            "Fits started from the key's last good fit",
+            fit,
+            registry=self.registry,
+        )
+        self.iterations = Histogram(
+            "volstream_fit_iterations", "Solver steps of a fit", fit, buckets=_STEPS,
+            registry=self.registry,
+        )  # fmt: skip
+        self.rmse_bp = Histogram(
+            "volstream_fit_rmse_bp", "A fit's RMSE, vol bp", fit, buckets=_BP,
+            registry=self.registry,
+        )  # fmt: skip
+        self.drift_z = Histogram(
+            "volstream_fit_drift_z",
+            "A good fit's largest parameter |z| against its key's window",
+            fit,
+            buckets=_Z,
+            registry=self.registry,
+        )
+        self.condition = Histogram(
+            "volstream_fit_condition_number",
+            "A fit's scaled-Jacobian condition number (identifiability)",
+            fit,
+            buckets=_CONDITION,
+            registry=self.registry,
+        )
+        self.watermark_lag = Gauge(
+            "volstream_watermark_lag_seconds",
+            "A quotes partition's newest tick minus its watermark, event time",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "volstream_consumer_lag_messages",
+            "Quotes of a partition not yet consumed",
+            ["partition"],
+            registry=self.registry,
+        )
+        self.batch_ticks = Histogram(
+            "volstream_batch_ticks", "Ticks in one micro-batch", buckets=_TICKS,
+            registry=self.registry,
+        )  # fmt: skip
         self.batch_seconds = Histogram(
             "volstream_batch_seconds",
             "One micro-batch, decode to delivered",

@@ -32,6 +32,7 @@ from schemas import (
     DEAD_LETTER_KEEP,
     Alert,
     DeadLetter,
+    Params,
     SchemaError,
     Watermark,
     encode,
@@ -131,6 +132,7 @@ class Pipeline:
             self._next_offset[record.partition] = record.offset + 1
         decoded = decode_records(records)
         self.counters.ticks += decoded.ticks
+        self.metrics.batch_ticks.observe(decoded.ticks)
         deliveries = await self._dead_letters(decoded.refused)
         received = records[0].received_at if records else self.clock()
         loop = asyncio.get_running_loop()
@@ -162,7 +164,7 @@ class Pipeline:
         self._tail = asyncio.ensure_future(self._finish(None, step, [], time.perf_counter(), 0))
         await self._tail
 
-    async def check_stream(self, highwater: Mapping[int, int] | None = None) -> None:
+    async def check_stream(self, highwater: Mapping[int, int]) -> None:
         """The stream's health rules (:mod:`alerts.rules`), on the book as it stands: each
         quotes partition's watermark behind its newest tick (``freshness``) and its unread
         messages (``consumer_lag``; ``highwater``: the offset the broker will give next, per
@@ -170,19 +172,17 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         seen, quoted = await loop.run_in_executor(self.executor, self.book.latest)
         config, now, topic = self.settings.alerts, self.clock(), self.settings.topics["quotes"]
-        lags = {
-            watermark_key(topic, p): t - self._marks[p].event_time
-            for p, t in seen.items()
-            if p in self._marks
-        }
-        alerts, health = threshold(self.health, "freshness", lags, config.freshness, now, config,
-                                   " s")  # fmt: skip
-        unread = {
-            watermark_key(topic, p): float(end - self._next_offset.get(p, end))
-            for p, end in (highwater or {}).items()
-        }
-        more, health = threshold(health, "consumer_lag", unread, config.consumer_lag, now, config,
-                                 " messages")  # fmt: skip
+        lags = {p: t - self._marks[p].event_time for p, t in seen.items() if p in self._marks}
+        unread = {p: float(end - self._next_offset.get(p, end)) for p, end in highwater.items()}
+        for p, lag in lags.items():
+            self.metrics.watermark_lag.labels(str(p)).set(lag)
+        for p, n in unread.items():
+            self.metrics.consumer_lag.labels(str(p)).set(n)
+        by_key = lambda figures: {watermark_key(topic, p): v for p, v in figures.items()}  # noqa: E731
+        alerts, health = threshold(self.health, "freshness", by_key(lags), config.freshness, now,
+                                   config, " s")  # fmt: skip
+        more, health = threshold(health, "consumer_lag", by_key(unread), config.consumer_lag,
+                                 now, config, " messages")  # fmt: skip
         stale, health = stale_keys(health, quoted, now, config)
         self.health = health
         alerts += more + stale
@@ -221,12 +221,12 @@ class Pipeline:
         self.counters.alerts_held = self.health.held_total
         raised = [a for alerts in found for a in alerts]
         params, alerts = [], []
-        for message, raised in zip(results, found):
+        for snap, message, raised in zip(snapshots, results, found):
             key = message.key.encode()
             params.append((key, encode(message)))
             self.counters.calibrations += 1
             self.counters.flagged += not message.good
-            self.metrics.latency.labels(message.model).observe(now - message.received_at)
+            self._observe(message, snap.asset_class, now)
             alerts += [(key, encode(alert)) for alert in raised]
         self.counters.alerts += len(alerts)
         topics = self.settings.topics
@@ -241,6 +241,24 @@ class Pipeline:
         sent += await self.sink.send_many(topics["alerts"], alerts)
         sent += await self.sink.send_many(topics["health"], health)
         return sent + await self.sink.send_many(topics["state"], states)
+
+    def _observe(self, message: Params, asset_class: str, now: float) -> None:
+        """A published fit's figures in the metrics, by model and asset class."""
+        m, labels = self.metrics, (message.model, asset_class)
+        outcome = "good" if message.good else "flagged" if message.converged else "failed"
+        m.calibrations.labels(*labels, outcome).inc()
+        m.latency.labels(*labels).observe(now - message.received_at)
+        m.iterations.labels(*labels).observe(message.iterations)
+        if message.warm:
+            m.warm_starts.labels(*labels).inc()
+        if message.rmse is not None:
+            m.rmse_bp.labels(*labels).observe(1e4 * message.rmse)
+        condition = message.diagnostics.get("condition_number")
+        if condition is not None and math.isfinite(condition):
+            m.condition.labels(*labels).observe(condition)
+        z = self.health.keys[message.key].last_z
+        if message.good and math.isfinite(z):
+            m.drift_z.labels(*labels).observe(z)
 
     def _health_records(self, raised: Sequence[Alert], now: float) -> Messages:
         """The histories to write now: those of the keys ``raised`` alerts changed, and the

@@ -57,18 +57,30 @@ def test_prometheus_scrapes_the_worker_port_on_loopback():
 def test_every_dashboard_query_names_a_metric_the_worker_exports():
     counters = Counters(rejected=Counter(oversized=1), runbooks=Counter(simpler_model=1))
     metrics = WorkerMetrics(lambda: (counters, 0))
-    metrics.latency.labels("sabr").observe(0.01)
+    labels = ("sabr", "fx")
+    metrics.latency.labels(*labels).observe(0.01)
+    metrics.calibrations.labels(*labels, "good").inc()
+    metrics.warm_starts.labels(*labels).inc()
+    for histogram in (metrics.iterations, metrics.rmse_bp, metrics.drift_z, metrics.condition):
+        histogram.labels(*labels).observe(1.0)
+    metrics.watermark_lag.labels("0").set(0.1)
+    metrics.consumer_lag.labels("0").set(3)
     exported = {s.name for family in metrics.registry.collect() for s in family.samples}
     dashboard = json.loads((COMPOSE / "grafana/dashboards/volstream.json").read_text())
     source = yaml.safe_load(
         (COMPOSE / "grafana/provisioning/datasources/prometheus.yml").read_text()
     )["datasources"][0]
+    groups = [p["title"].partition(":")[0] for p in dashboard["panels"] if p["type"] == "row"]
+    assert groups == ["Performance", "Quality", "Operational"]  # the playbook's three groups
     queried = set()
     for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
         assert panel["datasource"]["uid"] == source["uid"]
         for target in panel["targets"]:
-            queried |= set(re.findall(r"volstream_[a-z_]+", target["expr"]))
+            queried |= set(re.findall(r"(?:volstream|process)_[a-z_]+", target["expr"]))
     assert queried and queried <= exported, queried - exported
     # and nothing the worker exports is left off the dashboard
     base = lambda n: re.sub(r"_(bucket|sum|count|created|total)$", "", n)  # noqa: E731
-    assert {base(n) for n in exported} <= {base(n) for n in queried}
+    ours = {base(n) for n in exported if n.startswith("volstream_")}
+    assert ours <= {base(n) for n in queried}

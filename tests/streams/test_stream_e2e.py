@@ -7,11 +7,14 @@ calibrating each snapshot directly with the engine.
 """
 
 import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from contextlib import contextmanager
@@ -24,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.heston import HestonCalibrator
 from engine.sabr import SABRCalibrator
@@ -234,7 +238,10 @@ def first_run(kafka_bootstrap, quotes, jit_cache, tmp_path_factory):
             read_topic(kafka_bootstrap, settings.topics["dlq"], len(reasons), quiet=2)
         )
         metrics = scrape(port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+            families = {f.name for f in text_string_to_metric_families(page.read().decode())}
     return {
+        "families": families,
         "expected": expected,
         "params": params,
         "dlq": dlq,
@@ -323,12 +330,26 @@ def test_the_worker_metrics_count_what_the_topics_hold(first_run, quotes):
         labels[0][1]: v for (name, labels), v in m.items() if name == "volstream_rejected_total"
     }
     assert rejected == Counter(first_run["reasons"])
-    flagged = sum(not p.good for p in params)
-    assert m[("volstream_calibrations_total", (("outcome", "flagged"),))] == flagged
-    assert m[("volstream_calibrations_total", (("outcome", "good"),))] == len(params) - flagged
+    fits = Counter()
+    for (name, labels), v in m.items():
+        if name == "volstream_calibrations_total":
+            fits[tuple(v for _, v in labels)] += v  # (asset_class, model, outcome)
+    outcome = lambda p: "good" if p.good else "flagged" if p.converged else "failed"  # noqa: E731
+    asset = {"sabr": "fx", "heston": "equity"}
+    assert fits == Counter((asset[p.model], p.model, outcome(p)) for p in params)
     for model in ("sabr", "heston"):
-        count = m[("volstream_tick_to_publish_seconds_count", (("model", model),))]
+        labels = (("asset_class", asset[model]), ("model", model))
+        count = m[("volstream_tick_to_publish_seconds_count", labels)]
         assert count == sum(p.model == model for p in params) > 0
+        assert m[("volstream_warm_starts_total", labels)] == sum(
+            p.warm for p in params if p.model == model
+        )
+        assert m[("volstream_fit_iterations_count", labels)] == count
+    # every metric the Grafana dashboard queries is one this live worker serves
+    dashboard = json.loads((ROOT / "compose/grafana/dashboards/volstream.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    queried = {n for e in exprs for n in re.findall(r"(?:volstream|process)_[a-z_]+", e)}
+    assert {re.sub(r"_(bucket|sum|count|total)$", "", n) for n in queried} <= first_run["families"]
     assert m[("volstream_batch_messages_sum", ())] == messages  # every message in one batch
     assert m[("volstream_batch_seconds_count", ())] == m[("volstream_batch_messages_count", ())]
     book = offline_run(quotes)[0]
