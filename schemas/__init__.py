@@ -16,6 +16,7 @@ from schemas.fields import TEXT_MAX, clip
 from schemas.keys import SURFACE, book_key, key_underlying, watermark_key
 from schemas.messages import (
     Alert,
+    CalibrationRecord,
     DeadLetter,
     JobResult,
     KeyHealth,
@@ -33,6 +34,7 @@ __all__ = [
     "SURFACE",
     "TEXT_MAX",
     "Alert",
+    "CalibrationRecord",
     "DeadLetter",
     "JobResult",
     "KeyHealth",

@@ -10,6 +10,7 @@ from schemas.columns import QuoteColumns
 from schemas.errors import SchemaError
 from schemas.messages import (
     Alert,
+    CalibrationRecord,
     DeadLetter,
     JobResult,
     KeyHealth,
@@ -38,6 +39,7 @@ MESSAGES = {
         JobResult,
         Watermark,
         KeyHealth,
+        CalibrationRecord,
     )
 }
 Message = (
@@ -51,6 +53,7 @@ Message = (
     | JobResult
     | Watermark
     | KeyHealth
+    | CalibrationRecord
 )
 M = TypeVar("M", bound=Message)
 _LARGE = (QuoteBatch, QuoteColumns)  # the messages that may exceed MAX_MESSAGE_BYTES

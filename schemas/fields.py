@@ -19,6 +19,7 @@ __all__ = [
     "number_list",
     "number_map",
     "optional",
+    "plain",
     "text",
     "timestamp",
 ]
@@ -181,3 +182,30 @@ def flag_list(data: dict, key: str, *, max_items: int = 1024) -> tuple[bool, ...
     if len(value) > max_items:
         raise SchemaError("out_of_range", f"field {key!r} has more than {max_items} items")
     return tuple(value)
+
+
+def plain(data: dict, key: str, *, max_depth: int = 6, max_items: int = 4096) -> Any:
+    """A tree of maps (text keys), lists, text, whole numbers, finite numbers, booleans and
+    None: data archived as it was (a calibration's inputs), checked for shape, not meaning."""
+    value = _get(data, key)
+
+    def check(v, depth: int, where: str) -> None:
+        if depth > max_depth:
+            raise SchemaError("out_of_range", f"field {key!r} nests deeper than {max_depth}")
+        if isinstance(v, dict):
+            if len(v) > max_items or not all(isinstance(k, str) for k in v):
+                raise SchemaError("wrong_type", f"field {key!r}: {where} must be a map of text")
+            for k, item in v.items():
+                check(item, depth + 1, f"{where}.{k}")
+        elif isinstance(v, list):
+            if len(v) > max_items:
+                raise SchemaError("out_of_range", f"field {key!r}: {where} is too long")
+            for i, item in enumerate(v):
+                check(item, depth + 1, f"{where}[{i}]")
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise SchemaError("not_finite", f"field {key!r}: {where} is not finite")
+        elif not (v is None or isinstance(v, (str, int, float, bool))):
+            raise SchemaError("wrong_type", f"field {key!r}: {where} is a {type(v).__name__}")
+
+    check(value, 0, key)
+    return value

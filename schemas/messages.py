@@ -20,6 +20,7 @@ from schemas.keys import book_key, watermark_key
 __all__ = [
     "MAX_BATCH_ITEMS",
     "Alert",
+    "CalibrationRecord",
     "DeadLetter",
     "Params",
     "Quote",
@@ -31,6 +32,7 @@ __all__ = [
 ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("firing", "resolved", "notice")
+VALIDATION_STATUSES = ("passed", "flagged", "pending")
 VERDICTS = ("pass", "fail", "n/a")
 
 
@@ -531,14 +533,18 @@ class WarmState:
 
     ``warm`` holds the last good parameters (converged, every gate passed): the next fit starts
     there. ``prior`` holds the last converged ones: the stability gate compares with them.
-    ``epoch`` is the event-time epoch of that calibration (``ts // epoch length``)."""
+    ``epoch`` is the event-time epoch of that calibration (``ts // epoch length``).
+    ``audit_seq`` and ``audit_hash`` are the key's last :class:`CalibrationRecord`'s ``seq``
+    and ``record_hash``: where its audit chain goes on."""
 
     TYPE = "warm_state"
-    VERSION = 1
+    VERSION = 2
 
     epoch: int | None = None
     warm: dict[str, float] | None = None
     prior: dict[str, float] | None = None
+    audit_seq: int | None = None
+    audit_hash: str | None = None
 
     def to_wire(self) -> dict:
         return _wire(self)
@@ -550,6 +556,8 @@ class WarmState:
             epoch=f.optional(f.integer, data, "epoch", nonnegative=False),
             warm=f.optional(f.number_map, data, "warm"),
             prior=f.optional(f.number_map, data, "prior"),
+            audit_seq=f.optional(f.integer, data, "audit_seq"),
+            audit_hash=f.optional(f.text, data, "audit_hash", max_len=64),
         )  # type: ignore[arg-type]
 
 
@@ -597,6 +605,75 @@ class KeyHealth:
             last_fit=f.optional(f.finite, data, "last_fit"),
             prior=f.number_map(data, "prior"),  # type: ignore[arg-type]
             firing=f.text_list(data, "firing", max_len=64),
+        )
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """An immutable audit record of one calibration (the governance playbook's
+    ``CalibrationRecord``), on the append-only audit topic kept forever, keyed like the
+    parameters.
+
+    ``inputs`` archives everything the fit used (the quotes as fitted, forward or spot, rates,
+    the warm start, the settings), so it can be run again years later; ``market_data_hash`` is
+    the SHA-256 of their canonical encoding (:mod:`audit.canonical`). ``model_version`` pins the
+    engine's source and the locked dependencies. Records of one ``key`` form a hash chain:
+    ``seq`` counts from 0, ``prev_hash`` is the previous record's ``record_hash`` (64 zeros for
+    the first), and ``record_hash`` the SHA-256 of this record's canonical encoding without it:
+    a removed, reordered or altered record breaks the chain. ``validation_status``: ``passed``
+    (converged, every gate passed), ``flagged`` (published flagged), ``pending`` (a material
+    change waiting for approval)."""
+
+    TYPE = "calibration_record"
+    VERSION = 1
+
+    key: str
+    seq: int
+    ts: float
+    asset: str
+    calibration_date: str
+    model_type: str
+    model_version: str
+    parameters: dict[str, float | None]
+    market_data_hash: str
+    diagnostics: dict[str, float | None]
+    converged: bool
+    status: str
+    operator: str
+    validation_status: str
+    inputs: dict
+    prev_hash: str
+    record_hash: str = ""
+    approver: str | None = None
+
+    def to_wire(self) -> dict:
+        return _wire(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> CalibrationRecord:
+        _reject_unknown(cls, data)
+        inputs = f.plain(data, "inputs")
+        if not isinstance(inputs, dict):
+            raise SchemaError("wrong_type", "field 'inputs' must be a map")
+        return cls(
+            key=f.text(data, "key", max_len=64),
+            seq=f.integer(data, "seq"),
+            ts=f.timestamp(data, "ts"),
+            asset=f.name(data, "asset"),
+            calibration_date=f.text(data, "calibration_date", max_len=40),
+            model_type=f.text(data, "model_type", choices=("sabr", "heston")),
+            model_version=f.text(data, "model_version", max_len=128),
+            parameters=f.number_map(data, "parameters", allow_none=True),
+            market_data_hash=f.text(data, "market_data_hash", max_len=64),
+            diagnostics=f.number_map(data, "diagnostics", allow_none=True),
+            converged=f.boolean(data, "converged"),
+            status=f.text(data, "status", max_len=64),
+            operator=f.text(data, "operator", max_len=128),
+            validation_status=f.text(data, "validation_status", choices=VALIDATION_STATUSES),
+            inputs=inputs,
+            prev_hash=f.text(data, "prev_hash", max_len=64),
+            record_hash=f.text(data, "record_hash", max_len=64),
+            approver=f.optional(f.text, data, "approver", max_len=128),
         )
 
 

@@ -6,23 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from functools import cache
 from pathlib import Path
 
+from streams.provenance import engine_digest
+
 __all__ = ["ProgramFiles", "use_compile_cache"]
-
-
-@cache
-def _engine_digest() -> str:
-    """The engine's source, hashed: a program traced by other code is never loaded."""
-    import engine
-
-    digest = hashlib.sha256()
-    root = Path(engine.__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 class ProgramFiles:
@@ -33,7 +21,7 @@ class ProgramFiles:
         self.directory = directory
 
     def _path(self, key: str) -> Path:
-        name = hashlib.sha256(f"{_engine_digest()}|{key}".encode()).hexdigest()
+        name = hashlib.sha256(f"{engine_digest()}|{key}".encode()).hexdigest()
         return self.directory / f"{name}.program"
 
     def load(self, key: str) -> bytes | None:

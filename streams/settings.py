@@ -4,7 +4,7 @@
 |---|---|---|
 | ``KAFKA_BOOTSTRAP_SERVERS`` | ``127.0.0.1:9092`` | brokers |
 | ``VOLSTREAM_APP_ID`` | ``volstream`` | faust app id (the consumer group) |
-| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks``, ``.health`` |
+| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks``, ``.health``, ``.audit`` |
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
@@ -20,6 +20,7 @@
 | ``VOLSTREAM_RUNBOOK_COOLDOWN`` | ``300`` | wall-clock seconds before a smile or surface whose fit failed may walk the failure runbook again (``0``: never walk it; see ``engine.runbook``) |
 | ``VOLSTREAM_JOBS`` | ``DEFAULT_JOBS`` | playbook jobs the worker runs on its current surfaces: ``NAME=CADENCE [DAY] HH:MM`` (UTC; cadence daily, weekly with a weekday, monthly or quarterly with a day 1-28) or ``NAME=every N{s,m,h}`` (intraday) separated by ``;``; ``none``: no jobs (see ``streams.worker.jobs``) |
 | ``VOLSTREAM_ALERTS`` | | health rules' thresholds, ``NAME=VALUE,...`` of ``alerts.AlertConfig`` (``z=3,condition=500,per_minute=6``: drift z-score, identifiability condition number, alerts per key a minute; see ``alerts.config``) |
+| ``VOLSTREAM_AUDIT`` | ``1`` | ``1``: a hash-chained ``CalibrationRecord`` of every fit, with the inputs to run it again, on ``PREFIX.audit`` (kept forever); ``0``: none |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
@@ -38,7 +39,17 @@ from streams.book.surfaces import SurfaceConfig
 
 __all__ = ["DEFAULT_JOBS", "JOB_NAMES", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
 
-TOPIC_KINDS = ("quotes", "params", "alerts", "dlq", "state", "jobs", "watermarks", "health")
+TOPIC_KINDS = (
+    "quotes",
+    "params",
+    "alerts",
+    "dlq",
+    "state",
+    "jobs",
+    "watermarks",
+    "health",
+    "audit",
+)
 _DAY_MS = 24 * 3600 * 1000
 
 
@@ -192,6 +203,7 @@ class Settings:
     metrics_port: int = 9464
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    audit: bool = True  # a chained CalibrationRecord of every fit on PREFIX.audit
     state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
     jax_cache: Path | None = None  # compiled programs; None: state_dir / "jax-cache"
 
@@ -225,6 +237,8 @@ class Settings:
             "jobs": (1, keep(400)),  # scheduled playbook findings: the model-risk audit trail
             "watermarks": (1, {"cleanup.policy": "compact"}),  # the latest per quotes partition
             "health": (1, {"cleanup.policy": "compact"}),  # the health rules' history per key
+            # calibration records: append-only and kept forever (model risk audits them)
+            "audit": (1, {"retention.ms": "-1", "retention.bytes": "-1"}),
         }
         return {kind: TopicSpec(self.topics[kind], *shape[kind]) for kind in TOPIC_KINDS}
 
@@ -257,6 +271,7 @@ class Settings:
                 epoch=float(get("VOLSTREAM_EPOCH", "0.025")),
             ),
             alerts=_alerts(get("VOLSTREAM_ALERTS", "")),
+            audit=_flag("VOLSTREAM_AUDIT", get("VOLSTREAM_AUDIT", "1")),
             state_dir=Path(get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream")),
             jax_cache=Path(get("VOLSTREAM_JAX_CACHE")) if get("VOLSTREAM_JAX_CACHE") else None,
         )

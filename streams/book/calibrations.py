@@ -79,6 +79,7 @@ class Calibrations:
         self.default_beta = default_beta
         self.clock = clock
         self.state: dict[str, WarmState] = {}
+        self.starts: list[WarmState] = []  # the last run's: each fit's state before it
 
     def beta(self, underlying: str) -> float:
         return self.betas.get(underlying, self.default_beta)
@@ -124,9 +125,13 @@ class Calibrations:
 
     def run(self, snapshots: Sequence[Snapshot]) -> list[Params]:
         """Calibrate ``snapshots`` (in arrival order, any number per smile or surface); results
-        in the same order. One batch per round and program (see ``_group``)."""
+        in the same order. One batch per round and program (see ``_group``). ``starts`` then
+        holds the state each fit started from (what an audit record archives)."""
         out: list[Params | None] = [None] * len(snapshots)
+        self.starts = [WarmState()] * len(snapshots)
         for rows in rounds(snapshots):
+            for i in rows:
+                self.starts[i] = self._state(snapshots[i].key)
             groups: dict[tuple, list[int]] = {}
             for i in rows:
                 groups.setdefault(self._group(snapshots[i]), []).append(i)
@@ -139,13 +144,23 @@ class Calibrations:
         return out  # type: ignore[return-value]
 
     def _remember(self, message: Params, epoch: int) -> None:
-        """Converged parameters become the stability reference, good ones the warm start."""
+        """Converged parameters become the stability reference, good ones the warm start (the
+        audit chain's head goes on as it was: the audit trail moves it)."""
         state = self._state(message.key)
         warm, prior = state.warm, state.prior
         if message.converged:  # converged parameters are finite: no None among them
             prior = dict(message.params)
             warm = prior if message.good else warm
-        self.state[message.key] = WarmState(epoch, warm, prior)  # type: ignore[arg-type]
+        self.state[message.key] = dataclasses.replace(state, epoch=epoch, warm=warm, prior=prior)
+
+    def refit(self, snap: Snapshot, start: WarmState) -> Params:
+        """``snap`` calibrated again from ``start`` as :meth:`run` did (what ``volstream audit
+        verify`` compares with the archived parameters); this calibrator's state is untouched."""
+        again = Calibrations(self.calibrator, self.betas, self.default_beta, self.clock,
+                             self.heston)  # fmt: skip
+        again.state[snap.key] = start
+        (params,) = again.run([snap])
+        return params
 
     def _state(self, key: str) -> WarmState:
         return self.state.get(key) or WarmState()

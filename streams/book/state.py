@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import TypeVar
 
-from schemas import KeyHealth, SchemaError, WarmState, decode, encode
+from schemas import CalibrationRecord, KeyHealth, SchemaError, WarmState, decode, encode
 
-__all__ = ["read_latest", "read_state", "state_message"]
+__all__ = ["read_all", "read_latest", "read_state", "state_message"]
 
-M = TypeVar("M", WarmState, KeyHealth)
+M = TypeVar("M", WarmState, KeyHealth, CalibrationRecord)
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,21 @@ async def read_latest(bootstrap: str, topic: str, kind: type[M], timeout: float 
                       ) -> dict[str, M]:  # fmt: skip
     """The latest ``kind`` message per key of a compacted ``topic`` (empty if the topic does
     not exist); a value that does not decode is skipped with a warning."""
+    return dict(await read_all(bootstrap, topic, kind, timeout))
+
+
+async def read_all(bootstrap: str, topic: str, kind: type[M], timeout: float = 10.0
+                   ) -> list[tuple[str, M]]:  # fmt: skip
+    """Every ``kind`` message of ``topic`` with its key, partition by partition in offset
+    order, up to the end it had when asked (empty if the topic does not exist); a value that
+    does not decode is skipped with a warning."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from streams.feed.send import topic_partitions
 
     found = await topic_partitions(bootstrap, topic)
     if not found:  # no such topic yet
-        return {}
+        return []
     tps = [TopicPartition(topic, p) for p in found]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -48,19 +56,19 @@ async def read_latest(bootstrap: str, topic: str, kind: type[M], timeout: float 
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
-        latest: dict[str, M] = {}
+        out: list[tuple[str, M]] = []
         while any([await consumer.position(tp) < end[tp] for tp in tps]):
             batch = await consumer.getmany(*tps, timeout_ms=int(timeout * 1000))
             if not batch:
                 break
             for records in batch.values():
                 for r in records:
-                    if r.value is None:
+                    if r.value is None or r.offset >= end[TopicPartition(r.topic, r.partition)]:
                         continue
                     try:
-                        latest[r.key.decode()] = decode(r.value, kind)
+                        out.append((r.key.decode(), decode(r.value, kind)))
                     except SchemaError as exc:
                         log.warning("%s of %r skipped: %s", kind.TYPE, r.key, exc)
-        return latest
+        return out
     finally:
         await consumer.stop()

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from schemas import Params, QuoteColumns
+from schemas import Params, QuoteColumns, WarmState
 from streams.book.calibrations import Calibrations
 from streams.book.surfaces import Coverage, Snapshot, SurfaceBook
 
@@ -33,6 +33,7 @@ class Step(NamedTuple):
     results: list[Params]
     coverage: dict[int, Coverage]
     failed: list[tuple[Snapshot, Exception]]
+    starts: list[WarmState]  # the state each result's fit started from (the audit archives it)
 
 
 class Tracker:
@@ -43,7 +44,7 @@ class Tracker:
     def take(self, rows: QuoteColumns, partitions: np.ndarray, received_at: float) -> Step:
         """Take ``rows`` (valid, each partition's in its order; ``partitions`` per row) into
         the book, calibrating each epoch's due snapshots as it closes."""
-        step = Step([], [], {}, [])
+        step = Step([], [], {}, [], [])
         if rows.n:
             self.book.ingest(rows, partitions, received_at, lambda snaps: self._fit(snaps, step))
         for p in np.unique(partitions).tolist():
@@ -53,7 +54,7 @@ class Tracker:
     def flush(self, partitions: Iterable[int], quiet_until: float | None = None) -> Step:
         """Close the open epoch of ``partitions`` (quiet ones) and calibrate what is due;
         their coverage may then reach ``quiet_until``, the event time the stream reached."""
-        step = Step([], [], {}, [])
+        step = Step([], [], {}, [], [])
         for p in partitions:
             self._fit(self.book.flush(p), step)
             step.coverage[p] = self.book.coverage(p, quiet_until)
@@ -72,3 +73,4 @@ class Tracker:
         self.book.fitted(snapshots, results)
         step.snapshots.extend(snapshots)
         step.results.extend(results)
+        step.starts.extend(self.calibrations.starts)

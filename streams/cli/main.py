@@ -570,11 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--max", action="store_true", help="replay as fast as possible")
     demo.set_defaults(func=cmd_demo)
 
+    from streams.cli.audit import add_audit_parser
+
+    add_audit_parser(sub)
+
     tail_p = sub.add_parser("tail", help="print a topic's messages, decoded")
     tail_p.add_argument(
         "topic",
         help="quotes, params, alerts, dlq, state, jobs, watermarks (how current the params are), "
-        "or a full topic name",
+        "health, audit, or a full topic name",
     )
     tail_p.add_argument(
         "--from-beginning", action="store_true", help="start at the earliest offset"

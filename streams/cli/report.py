@@ -59,8 +59,12 @@ def render_table(recs: list[dict]) -> str:
                 _gate_summary(r),
             ]
         )
+    return aligned(header, rows, set(range(2, len(header) - 2)))
+
+
+def aligned(header: list[str], rows: list[list[str]], numeric: set[int]) -> str:
+    """Text columns as wide as their widest cell, ``numeric`` ones right-aligned."""
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    numeric = set(range(2, len(header) - 2))
 
     def fmt(cells):
         return "  ".join(

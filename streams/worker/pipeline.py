@@ -34,6 +34,7 @@ from schemas import (
     DeadLetter,
     Params,
     SchemaError,
+    WarmState,
     Watermark,
     encode,
     watermark_key,
@@ -43,6 +44,7 @@ from streams.book.state import state_message
 from streams.book.surfaces import Coverage, Snapshot, SurfaceBook
 from streams.book.tracker import Step, Tracker
 from streams.settings import Settings
+from streams.worker.audit import record_fit, record_message
 from streams.worker.counters import Counters
 from streams.worker.decode import Record, decode_records
 from streams.worker.health import EVERY, health_message
@@ -206,14 +208,16 @@ class Pipeline:
             errors = {s.key: calibration_error_alert(now, s.key, exc) for s, exc in step.failed}
             await self._deliver("alerts", [(k.encode(), encode(a)) for k, a in errors.items()])
         if step.results:
-            deliveries = deliveries + await self._publish(step.snapshots, step.results)
+            deliveries = deliveries + await self._publish(step.snapshots, step.results, step.starts)
         await asyncio.gather(*deliveries)
         await self._watermarks(step.coverage)
         if messages:  # a batch of messages, not an idle flush
             self.metrics.batch_seconds.observe(time.perf_counter() - start)
             self.metrics.batch_messages.observe(messages)
 
-    async def _publish(self, snapshots: list[Snapshot], results: list) -> list[Awaitable]:
+    async def _publish(
+        self, snapshots: list[Snapshot], results: list, starts: list[WarmState]
+    ) -> list[Awaitable]:
         now = self.clock()
         self.runbooks.start(snapshots, results)
         quotes = [(s.strikes, s.vols) for s in snapshots]  # the drift diagnosis: what moved
@@ -230,6 +234,7 @@ class Pipeline:
             alerts += [(key, encode(alert)) for alert in raised]
         self.counters.alerts += len(alerts)
         topics = self.settings.topics
+        records = self._audit(snapshots, results, starts) if self.settings.audit else []
         # the state topic is compacted: the latest state of each smile in this batch suffices
         states = [
             state_message(key, self.calibrations.state[key])
@@ -240,7 +245,20 @@ class Pipeline:
         sent = await self.sink.send_many(topics["params"], params)
         sent += await self.sink.send_many(topics["alerts"], alerts)
         sent += await self.sink.send_many(topics["health"], health)
+        sent += await self.sink.send_many(topics["audit"], records)
         return sent + await self.sink.send_many(topics["state"], states)
+
+    def _audit(self, snapshots, results, starts) -> Messages:
+        """A chained audit record of each fit (in order: a key fitted twice in a batch chains
+        both), each key's chain head moved on in its warm state (written after)."""
+        state, out = self.calibrations.state, []
+        for snap, message, start in zip(snapshots, results, starts):
+            head = state[message.key]
+            beta = self.calibrations.beta(snap.underlying) if message.model == "sabr" else None
+            record = record_fit(message, snap, start, head, beta, self.settings.app_id)
+            state[message.key] = replace(head, audit_seq=record.seq, audit_hash=record.record_hash)
+            out.append(record_message(record))
+        return out
 
     def _observe(self, message: Params, asset_class: str, now: float) -> None:
         """A published fit's figures in the metrics, by model and asset class."""

@@ -7,6 +7,7 @@ calibrating each snapshot directly with the engine.
 """
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.heston import HestonCalibrator
 from engine.sabr import SABRCalibrator
 from schemas import (
+    CalibrationRecord,
     DeadLetter,
     JobResult,
     KeyHealth,
@@ -43,9 +45,10 @@ from schemas import (
     encode,
 )
 from streams.book.calibrations import Calibrations, surface_market_data
-from streams.book.state import read_state, state_message
+from streams.book.state import read_all, read_state, state_message
 from streams.book.surfaces import SurfaceBook, SurfaceSnapshot
 from streams.book.tracker import Step, Tracker
+from streams.cli.main import main
 from streams.feed.replay import read_ticks
 from streams.feed.send import ensure_topics, wait_consumed
 from streams.feed.simulate import TickSimulator
@@ -150,7 +153,7 @@ def offline_run(quotes: list[Quote], partitions: int = 3) -> tuple[SurfaceBook, 
             step = tracker.take(QuoteColumns.from_quotes(mine), np.full(len(mine), p), 0.0)
             snaps, params = snaps + step.snapshots, params + step.results
     step = tracker.flush(every)
-    return book, Step(snaps + step.snapshots, params + step.results, {}, [])
+    return book, Step(snaps + step.snapshots, params + step.results, {}, [], [])
 
 
 def expected_snapshots(quotes: list[Quote]):
@@ -248,6 +251,7 @@ def first_run(kafka_bootstrap, quotes, jit_cache, tmp_path_factory):
         "reasons": reasons,
         "log": log,
         "metrics": metrics,
+        "prefix": prefix,
     }
 
 
@@ -308,6 +312,44 @@ def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
     for name in ("v0", "kappa", "theta", "sigma", "rho"):
         ours = np.array([p.params[name] for p in heston])
         np.testing.assert_allclose(ours[both], cold.params[name][both], rtol=2e-3, atol=1e-4)
+
+
+def test_audit_verify_passes_on_the_replay_and_names_a_tampered_record(
+    first_run, kafka_bootstrap, monkeypatch, capsys
+):
+    monkeypatch.setenv("VOLSTREAM_TOPIC_PREFIX", first_run["prefix"])
+    params = [decode(r.value, Params) for r in first_run["params"]]
+    smile = next(p.key for p in params if p.model == "sabr")
+    assert main(["audit", "verify", "--bootstrap", kafka_bootstrap, "--no-rerun"]) == 0
+    said = capsys.readouterr().out
+    assert f"{len(params):,} records of " in said and "every chain intact" in said
+    # one smile's and the surface's calibrations, run again from their archived inputs
+    for key in (smile, "SPX|surface"):
+        assert main(["audit", "verify", "--bootstrap", kafka_bootstrap, "--key", key]) == 0
+        assert "reproduce their archived parameters" in capsys.readouterr().out
+    assert main(["audit", "show", "--bootstrap", kafka_bootstrap, "--key", smile]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 + sum(p.key == smile for p in params) and "passed" in listed[2]
+    # a record altered on the topic (appended: the topic is append-only) is named
+    records = asyncio.run(
+        read_all(kafka_bootstrap, f"{first_run['prefix']}.audit", CalibrationRecord)
+    )
+    last = [r for k, r in records if k == smile][-1]
+    altered = dataclasses.replace(last, parameters={**last.parameters, "rho": 0.5})
+
+    async def append():
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(f"{first_run['prefix']}.audit", encode(altered),
+                                         key=smile.encode())  # fmt: skip
+        finally:
+            await producer.stop()
+
+    asyncio.run(append())
+    assert main(["audit", "verify", "--bootstrap", kafka_bootstrap, "--no-rerun"]) == 1
+    said = capsys.readouterr().out
+    assert f"FAILED {smile} seq {last.seq}" in said and "altered" in said
 
 
 def test_bad_messages_land_in_the_dlq_with_reasons(first_run):
