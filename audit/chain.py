@@ -16,9 +16,10 @@ GENESIS = "0" * 64  # the prev_hash of a key's first record
 
 
 def record_digest(record: CalibrationRecord) -> str:
-    """The hash a record carries: its canonical encoding without ``record_hash``."""
+    """The hash a record carries: its canonical encoding without ``record_hash``, and without
+    its ``inputs``, which its ``market_data_hash`` commits to (each is hashed once)."""
     wire = record.to_wire()
-    del wire["record_hash"]
+    del wire["record_hash"], wire["inputs"]
     return digest(wire)
 
 

@@ -23,7 +23,10 @@ every phase:
    (QuantLib's ``sabrVolatility`` or an ``AnalyticHestonEngine`` price per tick), QuantLib's
    ``SABRInterpolation`` and Heston calibration per due smile and surface, each warm from its
    last fit (cold the first time) as the worker's are, on the same backlog topic from its
-   start (for at most ``--peer-seconds``).
+   start (for at most ``--peer-seconds``);
+4. the audit trail's cost: the same backlog to fresh workers with and without calibration
+   records (``VOLSTREAM_AUDIT``), alternating on, off, off, on: both rates
+   (``--no-audit-cost`` skips it).
 
 Prints every figure and ratio and appends a JSON line to ``bench/results/stream.jsonl``.
 
@@ -317,14 +320,18 @@ def grid_agreement(
             "out_full": int((~full).sum()), "out_grid": int((~fast).sum())}  # fmt: skip
 
 
-def start_worker(settings: Settings, state_dir: Path, log: Path, port: int):
-    env = os.environ | {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
-        "VOLSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-        "VOLSTREAM_APP_ID": settings.app_id,
-        "VOLSTREAM_STATE_DIR": str(state_dir),
-        "VOLSTREAM_METRICS_PORT": str(port),
-    }
+def start_worker(settings: Settings, state_dir: Path, log: Path, port: int, **more: str):
+    env = (
+        os.environ
+        | more
+        | {
+            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
+            "VOLSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+            "VOLSTREAM_APP_ID": settings.app_id,
+            "VOLSTREAM_STATE_DIR": str(state_dir),
+            "VOLSTREAM_METRICS_PORT": str(port),
+        }
+    )
     with log.open("w") as fh:
         return subprocess.Popen(
             [str(VOLSTREAM), "worker"], env=env, stdout=fh, stderr=subprocess.STDOUT
@@ -379,6 +386,33 @@ def wait_warm(port: int, worker: subprocess.Popen, log: Path, timeout: float = 9
             return ready, time.time() - start
         time.sleep(0.5)
     raise TimeoutError("the worker did not finish compiling")
+
+
+def audit_cost(bootstrap: str, run: str, state_dir: Path, tmp: Path, args) -> dict:
+    """The backlog's rate with the audit trail on and off: fresh workers on fresh topics, the
+    same ticks, in the order on, off, off, on (the machine's drift within a run falls on both
+    sides alike); the mean rate of each side, and the share of the rate the trail costs."""
+    rates: dict[str, list[float]] = {"1": [], "0": []}
+    order = ["1", "0", "0", "1"]
+    for i, audit in enumerate(order):
+        name = f"{run}-audit{audit}-{i}"
+        settings = Settings(bootstrap=bootstrap, topic_prefix=name, app_id=name)
+        asyncio.run(ensure_topics(settings))
+        port = free_port()
+        log = tmp / f"worker-{name}.log"
+        worker = start_worker(settings, state_dir, log, port, VOLSTREAM_AUDIT=audit)
+        try:
+            wait_warm(port, worker, log)
+            ticks = simulator(11, args.jump_every).columns(
+                time.time() - 25, 50_000.0, count=args.ticks, chunk=8192
+            )
+            seen, total = asyncio.run(drain(settings, ticks))
+        finally:
+            stop_worker(worker)
+        rates[audit].append(measure_backlog(seen, total)["ticks_per_s"])
+    on, off = (float(np.mean(rates[k])) for k in ("1", "0"))
+    return {"with": on, "without": off, "cost": 1.0 - on / off, "runs": rates,
+            "order": ["on" if a == "1" else "off" for a in order]}  # fmt: skip
 
 
 def measure_backlog(seen: list[tuple], ticks: int) -> dict:
@@ -633,6 +667,8 @@ def main(argv=None) -> dict:
                         help="event seconds between jumps (one pair or index each)")  # fmt: skip
     parser.add_argument("--single", type=int, default=0, help="single-quote backlog (0: none)")
     parser.add_argument("--peer-seconds", type=float, default=120.0)
+    parser.add_argument("--no-audit-cost", action="store_true",
+                        help="skip the backlog without audit records (their cost)")  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "stream.jsonl"
     )
@@ -749,6 +785,16 @@ def main(argv=None) -> dict:
                 stop_worker(worker)
             record["single_quotes"] = one = measure_backlog(seen, total_single)
             print(f"worker, single-quote messages: {one['ticks_per_s']:,.0f} ticks/s", flush=True)
+
+        if not args.no_audit_cost:
+            record["audit_cost"] = cost = audit_cost(bootstrap, run, state_dir, tmp, args)
+            print(
+                f"audit records: backlog {cost['with']:,.0f} ticks/s with them, "
+                f"{cost['without']:,.0f} without (fresh workers, in the order "
+                f"{', '.join(cost['order'])}; each the mean of two): "
+                f"{100 * cost['cost']:+.1f}% of the rate",
+                flush=True,
+            )
 
         peer_topic = dataclasses.replace(settings, topic_prefix=run + "-naive")
         asyncio.run(ensure_topics(peer_topic))

@@ -619,8 +619,9 @@ class CalibrationRecord:
     the SHA-256 of their canonical encoding (:mod:`audit.canonical`). ``model_version`` pins the
     engine's source and the locked dependencies. Records of one ``key`` form a hash chain:
     ``seq`` counts from 0, ``prev_hash`` is the previous record's ``record_hash`` (64 zeros for
-    the first), and ``record_hash`` the SHA-256 of this record's canonical encoding without it:
-    a removed, reordered or altered record breaks the chain. ``validation_status``: ``passed``
+    the first), and ``record_hash`` the SHA-256 of this record's canonical encoding without it
+    and without ``inputs`` (``market_data_hash`` commits to those): a removed, reordered or
+    altered record breaks the chain. ``validation_status``: ``passed``
     (converged, every gate passed), ``flagged`` (published flagged), ``pending`` (a material
     change waiting for approval)."""
 
