@@ -90,7 +90,8 @@ def _selected(args, records: list[CalibrationRecord]) -> list[CalibrationRecord]
     ]
 
 
-def cmd_audit(args, out=sys.stdout) -> int:
+def cmd_audit(args, out=None) -> int:
+    out = out or sys.stdout  # looked up now: a caller (or a test) may have replaced it
     records = _read(args)
     chosen = _selected(args, records)
     if args.audit_command == "show":
