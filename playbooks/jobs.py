@@ -112,9 +112,18 @@ class JobReport:
 
 
 def _gates(result: CalibrationResult) -> list[dict]:
+    """A row per gate that applies (one that does not, Feller on SABR, is left out): its
+    verdict, figure, threshold and what it checks."""
     return [
-        {"gate": n, "verdict": v, "value": float(np.asarray(result.gates[n].value).max())}
+        {
+            "gate": n,
+            "verdict": v,
+            "value": float(np.asarray(result.gates[n].value).max()),
+            "threshold": float(result.gates[n].threshold),
+            "checks": result.gates[n].description,
+        }
         for n, v in result.gate_verdicts().items()
+        if v != "n/a"
     ]
 
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from playbooks.jobs import JobReport
 
-__all__ = ["write_report"]
+__all__ = ["GATE_UNITS", "ClippedTextWarning", "clipped_texts", "write_report"]
+
+# how a gate's figure reads: scale and unit (a vol RMSE in bp, relative changes in %)
+GATE_UNITS = {"rmse": (1e4, " bp"), "stability": (100.0, "%"), "price_error": (100.0, "%"),
+              "multistart": (100.0, "%")}  # fmt: skip
+
+
+class ClippedTextWarning(UserWarning):
+    """A figure's text runs off its canvas (the test suite turns this into an error)."""
 
 
 def _pyplot():
@@ -31,7 +41,43 @@ def _grid(rows: int, cols: int, width: float, height: float):
     return _pyplot().subplots(rows, cols, figsize=size, squeeze=False, layout="constrained")
 
 
+def clipped_texts(fig) -> list[str]:
+    """What of ``fig``, as drawn, runs off its canvas: the titles, axis labels and legend
+    texts that do by their text, anything else (tick labels) as ``"tick labels"``."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    w, h = fig.bbox.width, fig.bbox.height
+
+    def off(extent) -> bool:
+        return extent.x0 < -1 or extent.y0 < -1 or extent.x1 > w + 1 or extent.y1 > h + 1
+
+    named = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        named += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        legend = ax.get_legend()
+        named += list(legend.get_texts()) if legend else []
+    out = [
+        t.get_text()
+        for t in named
+        if t.get_visible() and t.get_text().strip() and off(t.get_window_extent(renderer))
+    ]
+    tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)  # inches -> pixels
+    if not out and off(tight):
+        out.append("tick labels")
+    return out
+
+
+def _title(fig, text: str, fontsize: float = 11) -> None:
+    """A figure title wrapped to the figure's width (one panel is narrower than a title)."""
+    chars = max(24, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    fig.suptitle(textwrap.fill(text, chars), fontsize=fontsize)
+
+
 def _save(fig, path: Path) -> None:
+    clipped = clipped_texts(fig)
+    if clipped:
+        warnings.warn(f"{path.name}: text off the canvas: {clipped}", ClippedTextWarning,
+                      stacklevel=2)  # fmt: skip
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
 
@@ -51,7 +97,7 @@ def _smiles_png(report: JobReport, path: Path) -> None:
     for ax in axes.flat[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"{report.title}: fitted against market", fontsize=11)
+    _title(fig, f"{report.title}: fitted against market")
     _save(fig, path)
 
 
@@ -90,9 +136,22 @@ def _cell(value) -> str:
     return html.escape(str(value))
 
 
+def _gate_cells(row: dict) -> dict:
+    """A gate's value and threshold in the gate's unit (``GATE_UNITS``)."""
+    scale, unit = GATE_UNITS.get(row.get("gate", ""), (1.0, ""))
+    shown = dict(row)
+    for column in ("value", "threshold"):
+        value = row.get(column)
+        if isinstance(value, float | np.floating) and math.isfinite(value):
+            shown[column] = f"{scale * value:.4g}{unit}"
+    return shown
+
+
 def _table(name: str, rows: list[dict]) -> str:
     if not rows:
         return ""
+    if name == "gates":
+        rows = [_gate_cells(row) for row in rows]
     head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
     body = "".join(
         "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>" for row in rows

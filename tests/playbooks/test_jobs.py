@@ -74,6 +74,26 @@ def test_daily_sabr_job_on_another_pair_and_date(tmp_path, capsys):
     page = open_page(tmp_path)
     check_report(page, tmp_path)
     assert "gates" in [t["heading"] for t in page.tables] and "good" in page.text
+    # figures in their units, and rows only for gates that apply to SABR
+    assert "bp\tRMSE of vols below 50 bp" in page.text.replace("\n", "\t")
+    assert "feller" not in page.text and "n/a" not in page.text and "nan" not in page.text
+
+
+def test_a_figure_whose_text_runs_off_its_canvas_is_caught():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from playbooks.report import clipped_texts
+
+    fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")  # as the reports lay out
+    ax.plot([0, 1], [0, 1])
+    fig.suptitle("Daily SABR: USDJPY on 2026-11-27: fitted against market, far too long")
+    assert clipped_texts(fig) == [fig._suptitle.get_text()]
+    fig._suptitle.set_text("short")
+    assert clipped_texts(fig) == []
+    plt.close(fig)
 
 
 def test_joint_job_reports_whether_the_indices_share_rho(tmp_path, capsys):
