@@ -12,6 +12,7 @@ from schemas.messages import (
     Alert,
     CalibrationRecord,
     DeadLetter,
+    Decision,
     JobResult,
     KeyHealth,
     Params,
@@ -40,6 +41,7 @@ MESSAGES = {
         Watermark,
         KeyHealth,
         CalibrationRecord,
+        Decision,
     )
 }
 Message = (
@@ -54,6 +56,7 @@ Message = (
     | Watermark
     | KeyHealth
     | CalibrationRecord
+    | Decision
 )
 M = TypeVar("M", bound=Message)
 _LARGE = (QuoteBatch, QuoteColumns)  # the messages that may exceed MAX_MESSAGE_BYTES

@@ -22,6 +22,7 @@ __all__ = [
     "Alert",
     "CalibrationRecord",
     "DeadLetter",
+    "Decision",
     "Params",
     "Quote",
     "QuoteBatch",
@@ -33,6 +34,7 @@ ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("firing", "resolved", "notice")
 VALIDATION_STATUSES = ("passed", "flagged", "pending")
+DECISIONS = ("approved", "rejected")
 VERDICTS = ("pass", "fail", "n/a")
 
 
@@ -675,6 +677,46 @@ class CalibrationRecord:
             prev_hash=f.text(data, "prev_hash", max_len=64),
             record_hash=f.text(data, "record_hash", max_len=64),
             approver=f.optional(f.text, data, "approver", max_len=128),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An approver's decision on a :class:`CalibrationRecord` (the audit topic, keyed like it):
+    ``approved`` or ``rejected``, by ``approver`` holding the Ed25519 key ``public_key`` (32
+    bytes, hex), signed (``signature``, 64 bytes, hex) over the canonical encoding of every
+    other field (:mod:`audit.approvals`). It names the record by its key, ``seq`` and hash, so
+    it cannot be moved onto another."""
+
+    TYPE = "decision"
+    VERSION = 1
+
+    ts: float
+    record_key: str
+    record_seq: int
+    record_hash: str
+    decision: str
+    approver: str
+    reason: str
+    public_key: str
+    signature: str = ""
+
+    def to_wire(self) -> dict:
+        return _wire(self)
+
+    @classmethod
+    def from_wire(cls, data: dict) -> Decision:
+        _reject_unknown(cls, data)
+        return cls(
+            ts=f.timestamp(data, "ts"),
+            record_key=f.text(data, "record_key", max_len=64),
+            record_seq=f.integer(data, "record_seq"),
+            record_hash=f.text(data, "record_hash", max_len=64),
+            decision=f.text(data, "decision", choices=DECISIONS),
+            approver=f.text(data, "approver", max_len=128),
+            reason=f.text(data, "reason", max_len=f.TEXT_MAX),
+            public_key=f.text(data, "public_key", max_len=64),
+            signature=f.text(data, "signature", max_len=128),
         )
 
 
