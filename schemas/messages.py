@@ -44,6 +44,13 @@ def _wire(message) -> dict:
     return dict(message.__dict__)
 
 
+class _Fields:
+    """A message whose wire form is its fields as they are (see :func:`_wire`)."""
+
+    def to_wire(self) -> dict:
+        return _wire(self)
+
+
 def _reject_unknown(cls, data: dict) -> None:
     known = {"type", "v", *cls.__dataclass_fields__}
     extra = sorted(set(data) - known)
@@ -402,7 +409,7 @@ class Params:
 
 
 @dataclass(frozen=True)
-class Alert:
+class Alert(_Fields):
     """A health alert for operators: which rule fired on what, how badly, and the figures.
 
     A rule over a condition (a fit that did not converge, a parameter's drift, a lagging
@@ -428,9 +435,6 @@ class Alert:
     state: str = "notice"
     runbook: str = ""
 
-    def to_wire(self) -> dict:
-        return _wire(self)
-
     @classmethod
     def from_wire(cls, data: dict) -> Alert:
         _reject_unknown(cls, data)
@@ -448,7 +452,7 @@ class Alert:
 
 
 @dataclass(frozen=True)
-class JobResult:
+class JobResult(_Fields):
     """A playbook job's finding on one subject (a pair, an index, or the indices of a joint
     fit), as the worker's schedule ran it on the stream's surfaces: its headline lines, its
     figures (``table.column`` or ``table.row.column`` names) and the gates that failed."""
@@ -469,9 +473,6 @@ class JobResult:
     def key(self) -> str:
         return f"{self.job}|{self.subject}"
 
-    def to_wire(self) -> dict:
-        return _wire(self)
-
     @classmethod
     def from_wire(cls, data: dict) -> JobResult:
         _reject_unknown(cls, data)
@@ -488,7 +489,7 @@ class JobResult:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(_Fields):
     """A message that was rejected: the reason code, the detail, and where it came from.
 
     ``original`` keeps the first ``DEAD_LETTER_KEEP`` bytes; ``original_size`` the full size.
@@ -505,9 +506,6 @@ class DeadLetter:
     topic: str
     partition: int
     offset: int
-
-    def to_wire(self) -> dict:
-        return _wire(self)
 
     @classmethod
     def from_wire(cls, data: dict) -> DeadLetter:
@@ -528,7 +526,7 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
-class WarmState:
+class WarmState(_Fields):
     """Where the next calibration of one smile or surface starts: the compacted state topic
     holds the latest per key (:func:`schemas.keys.book_key`), so a restarted worker, or one
     taking partitions over, starts warm.
@@ -547,9 +545,6 @@ class WarmState:
     prior: dict[str, float] | None = None
     audit_seq: int | None = None
     audit_hash: str | None = None
-
-    def to_wire(self) -> dict:
-        return _wire(self)
 
     @classmethod
     def from_wire(cls, data: dict) -> WarmState:
@@ -611,7 +606,7 @@ class KeyHealth:
 
 
 @dataclass(frozen=True)
-class CalibrationRecord:
+class CalibrationRecord(_Fields):
     """An immutable audit record of one calibration (the governance playbook's
     ``CalibrationRecord``), on the append-only audit topic kept forever, keyed like the
     parameters.
@@ -649,9 +644,6 @@ class CalibrationRecord:
     record_hash: str = ""
     approver: str | None = None
 
-    def to_wire(self) -> dict:
-        return _wire(self)
-
     @classmethod
     def from_wire(cls, data: dict) -> CalibrationRecord:
         _reject_unknown(cls, data)
@@ -681,7 +673,7 @@ class CalibrationRecord:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(_Fields):
     """An approver's decision on a :class:`CalibrationRecord` (the audit topic, keyed like it):
     ``approved`` or ``rejected``, by ``approver`` holding the Ed25519 key ``public_key`` (32
     bytes, hex), signed (``signature``, 64 bytes, hex) over the canonical encoding of every
@@ -701,9 +693,6 @@ class Decision:
     public_key: str
     signature: str = ""
 
-    def to_wire(self) -> dict:
-        return _wire(self)
-
     @classmethod
     def from_wire(cls, data: dict) -> Decision:
         _reject_unknown(cls, data)
@@ -721,7 +710,7 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class Watermark:
+class Watermark(_Fields):
     """How current the parameters are for one quotes partition: every quote of ``partition``
     of the quotes topic ``topic`` with event time at or before ``event_time`` is reflected by
     what the params topic holds, either within tolerance of its smile's or surface's latest
@@ -744,9 +733,6 @@ class Watermark:
     @property
     def key(self) -> str:
         return watermark_key(self.topic, self.partition)
-
-    def to_wire(self) -> dict:
-        return _wire(self)
 
     @classmethod
     def from_wire(cls, data: dict) -> Watermark:
