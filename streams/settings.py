@@ -11,7 +11,7 @@
 | ``VOLSTREAM_EPOCH`` | ``0.025`` | event-time seconds of an epoch: each smile or surface is calibrated at most once per epoch, from its latest quotes (see ``streams.book.surfaces``) |
 | ``VOLSTREAM_LINGER`` | ``0.25`` | wall-clock seconds a partition may be quiet before its open epoch is calibrated anyway |
 | ``VOLSTREAM_WARM_BATCHES`` | ``8,32,128,512`` | SABR batch sizes compiled at start: the first before the worker listens, the rest in the background (a worker of a few smiles needs only the small ones; a batch of another size compiles when first met) |
-| ``VOLSTREAM_WARM_RUNBOOK`` | ``1`` | ``1``: after the batch shapes, trace every failure-runbook step in the background (a surface's first runbook otherwise traces for ~25 s of a 2-core machine's CPU, in the middle of the stream); ``0``: not (the demo, whose few smiles rarely fail) |
+| ``VOLSTREAM_WARM_RUNBOOK`` | ``1`` | ``1``: after the batch shapes, load every failure-runbook step in the background (a surface's first runbook otherwise loads its programs for ~10 s of a 2-core machine's CPU, in the middle of the stream; ~26 s when they had to be traced); ``0``: not (the demo, whose few smiles rarely fail) |
 | ``VOLSTREAM_BATCH_MAX`` | ``2048`` | most messages per micro-batch (a batch takes all that wait, up to this; see ``streams.worker.agent``) |
 | ``VOLSTREAM_TOLERANCE_FLOOR_BP`` | ``5`` | vol bp: a quote whose mid is farther from its smile's (surface's) current fit than half its bid-ask spread, and at least this, makes it due (see ``streams.book.surfaces``) |
 | ``VOLSTREAM_TOLERANCE_BP`` | ``10`` | vol bp: the tolerance of a quote without bid and ask |
