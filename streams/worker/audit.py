@@ -4,8 +4,8 @@ publishes, chained per key, with the inputs that run it again.
 A record is a function of the fit alone (event times, not wall clocks; the worker's app id as
 operator), so a batch replayed after a crash writes the very records it wrote before, and
 ``volstream audit verify`` takes an exact repeat for what it is. The chain's head of each key
-(its last record's ``seq`` and hash) travels in the key's :class:`schemas.WarmState`, so a
-restarted worker, or one taking partitions over, goes on with the chain.
+(its last record's ``seq`` and hash) travels in the key's :class:`schemas.WarmState` on the
+state topic, so a restarted worker, or one taking partitions over, goes on with the chain.
 """
 
 from __future__ import annotations

@@ -99,6 +99,7 @@ class Pipeline:
         self._next_offset: dict[int, int] = {}  # partition -> the offset after its latest
         self._health_written: dict[str, float] = {}  # key -> wall time its history was written
         self._health_dirty: set[str] = set()  # keys whose history changed since then
+        self._heads: dict[str, WarmState] = {}  # key -> its audit chain's head, moved on here
         self._marks: dict[int, Coverage] = {}  # partition -> its last published coverage
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
 
@@ -235,9 +236,10 @@ class Pipeline:
         self.counters.alerts += len(alerts)
         topics = self.settings.topics
         records = self._audit(snapshots, results, starts) if self.settings.audit else []
-        # the state topic is compacted: the latest state of each smile in this batch suffices
+        # the state topic is compacted: the latest state of each smile in this batch suffices,
+        # with its audit chain's head
         states = [
-            state_message(key, self.calibrations.state[key])
+            state_message(key, self._with_head(key, self.calibrations.state[key]))
             for key in dict.fromkeys(p.key for p in results)
         ]
         self._health_dirty.update(p.key for p in results)
@@ -250,15 +252,31 @@ class Pipeline:
 
     def _audit(self, snapshots, results, starts) -> Messages:
         """A chained audit record of each fit (in order: a key fitted twice in a batch chains
-        both), each key's chain head moved on in its warm state (written after)."""
-        state, out = self.calibrations.state, []
+        both); each key's chain head moves on here, on the event loop. (The warm states are
+        the calibration thread's, which may be fitting the next batch meanwhile: writing a
+        head into them from here put back a state that thread had moved on.)"""
+        out = []
         for snap, message, start in zip(snapshots, results, starts):
-            head = state[message.key]
+            head = self._with_head(message.key, WarmState())
             beta = self.calibrations.beta(snap.underlying) if message.model == "sabr" else None
             record = record_fit(message, snap, start, head, beta, self.settings.app_id)
-            state[message.key] = replace(head, audit_seq=record.seq, audit_hash=record.record_hash)
+            self._heads[message.key] = WarmState(audit_seq=record.seq,
+                                                 audit_hash=record.record_hash)  # fmt: skip
             out.append(record_message(record))
         return out
+
+    def _with_head(self, key: str, state: WarmState) -> WarmState:
+        """``state`` carrying ``key``'s audit chain head: the one moved on here, else the one
+        restored with the warm state."""
+        head = self._heads.get(key) or self.calibrations.state.get(key) or WarmState()
+        return replace(state, audit_seq=head.audit_seq, audit_hash=head.audit_hash)
+
+    def import_state(self, states: Mapping[str, WarmState]) -> None:
+        """Take warm states read back from the state topic (a start, a takeover): the fits'
+        starts and the audit chains' heads, which go on from there."""
+        self.calibrations.import_state(states)
+        for key in states:
+            self._heads.pop(key, None)
 
     def _observe(self, message: Params, asset_class: str, now: float) -> None:
         """A published fit's figures in the metrics, by model and asset class."""

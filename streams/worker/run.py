@@ -64,7 +64,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     pipeline = attach(app, settings)
     pipeline.metrics.count_compiles()
     state = asyncio.run(read_state(settings.bootstrap, settings.topics["state"]))
-    pipeline.calibrations.import_state(state)
+    pipeline.import_state(state)
     pipeline.restore_health(asyncio.run(read_health(settings.bootstrap, settings.topics["health"])))
     log.warning("restored warm-start state of %d smiles; compiling the solver...", len(state))
     # what the first batches need now (a few smiles, index surfaces, every message's tolerance

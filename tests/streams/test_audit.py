@@ -23,7 +23,7 @@ def refit(snap, start, beta):
 def stream(quotes, state=None):
     sink = Memory()
     pipe = Pipeline(Settings(topic_prefix="t"), sink, clock=lambda: T0 + 100)
-    pipe.calibrations.import_state(state or {})
+    pipe.import_state(state or {})
 
     async def go():
         for i in range(0, len(quotes), 40):  # several batches
@@ -39,18 +39,19 @@ def stream(quotes, state=None):
 def test_every_fit_has_a_chained_record_that_runs_again_to_the_same_bits():
     sim = TickSimulator(pairs=1, tenors=(30, 91), indices=1, seed=7, jump_every=2.0)
     quotes = list(sim.ticks(T0, rate=200, count=400))
-    pipe, sink, records = stream(quotes)
+    _, sink, records = stream(quotes)
     params = sink.sent["t.params"]
     assert len(records) == len(params) and {r.model_type for r in records} == {"sabr", "heston"}
     assert verify_chains(records) == []
     assert any(r.seq > 0 for r in records)  # chains, not single records
     assert rerun_all(records, refit, tolerance=0.0) == []
-    # the head of each chain is in the warm state: a worker restarted from it goes on
-    heads = {k: (s.audit_seq, s.audit_hash) for k, s in pipe.calibrations.state.items()}
-    last = {r.key: (r.seq, r.record_hash) for r in records}
-    assert heads == last
+    # the head of each chain is in the warm state written to the state topic: a worker
+    # restarted from it goes on with the chain
+    states = {k.decode(): decode(v, WarmState) for k, v in sink.sent["t.state"]}  # the latest
+    heads = {k: (s.audit_seq, s.audit_hash) for k, s in states.items()}
+    assert heads == {r.key: (r.seq, r.record_hash) for r in records}
     more = list(sim.ticks(quotes[-1].ts + 0.01, rate=200, count=200))
-    _, _, later = stream(more, dict(pipe.calibrations.state))
+    _, _, later = stream(more, states)
     assert later and verify_chains(records + later) == []
 
 
