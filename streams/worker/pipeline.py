@@ -226,13 +226,13 @@ class Pipeline:
         self.counters.alerts_held = self.health.held_total
         raised = [a for alerts in found for a in alerts]
         params, alerts = [], []
-        for snap, message, raised in zip(snapshots, results, found):
+        for snap, message, mine in zip(snapshots, results, found):
             key = message.key.encode()
             params.append((key, encode(message)))
             self.counters.calibrations += 1
             self.counters.flagged += not message.good
             self._observe(message, snap.asset_class, now)
-            alerts += [(key, encode(alert)) for alert in raised]
+            alerts += [(key, encode(alert)) for alert in mine]
         self.counters.alerts += len(alerts)
         topics = self.settings.topics
         records = self._audit(snapshots, results, starts) if self.settings.audit else []

@@ -153,6 +153,33 @@ def test_the_health_rules_history_is_written_and_read_back():
     assert again.health.keys[key.decode()].params == history.params
 
 
+def test_every_key_whose_alert_changes_in_a_batch_has_its_history_written_at_once():
+    opening = list(TickSimulator(pairs=1, tenors=(30, 91, 182), seed=3).ticks(T0, 100, 0))
+    expiries = sorted({q.expiry for q in opening})
+    later = []  # in one epoch, later: two smiles zigzag (gates fail), the third as before
+    for i, q in enumerate(opening):
+        factor = (1.4 if i % 2 else 0.75) if q.expiry != expiries[1] else 1.0
+        later.append(Quote(**{**q.__dict__, "ts": T0 + 2.0, "bid_vol": q.bid_vol * factor,
+                              "ask_vol": q.ask_vol * factor}))  # fmt: skip
+    settings = Settings(topic_prefix="t", surface=SurfaceConfig(outlier=10.0), runbook_cooldown=0)
+    sink = Memory()
+    pipe = Pipeline(settings, sink, clock=lambda: T0 + 100)  # one wall time: nothing is due
+
+    async def go():
+        for offset, batch in ((0, opening), (len(opening), later)):
+            await pipe.process([Record(encode(q), "t.quotes", 0, offset + i, T0)
+                                for i, q in enumerate(batch)])  # fmt: skip
+            await pipe.flush_idle(0.0)
+
+    asyncio.run(go())
+    alerts = [decode(v, Alert) for _, v in sink.sent["t.alerts"]]
+    changed = {a.key for a in alerts if a.state == "firing"}
+    assert len(changed) == 2 and f"EURUSD|{expiries[1]}" not in changed
+    written = [k.decode() for k, _ in sink.sent["t.health"]]
+    assert set(written[:3]) == {f"EURUSD|{e}" for e in expiries}  # each key's first fit
+    assert set(written[3:]) == changed  # then the keys whose alerts changed, all of them
+
+
 def _one_quote_a_record() -> tuple[list[Quote], list[Record]]:
     quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=40))
     return quotes, [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
