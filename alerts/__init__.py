@@ -4,7 +4,7 @@
 from alerts.config import RUNBOOK, AlertConfig
 from alerts.health import Condition, Health, KeyHistory, settle
 from alerts.notices import calibration_error_alert, job_alert, runbook_alert
-from alerts.rules import evaluate, fit_conditions, model_failures, record, stale_keys, threshold
+from alerts.rules import evaluate, model_failures, stale_keys, threshold
 
 __all__ = [
     "RUNBOOK",
@@ -14,10 +14,8 @@ __all__ = [
     "KeyHistory",
     "calibration_error_alert",
     "evaluate",
-    "fit_conditions",
     "job_alert",
     "model_failures",
-    "record",
     "runbook_alert",
     "settle",
     "stale_keys",

@@ -19,7 +19,7 @@ import numpy as np
 from alerts.config import AlertConfig
 from schemas import Alert, clip
 
-__all__ = ["Condition", "Health", "KeyHistory", "settle"]
+__all__ = ["Condition", "Draft", "Health", "KeyHistory", "settle"]
 
 Quotes = tuple[Sequence[float], Sequence[float]]  # a fit's (strikes, vols)
 
@@ -71,8 +71,57 @@ class Health:
     held: Mapping[str, int] = field(default_factory=dict)
     held_total: int = 0
 
+
+class Draft:
+    """A :class:`Health`'s maps copied once, to settle many keys on and then seal: a batch of
+    fits, or a lag check over every partition, copies them once, not once a key."""
+
+    def __init__(self, health: Health) -> None:
+        self.keys = dict(health.keys)
+        self.sent = dict(health.sent)
+        self.held = dict(health.held)
+        self.held_total = health.held_total
+
     def history(self, key: str, model: str) -> KeyHistory:
         return self.keys.get(key) or KeyHistory(model)
+
+    def settle(
+        self,
+        key: str,
+        subject: str,
+        model: str,
+        conditions: Sequence[Condition],
+        now: float,
+        config: AlertConfig,
+    ) -> list[Alert]:
+        """:func:`settle` on this draft, in place."""
+        history = self.history(key, model)
+        recent = tuple(t for t in self.sent.get(key, ()) if t > now - 60.0)
+        held = self.held.get(key, 0)
+        firing, alerts = set(history.firing), []
+        for c in conditions:
+            if c.holds == (c.rule in firing):  # no change: nothing to say
+                continue
+            if len(recent) >= config.per_minute:
+                held, self.held_total = held + 1, self.held_total + 1
+                continue
+            figures = dict(c.figures) | ({"suppressed": float(held)} if held else {})
+            state = "firing" if c.holds else "resolved"
+            message = c.message if c.holds else f"{c.rule} cleared"
+            alerts.append(Alert(now, c.severity, c.rule, subject, clip(message), figures, key,
+                                state, clip(c.runbook)))  # fmt: skip
+            recent, held = (*recent, now), 0
+            firing.symmetric_difference_update({c.rule})
+        if held:
+            self.held[key] = held
+        else:
+            self.held.pop(key, None)
+        self.keys[key] = replace(history, firing=frozenset(firing))
+        self.sent[key] = recent
+        return alerts
+
+    def sealed(self) -> Health:
+        return Health(self.keys, self.sent, self.held, self.held_total)
 
 
 def settle(
@@ -87,28 +136,6 @@ def settle(
     """The alerts ``conditions`` call for on ``key``: ``firing`` for each that holds and was
     not firing, ``resolved`` for each that was firing and no longer holds (rules not among
     ``conditions`` were not judged now and stay as they are), within the key's alert budget."""
-    history = health.history(key, model)
-    recent = tuple(t for t in health.sent.get(key, ()) if t > now - 60.0)
-    held, newly_held = health.held.get(key, 0), 0
-    firing, alerts = set(history.firing), []
-    for c in conditions:
-        if c.holds == (c.rule in firing):  # no change: nothing to say
-            continue
-        if len(recent) >= config.per_minute:
-            held, newly_held = held + 1, newly_held + 1
-            continue
-        figures = dict(c.figures) | ({"suppressed": float(held)} if held else {})
-        state = "firing" if c.holds else "resolved"
-        message = c.message if c.holds else f"{c.rule} cleared"
-        alerts.append(Alert(now, c.severity, c.rule, subject, clip(message), figures, key, state,
-                            clip(c.runbook)))  # fmt: skip
-        recent, held = (*recent, now), 0
-        firing.symmetric_difference_update({c.rule})
-    held_map = dict(health.held)
-    if held:
-        held_map[key] = held
-    else:
-        held_map.pop(key, None)
-    keys = {**health.keys, key: replace(history, firing=frozenset(firing))}
-    sent = {**health.sent, key: recent}
-    return alerts, Health(keys, sent, held_map, health.held_total + newly_held)
+    draft = Draft(health)
+    alerts = draft.settle(key, subject, model, conditions, now, config)
+    return alerts, draft.sealed()

@@ -16,19 +16,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
 from alerts.config import RUNBOOK, AlertConfig
-from alerts.health import Condition, Health, KeyHistory, Quotes, settle
+from alerts.health import Condition, Draft, Health, KeyHistory, Quotes
 from schemas import Alert, Params
 
 __all__ = [
     "MOVED",
     "evaluate",
-    "fit_conditions",
     "model_failures",
-    "record",
     "stale_keys",
     "threshold",
 ]
@@ -37,7 +36,17 @@ MOVED = 5  # quotes that moved most, listed in a drift alert
 STREAM = "stream"  # the model of a key that is no smile or surface (a model, a partition)
 
 
-def fit_conditions(history: KeyHistory, params: Params, config: AlertConfig) -> list[Condition]:
+class _Judged(NamedTuple):
+    """What a key's history says of a fit, worked out once for its rules and its record: the
+    RMSE quantile (None: too little history) and each parameter's (value, mean, std, |z|)."""
+
+    p95: float | None
+    scores: dict[str, tuple]
+
+
+def _conditions(
+    history: KeyHistory, params: Params, judged: _Judged, config: AlertConfig
+) -> list[Condition]:
     """Every per-fit rule's verdict on ``params`` against its key's ``history`` before it. A
     rule that cannot judge this fit (drift on a flagged fit) gives no verdict."""
     out = [
@@ -55,7 +64,7 @@ def fit_conditions(history: KeyHistory, params: Params, config: AlertConfig) -> 
                              RUNBOOK["gate"]))  # fmt: skip
     if not params.converged:
         return out
-    p95 = _rmse_p95(history, config)
+    p95 = judged.p95
     if params.rmse is not None and p95 is not None:
         out.append(Condition("rmse_p95", "warning", params.rmse > config.rmse_margin * p95,
                              f"RMSE {params.rmse * 1e4:.2f} bp above {config.rmse_margin:g} x "
@@ -70,7 +79,7 @@ def fit_conditions(history: KeyHistory, params: Params, config: AlertConfig) -> 
                              {"condition_number": condition, "threshold": config.condition},
                              RUNBOOK["identifiability"]))  # fmt: skip
     if params.good:
-        out.append(_drift(history, params, config))
+        out.append(_drift(history, judged.scores, config))
     return out
 
 
@@ -92,17 +101,17 @@ def _scores(history: KeyHistory, params: Params, config: AlertConfig) -> dict[st
     return out
 
 
-def _drift(history: KeyHistory, params: Params, config: AlertConfig) -> Condition:
+def _drift(history: KeyHistory, scores: dict[str, tuple], config: AlertConfig) -> Condition:
     figures: dict[str, float | None] = {}
-    for name, (value, mean, std, score) in _scores(history, params, config).items():
+    for name, (value, mean, std, score) in scores.items():
         if score > config.z:
             figures |= {f"{name}.value": value, f"{name}.mean": mean, f"{name}.std": std,
                         f"{name}.z": score}  # fmt: skip
     drifted = [k[:-2] for k in figures if k.endswith(".z")]
     if drifted:  # the runbook's diagnosis: the prior fit (and what moved: see evaluate)
         figures |= {f"prior.{k}": v for k, v in history.prior.items()}
-    scores = ", ".join(f"{n} z={figures[n + '.z']:.2f}" for n in drifted)
-    return Condition("drift", "warning", bool(drifted), f"parameters drifted: {scores}",
+    said = ", ".join(f"{n} z={figures[n + '.z']:.2f}" for n in drifted)
+    return Condition("drift", "warning", bool(drifted), f"parameters drifted: {said}",
                      figures, RUNBOOK["drift"])  # fmt: skip
 
 
@@ -117,8 +126,8 @@ def _moved(now: Quotes | None, before: Quotes | None) -> dict[str, float]:
     return {f"moved.{common[j]:.6g}": float(change[j]) for j in top}
 
 
-def record(
-    history: KeyHistory, params: Params, quotes: Quotes | None, config: AlertConfig
+def _record(
+    history: KeyHistory, params: Params, quotes: Quotes | None, judged: _Judged, config: AlertConfig
 ) -> KeyHistory:
     """``history`` with ``params`` taken in: its outcome, and a good fit's figures in the
     windows. A drift enters them (a lasting move becomes the new normal, as the drift runbook
@@ -128,13 +137,13 @@ def record(
     out = replace(history, model=params.model, failed=failed, last_fit=params.window_end)
     if not params.good:
         return out
-    scores = [s[3] for s in _scores(history, params, config).values()]
+    scores = [s[3] for s in judged.scores.values()]
     windows = {
         name: (*history.params.get(name, ()), value)[-config.window :]
         for name, value in params.params.items()
         if value is not None
     }
-    p95 = _rmse_p95(history, config)  # a fit the RMSE rule flags stays out of its window
+    p95 = judged.p95  # a fit the RMSE rule flags stays out of its window
     usual = params.rmse is not None and (p95 is None or params.rmse <= config.rmse_margin * p95)
     rmse = (*history.rmse, params.rmse) if usual else history.rmse
     return replace(out, params=windows, rmse=rmse[-config.window :], prior=params.params,
@@ -153,22 +162,21 @@ def evaluate(
     fitted; and the health after all of them."""
     config = config or AlertConfig()
     quotes = quotes or [None] * len(batch)
-    found = []
+    draft, found = Draft(health), []  # the maps copied once a batch, not once a fit
     for params, q in zip(batch, quotes):
-        history = health.history(params.key, params.model)
-        conditions = fit_conditions(history, params, config)
+        history = draft.history(params.key, params.model)
+        judged = _Judged(_rmse_p95(history, config), _scores(history, params, config))
+        conditions = _conditions(history, params, judged, config)
         if conditions[-1].rule == "drift":
             conditions[-1] = _with_moved(conditions[-1], q, history.quotes)
-        keys = {**health.keys, params.key: record(history, params, q, config)}
-        health = replace(health, keys=keys)
-        alerts, health = settle(health, params.key, params.subject, params.model, conditions,
-                                now, config)  # fmt: skip
-        found.append(alerts)
+        draft.keys[params.key] = _record(history, params, q, judged, config)
+        found.append(draft.settle(params.key, params.subject, params.model, conditions, now,
+                                  config))  # fmt: skip
     for model in dict.fromkeys(p.model for p in batch):
-        alerts, health = model_failures(health, model, now, config)
+        alerts = _model_failures(draft, model, now, config)
         if found:
             found[-1] += alerts
-    return found, health
+    return found, draft.sealed()
 
 
 def _with_moved(drift: Condition, now: Quotes | None, before: Quotes | None) -> Condition:
@@ -182,16 +190,22 @@ def model_failures(
 ) -> tuple[list[Alert], Health]:
     """A model's share of failed fits over its keys' recent fits above ``failure_rate``
     (judged once ``min_outcomes`` fits are known), keyed by the model's name."""
-    windows = [h.failed for h in health.keys.values() if h.model == model]
+    draft = Draft(health)
+    alerts = _model_failures(draft, model, now, config)
+    return alerts, draft.sealed()
+
+
+def _model_failures(draft: Draft, model: str, now: float, config: AlertConfig) -> list[Alert]:
+    windows = [h.failed for h in draft.keys.values() if h.model == model]
     total = sum(len(w) for w in windows)
     if total < config.min_outcomes:
-        return [], health
+        return []
     rate = sum(sum(w) for w in windows) / total
     condition = Condition("failure_rate", "critical", rate > config.failure_rate,
                           f"{100 * rate:.1f}% of recent {model} fits did not converge (more "
                           f"than {100 * config.failure_rate:.1f}%)",
                           {"rate": rate, "fits": float(total)}, RUNBOOK["failure_rate"])  # fmt: skip
-    return settle(health, model, f"{model} fits", STREAM, [condition], now, config)
+    return draft.settle(model, f"{model} fits", STREAM, [condition], now, config)
 
 
 def threshold(
@@ -205,15 +219,13 @@ def threshold(
 ) -> tuple[list[Alert], Health]:
     """A measured figure per key (a partition's watermark lag, its unread messages) above
     ``limit`` fires ``rule`` on that key, and resolves once it is back under."""
-    alerts: list[Alert] = []
+    draft, alerts = Draft(health), []
     for key, value in figures.items():
         condition = Condition(rule, "warning", value > limit,
                               f"{rule.replace('_', ' ')} {value:.4g}{unit} above {limit:.4g}{unit}",
                               {"value": value, "threshold": limit}, RUNBOOK[rule])  # fmt: skip
-        raised, health = settle(health, key, key.replace("|", " "), STREAM, [condition], now,
-                                config)  # fmt: skip
-        alerts += raised
-    return alerts, health
+        alerts += draft.settle(key, key.replace("|", " "), STREAM, [condition], now, config)
+    return alerts, draft.sealed()
 
 
 def stale_keys(
@@ -221,7 +233,7 @@ def stale_keys(
 ) -> tuple[list[Alert], Health]:
     """Each key with a fit history whose latest quote (event time, ``quoted``) is more than
     ``stale_after`` past its last fit: quoted, but not fitted within its maximum age."""
-    alerts: list[Alert] = []
+    draft, alerts = Draft(health), []
     for key, latest in quoted.items():
         history = health.keys.get(key)
         if history is None or not math.isfinite(history.last_fit):
@@ -230,7 +242,6 @@ def stale_keys(
         condition = Condition("stale", "warning", age > config.stale_after,
                               f"quoted but not fitted for {age:.0f} s (more than "
                               f"{config.stale_after:.0f} s)", {"age": age}, RUNBOOK["stale"])  # fmt: skip
-        raised, health = settle(health, key, f"{key.replace('|', ' ')} {history.model}",
-                                history.model, [condition], now, config)  # fmt: skip
-        alerts += raised
-    return alerts, health
+        alerts += draft.settle(key, f"{key.replace('|', ' ')} {history.model}", history.model,
+                               [condition], now, config)  # fmt: skip
+    return alerts, draft.sealed()
