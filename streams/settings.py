@@ -61,14 +61,22 @@ class TopicSpec(NamedTuple):
     config: dict[str, str]  # Kafka topic configs
 
 
-def _betas(text: str) -> dict[str, float]:
-    out = {}
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``NAME=VALUE`` items separated by ``,`` (blanks ignored), as (name, value)."""
+    out = []
     for item in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = item.partition("=")
+        out.append((name.strip(), value.strip()))
+    return out
+
+
+def _betas(text: str) -> dict[str, float]:
+    out = {}
+    for name, value in _pairs(text):
         beta = float(value)
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"VOLSTREAM_BETAS: beta of {name} must lie in [0, 1], got {beta}")
-        out[name.strip()] = beta
+        out[name] = beta
     return out
 
 
@@ -168,9 +176,7 @@ def _alerts(text: str) -> AlertConfig:
     """``NAME=VALUE`` pairs of :class:`alerts.AlertConfig` separated by ``,``."""
     defaults = AlertConfig()
     given = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        name = name.strip()
+    for name, value in _pairs(text):
         if not hasattr(defaults, name):
             known = ", ".join(f.name for f in fields(AlertConfig))
             raise ValueError(f"VOLSTREAM_ALERTS: no threshold {name!r}; known: {known}")
@@ -179,9 +185,7 @@ def _alerts(text: str) -> AlertConfig:
             given[name] = kind(value)
         except ValueError:
             what = "whole number" if kind is int else "number"
-            raise ValueError(
-                f"VOLSTREAM_ALERTS: {name} takes a {what}, got {value.strip()!r}"
-            ) from None
+            raise ValueError(f"VOLSTREAM_ALERTS: {name} takes a {what}, got {value!r}") from None
     return AlertConfig(**given)
 
 

@@ -290,11 +290,15 @@ class SurfaceBook:
         partition: int | np.ndarray = 0,
         received_at: float = 0.0,
         fit: Callable[[list[Snapshot]], None] | None = None,
+        *,
+        counted: bool = True,
     ) -> list[Snapshot]:
         """Add ``quotes`` (valid rows, each partition's in the order it holds them;
-        ``partition`` one for all rows or one per row). The epochs they close yield
-        snapshots, in order; ``fit`` (when given) calibrates each epoch's before the next
-        epoch's ticks are checked, and calls :meth:`fitted`. Returns every snapshot."""
+        ``partition`` one for all rows or one per row); ``counted``: their ticks out of
+        tolerance count in :attr:`ticks_out` (not when another worker took them in first).
+        The epochs they close yield snapshots, in order; ``fit`` (when given) calibrates each
+        epoch's before the next epoch's ticks are checked, and calls :meth:`fitted`. Returns
+        every snapshot."""
         if quotes.n == 0:
             return []
         c = self.config
@@ -332,7 +336,8 @@ class SurfaceBook:
                 again = rows[np.isin(books[rows], list(self._refitted))]
                 within[again] = self._within(quotes.numbers, again, books[again], expiries[again])
             if rows.size:
-                self._apply(quotes, rows, books, expiries, parts, received_at, within[rows])
+                self._apply(quotes, rows, books, expiries, parts, received_at, within[rows],
+                            counted)  # fmt: skip
         return out
 
     def flush(self, partition: int | None = None) -> list[Snapshot]:
@@ -498,6 +503,7 @@ class SurfaceBook:
         parts: np.ndarray,
         received_at: float,
         within: np.ndarray,
+        counted: bool,
     ) -> None:
         num = quotes.numbers
         ts, book = num["ts"][rows], books[rows]
@@ -525,7 +531,8 @@ class SurfaceBook:
         b["level"][moved] = np.where(b["surface"][moved] > 0, num["spot"][src], num["forward"][src])
         # every tick that leaves its book's fit makes the book due from its event time
         out = ~within
-        self.ticks_out += int(out.sum())
+        if counted:
+            self.ticks_out += int(out.sum())
         if out.any():
             np.fmin.at(b["due_ts"], book[out], ts[out])
         touched = np.unique(book)

@@ -110,9 +110,8 @@ class Pipeline:
         here, so each is fitted once at its first new tick. Returns the underlyings seen."""
         decoded = decode_records(records)
         if decoded.rows.n:
-            counted = self.book.ticks_out
-            self.book.ingest(decoded.rows, decoded.partitions, 0.0)
-            self.book.ticks_out = counted  # the previous owner counted these ticks
+            # the previous owner counted these ticks
+            self.book.ingest(decoded.rows, decoded.partitions, 0.0, counted=False)
         return decoded.underlyings()
 
     def restore_health(self, keys: Mapping[str, KeyHistory]) -> None:
