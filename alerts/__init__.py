@@ -3,7 +3,14 @@
 
 from alerts.config import RUNBOOK, AlertConfig
 from alerts.health import Condition, Health, KeyHistory, settle
-from alerts.notices import calibration_error_alert, job_alert, runbook_alert
+from alerts.notices import (
+    approval_alert,
+    calibration_error_alert,
+    job_alert,
+    material_alert,
+    refused_alert,
+    runbook_alert,
+)
 from alerts.rules import evaluate, model_failures, stale_keys, threshold
 
 __all__ = [
@@ -12,10 +19,13 @@ __all__ = [
     "Condition",
     "Health",
     "KeyHistory",
+    "approval_alert",
     "calibration_error_alert",
     "evaluate",
     "job_alert",
+    "material_alert",
     "model_failures",
+    "refused_alert",
     "runbook_alert",
     "settle",
     "stale_keys",

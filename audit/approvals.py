@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from audit.canonical import canonical
-from schemas import CalibrationRecord, Decision
+from schemas import Decision
 
-__all__ = ["check_decision", "decide", "new_key", "public_key"]
+__all__ = ["Named", "check_decision", "decide", "new_key", "public_key"]
+
+
+class Named(Protocol):
+    """What a decision is checked against: the record it names (a :class:`CalibrationRecord`,
+    or a worker's head of the key's chain) and who ran it."""
+
+    key: str
+    seq: int
+    record_hash: str
+    operator: str
 
 
 def new_key() -> bytes:
@@ -39,7 +50,7 @@ def _signed_bytes(decision: Decision) -> bytes:
 
 
 def decide(
-    record: CalibrationRecord, verdict: str, approver: str, reason: str, private: bytes, ts: float
+    record: Named, verdict: str, approver: str, reason: str, private: bytes, ts: float
 ) -> Decision:
     """``approver``'s signed ``verdict`` (approved or rejected) on ``record``."""
     unsigned = Decision(ts, record.key, record.seq, record.record_hash, verdict, approver, reason,
@@ -49,7 +60,7 @@ def decide(
 
 
 def check_decision(
-    decision: Decision, record: CalibrationRecord | None, approvers: Mapping[str, str]
+    decision: Decision, record: Named | None, approvers: Mapping[str, str]
 ) -> str | None:
     """None when ``decision`` stands: it names ``record`` (key, seq and hash), its approver is
     registered in ``approvers`` (name -> public key hex) with the key that signed it, the

@@ -35,6 +35,7 @@ SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("firing", "resolved", "notice")
 VALIDATION_STATUSES = ("passed", "flagged", "pending")
 DECISIONS = ("approved", "rejected")
+APPROVALS = ("auto", "pending", *DECISIONS)
 VERDICTS = ("pass", "fail", "n/a")
 
 
@@ -329,7 +330,13 @@ class Params:
     ``spot`` and the ``expiries`` it fitted; its ``expiry`` is the last of them, with that
     expiry's forward and time. ``key`` names the smile or surface (the Kafka key).
 
-    ``good`` is what a risk engine should check: converged and every applicable gate passed.
+    ``good`` is what a risk engine should check: converged and every applicable gate passed;
+    and ``approved``, where the desk has approvals on: ``approval`` is ``auto`` (no material
+    change from the parameters last approved), ``pending`` (a material change waiting for an
+    approver's signed decision), then ``approved`` or ``rejected`` when the decision came (the
+    same fit is published again so marked). ``record_seq`` is the fit's
+    :class:`CalibrationRecord` in the key's audit chain (None with the audit trail off): what
+    ``volstream approve KEY@SEQ`` names.
     ``received_at``/``published_at`` are wall-clock stamps of the first tick that triggered the
     calibration and of publication; ``window_start``/``window_end`` the event times of the
     surface snapshot that was fitted.
@@ -358,10 +365,17 @@ class Params:
     published_at: float
     spot: float | None = None
     expiries: tuple[str, ...] | None = None
+    approval: str = "auto"
+    record_seq: int | None = None
 
     @property
     def good(self) -> bool:
         return self.converged and all(g["verdict"] != "fail" for g in self.gates.values())
+
+    @property
+    def approved(self) -> bool:
+        """No approval needed (``auto``) or an approver signed it (``approved``)."""
+        return self.approval in ("auto", "approved")
 
     @property
     def key(self) -> str:
@@ -405,6 +419,8 @@ class Params:
             published_at=f.finite(data, "published_at", nonnegative=True),
             spot=f.optional(f.finite, data, "spot", positive=True),
             expiries=_expiries(data),
+            approval=f.optional(f.text, data, "approval", choices=APPROVALS) or "auto",
+            record_seq=f.optional(f.integer, data, "record_seq"),
         )
 
 
@@ -535,7 +551,9 @@ class WarmState(_Fields):
     there. ``prior`` holds the last converged ones: the stability gate compares with them.
     ``epoch`` is the event-time epoch of that calibration (``ts // epoch length``).
     ``audit_seq`` and ``audit_hash`` are the key's last :class:`CalibrationRecord`'s ``seq``
-    and ``record_hash``: where its audit chain goes on."""
+    and ``record_hash``: where its audit chain goes on. With approvals on, ``approved`` holds
+    the parameters last approved, with that fit's ``rmse`` (what a material change is measured
+    from), and ``pending`` the same of the last record while it waits for a decision."""
 
     TYPE = "warm_state"
     VERSION = 2
@@ -545,6 +563,8 @@ class WarmState(_Fields):
     prior: dict[str, float] | None = None
     audit_seq: int | None = None
     audit_hash: str | None = None
+    approved: dict[str, float | None] | None = None
+    pending: dict[str, float | None] | None = None
 
     @classmethod
     def from_wire(cls, data: dict) -> WarmState:
@@ -555,6 +575,8 @@ class WarmState(_Fields):
             prior=f.optional(f.number_map, data, "prior"),
             audit_seq=f.optional(f.integer, data, "audit_seq"),
             audit_hash=f.optional(f.text, data, "audit_hash", max_len=64),
+            approved=f.optional(f.number_map, data, "approved", allow_none=True),
+            pending=f.optional(f.number_map, data, "pending", allow_none=True),
         )  # type: ignore[arg-type]
 
 

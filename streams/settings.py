@@ -4,7 +4,7 @@
 |---|---|---|
 | ``KAFKA_BOOTSTRAP_SERVERS`` | ``127.0.0.1:9092`` | brokers |
 | ``VOLSTREAM_APP_ID`` | ``volstream`` | faust app id (the consumer group) |
-| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks``, ``.health``, ``.audit`` |
+| ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks``, ``.health``, ``.audit``, ``.decisions`` |
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
 | ``VOLSTREAM_BETAS`` | | fixed SABR beta per underlying, ``USDJPY=0.6,EURUSD=0.5`` |
 | ``VOLSTREAM_BETA`` | ``0.5`` | beta of every other underlying |
@@ -21,6 +21,9 @@
 | ``VOLSTREAM_JOBS`` | ``DEFAULT_JOBS`` | playbook jobs the worker runs on its current surfaces: ``NAME=CADENCE [DAY] HH:MM`` (UTC; cadence daily, weekly with a weekday, monthly or quarterly with a day 1-28) or ``NAME=every N{s,m,h}`` (intraday) separated by ``;``; ``none``: no jobs (see ``streams.worker.jobs``) |
 | ``VOLSTREAM_ALERTS`` | | health rules' thresholds, ``NAME=VALUE,...`` of ``alerts.AlertConfig`` (``z=3,condition=500,per_minute=6``: drift z-score, identifiability condition number, alerts per key a minute; see ``alerts.config``) |
 | ``VOLSTREAM_AUDIT`` | ``1`` | ``1``: a hash-chained ``CalibrationRecord`` of every fit, with the inputs to run it again, on ``PREFIX.audit`` (kept forever); ``0``: none |
+| ``VOLSTREAM_OPERATOR`` | ``volstream worker APP_ID`` | who runs the calibrations, named in their records (an approver must be someone else) |
+| ``VOLSTREAM_APPROVERS`` | | approvals on: the approvers' names and Ed25519 public keys, ``bob=HEX,carol=HEX`` (``volstream keys new`` makes a pair); a material change then waits for one of them (``volstream approve``) |
+| ``VOLSTREAM_MATERIAL`` | ``move=0.5,rmse_jump=3`` | what makes a change material, ``NAME=VALUE,...`` of ``audit.Materiality``, for every model or one (``heston.move=1``) |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from alerts import AlertConfig
+from audit import Materiality
 from streams.book.surfaces import SurfaceConfig
 
 __all__ = ["DEFAULT_JOBS", "JOB_NAMES", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
@@ -49,6 +53,7 @@ TOPIC_KINDS = (
     "watermarks",
     "health",
     "audit",
+    "decisions",
 )
 _DAY_MS = 24 * 3600 * 1000
 
@@ -189,6 +194,49 @@ def _alerts(text: str) -> AlertConfig:
     return AlertConfig(**given)
 
 
+MODELS = ("sabr", "heston")
+
+
+def _material(text: str) -> dict[str, Materiality]:
+    """``[MODEL.]NAME=VALUE`` pairs of :class:`audit.Materiality` separated by ``,``: without
+    a model for every model, with one for that model (which wins)."""
+    given: dict[str, dict[str, object]] = {m: {} for m in MODELS}
+    everywhere: dict[str, object] = {}
+    defaults = Materiality()
+    for name, value in _pairs(text):
+        model, _, what = name.rpartition(".")
+        if model and model not in MODELS:
+            raise ValueError(f"VOLSTREAM_MATERIAL: no model {model!r}; known: {', '.join(MODELS)}")
+        if not hasattr(defaults, what):
+            known = ", ".join(f.name for f in fields(Materiality))
+            raise ValueError(f"VOLSTREAM_MATERIAL: no rule {what!r}; known: {known}")
+        if type(getattr(defaults, what)) is bool:
+            number: object = _flag(f"VOLSTREAM_MATERIAL {name}", value)
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"VOLSTREAM_MATERIAL: {name} takes a number, got {value!r}") from None
+        (given[model] if model else everywhere)[what] = number
+    return {m: Materiality(**(everywhere | given[m])) for m in MODELS}  # type: ignore[arg-type]
+
+
+def _approvers(text: str) -> dict[str, str]:
+    out = {}
+    for name, key in _pairs(text):
+        try:
+            ok = len(bytes.fromhex(key)) == 32
+        except ValueError:
+            ok = False
+        if not name or not ok:
+            raise ValueError(
+                f"VOLSTREAM_APPROVERS: {name or '?'}={key} is not NAME=PUBLIC_KEY (64 hex digits, "
+                "as `volstream keys new` prints)"
+            )
+        out[name] = key.lower()
+    return out
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str = "127.0.0.1:9092"
@@ -208,6 +256,9 @@ class Settings:
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
     audit: bool = True  # a chained CalibrationRecord of every fit on PREFIX.audit
+    operator: str = ""  # who runs the fits ("": volstream worker APP_ID)
+    approvers: dict[str, str] = field(default_factory=dict)  # name -> public key; {}: off
+    material: dict[str, Materiality] = field(default_factory=lambda: _material(""))
     state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
     jax_cache: Path | None = None  # compiled programs; None: state_dir / "jax-cache"
 
@@ -222,6 +273,17 @@ class Settings:
         from streams.compile_cache import use_compile_cache
 
         use_compile_cache(self.compile_cache)
+
+    @property
+    def operator_name(self) -> str:
+        """Who the calibration records name as operator (an approver must be another)."""
+        return self.operator or f"volstream worker {self.app_id}"
+
+    @property
+    def approvals(self) -> bool:
+        """Material changes wait for an approver: on when approvers are registered (and the
+        audit trail, whose records they approve, is on)."""
+        return bool(self.approvers) and self.audit
 
     @property
     def topics(self) -> dict[str, str]:
@@ -243,6 +305,8 @@ class Settings:
             "health": (1, {"cleanup.policy": "compact"}),  # the health rules' history per key
             # calibration records: append-only and kept forever (model risk audits them)
             "audit": (1, {"retention.ms": "-1", "retention.bytes": "-1"}),
+            # approvers' signed decisions on those records: kept forever, read by every worker
+            "decisions": (1, {"retention.ms": "-1", "retention.bytes": "-1"}),
         }
         return {kind: TopicSpec(self.topics[kind], *shape[kind]) for kind in TOPIC_KINDS}
 
@@ -276,6 +340,9 @@ class Settings:
             ),
             alerts=_alerts(get("VOLSTREAM_ALERTS", "")),
             audit=_flag("VOLSTREAM_AUDIT", get("VOLSTREAM_AUDIT", "1")),
+            operator=get("VOLSTREAM_OPERATOR", ""),
+            approvers=_approvers(get("VOLSTREAM_APPROVERS", "")),
+            material=_material(get("VOLSTREAM_MATERIAL", "")),
             state_dir=Path(get("VOLSTREAM_STATE_DIR", Path.home() / ".volstream")),
             jax_cache=Path(get("VOLSTREAM_JAX_CACHE")) if get("VOLSTREAM_JAX_CACHE") else None,
         )

@@ -570,9 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--max", action="store_true", help="replay as fast as possible")
     demo.set_defaults(func=cmd_demo)
 
+    from streams.cli.approve import add_approval_parsers
     from streams.cli.audit import add_audit_parser
 
     add_audit_parser(sub)
+    add_approval_parsers(sub)
 
     tail_p = sub.add_parser("tail", help="print a topic's messages, decoded")
     tail_p.add_argument(

@@ -14,6 +14,7 @@ from faust.types import EventT
 
 from streams.settings import Settings
 from streams.worker.app import declare_topics
+from streams.worker.approvals import follow_decisions
 from streams.worker.jobs import JobClock
 from streams.worker.pipeline import Messages, Pipeline, Record
 from streams.worker.takeover import take_over
@@ -69,7 +70,8 @@ async def _ack_when(done: asyncio.Future, stream, events: list[EventT]) -> None:
 
 def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None) -> Pipeline:
     """Declare the topics on ``app`` and register the quotes agent, the takeover of assigned
-    partitions, the idle flush, the scheduled playbook jobs and the counters' log line;
+    partitions, the idle flush, the scheduled playbook jobs, the stream's health rules, the
+    approvers' decisions (with approvals on) and the counters' log line;
     returns the pipeline they feed."""
     topics = declare_topics(app, settings)
     pipeline = pipeline or Pipeline(settings, ProducerSink(app))
@@ -148,6 +150,13 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
             log.info("consumer lag not read: %s", exc)
             ends = {}
         await pipeline.check_stream({p: e for p, e in ends.items() if e is not None})
+
+    if settings.approvals:
+
+        @app.task
+        async def follow_approvals() -> None:
+            """Approvers' decisions, as they come: the key's owner applies them."""
+            await follow_decisions(settings, pipeline.decide)
 
     @app.timer(interval=10.0, name="volstream.report_counters")
     async def report_counters() -> None:

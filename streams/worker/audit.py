@@ -23,7 +23,6 @@ from streams.provenance import model_version, platform_name
 
 __all__ = [
     "fit_inputs",
-    "operator",
     "record_fit",
     "record_message",
     "rerun_all",
@@ -32,11 +31,6 @@ __all__ = [
 ]
 
 _WALL = ("received_at",)  # snapshot fields that are wall-clock stamps: not inputs of the fit
-
-
-def operator(app_id: str) -> str:
-    """Who ran a stream's fits: the worker group (any of its workers writes the same record)."""
-    return f"volstream worker {app_id}"
 
 
 def _plain(value: Any) -> Any:
@@ -81,10 +75,12 @@ def record_fit(
     start: WarmState,
     head: WarmState,
     beta: float | None,
-    app_id: str,
+    operator: str,
+    pending: bool = False,
 ) -> CalibrationRecord:
-    """The sealed record of ``params``, fitted to ``snap`` from ``start``, chained after
-    ``head``'s ``audit_seq`` and ``audit_hash`` (the key's first record when None)."""
+    """The sealed record of ``params``, fitted to ``snap`` from ``start`` by ``operator``,
+    chained after ``head``'s ``audit_seq`` and ``audit_hash`` (the key's first record when
+    None); ``pending`` when it is a material change waiting for approval."""
     inputs = fit_inputs(snap, start, beta)
     first = head.audit_seq is None
     diagnostics = {"rmse": params.rmse, "iterations": float(params.iterations)}
@@ -102,8 +98,8 @@ def record_fit(
             diagnostics=diagnostics | dict(params.diagnostics),
             converged=params.converged,
             status=params.status,
-            operator=operator(app_id),
-            validation_status="passed" if params.good else "flagged",
+            operator=operator,
+            validation_status="pending" if pending else "passed" if params.good else "flagged",
             inputs=inputs,
             prev_hash=GENESIS if first else head.audit_hash or GENESIS,
         )

@@ -27,11 +27,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
-from alerts import Health, KeyHistory, calibration_error_alert, evaluate, stale_keys, threshold
+from alerts import (
+    Health,
+    KeyHistory,
+    approval_alert,
+    calibration_error_alert,
+    evaluate,
+    material_alert,
+    refused_alert,
+    stale_keys,
+    threshold,
+)
+from audit import check_decision
 from schemas import (
     DEAD_LETTER_KEEP,
     Alert,
     DeadLetter,
+    Decision,
     Params,
     SchemaError,
     WarmState,
@@ -44,6 +56,7 @@ from streams.book.state import state_message
 from streams.book.surfaces import Coverage, Snapshot, SurfaceBook
 from streams.book.tracker import Step, Tracker
 from streams.settings import Settings
+from streams.worker.approvals import Head, decided, judge, moved_on
 from streams.worker.audit import record_fit, record_message
 from streams.worker.counters import Counters
 from streams.worker.decode import Record, decode_records
@@ -100,6 +113,8 @@ class Pipeline:
         self._health_written: dict[str, float] = {}  # key -> wall time its history was written
         self._health_dirty: set[str] = set()  # keys whose history changed since then
         self._heads: dict[str, WarmState] = {}  # key -> its audit chain's head, moved on here
+        self._decisions: dict[tuple[str, int], Decision] = {}  # (key, seq) -> a decision on it
+        self._latest: dict[str, Params] = {}  # key -> its parameters as last published
         self._marks: dict[int, Coverage] = {}  # partition -> its last published coverage
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
 
@@ -224,17 +239,19 @@ class Pipeline:
         found, self.health = evaluate(self.health, results, now, quotes, self.settings.alerts)
         self.counters.alerts_held = self.health.held_total
         raised = [a for alerts in found for a in alerts]
+        records, results, notices = self._audit(snapshots, results, starts, now)
         params, alerts = [], []
         for snap, message, mine in zip(snapshots, results, found):
             key = message.key.encode()
             params.append((key, encode(message)))
+            self._latest[message.key] = message
             self.counters.calibrations += 1
             self.counters.flagged += not message.good
             self._observe(message, snap.asset_class, now)
             alerts += [(key, encode(alert)) for alert in mine]
+        alerts += [(a.key.encode(), encode(a)) for a in notices]
         self.counters.alerts += len(alerts)
         topics = self.settings.topics
-        records = self._audit(snapshots, results, starts) if self.settings.audit else []
         # the state topic is compacted: the latest state of each smile in this batch suffices,
         # with its audit chain's head
         states = [
@@ -249,30 +266,87 @@ class Pipeline:
         sent += await self.sink.send_many(topics["audit"], records)
         return sent + await self.sink.send_many(topics["state"], states)
 
-    def _audit(self, snapshots, results, starts) -> Messages:
+    def _audit(
+        self, snapshots: list[Snapshot], results: list[Params], starts: list[WarmState], now: float
+    ) -> tuple[Messages, list[Params], list[Alert]]:
         """A chained audit record of each fit (in order: a key fitted twice in a batch chains
-        both); each key's chain head moves on here, on the event loop. (The warm states are
-        the calibration thread's, which may be fitting the next batch meanwhile: writing a
-        head into them from here put back a state that thread had moved on.)"""
-        out = []
+        both), the fits marked with their record and approval (``pending`` when a material
+        change waits for an approver, with a notice saying why). Each key's chain head moves
+        on here, on the event loop. (The warm states are the calibration thread's, which may
+        be fitting the next batch meanwhile: writing a head into them from here put back a
+        state that thread had moved on.)"""
+        if not self.settings.audit:
+            return [], results, []
+        records, marked, notices = [], [], []
         for snap, message, start in zip(snapshots, results, starts):
-            head = self._with_head(message.key, WarmState())
+            head = self._head(message.key)
+            why = judge(message, head, self.settings)
             beta = self.calibrations.beta(snap.underlying) if message.model == "sabr" else None
-            record = record_fit(message, snap, start, head, beta, self.settings.app_id)
-            self._heads[message.key] = WarmState(audit_seq=record.seq,
-                                                 audit_hash=record.record_hash)  # fmt: skip
-            out.append(record_message(record))
-        return out
+            record = record_fit(message, snap, start, head, beta, self.settings.operator_name,
+                                pending=bool(why))  # fmt: skip
+            message = replace(message, approval="pending" if why else "auto",
+                              record_seq=record.seq)  # fmt: skip
+            self._heads[message.key] = moved_on(head, message, record.seq, record.record_hash)
+            records.append(record_message(record))
+            marked.append(message)
+            if why:
+                notices.append(material_alert(now, message, why))
+        return records, marked, notices
+
+    def _head(self, key: str) -> WarmState:
+        """``key``'s audit chain head and approval figures: as moved on here, else as restored
+        with the warm state."""
+        head = self._heads.get(key) or self.calibrations.state.get(key) or WarmState()
+        return WarmState(audit_seq=head.audit_seq, audit_hash=head.audit_hash,
+                         approved=head.approved, pending=head.pending)  # fmt: skip
 
     def _with_head(self, key: str, state: WarmState) -> WarmState:
-        """``state`` carrying ``key``'s audit chain head: the one moved on here, else the one
-        restored with the warm state."""
-        head = self._heads.get(key) or self.calibrations.state.get(key) or WarmState()
-        return replace(state, audit_seq=head.audit_seq, audit_hash=head.audit_hash)
+        """``state`` carrying ``key``'s audit chain head and approval figures."""
+        head = self._head(key)
+        return replace(state, audit_seq=head.audit_seq, audit_hash=head.audit_hash,
+                       approved=head.approved, pending=head.pending)  # fmt: skip
+
+    async def decide(self, decisions: Sequence[Decision]) -> None:
+        """Take approvers' decisions (the decisions topic) and apply those on a pending record
+        of a key this worker holds."""
+        for d in decisions:
+            self._decisions[(d.record_key, d.record_seq)] = d
+        await self.settle_decisions({d.record_key for d in decisions})
+
+    async def settle_decisions(self, keys: Iterable[str]) -> None:
+        """Apply the decisions taken so far on the pending record of each of ``keys`` (also
+        after a start or takeover restored their heads): one that stands publishes the fit
+        again marked ``approved`` or ``rejected``, with a notice, and moves the key's
+        approved figures; one that does not raises a critical alert and is dropped."""
+        now, alerts, params, states = self.clock(), [], [], []
+        for key in sorted(keys):
+            head = self._head(key)
+            d = self._decisions.get((key, head.audit_seq))  # type: ignore[arg-type]
+            if head.pending is None or d is None:
+                continue  # not pending here (decided, superseded, or another worker's key)
+            named = Head(key, head.audit_seq, head.audit_hash, self.settings.operator_name)  # type: ignore[arg-type]
+            why = check_decision(d, named, self.settings.approvers)
+            if why:
+                del self._decisions[(key, d.record_seq)]
+                alerts.append(refused_alert(now, d, why))
+                continue
+            self._heads[key] = decided(head, d)
+            alerts.append(approval_alert(now, d))
+            latest = self._latest.get(key)
+            if latest is not None and latest.record_seq == d.record_seq:
+                self._latest[key] = again = replace(latest, approval=d.decision, published_at=now)
+                params.append((key.encode(), encode(again)))
+            state = self.calibrations.state.get(key, WarmState())
+            states.append(state_message(key, self._with_head(key, state)))
+        self.counters.alerts += len(alerts)
+        await self._deliver("params", params)
+        await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
+        await self._deliver("state", states)
 
     def import_state(self, states: Mapping[str, WarmState]) -> None:
         """Take warm states read back from the state topic (a start, a takeover): the fits'
-        starts and the audit chains' heads, which go on from there."""
+        starts and the audit chains' heads and approval figures, which go on from there
+        (:meth:`settle_decisions` then applies decisions already taken on them)."""
         self.calibrations.import_state(states)
         for key in states:
             self._heads.pop(key, None)

@@ -62,6 +62,7 @@ async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]
         state = await read_state(settings.bootstrap, settings.topics["state"])
         theirs = {k: v for k, v in state.items() if key_underlying(k) in underlyings}
         pipeline.import_state(theirs)
+        await pipeline.settle_decisions(theirs)
         log.warning(
             "read back %d quote messages and %d warm starts (of %d)",
             len(records),

@@ -26,8 +26,16 @@ def test_values_are_parsed():
             "VOLSTREAM_JAX_CACHE": "/tmp/x",
             "VOLSTREAM_WARM_RUNBOOK": "0",
             "VOLSTREAM_ALERTS": "z=4, per_minute=3,condition=800",
+            "VOLSTREAM_MATERIAL": "move=0.2, heston.move=1,rmse_jump=2, sabr.failed_gate=0",
+            "VOLSTREAM_APPROVERS": f"bob={'AB' * 32}",
         }
     )
+    sabr, heston = s.material["sabr"], s.material["heston"]
+    assert (sabr.move, sabr.rmse_jump, sabr.failed_gate) == (0.2, 2.0, False)
+    assert (heston.move, heston.rmse_jump, heston.failed_gate) == (1.0, 2.0, True)
+    assert s.approvers == {"bob": "ab" * 32} and s.approvals
+    assert not Settings.from_env({}).approvals  # nobody registered: nothing waits
+    assert Settings.from_env({}).operator_name == "volstream worker volstream"
     assert (s.alerts.z, s.alerts.per_minute, s.alerts.condition) == (4.0, 3, 800.0)
     assert Settings.from_env({}).alerts.z == 3.0
     assert not s.warm_runbook and Settings.from_env({}).warm_runbook
@@ -48,6 +56,10 @@ def test_values_are_parsed():
         ("VOLSTREAM_WARM_RUNBOOK", "yes", "VOLSTREAM_WARM_RUNBOOK must be 1 or 0"),
         ("VOLSTREAM_ALERTS", "zz=3", "no threshold 'zz'; known: z, min_history"),
         ("VOLSTREAM_ALERTS", "per_minute=many", "per_minute takes a whole number, got 'many'"),
+        ("VOLSTREAM_MATERIAL", "sabr.moves=1", "no rule 'moves'; known: move, floor"),
+        ("VOLSTREAM_MATERIAL", "bs.move=1", "no model 'bs'; known: sabr, heston"),
+        ("VOLSTREAM_MATERIAL", "move=far", "move takes a number, got 'far'"),
+        ("VOLSTREAM_APPROVERS", "bob=12ab", "bob=12ab is not NAME=PUBLIC_KEY"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(name, value, says):

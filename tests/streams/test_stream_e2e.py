@@ -77,20 +77,25 @@ def worker(
     log: Path,
     metrics_port: int = 0,
     jobs: str = "none",
+    more: dict[str, str] | None = None,
 ):
-    env = os.environ | {
-        "VOLSTREAM_JOBS": jobs,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "VOLSTREAM_TOPIC_PREFIX": prefix,
-        "VOLSTREAM_APP_ID": group,
-        "VOLSTREAM_STATE_DIR": str(state_dir),
-        "VOLSTREAM_PARTITIONS": "3",
-        "VOLSTREAM_METRICS_PORT": str(metrics_port),
-        # a replay is bit-identical while no partition pauses longer than the linger in the
-        # middle of an epoch (a quiet partition's open epoch is then calibrated early): the
-        # suite runs a test file per core, and its producers may stall for a second or two
-        "VOLSTREAM_LINGER": "5",
-    }
+    env = (
+        os.environ
+        | (more or {})
+        | {
+            "VOLSTREAM_JOBS": jobs,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "VOLSTREAM_TOPIC_PREFIX": prefix,
+            "VOLSTREAM_APP_ID": group,
+            "VOLSTREAM_STATE_DIR": str(state_dir),
+            "VOLSTREAM_PARTITIONS": "3",
+            "VOLSTREAM_METRICS_PORT": str(metrics_port),
+            # a replay is bit-identical while no partition pauses longer than the linger in the
+            # middle of an epoch (a quiet partition's open epoch is then calibrated early): the
+            # suite runs a test file per core, and its producers may stall for a second or two
+            "VOLSTREAM_LINGER": "5",
+        }
+    )
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(VOLSTREAM), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
