@@ -13,7 +13,7 @@ from schemas.columns import QuoteColumns, RowProblem
 from schemas.daycount import act365f, time_to_expiry
 from schemas.errors import SchemaError
 from schemas.fields import TEXT_MAX, clip
-from schemas.keys import SURFACE, book_key, key_underlying, watermark_key
+from schemas.keys import SURFACE, book_key, job_key, key_underlying, runbook_key, watermark_key
 from schemas.messages import (
     Alert,
     CalibrationRecord,
@@ -53,7 +53,9 @@ __all__ = [
     "clip",
     "decode",
     "encode",
+    "job_key",
     "key_underlying",
+    "runbook_key",
     "time_to_expiry",
     "watermark_key",
 ]

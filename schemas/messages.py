@@ -36,6 +36,7 @@ ALERT_STATES = ("firing", "resolved", "notice")
 VALIDATION_STATUSES = ("passed", "flagged", "pending")
 DECISIONS = ("approved", "rejected")
 APPROVALS = ("auto", "pending", *DECISIONS)
+MODEL_TYPES = ("sabr", "heston", "playbook")  # a record's: a fit's model, or a playbook job
 VERDICTS = ("pass", "fail", "n/a")
 
 
@@ -676,9 +677,9 @@ class CalibrationRecord(_Fields):
             key=f.text(data, "key", max_len=64),
             seq=f.integer(data, "seq"),
             ts=f.timestamp(data, "ts"),
-            asset=f.name(data, "asset"),
+            asset=f.text(data, "asset", max_len=128),
             calibration_date=f.text(data, "calibration_date", max_len=40),
-            model_type=f.text(data, "model_type", choices=("sabr", "heston")),
+            model_type=f.text(data, "model_type", choices=MODEL_TYPES),
             model_version=f.text(data, "model_version", max_len=128),
             parameters=f.number_map(data, "parameters", allow_none=True),
             market_data_hash=f.text(data, "market_data_hash", max_len=64),

@@ -216,7 +216,9 @@ def _material(text: str) -> dict[str, Materiality]:
             try:
                 number = float(value)
             except ValueError:
-                raise ValueError(f"VOLSTREAM_MATERIAL: {name} takes a number, got {value!r}") from None
+                raise ValueError(
+                    f"VOLSTREAM_MATERIAL: {name} takes a number, got {value!r}"
+                ) from None
         (given[model] if model else everywhere)[what] = number
     return {m: Materiality(**(everywhere | given[m])) for m in MODELS}  # type: ignore[arg-type]
 

@@ -160,7 +160,6 @@ def _show(records: list[CalibrationRecord], approvals, as_json: bool, out) -> in
 
 def _verify(args, settings, records, decisions, chosen, out) -> int:
     from audit import check_decision, verify_chains
-    from streams.book.calibrations import Calibrations
     from streams.worker.audit import rerun_all
 
     keys = {r.key for r in chosen}
@@ -193,17 +192,9 @@ def _verify(args, settings, records, decisions, chosen, out) -> int:
         out.write("every one signed by a registered approver other than the operator\n")
     if args.no_rerun or not chosen:
         return 0
-    cache: dict = {}
-
-    def refit(snap, start, beta):
-        betas = {snap.underlying: beta} if beta is not None else {}
-        key = tuple(sorted(betas.items()))
-        calibrations = cache.get(key) or cache.setdefault(key, Calibrations(betas=betas))
-        return calibrations.refit(snap, start)
-
     out.write(f"running {len(chosen):,} calibrations again from their archived inputs...\n")
     out.flush()
-    differ = rerun_all(chosen, refit, args.tolerance)
+    differ = rerun_all(chosen, args.tolerance)
     if differ:
         for record, why in differ[:20]:
             out.write(f"  FAILED {record.key} seq {record.seq}: {why}\n")

@@ -13,17 +13,30 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audit import GENESIS, digest, seal
-from schemas import CalibrationRecord, Params, WarmState, encode
+from schemas import (
+    CalibrationRecord,
+    JobResult,
+    Params,
+    WarmState,
+    encode,
+    job_key,
+    runbook_key,
+)
+from streams.book.calibrations import Calibrations
 from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
 from streams.provenance import model_version, platform_name
+from streams.worker.jobs import run_on_book
 
 __all__ = [
+    "Reruns",
     "fit_inputs",
+    "job_inputs",
     "record_fit",
+    "record_job",
     "record_message",
     "rerun_all",
     "same_fit",
@@ -41,32 +54,72 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def fit_inputs(snap: Snapshot, start: WarmState, beta: float | None) -> dict:
-    """Everything a fit used, as plain data: the snapshot as fitted, the state it started
-    from (warm start and stability reference), the fixed beta and where it ran."""
+def _snapshot(snap: Snapshot) -> dict:
     fields = {
         f.name: _plain(getattr(snap, f.name))
         for f in dataclasses.fields(snap)
         if f.name not in _WALL
     }
-    kind = "smile" if isinstance(snap, SmileSnapshot) else "surface"
-    return {
-        "snapshot": {"kind": kind, **fields},
-        "start": {"warm": start.warm, "prior": start.prior},
-        "settings": {"beta": beta, "platform": platform_name()},
-    }
+    return {"kind": "smile" if isinstance(snap, SmileSnapshot) else "surface", **fields}
 
 
-def snapshot_of(inputs: dict) -> tuple[Snapshot, WarmState]:
-    """The snapshot and start state :func:`fit_inputs` archived."""
-    fields = dict(inputs["snapshot"])
+def _snapshot_from(plain: dict) -> Snapshot:
+    fields = dict(plain)
     cls = SmileSnapshot if fields.pop("kind") == "smile" else SurfaceSnapshot
     for name, value in fields.items():
         if isinstance(value, list):  # a missing number was NaN; a missing call stays None
             missing = None if name == "calls" else math.nan
             fields[name] = tuple(missing if v is None else v for v in value)
+    return cls(**fields, received_at=0.0)
+
+
+def fit_inputs(snap: Snapshot, start: WarmState, beta: float | None, run: str = "stream"
+               ) -> dict:  # fmt: skip
+    """Everything a fit used, as plain data: what ran it (``stream``, or ``runbook`` for a
+    failed fit's runbook walk, which starts cold), the snapshot as fitted, the state it
+    started from (warm start and stability reference), the fixed beta and where it ran."""
+    return {
+        "run": run,
+        "snapshot": _snapshot(snap),
+        "start": {"warm": start.warm, "prior": start.prior},
+        "settings": {"beta": beta, "platform": platform_name()},
+    }
+
+
+def job_inputs(job: str, snapshots: Sequence[Snapshot], now: float) -> dict:
+    """Everything a playbook job used: its name, the book's surfaces it ran on and the time
+    it ran at (its trade date and the surfaces' ages)."""
+    return {
+        "run": "job",
+        "job": job,
+        "now": now,
+        "snapshots": [_snapshot(s) for s in snapshots],
+        "settings": {"platform": platform_name()},
+    }
+
+
+def snapshot_of(inputs: dict) -> tuple[Snapshot, WarmState]:
+    """The snapshot and start state :func:`fit_inputs` archived."""
     start = inputs["start"]
-    return cls(**fields, received_at=0.0), WarmState(warm=start["warm"], prior=start["prior"])
+    return _snapshot_from(inputs["snapshot"]), WarmState(warm=start["warm"], prior=start["prior"])
+
+
+def _chained(head: WarmState, inputs: dict, **fields: Any) -> CalibrationRecord:
+    """A sealed record of ``inputs`` chained after ``head``'s ``audit_seq`` and
+    ``audit_hash`` (the key's first record when None)."""
+    first = head.audit_seq is None
+    when = fields["ts"]
+    return seal(
+        CalibrationRecord(
+            seq=0 if first else head.audit_seq + 1,  # type: ignore[operator]
+            calibration_date=dt.datetime.fromtimestamp(when, dt.UTC).isoformat(),
+            model_version=model_version(),
+            market_data_hash=digest(inputs),
+            inputs=inputs,
+            prev_hash=GENESIS if first else head.audit_hash or GENESIS,
+            **fields,
+        )
+    )
 
 
 def record_fit(
@@ -77,32 +130,48 @@ def record_fit(
     beta: float | None,
     operator: str,
     pending: bool = False,
+    run: str = "stream",
 ) -> CalibrationRecord:
-    """The sealed record of ``params``, fitted to ``snap`` from ``start`` by ``operator``,
-    chained after ``head``'s ``audit_seq`` and ``audit_hash`` (the key's first record when
-    None); ``pending`` when it is a material change waiting for approval."""
-    inputs = fit_inputs(snap, start, beta)
-    first = head.audit_seq is None
+    """The sealed record of ``params``, fitted to ``snap`` from ``start`` by ``operator``
+    (``run``: ``stream``, or ``runbook``: a runbook's fix, on its key's runbook chain),
+    chained after ``head``; ``pending`` when it is a material change waiting for approval."""
     diagnostics = {"rmse": params.rmse, "iterations": float(params.iterations)}
-    return seal(
-        CalibrationRecord(
-            key=params.key,
-            seq=0 if first else head.audit_seq + 1,  # type: ignore[operator]
-            ts=snap.window_end,
-            asset=params.underlying,
-            calibration_date=dt.datetime.fromtimestamp(snap.window_end, dt.UTC).isoformat(),
-            model_type=params.model,
-            model_version=model_version(),
-            parameters=dict(params.params),
-            market_data_hash=digest(inputs),
-            diagnostics=diagnostics | dict(params.diagnostics),
-            converged=params.converged,
-            status=params.status,
-            operator=operator,
-            validation_status="pending" if pending else "passed" if params.good else "flagged",
-            inputs=inputs,
-            prev_hash=GENESIS if first else head.audit_hash or GENESIS,
-        )
+    return _chained(
+        head,
+        fit_inputs(snap, start, beta, run),
+        key=params.key if run == "stream" else runbook_key(params.key),
+        ts=snap.window_end,
+        asset=params.underlying,
+        model_type=params.model,
+        parameters=dict(params.params),
+        diagnostics=diagnostics | dict(params.diagnostics),
+        converged=params.converged,
+        status=params.status,
+        operator=operator,
+        validation_status="pending" if pending else "passed" if params.good else "flagged",
+    )
+
+
+def record_job(
+    result: JobResult, snapshots: Sequence[Snapshot], head: WarmState, operator: str
+) -> CalibrationRecord:
+    """The sealed record of a playbook job's finding (its figures as the parameters), run on
+    ``snapshots`` (those of the assets it names), chained after ``head`` on the job's chain
+    for those assets (:func:`schemas.job_key`)."""
+    ran = "error" not in result.failed  # a job that raised says so as a failed "gate"
+    return _chained(
+        head,
+        job_inputs(result.job, snapshots, result.ts),
+        key=job_key(result.job, result.subject),
+        ts=result.ts,
+        asset=result.subject,
+        model_type="playbook",
+        parameters=dict(result.figures),
+        diagnostics={},
+        converged=ran,
+        status="ran" if ran else "raised",
+        operator=operator,
+        validation_status="passed" if result.good else "flagged",
     )
 
 
@@ -111,14 +180,19 @@ def record_message(record: CalibrationRecord) -> tuple[bytes, bytes]:
     return record.key.encode(), encode(record)
 
 
-def same_fit(record: CalibrationRecord, again: Params, tolerance: float = 0.0) -> str | None:
-    """None when ``again`` (the archived inputs fitted anew) matches ``record``: bit for bit
+def same_fit(
+    record: CalibrationRecord,
+    converged: bool,
+    parameters: Mapping[str, float | None],
+    tolerance: float = 0.0,
+) -> str | None:
+    """None when a run again (``converged``, ``parameters``) matches ``record``: bit for bit
     when ``tolerance`` is 0, else each parameter within ``tolerance`` relative; otherwise
     what differs."""
-    if again.converged != record.converged:
-        return f"converged {again.converged} now, {record.converged} then"
+    if converged != record.converged:
+        return f"converged {converged} now, {record.converged} then"
     for name, then in record.parameters.items():
-        now = again.params.get(name)
+        now = parameters.get(name)
         if then is None or now is None:
             if then is not now:
                 return f"{name} {now} now, {then} then"
@@ -129,21 +203,53 @@ def same_fit(record: CalibrationRecord, again: Params, tolerance: float = 0.0) -
     return None
 
 
+class Reruns:
+    """Runs archived calibrations again with this code: a stream fit from its warm start, a
+    runbook walk, a playbook job; one set of calibrators per fixed beta."""
+
+    def __init__(self) -> None:
+        self._by_beta: dict[float | None, Calibrations] = {}
+
+    def _calibrations(self, underlying: str, beta: float | None) -> Calibrations:
+        if beta not in self._by_beta:
+            self._by_beta[beta] = Calibrations()
+        calibrations = self._by_beta[beta]
+        if beta is not None:
+            calibrations.betas[underlying] = beta
+        return calibrations
+
+    def again(self, record: CalibrationRecord) -> tuple[bool, dict[str, float | None]]:
+        """``record``'s run again: whether it converged (a job: ran) and its parameters."""
+        inputs = record.inputs
+        run = inputs.get("run", "stream")
+        if run == "job":
+            snaps = [_snapshot_from(s) for s in inputs["snapshots"]]
+            (result,) = [r for r in run_on_book(inputs["job"], snaps, inputs["now"])
+                         if r.subject == record.asset]  # fmt: skip
+            return "error" not in result.failed, dict(result.figures)
+        snap, start = snapshot_of(inputs)
+        calibrations = self._calibrations(snap.underlying, inputs["settings"].get("beta"))
+        if run == "runbook":
+            params, _ = calibrations.runbook(snap)
+        else:
+            params = calibrations.refit(snap, start)
+        return params.converged, dict(params.params)
+
+
 def rerun_all(
-    records: Sequence[CalibrationRecord], refit, tolerance: float
+    records: Sequence[CalibrationRecord], tolerance: float, reruns: Reruns | None = None
 ) -> list[tuple[CalibrationRecord, str]]:
-    """Each record's fit run again (``refit(snapshot, start, beta)``); the ones that differ
-    and how. Bit for bit where the record was written by this code on this platform,
-    within ``tolerance`` elsewhere."""
+    """Each record run again (:class:`Reruns`); the ones that differ and how. Bit for bit
+    where the record was written by this code on this platform, within ``tolerance``
+    elsewhere."""
+    reruns = reruns or Reruns()
     out = []
     for record in records:
-        snap, start = snapshot_of(record.inputs)
         settings = record.inputs.get("settings", {})
         here = (
             record.model_version == model_version() and settings.get("platform") == platform_name()
         )
-        again = refit(snap, start, settings.get("beta"))
-        problem = same_fit(record, again, 0.0 if here else tolerance)
+        problem = same_fit(record, *reruns.again(record), 0.0 if here else tolerance)
         if problem:
             out.append((record, problem))
     return out

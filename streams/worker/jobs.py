@@ -1,6 +1,7 @@
 """Playbook jobs on a schedule inside the worker: each runs on the stream's current surfaces
 (:meth:`SurfaceBook.current`) for every asset it applies to, and its findings go to the jobs
-topic as :class:`schemas.JobResult` messages (a flagged one raises a ``job`` alert too).
+topic as :class:`schemas.JobResult` messages (a flagged one raises a ``job`` alert too), each
+with an audit record of the surfaces it ran on (:func:`streams.worker.audit.record_job`).
 
 Daily SABR runs on each FX pair of the book; weekly Heston, term structure and model
 selection on each index; the joint fit on all indices together (two or more). When a job is
@@ -150,8 +151,10 @@ class PlaybookJobs:
         send: Send,
         counters: Counters,
         clock: Callable[[], float],
+        record: Callable[[list[JobResult], list[Snapshot]], Awaitable[None]] | None = None,
     ) -> None:
         self.current = current  # the book's current surfaces, read where the book is kept
+        self.record = record  # the findings' audit records (None: the audit trail is off)
         self.send = send
         self.counters = counters
         self.clock = clock
@@ -189,4 +192,6 @@ class PlaybookJobs:
             self.send("jobs", [(r.key.encode(), encode(r)) for r in results]),
             self.send("alerts", alerts),
         )
+        if self.record is not None:
+            await self.record(results, snapshots)
         return results

@@ -42,13 +42,17 @@ from audit import check_decision
 from schemas import (
     DEAD_LETTER_KEEP,
     Alert,
+    CalibrationRecord,
     DeadLetter,
     Decision,
+    JobResult,
     Params,
     SchemaError,
     WarmState,
     Watermark,
     encode,
+    job_key,
+    runbook_key,
     watermark_key,
 )
 from streams.book.calibrations import Calibrations
@@ -57,7 +61,7 @@ from streams.book.surfaces import Coverage, Snapshot, SurfaceBook
 from streams.book.tracker import Step, Tracker
 from streams.settings import Settings
 from streams.worker.approvals import Head, decided, judge, moved_on
-from streams.worker.audit import record_fit, record_message
+from streams.worker.audit import record_fit, record_job, record_message
 from streams.worker.counters import Counters
 from streams.worker.decode import Record, decode_records
 from streams.worker.health import EVERY, health_message
@@ -106,8 +110,10 @@ class Pipeline:
             lambda alerts: self._deliver("alerts", alerts),
             self.counters,
             clock,
+            self._record_fix if settings.audit else None,
         )
-        self.jobs = PlaybookJobs(self._current, self._deliver, self.counters, clock)
+        self.jobs = PlaybookJobs(self._current, self._deliver, self.counters, clock,
+                                 self._record_jobs if settings.audit else None)  # fmt: skip
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
         self._next_offset: dict[int, int] = {}  # partition -> the offset after its latest
         self._health_written: dict[str, float] = {}  # key -> wall time its history was written
@@ -292,6 +298,41 @@ class Pipeline:
             if why:
                 notices.append(material_alert(now, message, why))
         return records, marked, notices
+
+    async def _record_fix(self, fix: Params, snap: Snapshot) -> None:
+        """The audit record of a runbook's fix, on the key's runbook chain (cold start)."""
+        beta = self.calibrations.beta(snap.underlying) if fix.model == "sabr" else None
+        operator = self.settings.operator_name
+
+        def make(head: WarmState) -> CalibrationRecord:
+            return record_fit(fix, snap, WarmState(), head, beta, operator, run="runbook")
+
+        await self._chain([(runbook_key(fix.key), make)])
+
+    async def _record_jobs(self, results: list[JobResult], snapshots: list[Snapshot]) -> None:
+        """The audit record of each playbook finding, with the surfaces of its assets."""
+        operator = self.settings.operator_name
+
+        def maker(r: JobResult) -> Callable[[WarmState], CalibrationRecord]:
+            mine = [s for s in snapshots if s.underlying in r.subject.split("+")]
+            return lambda head: record_job(r, mine, head, operator)
+
+        await self._chain([(job_key(r.job, r.subject), maker(r)) for r in results])
+
+    async def _chain(
+        self, makers: list[tuple[str, Callable[[WarmState], CalibrationRecord]]]
+    ) -> None:
+        """Records made off the stream's path (``make(head)`` per chain key), each chained
+        on its key, written with the key's head on the state topic."""
+        records, states = [], []
+        for key, make in makers:
+            record = make(self._head(key))
+            self._heads[key] = replace(self._head(key), audit_seq=record.seq,
+                                       audit_hash=record.record_hash)  # fmt: skip
+            records.append(record_message(record))
+            states.append(state_message(key, self._head(key)))
+        await self._deliver("audit", records)
+        await self._deliver("state", states)
 
     def _head(self, key: str) -> WarmState:
         """``key``'s audit chain head and approval figures: as moved on here, else as restored

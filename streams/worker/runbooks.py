@@ -1,7 +1,9 @@
 """Failed fits walk the failure runbook (:mod:`engine.runbook`) on a thread of their own,
 never holding the stream up, at most once per ``cooldown`` seconds (wall clock) a smile or
-surface. The outcome is an alert (:func:`alerts.runbook_alert`): the params topic keeps exactly
-one result per snapshot, a pure function of the quotes, so replays stay bit-identical.
+surface. The outcome is an alert (:func:`alerts.runbook_alert`) and an audit record on the
+key's runbook chain (:func:`schemas.runbook_key`): the params topic, and the key's own chain,
+keep exactly one result per snapshot, a pure function of the quotes, so replays stay
+bit-identical.
 
 A fit flagged by the stability gate alone does not walk it: its steps (other starts, more
 steps, another optimizer, a simpler model) mend a fit that failed, while a parameter that moved
@@ -45,8 +47,10 @@ class Runbooks:
         send_alerts: Send,
         counters: Counters,
         clock: Callable[[], float],
+        record: Callable[[Params, Snapshot], Awaitable[None]] | None = None,
     ) -> None:
         self.calibrations = calibrations
+        self.record = record  # the fix's audit record (None: the audit trail is off)
         self.cooldown = cooldown
         self.send_alerts = send_alerts
         self.counters = counters
@@ -88,6 +92,8 @@ class Runbooks:
             outcome.escalate,
         )
         await self.send_alerts([(fix.key.encode(), encode(alert))])
+        if self.record is not None:
+            await self.record(fix, snap)
 
     async def done(self) -> None:
         """Wait for every runbook in flight (tests, and a worker that stops)."""

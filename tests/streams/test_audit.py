@@ -6,7 +6,6 @@ import dataclasses
 
 from audit import digest, seal, verify_chains
 from schemas import CalibrationRecord, WarmState, decode, encode
-from streams.book.calibrations import Calibrations
 from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
 from streams.worker.audit import rerun_all, snapshot_of
@@ -14,10 +13,6 @@ from streams.worker.pipeline import Pipeline, Record
 from tests.streams.memory import Memory
 
 T0 = 1.795e9
-
-
-def refit(snap, start, beta):
-    return Calibrations(betas={snap.underlying: beta} if beta else {}).refit(snap, start)
 
 
 def stream(quotes, state=None):
@@ -44,7 +39,7 @@ def test_every_fit_has_a_chained_record_that_runs_again_to_the_same_bits():
     assert len(records) == len(params) and {r.model_type for r in records} == {"sabr", "heston"}
     assert verify_chains(records) == []
     assert any(r.seq > 0 for r in records)  # chains, not single records
-    assert rerun_all(records, refit, tolerance=0.0) == []
+    assert rerun_all(records, tolerance=0.0) == []
     # the head of each chain is in the warm state written to the state topic: a worker
     # restarted from it goes on with the chain
     states = {k.decode(): decode(v, WarmState) for k, v in sink.sent["t.state"]}  # the latest
@@ -65,5 +60,5 @@ def test_a_changed_input_fits_to_other_parameters_and_says_which():
     vols[0] += 0.01
     inputs["snapshot"] = {**inputs["snapshot"], "vols": vols}
     forged = seal(dataclasses.replace(record, inputs=inputs, market_data_hash=digest(inputs)))
-    ((which, why),) = rerun_all([forged], refit, tolerance=0.0)
+    ((which, why),) = rerun_all([forged], tolerance=0.0)
     assert which is forged and "not bit-identical" in why

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from schemas import Alert, JobResult, decode
+from audit import verify_chains
+from schemas import Alert, CalibrationRecord, JobResult, decode
 from streams.feed.simulate import INDICES, TickSimulator
 from streams.settings import JobSchedule, Settings
+from streams.worker.audit import rerun_all
 from streams.worker.jobs import JobClock, next_run, run_on_book
 from streams.worker.pipeline import Pipeline
 from tests.streams.memory import Memory
@@ -74,6 +76,21 @@ def test_a_scheduled_job_runs_on_the_books_surfaces_and_publishes_its_findings()
     assert spx.figures["parameters.rho"] == pytest.approx(INDICES["SPX"][-1], abs=0.05)
     assert pipe.counters.jobs[("weekly-heston", "good")] == 2
     assert "j.alerts" not in sink.sent  # nothing flagged: no noise
+
+
+def test_each_finding_has_an_audit_record_of_the_surfaces_it_ran_on_that_runs_again():
+    pipe, sink = _pipeline()
+    (result,) = asyncio.run(pipe.jobs.run("daily-sabr"))
+    (record,) = [decode(v, CalibrationRecord) for _, v in sink.sent["j.audit"]]
+    assert (record.key, record.asset, record.model_type) == ("EURUSD|daily-sabr", "EURUSD",
+                                                            "playbook")  # fmt: skip
+    assert record.parameters == result.figures and record.validation_status == "passed"
+    snaps = record.inputs["snapshots"]
+    assert snaps and {s["underlying"] for s in snaps} == {"EURUSD"}  # its pair's smiles only
+    assert rerun_all([record], tolerance=0.0) == []
+    asyncio.run(pipe.jobs.run("daily-sabr"))  # the job's chain goes on
+    second = decode(sink.sent["j.audit"][-1][1], CalibrationRecord)
+    assert second.seq == 1 and verify_chains([record, second]) == []
 
 
 def test_a_job_due_while_its_last_run_is_going_is_skipped_not_queued():

@@ -6,11 +6,23 @@ from dataclasses import replace
 import numpy as np
 
 from alerts import AlertConfig
+from audit import verify_chains
 from engine.sabr import hagan_vol
-from schemas import Alert, DeadLetter, KeyHealth, Params, Quote, WarmState, decode, encode
+from schemas import (
+    Alert,
+    CalibrationRecord,
+    DeadLetter,
+    KeyHealth,
+    Params,
+    Quote,
+    WarmState,
+    decode,
+    encode,
+)
 from streams.book.surfaces import SurfaceConfig
 from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
+from streams.worker.audit import rerun_all
 from streams.worker.health import history_of
 from streams.worker.pipeline import Pipeline, Record
 from tests.streams.memory import Memory
@@ -286,8 +298,16 @@ def test_a_failed_fit_walks_the_runbook_and_an_alert_names_the_step_and_the_fix(
     assert alert.subject == first.subject
     assert alert.figures["fit.rho"] != first.params["rho"]  # the fix holds nu, refits the rest
     assert pipe.counters.runbooks == {"simpler_model": 1}
-    state = decode(sink.sent["t.state"][-1][1], WarmState)
+    state = decode(sink.sent["t.state"][-2][1], WarmState)  # the last: the runbook chain's
     assert state.warm is None  # a runbook's fit never becomes a warm start (replays)
+    # the fix has a record of its own, on the key's runbook chain (the key's own chain keeps
+    # one record per snapshot), which runs again to the same bits
+    fit, fix = [decode(v, CalibrationRecord) for _, v in sink.sent["t.audit"]]
+    assert (fit.key, fix.key, fix.seq) == (first.key, f"{first.key}|runbook", 0)
+    assert fix.inputs["run"] == "runbook" and fix.parameters["rho"] == alert.figures["fit.rho"]
+    assert verify_chains([fit, fix]) == [] and rerun_all([fit, fix], tolerance=0.0) == []
+    head = decode(sink.sent["t.state"][-1][1], WarmState)
+    assert sink.sent["t.state"][-1][0] == fix.key.encode() and head.audit_hash == fix.record_hash
 
 
 def test_a_fit_flagged_by_stability_alone_is_reported_not_walked_through_the_runbook():
