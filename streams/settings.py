@@ -24,7 +24,7 @@
 | ``VOLSTREAM_OPERATOR`` | ``volstream worker APP_ID`` | who runs the calibrations, named in their records (an approver must be someone else) |
 | ``VOLSTREAM_APPROVERS`` | | approvals on: the approvers' names and Ed25519 public keys, ``bob=HEX,carol=HEX`` (``volstream keys new`` makes a pair); a material change then waits for one of them (``volstream approve``) |
 | ``VOLSTREAM_MATERIAL`` | ``move=0.5,rmse_jump=3`` | what makes a change material, ``NAME=VALUE,...`` of ``audit.Materiality``, for every model or one (``heston.move=1``) |
-| ``VOLSTREAM_METRICS_PORT`` | ``9464`` | Prometheus ``/metrics`` of the worker (``0``: none; see ``streams.worker.metrics``) |
+| ``VOLSTREAM_METRICS_PORT`` | ``9464`` | the worker's HTTP port: Prometheus ``/metrics`` and the live page ``/`` (``0``: none; see ``streams.worker.metrics``, ``streams.live``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
 | ``VOLSTREAM_JAX_CACHE`` | ``STATE_DIR/jax-cache`` | compiled programs, shared by the workers of a machine (``volstream compile`` fills it) |

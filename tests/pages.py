@@ -59,6 +59,7 @@ class Page:
     overflow: int
     errors: list[str]
     screenshot: bytes
+    live: dict | None = None  # the live page's state as last drawn (window.volstreamLive)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -80,8 +81,27 @@ def served(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # screenshots CI keeps
+
+
+def keep(name: str, png: bytes) -> Path:
+    """Keep a screenshot as a test artifact (``test-artifacts/NAME``): what a reviewer looks at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    path.write_bytes(png)
+    return path
+
+
 def open_page(folder: Path, name: str = "index.html") -> Page:
     """``folder/name`` loaded in headless Chromium from a loopback server, with what it shows."""
+    with served(folder) as url:
+        return open_url(url + name)
+
+
+def open_url(url: str, ready: str | None = None, timeout: float = 60.0, height: int = 900) -> Page:
+    """``url`` (loopback) loaded in headless Chromium, with what it shows; with ``ready`` (a
+    script returning true when the page has drawn what it must), once that holds; the window
+    ``height`` px tall (1280 wide)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail(
             f"no headless browser: {CHROMIUM} and {CHROMEDRIVER} are needed (Debian's chromium "
@@ -97,11 +117,18 @@ def open_page(folder: Path, name: str = "index.html") -> Page:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
-        with served(folder) as url:
-            driver.get(url + name)
-            facts = driver.execute_script(_FACTS)
-            errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-            shot = driver.get_screenshot_as_png()
+        driver.set_window_size(1280, height)
+        driver.get(url)
+        if ready:
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            WebDriverWait(driver, timeout, poll_frequency=0.25).until(
+                lambda d: d.execute_script(ready)
+            )
+        facts = driver.execute_script(_FACTS)
+        errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        shot = driver.get_screenshot_as_png()
+        live = driver.execute_script("return window.volstreamLive ?? null")
     finally:
         driver.quit()
     return Page(
@@ -113,6 +140,7 @@ def open_page(folder: Path, name: str = "index.html") -> Page:
         int(facts["overflow"]),
         errors,
         shot,
+        live,
     )
 
 

@@ -2,7 +2,8 @@
 
 The pipeline's counters stay plain integers on the hot path and are read at scrape time; only
 the latency and batch histograms are observed as work happens. Each pipeline has a registry of
-its own (tests run several), served over HTTP on loopback by :func:`serve`.
+its own (tests run several), served over HTTP on loopback with the live page
+(:func:`streams.live.server.serve`).
 
 | metric | type | labels |
 |---|---|---|
@@ -34,7 +35,6 @@ its own (tests run several), served over HTTP on loopback by :func:`serve`.
 
 from __future__ import annotations
 
-import logging
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -45,15 +45,13 @@ from prometheus_client import (
     Gauge,
     Histogram,
     ProcessCollector,
-    start_http_server,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-__all__ = ["WorkerMetrics", "scrape", "serve"]
+__all__ = ["WorkerMetrics", "scrape"]
 
-log = logging.getLogger(__name__)
 
 _SECONDS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _MESSAGES = tuple(float(2**k) for k in range(12))
@@ -207,19 +205,6 @@ class WorkerMetrics:
                 self.compiles.inc()
 
         jax.monitoring.register_event_duration_secs_listener(listener)
-
-
-def serve(metrics: WorkerMetrics, host: str, port: int) -> None:
-    """Serve ``/metrics`` on ``host:port``; a port in use is logged, never fatal (a worker
-    must not stop calibrating for want of a metrics endpoint). Port 0 serves nothing."""
-    if not port:
-        return
-    try:
-        start_http_server(port, addr=host, registry=metrics.registry)
-    except OSError as exc:
-        log.warning("metrics not served on %s:%d: %s", host, port, exc)
-        return
-    log.warning("metrics on http://%s:%d/metrics", host, port)
 
 
 def scrape(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> dict[tuple, float]:

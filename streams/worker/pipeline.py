@@ -50,6 +50,7 @@ from schemas import (
     SchemaError,
     WarmState,
     Watermark,
+    decode,
     encode,
     job_key,
     runbook_key,
@@ -59,6 +60,7 @@ from streams.book.calibrations import Calibrations
 from streams.book.state import state_message
 from streams.book.surfaces import Coverage, Snapshot, SurfaceBook
 from streams.book.tracker import Step, Tracker
+from streams.live.view import LiveView
 from streams.settings import Settings
 from streams.worker.approvals import Head, decided, judge, moved_on
 from streams.worker.audit import record_fit, record_job, record_message
@@ -103,6 +105,7 @@ class Pipeline:
         self.health = Health()
         self.counters = Counters()
         self.metrics = WorkerMetrics(lambda: (self.counters, len(self.book)))
+        self.live = LiveView()  # what the live page shows (streams.live)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="calibrate")
         self.runbooks = Runbooks(
             self.calibrations,
@@ -197,6 +200,7 @@ class Pipeline:
         config, now, topic = self.settings.alerts, self.clock(), self.settings.topics["quotes"]
         lags = {p: t - self._marks[p].event_time for p, t in seen.items() if p in self._marks}
         unread = {p: float(end - self._next_offset.get(p, end)) for p, end in highwater.items()}
+        self.live.lags = {str(p): lag for p, lag in lags.items()}
         for p, lag in lags.items():
             self.metrics.watermark_lag.labels(str(p)).set(lag)
         for p, n in unread.items():
@@ -257,6 +261,8 @@ class Pipeline:
             alerts += [(key, encode(alert)) for alert in mine]
         alerts += [(a.key.encode(), encode(a)) for a in notices]
         self.counters.alerts += len(alerts)
+        self.live.fitted(snapshots, results)
+        self.live.alerted(raised + notices)
         topics = self.settings.topics
         # the state topic is compacted: the latest state of each smile in this batch suffices,
         # with its audit chain's head
@@ -445,6 +451,8 @@ class Pipeline:
 
     async def _deliver(self, kind: str, messages: Messages) -> None:
         """Send ``messages`` to the topic of ``kind`` and wait for their delivery."""
+        if kind == "alerts":  # few: decoded again for the live page
+            self.live.alerted(decode(value, Alert) for _, value in messages)
         if messages:
             await asyncio.gather(*await self.sink.send_many(self.settings.topics[kind], messages))
 

@@ -55,10 +55,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     from engine import model_values
     from streams.book.state import read_state
+    from streams.live.server import serve
     from streams.worker.agent import attach
     from streams.worker.app import build_app
     from streams.worker.health import read_health
-    from streams.worker.metrics import serve
 
     app = build_app(settings)
     pipeline = attach(app, settings)
@@ -91,7 +91,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # the stream for 100-250 ms (seen in bench/stream.py's latency run).
     gc.collect()
     gc.freeze()
-    serve(pipeline.metrics, settings.metrics_host, settings.metrics_port)
+    serve(pipeline.metrics.registry, pipeline.live, settings.metrics_host, settings.metrics_port)
     worker = faust.Worker(app, loglevel=loglevel)
     # faust's start-up spinner lowers the root logger to DEBUG so that every record reaches it:
     # then every library's debug call (aiokafka logs each send) builds a record and writes to
