@@ -13,7 +13,17 @@ import numpy as np
 
 from playbooks.jobs import JobReport
 
-__all__ = ["GATE_UNITS", "ClippedTextWarning", "clipped_texts", "write_report"]
+__all__ = [
+    "GATE_UNITS",
+    "ClippedTextWarning",
+    "clipped_texts",
+    "html_page",
+    "html_table",
+    "panels",
+    "save_png",
+    "suptitle",
+    "write_report",
+]
 
 # how a gate's figure reads: scale and unit (a vol RMSE in bp, relative changes in %)
 GATE_UNITS = {"rmse": (1e4, " bp"), "stability": (100.0, "%"), "price_error": (100.0, "%"),
@@ -33,7 +43,7 @@ def _pyplot():
     return plt
 
 
-def _grid(rows: int, cols: int, width: float, height: float):
+def panels(rows: int, cols: int, width: float, height: float):
     """A figure of ``rows`` x ``cols`` panels of ``width`` x ``height`` inches, and its axes;
     laid out by matplotlib's constrained layout, which keeps a suptitle clear of the panels'
     titles (tight_layout let the two overlap on a grid of smiles)."""
@@ -67,13 +77,13 @@ def clipped_texts(fig) -> list[str]:
     return out
 
 
-def _title(fig, text: str, fontsize: float = 11) -> None:
+def suptitle(fig, text: str, fontsize: float = 11) -> None:
     """A figure title wrapped to the figure's width (one panel is narrower than a title)."""
     chars = max(24, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
     fig.suptitle(textwrap.fill(text, chars), fontsize=fontsize)
 
 
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
     clipped = clipped_texts(fig)
     if clipped:
         warnings.warn(f"{path.name}: text off the canvas: {clipped}", ClippedTextWarning,
@@ -85,7 +95,7 @@ def _save(fig, path: Path) -> None:
 def _smiles_png(report: JobReport, path: Path) -> None:
     n = len(report.smiles)
     cols = min(n, 3)
-    fig, axes = _grid(math.ceil(n / cols), cols, 4.2, 3.2)
+    fig, axes = panels(math.ceil(n / cols), cols, 4.2, 3.2)
     for ax, smile in zip(axes.flat, report.smiles):
         ax.plot(smile.strikes, 100 * smile.market, "o", color="black", ms=3.5, label="market")
         for name, vols in smile.model.items():
@@ -97,12 +107,12 @@ def _smiles_png(report: JobReport, path: Path) -> None:
     for ax in axes.flat[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    _title(fig, f"{report.title}: fitted against market")
-    _save(fig, path)
+    suptitle(fig, f"{report.title}: fitted against market")
+    save_png(fig, path)
 
 
 def _steps_png(report: JobReport, path: Path) -> None:
-    fig, axes = _grid(1, len(report.steps), 5.5, 3.4)
+    fig, axes = panels(1, len(report.steps), 5.5, 3.4)
     for ax, (name, (edges, series)) in zip(axes.flat, report.steps.items()):
         for label, values in series.items():
             ax.stairs(values, edges, label=label, lw=1.6, baseline=None)  # steps, no bars to 0
@@ -116,18 +126,18 @@ def _steps_png(report: JobReport, path: Path) -> None:
         ax.set_ylabel(name, fontsize=8)
         ax.set_title(f"{name} by time segment", fontsize=9)
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _bars_png(report: JobReport, path: Path) -> None:
-    fig, axes = _grid(1, len(report.bars), 4.8, 3.4)
+    fig, axes = panels(1, len(report.bars), 4.8, 3.4)
     for ax, (name, values) in zip(axes.flat, report.bars.items()):
         ax.bar(list(values), list(values.values()), color="tab:blue")
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
         for label in ax.get_xticklabels():
             label.set_rotation(15)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _cell(value) -> str:
@@ -147,7 +157,7 @@ def _gate_cells(row: dict) -> dict:
     return shown
 
 
-def _table(name: str, rows: list[dict]) -> str:
+def html_table(name: str, rows: list[dict]) -> str:
     if not rows:
         return ""
     if name == "gates":
@@ -157,6 +167,20 @@ def _table(name: str, rows: list[dict]) -> str:
         "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row.values()) + "</tr>" for row in rows
     )
     return f"<h2>{html.escape(name)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def html_page(title: str, body: str) -> str:
+    """A report page: ``title`` as its title and heading, then ``body`` (HTML)."""
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<link rel='icon' href='data:,'>"  # no favicon to ask a server for (a 404 otherwise)
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;margin-bottom:1.5em}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+        "img{max-width:100%;margin:1em 0}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
 
 
 def write_report(report: JobReport, folder: Path) -> Path:
@@ -172,20 +196,13 @@ def write_report(report: JobReport, folder: Path) -> Path:
             draw(report, folder / f"{stem}.png")
             images.append(f"{stem}.png")
     verdict = "good" if report.good else "FLAGGED"
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        "<link rel='icon' href='data:,'>"  # no favicon to ask a server for (a 404 otherwise)
-        f"<title>{html.escape(report.title)}</title><style>"
-        "body{font-family:sans-serif;margin:2em;max-width:1200px}"
-        "table{border-collapse:collapse;margin-bottom:1.5em}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
-        "img{max-width:100%;margin:1em 0}</style></head><body>"
-        f"<h1>{html.escape(report.title)}</h1><p><b>{verdict}</b></p>"
+    body = (
+        f"<p><b>{verdict}</b></p>"
         + "".join(f"<p>{html.escape(line)}</p>" for line in report.lines)
         + "".join(f"<img src='{name}' alt='{name}'>" for name in images)
-        + "".join(_table(name, rows) for name, rows in report.tables.items())
-        + "</body></html>"
+        + "".join(html_table(name, rows) for name, rows in report.tables.items())
     )
+    page = html_page(report.title, body)
     out = folder / "index.html"
     out.write_text(page)
     return out

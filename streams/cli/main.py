@@ -431,7 +431,7 @@ _BATCH = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="volstream",
-        description="Streaming calibrator of option volatility models (SABR for FX smiles).",
+        description="Streaming calibrator of option volatility models (SABR for FX smiles, Heston for equity index surfaces).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -572,9 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from streams.cli.approve import add_approval_parsers
     from streams.cli.audit import add_audit_parser
+    from streams.cli.daily import add_report_parser
 
     add_audit_parser(sub)
     add_approval_parsers(sub)
+    add_report_parser(sub)
 
     tail_p = sub.add_parser("tail", help="print a topic's messages, decoded")
     tail_p.add_argument(

@@ -56,6 +56,7 @@ from streams.local.broker import free_port
 from streams.settings import Settings
 from streams.worker.jobs import run_on_book
 from streams.worker.metrics import scrape
+from tests.pages import check_report, open_page
 
 pytestmark = pytest.mark.kafka
 ROOT = Path(__file__).resolve().parents[2]
@@ -355,6 +356,19 @@ def test_audit_verify_passes_on_the_replay_and_names_a_tampered_record(
     assert main(["audit", "verify", "--bootstrap", kafka_bootstrap, "--no-rerun"]) == 1
     said = capsys.readouterr().out
     assert f"FAILED {smile} seq {last.seq}" in said and "altered" in said
+
+
+def test_the_daily_report_from_the_topics(first_run, kafka_bootstrap, monkeypatch, capsys,
+                                          tmp_path):  # fmt: skip
+    monkeypatch.setenv("VOLSTREAM_TOPIC_PREFIX", first_run["prefix"])
+    assert main(["report", "--bootstrap", kafka_bootstrap, "--out", str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    n = len(first_run["params"])
+    assert f"{n:,} calibrations of " in said and "Success rate" in said
+    check_report(open_page(tmp_path), tmp_path)  # the page in Chromium, every plot shown
+    assert main(["report", "--bootstrap", kafka_bootstrap, "--date", "2001-01-01", "--out",
+                 str(tmp_path / "none")]) == 1  # fmt: skip
+    assert "no calibrations published on 2001-01-01" in capsys.readouterr().err
 
 
 def test_bad_messages_land_in_the_dlq_with_reasons(first_run):
