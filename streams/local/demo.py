@@ -153,7 +153,9 @@ async def _run(
     waited = time.monotonic()
     if not await _ready(settings, alive):
         return _Run(seen, marks, None, math.nan)
-    out.write(f"worker ready after {time.monotonic() - waited:.0f} s; replaying the sample\n")
+    page = f"http://{settings.metrics_host}:{settings.metrics_port}/"
+    out.write(f"worker ready after {time.monotonic() - waited:.0f} s; replaying the sample "
+              f"(live page while it runs: {page})\n")  # fmt: skip
     out.flush()
     watcher = asyncio.create_task(_watch(settings, stop, live, out, seen, marks))
     summary = await replay_ticks(ticks, settings, speed=speed, progress=False, batch=1024)
@@ -271,4 +273,13 @@ def run_demo(
             f" ms ({covered.size:,} of {lags.size:,} ticks covered); {run.ticks_out:,.0f} ticks "
             "needed a fit (the rest were within tolerance of the parameters already published)\n"
         )
+    prefix = f"VOLSTREAM_TOPIC_PREFIX={settings.topic_prefix}"
+    if started is None:  # the broker stays up: the run's topics can be read back
+        out.write(f"\nthis run's topics are {settings.topic_prefix}.*; look back at it with\n"
+                  f"  {prefix} volstream report --out report/\n"
+                  f"  {prefix} volstream audit verify\n")  # fmt: skip
+    else:
+        out.write("\n(the demo started the local broker and stopped it; `volstream broker "
+                  "start` first keeps it, and this run's topics, for `volstream report` and "
+                  "`volstream audit verify`)\n")  # fmt: skip
     return 0
