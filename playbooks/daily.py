@@ -93,7 +93,7 @@ def _moves(params: Sequence[Params]) -> list[dict]:
                 continue
             move = 100 * (v1 - v0) / max(abs(v0), 0.1)
             rows.append({"smile or surface": key, "parameter": name, "first": v0, "last": v1,
-                         "move, %": move})  # fmt: skip
+                         "move, %": round(move, 2)})  # fmt: skip
     rows.sort(key=lambda r: -abs(r["move, %"]))
     return rows[:TOP_MOVES]
 
@@ -130,19 +130,20 @@ def daily_report(
         latency = _pcts((p.published_at - p.received_at for p in ps), 1e3)
         rows.append({
             "model": model, "calibrations": len(ps),
-            "good, %": 100 * sum(p.good for p in ps) / len(ps),
+            "good, %": round(100 * sum(p.good for p in ps) / len(ps), 2),
             "not converged": sum(not p.converged for p in ps),
             "RMSE p50 / p95 / p99, bp": _fmt(rmse, 2),
             "latency p50 / p95 / p99, ms": _fmt(latency, 0),
             "iterations p50": float(np.median([p.iterations for p in ps])),
-            "warm starts, %": 100 * sum(p.warm for p in ps) / len(ps),
+            "warm starts, %": round(100 * sum(p.warm for p in ps) / len(ps), 1),
         })  # fmt: skip
         lines.append(f"{model}: RMSE p50 / p95 / p99 {_fmt(rmse, 2)} bp; latency "
                      f"{_fmt(latency, 0)} ms.")  # fmt: skip
     lags = np.array([w.ts - w.event_time for w in watermarks], float)
     if lags.size:
         unit, scale = _age_unit(lags)
-        lines.append(f"Freshness (each watermark's age when published): p50 / p95 / p99 "
+        lines.append(f"Freshness (each watermark's age when published: wall clock less the "
+                     "event time it covers; a replay's is its quotes' age): p50 / p95 / p99 "
                      f"{_fmt(_pcts(lags, 1 / scale), 2)} {unit} over {lags.size:,} "
                      "watermarks.")  # fmt: skip
     firing = [a for a in alerts if a.state == "firing"]

@@ -5,7 +5,7 @@ quotes carried as columns, and nothing heavier)::
 
     from schemas import Params, decode
     params = decode(record.value, Params)
-    if params.good: ...
+    if params.usable: ...  # converged, gates passed or an approver signed it off
 """
 
 from schemas.codec import DEAD_LETTER_KEEP, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, decode, encode

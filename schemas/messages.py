@@ -331,13 +331,14 @@ class Params:
     ``spot`` and the ``expiries`` it fitted; its ``expiry`` is the last of them, with that
     expiry's forward and time. ``key`` names the smile or surface (the Kafka key).
 
-    ``good`` is what a risk engine should check: converged and every applicable gate passed;
-    and ``approved``, where the desk has approvals on: ``approval`` is ``auto`` (no material
+    ``usable`` is what a risk engine should check. ``good``: converged and every applicable
+    gate passed. Where the desk has approvals on, ``approval`` is ``auto`` (no material
     change from the parameters last approved), ``pending`` (a material change waiting for an
     approver's signed decision), then ``approved`` or ``rejected`` when the decision came (the
-    same fit is published again so marked). ``record_seq`` is the fit's
-    :class:`CalibrationRecord` in the key's audit chain (None with the audit trail off): what
-    ``volstream approve KEY@SEQ`` names.
+    same fit is published again so marked); ``usable``: converged and good with no approval
+    needed, or approved. ``record_seq`` is the fit's :class:`CalibrationRecord` in the key's
+    audit chain (None with the audit trail off): what ``volstream approve KEY@SEQ`` names.
+
     ``received_at``/``published_at`` are wall-clock stamps of the first tick that triggered the
     calibration and of publication; ``window_start``/``window_end`` the event times of the
     surface snapshot that was fitted.
@@ -377,6 +378,15 @@ class Params:
     def approved(self) -> bool:
         """No approval needed (``auto``) or an approver signed it (``approved``)."""
         return self.approval in ("auto", "approved")
+
+    @property
+    def usable(self) -> bool:
+        """What a risk engine should use: converged, and good with no approval needed, or
+        signed off by an approver (who may accept a failed gate: the stability gate flags
+        a regime change the approver has checked)."""
+        return self.converged and (
+            self.approval == "approved" or (self.good and self.approval == "auto")
+        )
 
     @property
     def key(self) -> str:
@@ -685,7 +695,7 @@ class CalibrationRecord(_Fields):
             market_data_hash=f.text(data, "market_data_hash", max_len=64),
             diagnostics=f.number_map(data, "diagnostics", allow_none=True),
             converged=f.boolean(data, "converged"),
-            status=f.text(data, "status", max_len=64),
+            status=f.text(data, "status"),
             operator=f.text(data, "operator", max_len=128),
             validation_status=f.text(data, "validation_status", choices=VALIDATION_STATUSES),
             inputs=inputs,

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import json
 import sys
+import textwrap
 
 from schemas import CalibrationRecord, Decision
 
@@ -145,7 +146,7 @@ def _show(records: list[CalibrationRecord], approvals, as_json: bool, out) -> in
             str(r.seq),
             r.calibration_date[:23],
             r.model_type,
-            "converged" if r.converged else r.status,
+            "converged" if r.converged else textwrap.shorten(r.status, 32, placeholder="..."),
             r.validation_status,
             "-" if r.diagnostics.get("rmse") is None else f"{1e4 * r.diagnostics['rmse']:.2f}",
             " ".join(f"{k}={v:.4g}" for k, v in r.parameters.items() if v is not None),

@@ -22,6 +22,10 @@ def describe(message) -> str:
     """One human-readable line for any volstream message."""
     if isinstance(message, Params):
         verdict = "good" if message.good else "FLAGGED"
+        if message.approval != "auto":  # approvals on: a material change and its decision
+            verdict += f" {message.approval.upper()}"
+            if message.record_seq is not None:
+                verdict += f" {message.key}@{message.record_seq}"
         latency = 1e3 * (message.published_at - message.received_at)
         error = "rmse" if message.model == "sabr" else "rmse(vol)"
         return (

@@ -54,6 +54,7 @@ def test_a_material_change_waits_for_a_signed_approval():
     assert first.approval == "auto" and first.approved and first.record_seq == 0  # baseline
     assert all(p.good for p in params)
     assert all(p.approval == "pending" and not p.approved for p in later)
+    assert first.usable and not any(p.usable for p in later)  # what a risk engine reads
     assert [r.validation_status for r in records][1:] == ["pending"] * (len(records) - 1)
     notices = [a for a in sent(sink, "alerts", Alert) if a.rule == "material_change"]
     last = params[-1]
@@ -74,7 +75,7 @@ def test_a_material_change_waits_for_a_signed_approval():
 
     asyncio.run(pipe.decide([decide(record, "approved", "bob", "checked", BOB, T0)]))
     again = sent(sink, "params", Params)[-1]
-    assert again.approval == "approved" and again.approved
+    assert again.approval == "approved" and again.approved and again.usable
     assert dataclasses.replace(again, approval="pending", published_at=0) == dataclasses.replace(
         last, published_at=0
     )
