@@ -42,6 +42,12 @@ def test_an_intact_chain_verifies_and_survives_the_wire():
     assert verify_chains(records) == []
     assert [decode(encode(r), CalibrationRecord) for r in records] == records
     assert verify_chains([decode(encode(r)) for r in records]) == []
+    # any fit's status survives (one that ended at a bound says so at length), and a job's
+    # record names the assets it ran on
+    long = dataclasses.replace(records[0], status="ended at a parameter bound: the solver's "
+                               "gradient vanished there", asset="SPX+SX5E+NKY",
+                               model_type="playbook")  # fmt: skip
+    assert decode(encode(long), CalibrationRecord) == long
 
 
 def test_a_record_written_again_by_a_replayed_batch_is_no_problem_but_an_older_one_is():
