@@ -59,6 +59,11 @@ class LiveView:
                 history = self._history[params.key] = deque(maxlen=HISTORY)
             history.append((snap.window_end, params.params))
 
+    def marked(self, params: Params) -> None:
+        """A fit published again with an approver's decision: the same fit, so marked."""
+        if params.key in self._latest:
+            self._latest[params.key] = (self._latest[params.key][0], params)
+
     def alerted(self, alerts: Iterable[Alert]) -> None:
         """Alerts just sent: a firing one stays until its resolution comes."""
         for a in alerts:

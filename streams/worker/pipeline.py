@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 
 Messages = list[tuple[bytes, bytes]]  # (key, value) pairs for one topic
 UNFIT_NAMED = 64  # smiles too thin to fit named in one watermark (the wire's list limit)
+HEAD_FIELDS = ("audit_seq", "audit_hash", "approved", "pending")  # moved on by the event loop
 
 
 class Sink(Protocol):
@@ -343,15 +344,12 @@ class Pipeline:
     def _head(self, key: str) -> WarmState:
         """``key``'s audit chain head and approval figures: as moved on here, else as restored
         with the warm state."""
-        head = self._heads.get(key) or self.calibrations.state.get(key) or WarmState()
-        return WarmState(audit_seq=head.audit_seq, audit_hash=head.audit_hash,
-                         approved=head.approved, pending=head.pending)  # fmt: skip
+        return self._with_head(key, WarmState())
 
     def _with_head(self, key: str, state: WarmState) -> WarmState:
         """``state`` carrying ``key``'s audit chain head and approval figures."""
-        head = self._head(key)
-        return replace(state, audit_seq=head.audit_seq, audit_hash=head.audit_hash,
-                       approved=head.approved, pending=head.pending)  # fmt: skip
+        head = self._heads.get(key) or self.calibrations.state.get(key) or WarmState()
+        return replace(state, **{name: getattr(head, name) for name in HEAD_FIELDS})
 
     async def decide(self, decisions: Sequence[Decision]) -> None:
         """Take approvers' decisions (the decisions topic) and apply those on a pending record
@@ -383,6 +381,7 @@ class Pipeline:
             if latest is not None and latest.record_seq == d.record_seq:
                 self._latest[key] = again = replace(latest, approval=d.decision, published_at=now)
                 params.append((key.encode(), encode(again)))
+                self.live.marked(again)
             state = self.calibrations.state.get(key, WarmState())
             states.append(state_message(key, self._with_head(key, state)))
         self.counters.alerts += len(alerts)

@@ -81,6 +81,8 @@ def test_a_material_change_waits_for_a_signed_approval():
     )
     notice = sent(sink, "alerts", Alert)[-1]
     assert notice.rule == "approval" and "approved by bob: checked" in notice.message
+    (row,) = [r for r in pipe.live.overview()["rows"] if r["key"] == last.key]
+    assert row["approval"] == "approved"  # the live page shows the decision too
     state = sent(sink, "state", WarmState)[-1]
     assert state.pending is None and state.approved == {**last.params, "rmse": last.rmse}
     # the same decision read again (a restart reads the topic from its start) changes nothing
