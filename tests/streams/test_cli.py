@@ -72,12 +72,16 @@ def test_demo_streams_the_sample_through_a_worker(kafka_bootstrap, tmp_path):
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "underlying" in out.stdout and "rmse bp" in out.stdout
-    summary, fresh = out.stdout.strip().splitlines()[-2:]
+    lines = out.stdout.strip().splitlines()
+    at = next(i for i, line in enumerate(lines) if "calibrations of" in line)
+    summary, fresh = lines[at : at + 2]
     assert "calibrations of 12 smiles and 1 surface in" in summary, summary
     assert "good" in summary and "p99" in summary
     assert fresh.startswith("watermark freshness") and "p99" in fresh, fresh
     covered = re.search(r"\(([\d,]+) of ([\d,]+) ticks covered\); ([\d,]+) ticks needed", fresh)
     assert covered and covered[1] == covered[2], fresh  # every replayed tick reflected
+    # the broker was there before the demo: it stays, and the demo says how to look back
+    assert "volstream report --out report/" in out.stdout and "audit verify" in out.stdout
     assert 12 <= int(covered[3].replace(",", "")) < int(covered[2].replace(",", ""))
     assert "\nSPX " in out.stdout and " heston " in out.stdout  # the index's row in the table
 
