@@ -24,9 +24,10 @@ from typing import NamedTuple
 import numpy as np
 
 from schemas import fields as f
-from schemas.daycount import expiry_epoch
+from schemas.bounds import price_bounds
+from schemas.daycount import YEAR_SECONDS, expiry_epoch
 from schemas.errors import SchemaError
-from schemas.messages import ASSET_CLASSES, Quote
+from schemas.messages import ASSET_CLASSES, Quote, arbitrage_detail
 
 __all__ = ["FLOAT_FIELDS", "MAX_COLUMN_ROWS", "TEXT_FIELDS", "QuoteColumns", "RowProblem"]
 
@@ -308,6 +309,20 @@ class QuoteColumns:
             lambda i: f"expiry {expiry.decoded()[i]} is not after the quote time "
             f"{dt.datetime.fromtimestamp(num['ts'][i], dt.UTC).isoformat()}",
         )  # fmt: skip
+        price = np.where(has["mid_price"], num["mid_price"],
+                         0.5 * (num["bid_price"] + num["ask_price"]))  # fmt: skip
+        priced = equity & has_price & (call != -1) & (epochs > num["ts"])
+        if priced.any():
+            with np.errstate(invalid="ignore", over="ignore"):
+                t = (epochs - num["ts"]) / YEAR_SECONDS
+                lower, upper = price_bounds(num["spot"], num["strike"], num["rate"],
+                                            num["dividend"], t, call == 1)  # fmt: skip
+                outside = priced & ~((lower < price) & (price < upper))
+            found.add(
+                outside, "arbitrage", "mid_price",
+                lambda i: arbitrage_detail(float(price[i]), float(lower[i]), float(upper[i]),
+                                           bool(call[i] == 1)),
+            )  # fmt: skip
         return found.outcome()
 
     def quotes(self, rows: np.ndarray | None = None) -> list[Quote]:

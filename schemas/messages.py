@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from schemas import fields as f
+from schemas.bounds import price_bounds
 from schemas.daycount import expiry_epoch, time_to_expiry
 from schemas.errors import SchemaError
 from schemas.keys import book_key, watermark_key
@@ -178,6 +179,21 @@ class Quote:
         if self.time_to_expiry <= 0:
             when = dt.datetime.fromtimestamp(self.ts, dt.UTC).isoformat()
             raise SchemaError("expired", f"expiry {self.expiry} is not after the quote time {when}")
+        price = self.price
+        if self.asset_class == "equity" and price is not None:
+            lower, upper = price_bounds(self.spot, self.strike, self.rate, self.dividend,
+                                        self.time_to_expiry, self.call)  # fmt: skip
+            if not lower < price < upper:
+                raise SchemaError("arbitrage", arbitrage_detail(price, float(lower), float(upper),
+                                                                bool(self.call)))  # fmt: skip
+
+
+def arbitrage_detail(price: float, lower: float, upper: float, call: bool) -> str:
+    """Why a price quote is refused: which bound it breaks."""
+    kind = "call" if call else "put"
+    if price <= lower:
+        return f"{kind} price {price:.6g} is at or below its intrinsic value {lower:.6g}"
+    return f"{kind} price {price:.6g} is at or above its upper bound {upper:.6g}"
 
 
 def _mid(mid: float | None, bid: float | None, ask: float | None) -> float | None:

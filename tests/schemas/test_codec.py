@@ -6,7 +6,7 @@ import math
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from schemas import (
@@ -21,7 +21,9 @@ from schemas import (
     SchemaError,
     decode,
     encode,
+    time_to_expiry,
 )
+from schemas.bounds import price_bounds
 from schemas.messages import _plain_quote
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC).timestamp()
@@ -248,14 +250,24 @@ quotes = st.builds(
 )
 
 
+def priced(within: float, **kw) -> Quote:
+    """An equity price quote ``within`` (0-1) of the way between its no-arbitrage bounds."""
+    t = time_to_expiry(kw["ts"], kw["expiry"])
+    lower, upper = price_bounds(kw["spot"], kw["strike"], kw["rate"], kw["dividend"], t,
+                                kw["call"])  # fmt: skip
+    price = float(lower + within * (upper - lower))
+    assume(lower < price < upper)  # bounds a float apart, or too close to hold a price
+    return equity(**kw, mid_price=price)
+
+
 equity_quotes = st.builds(
-    equity,
+    priced,
+    within=st.floats(min_value=0.01, max_value=0.99),
     ts=st.floats(min_value=1e9, max_value=1.7e9),
     strike=finite,
     spot=finite,
-    rate=st.floats(min_value=-0.99, max_value=0.99),
-    dividend=st.floats(min_value=-0.99, max_value=0.99),
-    mid_price=finite,
+    rate=st.floats(min_value=-0.2, max_value=0.2),
+    dividend=st.floats(min_value=-0.2, max_value=0.2),
     call=st.booleans(),
     open_interest=st.none() | st.floats(min_value=0, max_value=1e9),
     expiry=st.sampled_from(["2055-01-01", "2099-12-31"]),

@@ -109,6 +109,29 @@ def test_a_bad_row_is_refused_alone_with_its_row_field_and_reason():
     assert "row 617, field 'strike'" in str(problem.error())
 
 
+def test_a_price_outside_its_no_arbitrage_bounds_is_refused_in_a_row_or_alone():
+    # SPX 5000, 1 year, r 4%, q 1.5%: a 4000 call's intrinsic value is 5000 e^-0.015 -
+    # 4000 e^-0.04 = 1082.2; a 6000 put's upper bound is 6000 e^-0.04 = 5764.8
+    base = dict(ts=1.8e9, underlying="SPX", asset_class="equity", expiry="2028-01-15",
+                source="sim", seq=1, spot=5000.0, rate=0.04, dividend=0.015)  # fmt: skip
+    cases = [
+        (dict(strike=4000.0, mid_price=1082.0, call=True), "at or below its intrinsic value"),
+        (dict(strike=4000.0, bid_price=900.0, ask_price=1000.0, call=True), "intrinsic value"),
+        (dict(strike=6000.0, mid_price=5800.0, call=False), "at or above its upper bound"),
+        (dict(strike=4000.0, mid_price=1200.0, call=True), None),  # time value: fine
+    ]
+    for row, says in cases:
+        single = _single(base | row)
+        if says is None:
+            assert isinstance(single, Quote)
+            continue
+        assert single.reason == "arbitrage" and says in single.detail, single
+        full = {k: None for k in Quote.__dataclass_fields__} | base | row
+        ok, (problem,) = _columns([full]).problems()
+        assert not ok[0] and (problem.reason, problem.field) == ("arbitrage", "mid_price")
+        assert says in problem.detail
+
+
 def test_columns_are_compact_and_decode_without_copying():
     message = _fx(4096)
     data = encode(message)

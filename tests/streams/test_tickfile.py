@@ -143,7 +143,7 @@ PLAIN_COLUMNS = (
 def _plain_rows():
     return [
         {"time": f"2026-12-02T10:00:0{i}Z", "underlying": "SPX" if "spot" in r else "EURUSD",
-         "expiry": "2027-03-01", "strike": "1.1", **r}
+         "expiry": "2027-03-01", "strike": "5000" if "spot" in r else "1.1", **r}
         for i, r in enumerate(PLAIN)
     ]  # fmt: skip
 
