@@ -309,11 +309,11 @@ class QuoteColumns:
             lambda i: f"expiry {expiry.decoded()[i]} is not after the quote time "
             f"{dt.datetime.fromtimestamp(num['ts'][i], dt.UTC).isoformat()}",
         )  # fmt: skip
-        price = np.where(has["mid_price"], num["mid_price"],
-                         0.5 * (num["bid_price"] + num["ask_price"]))  # fmt: skip
         priced = equity & has_price & (call != -1) & (epochs > num["ts"])
         if priced.any():
-            with np.errstate(invalid="ignore", over="ignore"):
+            with np.errstate(invalid="ignore", over="ignore"):  # rows refused already: inf, NaN
+                price = np.where(has["mid_price"], num["mid_price"],
+                                 0.5 * (num["bid_price"] + num["ask_price"]))  # fmt: skip
                 t = (epochs - num["ts"]) / YEAR_SECONDS
                 lower, upper = price_bounds(num["spot"], num["strike"], num["rate"],
                                             num["dividend"], t, call == 1)  # fmt: skip

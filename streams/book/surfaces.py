@@ -27,7 +27,8 @@ epoch arrives; its due smiles and surfaces then yield one :class:`SmileSnapshot`
 (:meth:`SurfaceBook.fitted`). One partition's ticks are in order, so what is fitted and when
 depends on the ticks alone, never on how they were cut into messages or batches: a replay
 reproduces every snapshot and every decision. A tick later than its partition's epoch joins the
-epoch that is open; one older than ``max_quote_age`` before it is ignored.
+epoch that is open; one older than ``max_quote_age`` before it is refused (:meth:`SurfaceBook.screen`:
+the worker dead-letters it as ``stale``).
 
 **Coverage.** :meth:`SurfaceBook.coverage` says, per partition, the event time up to which every
 tick is reflected by the parameters fitted so far: within tolerance of its smile's fit, or
@@ -58,7 +59,7 @@ from engine.model_values import (
     quote_checks,
 )
 from engine.sabr import PARAM_NAMES as SABR_NAMES
-from schemas import Params, QuoteColumns, book_key, time_to_expiry
+from schemas import Params, QuoteColumns, RowProblem, book_key, time_to_expiry
 from schemas.daycount import YEAR_SECONDS, expiry_epoch
 
 __all__ = [
@@ -283,6 +284,35 @@ class SurfaceBook:
         return len(self._books)
 
     # -- taking quotes in -------------------------------------------------------------------
+
+    def screen(
+        self, quotes: QuoteColumns, partition: int | np.ndarray = 0
+    ) -> tuple[np.ndarray, list[RowProblem]]:
+        """What of valid ``quotes`` (each partition's in order) the book refuses before
+        :meth:`ingest`, which is then given the kept rows: (kept rows as a mask, the refused
+        ones with why). A tick older than ``max_quote_age`` behind the epoch its partition
+        reached is ``stale``: the book would take nothing from it. (A tick older than the
+        quote its option holds is taken as nothing too, but not refused: a late resend of a
+        tick the book already reflects.)"""
+        n = quotes.n
+        keep = np.ones(n, bool)
+        problems: list[RowProblem] = []
+        c = self.config
+        parts = np.broadcast_to(np.asarray(partition, np.int64), (n,))
+        ts = quotes.numbers["ts"]
+        epochs = np.floor(ts / c.epoch).astype(np.int64)
+        for p in np.unique(parts).tolist():
+            mine = np.flatnonzero(parts == p)
+            mark = self._watermark.get(p)
+            e = epochs[mine] if mark is None else np.maximum(epochs[mine], mark)
+            reached = np.maximum.accumulate(e)  # as ingest reaches them
+            late = ts[mine] < reached * c.epoch - c.max_quote_age
+            for i, r in zip(mine[late].tolist(), reached[late].tolist()):
+                detail = (f"{r * c.epoch - ts[i]:.0f} s behind its partition's event time (the "
+                          f"book keeps quotes for {c.max_quote_age:.0f} s)")  # fmt: skip
+                problems.append(RowProblem(i, "stale", "ts", detail))
+            keep[mine[late]] = False
+        return keep, problems
 
     def ingest(
         self,

@@ -10,12 +10,12 @@ up to (:class:`~streams.book.surfaces.Coverage`). Nothing here does I/O.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from schemas import Params, QuoteColumns, WarmState
+from schemas import Params, QuoteColumns, RowProblem, WarmState
 from streams.book.calibrations import Calibrations
 from streams.book.surfaces import Coverage, Snapshot, SurfaceBook
 
@@ -26,14 +26,16 @@ log = logging.getLogger(__name__)
 
 class Step(NamedTuple):
     """What one batch produced: the snapshots fitted and their results (in order), each
-    partition's coverage after it, and the snapshots whose calibration raised (a bug: said
-    loudly, and the stream goes on; their smiles keep no fit, so their next tick is due)."""
+    partition's coverage after it, the snapshots whose calibration raised (a bug: said
+    loudly, and the stream goes on; their smiles keep no fit, so their next tick is due), and
+    the rows the book refused (:meth:`SurfaceBook.screen`: stale ticks)."""
 
     snapshots: list[Snapshot]
     results: list[Params]
     coverage: dict[int, Coverage]
     failed: list[tuple[Snapshot, Exception]]
     starts: list[WarmState]  # the state each result's fit started from (the audit archives it)
+    refused: Sequence[RowProblem] = ()  # rows of the batch given to take, with why
 
 
 class Tracker:
@@ -44,7 +46,10 @@ class Tracker:
     def take(self, rows: QuoteColumns, partitions: np.ndarray, received_at: float) -> Step:
         """Take ``rows`` (valid, each partition's in its order; ``partitions`` per row) into
         the book, calibrating each epoch's due snapshots as it closes."""
-        step = Step([], [], {}, [], [])
+        keep, refused = self.book.screen(rows, partitions)
+        step = Step([], [], {}, [], [], refused)
+        if refused:
+            rows, partitions = rows.take(keep), partitions[keep]
         if rows.n:
             self.book.ingest(rows, partitions, received_at, lambda snaps: self._fit(snaps, step))
         for p in np.unique(partitions).tolist():

@@ -135,8 +135,10 @@ class Pipeline:
         here, so each is fitted once at its first new tick. Returns the underlyings seen."""
         decoded = decode_records(records)
         if decoded.rows.n:
-            # the previous owner counted these ticks
-            self.book.ingest(decoded.rows, decoded.partitions, 0.0, counted=False)
+            # as the previous owner took them (what it refused, it dead-lettered), uncounted
+            keep, _ = self.book.screen(decoded.rows, decoded.partitions)
+            rows, parts = decoded.rows.take(keep), decoded.partitions[keep]
+            self.book.ingest(rows, parts, 0.0, counted=False)
         return decoded.underlyings()
 
     def restore_health(self, keys: Mapping[str, KeyHistory]) -> None:
@@ -167,7 +169,7 @@ class Pipeline:
             self.executor, self.tracker.take, decoded.rows, decoded.partitions, received
         )
         self._tail = asyncio.ensure_future(
-            self._finish(self._tail, step, deliveries, start, len(records))
+            self._finish(self._tail, step, deliveries, start, len(records), decoded)
         )
         return self._tail
 
@@ -223,10 +225,14 @@ class Pipeline:
         """Wait for every runbook in flight (tests, and a worker that stops)."""
         await self.runbooks.done()
 
-    async def _finish(self, before, step_future, deliveries, start: float, messages: int) -> None:
+    async def _finish(
+        self, before, step_future, deliveries, start: float, messages: int, decoded=None
+    ) -> None:
         if before is not None:
             await before
         step: Step = await step_future
+        if step.refused:  # rows the book refused: stale ticks
+            deliveries = deliveries + await self._dead_letters(decoded.refused_rows(step.refused))
         self.counters.out_of_tolerance = self.book.ticks_out
         if step.failed:
             self.counters.errors += 1
