@@ -163,7 +163,7 @@ class QuoteColumns:
         known = {"type", "v", "n", "numbers", "text"}
         if set(data) - known:
             raise SchemaError(
-                "unknown_field", f"quote_columns has unknown fields {sorted(set(data) - known)}"
+                "unknown_field", f"quote_columns has unknown fields {f.listed(set(data) - known)}"
             )
         n = f.integer(data, "n")
         if not 1 <= n <= MAX_COLUMN_ROWS:
@@ -176,7 +176,7 @@ class QuoteColumns:
         unknown = (set(given) - set(_DTYPES)) | (set(text_given) - set(TEXT_FIELDS))
         if unknown:
             raise SchemaError(
-                "unknown_field", f"quote_columns has unknown columns {sorted(unknown)}"
+                "unknown_field", f"quote_columns has unknown columns {f.listed(unknown)}"
             )
         numbers = {}
         for name, dtype in _DTYPES.items():

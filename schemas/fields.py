@@ -94,6 +94,14 @@ def boolean(data: dict, key: str) -> bool:
 TEXT_MAX = 2048  # characters of a message's free text (an alert's message, a line, a detail)
 
 
+def listed(names) -> str:
+    """Names for an error message: a map's keys as the sender wrote them (text or bytes: a
+    hostile map mixes both, which do not sort together), at most 8, each cut to 24 chars."""
+    shown = sorted(repr(n)[:24] for n in names)
+    more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
+    return "[" + ", ".join(shown[:8]) + "]" + more
+
+
 def clip(value: str) -> str:
     """``value`` cut to :data:`TEXT_MAX` characters: what a free-text field of the wire holds."""
     return value[:TEXT_MAX]

@@ -56,9 +56,9 @@ class _Fields:
 
 def _reject_unknown(cls, data: dict) -> None:
     known = {"type", "v", *cls.__dataclass_fields__}
-    extra = sorted(set(data) - known)
+    extra = set(data) - known
     if extra:
-        raise SchemaError("unknown_field", f"{cls.TYPE} has unknown fields {extra}")
+        raise SchemaError("unknown_field", f"{cls.TYPE} has unknown fields {f.listed(extra)}")
 
 
 @dataclass(frozen=True)
