@@ -24,6 +24,7 @@
 | ``VOLSTREAM_OPERATOR`` | ``volstream worker APP_ID`` | who runs the calibrations, named in their records (an approver must be someone else) |
 | ``VOLSTREAM_APPROVERS`` | | approvals on: the approvers' names and Ed25519 public keys, ``bob=HEX,carol=HEX`` (``volstream keys new`` makes a pair); a material change then waits for one of them (``volstream approve``) |
 | ``VOLSTREAM_MATERIAL`` | ``move=0.5,rmse_jump=3`` | what makes a change material, ``NAME=VALUE,...`` of ``audit.Materiality``, for every model or one (``heston.move=1``) |
+| ``VOLSTREAM_SESSION_TIMEOUT`` | ``6`` | seconds without a heartbeat (sent every quarter of it) before the group gives a dead worker's partitions to the others: how soon a worker killed outright is replaced (faust's default, 60 s, made failover take a minute; 6 s is the least Kafka's brokers allow by default) |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | the worker's HTTP port: Prometheus ``/metrics`` and the live page ``/`` (``0``: none; see ``streams.worker.metrics``, ``streams.live``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
@@ -251,6 +252,9 @@ class Settings:
     warm_batches: tuple[int, ...] = (8, 32, 128, 512)
     warm_runbook: bool = True
     linger: float = 0.25
+    session_timeout: float = (
+        6.0  # s: a worker silent this long loses its partitions (Kafka's least)
+    )
     runbook_cooldown: float = 300.0
     jobs: tuple[JobSchedule, ...] = ()  # playbook jobs on a schedule (from_env: DEFAULT_JOBS)
     metrics_host: str = "127.0.0.1"
@@ -329,6 +333,7 @@ class Settings:
             ),
             warm_runbook=_flag("VOLSTREAM_WARM_RUNBOOK", get("VOLSTREAM_WARM_RUNBOOK", "1")),
             linger=float(get("VOLSTREAM_LINGER", "0.25")),
+            session_timeout=float(get("VOLSTREAM_SESSION_TIMEOUT", "6")),
             runbook_cooldown=float(get("VOLSTREAM_RUNBOOK_COOLDOWN", "300")),
             jobs=_jobs(get("VOLSTREAM_JOBS", DEFAULT_JOBS)),
             metrics_host=get("VOLSTREAM_METRICS_HOST", "127.0.0.1"),

@@ -23,6 +23,10 @@ def build_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
+        # a worker killed outright is noticed after this (faust's default, 60 s, held its
+        # partitions a minute); heartbeats go every quarter of it, from the event loop
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.session_timeout / 4,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         broker_max_poll_records=4096,

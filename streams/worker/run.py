@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import sys
 import threading
 import time
 
@@ -97,4 +99,15 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # then every library's debug call (aiokafka logs each send) builds a record and writes to
     # the terminal, for the worker's whole life
     worker.spinner = None
-    worker.execute_from_commandline()
+    code = 0
+    try:
+        worker.execute_from_commandline()  # faust stops, hands its partitions back, exits
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    finally:
+        # leave now: the interpreter's teardown would stop the warm-up thread in the middle of
+        # an XLA compilation, which aborts the process (SIGABRT) after a clean stop
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
