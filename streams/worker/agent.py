@@ -70,7 +70,7 @@ async def _ack_when(done: asyncio.Future, stream, events: list[EventT]) -> None:
 
 def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None) -> Pipeline:
     """Declare the topics on ``app`` and register the quotes agent, the takeover of assigned
-    partitions, the idle flush, the scheduled playbook jobs, the stream's health rules, the
+    partitions and the handover of revoked ones, the idle flush, the scheduled playbook jobs, the stream's health rules, the
     approvers' decisions (with approvals on) and the counters' log line;
     returns the pipeline they feed."""
     topics = declare_topics(app, settings)
@@ -89,6 +89,14 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
             log.warning("took over quote partitions %s: rebuilt %s", sorted(new), sorted(restored))
 
     app.on_partitions_assigned.connect(take_over_partitions, weak=False)
+
+    async def hand_over_partitions(sender, revoked, **kwargs) -> None:
+        """Finish the batch in flight and write the health histories before the partitions
+        go (see :meth:`Pipeline.hand_over`)."""
+        if any(tp.topic == settings.topics["quotes"] for tp in revoked):
+            await pipeline.hand_over()
+
+    app.on_partitions_revoked.connect(hand_over_partitions, weak=False)
 
     # concurrency 1: with more, faust could commit offsets past batches still being calibrated
     @app.agent(topics["quotes"], concurrency=1, name="volstream.calibrate_quotes")

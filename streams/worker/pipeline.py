@@ -221,6 +221,18 @@ class Pipeline:
         await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
         await self._deliver("health", self._health_records(alerts, now))
 
+    async def hand_over(self) -> None:
+        """Before partitions leave this worker (a rebalance, a stop): finish the batch in
+        flight and write every changed key's health history now, so that the next owner
+        reads it whole (a history written every ``EVERY`` seconds lost the last fits, and a
+        batch delivered after the next owner read the topics raced it)."""
+        if self._tail is not None:
+            try:
+                await self._tail
+            except Exception:  # said where it failed; the handover goes on
+                log.exception("the batch in flight when partitions left failed")
+        await self._deliver("health", self._health_records([], self.clock(), every=0.0))
+
     async def runbooks_done(self) -> None:
         """Wait for every runbook in flight (tests, and a worker that stops)."""
         await self.runbooks.done()
@@ -421,14 +433,15 @@ class Pipeline:
         if message.good and math.isfinite(z):
             m.drift_z.labels(*labels).observe(z)
 
-    def _health_records(self, raised: Sequence[Alert], now: float) -> Messages:
+    def _health_records(self, raised: Sequence[Alert], now: float, every: float = EVERY
+                        ) -> Messages:  # fmt: skip
         """The histories to write now: those of the keys ``raised`` alerts changed, and the
-        other changed ones last written ``EVERY`` seconds ago or more."""
+        other changed ones last written ``every`` seconds ago or more."""
         changed = {a.key for a in raised if a.state != "notice"}
         due = [
             key
             for key in self._health_dirty | changed
-            if key in changed or now - self._health_written.get(key, -math.inf) >= EVERY
+            if key in changed or now - self._health_written.get(key, -math.inf) >= every
         ]
         out = []
         for key in sorted(due):

@@ -128,4 +128,5 @@ def test_the_page_with_500_smiles_in_chromium():
     table = page.tables[-1]
     assert table["rows"] == 501  # a header and every smile
     assert page.live["underlying"] == "P00XYZ" and len(page.live["detail"]["slices"]) == 10
-    assert max(page.live["renders"]) < 400, page.live["renders"]  # ms: never a frozen page
+    renders = page.live["renders"]  # ms of main-thread work a refresh: never a frozen page
+    assert max(renders) < 1000 and sorted(renders)[len(renders) // 2] < 250, renders
