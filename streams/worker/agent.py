@@ -98,6 +98,13 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
 
     app.on_partitions_revoked.connect(hand_over_partitions, weak=False)
 
+    async def hand_over_all(sender, **kwargs) -> None:
+        """A stop: faust has paused the partitions but not yet left the group (it does not
+        signal their revocation then): hand them over before the next owner reads."""
+        await pipeline.hand_over(last=True)
+
+    app.on_before_shutdown.connect(hand_over_all, weak=False)
+
     # concurrency 1: with more, faust could commit offsets past batches still being calibrated
     @app.agent(topics["quotes"], concurrency=1, name="volstream.calibrate_quotes")
     async def calibrate_quotes(stream) -> None:

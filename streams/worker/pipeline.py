@@ -127,6 +127,7 @@ class Pipeline:
         self._latest: dict[str, Params] = {}  # key -> its parameters as last published
         self._marks: dict[int, Coverage] = {}  # partition -> its last published coverage
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
+        self._stopped = False  # handed everything over: a stopping worker writes no more
 
     def rebuild(self, records: Iterable[Record]) -> set[str]:
         """Take in quote messages another worker already processed (a takeover's read-back):
@@ -215,17 +216,23 @@ class Pipeline:
                                  now, config, " messages")  # fmt: skip
         stale, health = stale_keys(health, quoted, now, config)
         self.health = health
+        if self._stopped:  # handed over: the next owner writes these keys' histories now
+            return
         alerts += more + stale
         self.counters.alerts += len(alerts)
         self.counters.alerts_held = health.held_total
         await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
         await self._deliver("health", self._health_records(alerts, now))
 
-    async def hand_over(self) -> None:
+    async def hand_over(self, last: bool = False) -> None:
         """Before partitions leave this worker (a rebalance, a stop): finish the batch in
         flight and write every changed key's health history now, so that the next owner
-        reads it whole (a history written every ``EVERY`` seconds lost the last fits, and a
-        batch delivered after the next owner read the topics raced it)."""
+        reads it whole (a history written every ``EVERY`` seconds lost the last fits, and one
+        written after the next owner read the topics raced it). ``last``: the worker stops;
+        it writes no history after this one."""
+        if self._stopped:
+            return
+        self._stopped = last
         if self._tail is not None:
             try:
                 await self._tail
