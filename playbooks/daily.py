@@ -10,7 +10,6 @@ Units as people read them: RMSE in vol bp, latency in ms, freshness in s, moves 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from playbooks.report import html_page, html_table, panels, save_png, suptitle
+from playbooks.report import panels, save_png, suptitle, write_page
 from schemas import Alert, Params, Watermark
 
 __all__ = ["DailyReport", "daily_report", "day_of", "write_daily"]
@@ -202,6 +201,19 @@ _COLOURS = {"good": "tab:green", "flagged": "tab:orange", "not converged": "tab:
             "info": "tab:blue", "warning": "tab:orange", "critical": "tab:red"}  # fmt: skip
 
 
+def _hourly(ax, series: dict[str, np.ndarray], ylabel: str, title: str) -> None:
+    """Counts per hour of the day, stacked by kind (its colour in ``_COLOURS``)."""
+    bottom = np.zeros(24)
+    for kind, counts in series.items():
+        ax.bar(np.arange(24), counts, bottom=bottom, color=_COLOURS[kind], label=kind)
+        bottom += counts
+    ax.set_xlabel("hour (UTC)", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts
+
+
 def _quality_png(r: DailyReport, path: Path) -> None:
     fig, axes = panels(1, 2, 5.2, 3.4)
     ax = axes[0, 0]
@@ -213,15 +225,7 @@ def _quality_png(r: DailyReport, path: Path) -> None:
     ax.set_ylabel("fits", fontsize=8)
     ax.set_title("RMSE distribution", fontsize=9)
     ax.legend(fontsize=7)
-    ax = axes[0, 1]
-    bottom = np.zeros(24)
-    for outcome, counts in r.hourly.items():
-        ax.bar(np.arange(24), counts, bottom=bottom, color=_COLOURS[outcome], label=outcome)
-        bottom += counts
-    ax.set_xlabel("hour (UTC)", fontsize=8)
-    ax.set_ylabel("calibrations", fontsize=8)
-    ax.set_title("calibrations by outcome", fontsize=9)
-    ax.legend(fontsize=7)
+    _hourly(axes[0, 1], r.hourly, "calibrations", "calibrations by outcome")
     for a in axes.flat:
         a.tick_params(labelsize=7)
         a.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts
@@ -270,18 +274,9 @@ def _drift_alerts_png(r: DailyReport, path: Path) -> None:
         ax.text(0.5, 0.5, "no good fit moved", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("move over the day, % (of max(|first|, 0.1))", fontsize=8)
     ax.set_title("largest parameter moves", fontsize=9)
-    ax = axes[0, 1]
-    bottom = np.zeros(24)
-    for severity, counts in r.alerts_hourly.items():
-        ax.bar(np.arange(24), counts, bottom=bottom, color=_COLOURS[severity], label=severity)
-        bottom += counts
-    ax.set_xlabel("hour (UTC)", fontsize=8)
-    ax.set_ylabel("alerts and notices", fontsize=8)
-    ax.set_title("alerts by severity", fontsize=9)
-    ax.legend(fontsize=7)
+    _hourly(axes[0, 1], r.alerts_hourly, "alerts and notices", "alerts by severity")
     for a in axes.flat:
         a.tick_params(labelsize=7)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts
     suptitle(fig, f"{r.title}: drift and alerts")
     save_png(fig, path)
 
@@ -294,12 +289,4 @@ def write_daily(report: DailyReport, folder: Path) -> Path:
                        ("drift-alerts", _drift_alerts_png)):  # fmt: skip
         draw(report, folder / f"{stem}.png")
         images.append(f"{stem}.png")
-    body = (
-        "".join(f"<p>{html.escape(line)}</p>" for line in report.lines)
-        + "".join(f"<img src='{name}' alt='{name}'>" for name in images)
-        + "".join(html_table(name, rows) for name, rows in report.tables.items())
-    )
-    page = html_page(report.title, body)
-    out = folder / "index.html"
-    out.write_text(page)
-    return out
+    return write_page(folder, report.title, report.lines, images, report.tables)

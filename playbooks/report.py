@@ -7,6 +7,7 @@ import html
 import math
 import textwrap
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,11 @@ __all__ = [
     "GATE_UNITS",
     "ClippedTextWarning",
     "clipped_texts",
-    "html_page",
     "html_table",
     "panels",
     "save_png",
     "suptitle",
+    "write_page",
     "write_report",
 ]
 
@@ -169,9 +170,23 @@ def html_table(name: str, rows: list[dict]) -> str:
     return f"<h2>{html.escape(name)}</h2><table><tr>{head}</tr>{body}</table>"
 
 
-def html_page(title: str, body: str) -> str:
-    """A report page: ``title`` as its title and heading, then ``body`` (HTML)."""
-    return (
+def write_page(
+    folder: Path,
+    title: str,
+    lines: Sequence[str],
+    images: Sequence[str],
+    tables: Mapping[str, list[dict]],
+    lead: str = "",
+) -> Path:
+    """``folder/index.html``: ``title`` as its title and heading, then ``lead`` (HTML), each
+    of ``lines``, the PNGs ``images`` (in ``folder``) and the ``tables``; returns the page."""
+    body = (
+        lead
+        + "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        + "".join(f"<img src='{name}' alt='{name}'>" for name in images)
+        + "".join(html_table(name, rows) for name, rows in tables.items())
+    )
+    page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<link rel='icon' href='data:,'>"  # no favicon to ask a server for (a 404 otherwise)
         f"<title>{html.escape(title)}</title><style>"
@@ -181,6 +196,9 @@ def html_page(title: str, body: str) -> str:
         "img{max-width:100%;margin:1em 0}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{body}</body></html>"
     )
+    out = folder / "index.html"
+    out.write_text(page)
+    return out
 
 
 def write_report(report: JobReport, folder: Path) -> Path:
@@ -196,13 +214,5 @@ def write_report(report: JobReport, folder: Path) -> Path:
             draw(report, folder / f"{stem}.png")
             images.append(f"{stem}.png")
     verdict = "good" if report.good else "FLAGGED"
-    body = (
-        f"<p><b>{verdict}</b></p>"
-        + "".join(f"<p>{html.escape(line)}</p>" for line in report.lines)
-        + "".join(f"<img src='{name}' alt='{name}'>" for name in images)
-        + "".join(html_table(name, rows) for name, rows in report.tables.items())
-    )
-    page = html_page(report.title, body)
-    out = folder / "index.html"
-    out.write_text(page)
-    return out
+    return write_page(folder, report.title, report.lines, images, report.tables,
+                      f"<p><b>{verdict}</b></p>")  # fmt: skip
