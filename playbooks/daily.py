@@ -266,9 +266,8 @@ def _drift_alerts_png(r: DailyReport, path: Path) -> None:
     ax = axes[0, 0]
     if r.moves:
         names, values = zip(*reversed(r.moves))
-        ax.barh(
-            range(len(values)), values, color=["tab:red" if v < 0 else "tab:blue" for v in values]
-        )
+        ax.barh(range(len(values)), values, color="tab:blue")  # a fall is no worse than a rise
+        ax.axvline(0.0, color="black", lw=0.8)
         ax.set_yticks(range(len(values)), [n.replace("|", " ") for n in names], fontsize=6)
     else:
         ax.text(0.5, 0.5, "no good fit moved", ha="center", va="center", transform=ax.transAxes)
