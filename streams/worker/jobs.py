@@ -22,7 +22,7 @@ import numpy as np
 
 from alerts import job_alert
 from playbooks.jobs import JobReport, run_job
-from schemas import JobResult, clip, encode
+from schemas import Alert, JobResult, clip, encode
 from streams.book.source import BookSource
 from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
 from streams.settings import JobSchedule
@@ -149,6 +149,7 @@ class PlaybookJobs:
         self,
         current: Callable[[], Awaitable[list[Snapshot]]],
         send: Send,
+        send_alerts: Callable[[list[Alert]], Awaitable[None]],
         counters: Counters,
         clock: Callable[[], float],
         record: Callable[[list[JobResult], list[Snapshot]], Awaitable[None]] | None = None,
@@ -156,6 +157,7 @@ class PlaybookJobs:
         self.current = current  # the book's current surfaces, read where the book is kept
         self.record = record  # the findings' audit records (None: the audit trail is off)
         self.send = send
+        self.send_alerts = send_alerts
         self.counters = counters
         self.clock = clock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="playbook-job")
@@ -186,11 +188,11 @@ class PlaybookJobs:
         for r in results:
             self.counters.jobs[(r.job, "good" if r.good else "flagged")] += 1
             if not r.good:
-                alerts.append((r.key.encode(), encode(job_alert(now, r))))
+                alerts.append(job_alert(now, r))
         self.counters.alerts += len(alerts)
         await asyncio.gather(
             self.send("jobs", [(r.key.encode(), encode(r)) for r in results]),
-            self.send("alerts", alerts),
+            self.send_alerts(alerts),
         )
         if self.record is not None:
             await self.record(results, snapshots)

@@ -50,7 +50,6 @@ from schemas import (
     SchemaError,
     WarmState,
     Watermark,
-    decode,
     encode,
     job_key,
     runbook_key,
@@ -111,12 +110,12 @@ class Pipeline:
         self.runbooks = Runbooks(
             self.calibrations,
             settings.runbook_cooldown,
-            lambda alerts: self._deliver("alerts", alerts),
+            self._alert,
             self.counters,
             clock,
             self._record_fix if settings.audit else None,
         )
-        self.jobs = PlaybookJobs(self._current, self._deliver, self.counters, clock,
+        self.jobs = PlaybookJobs(self._current, self._deliver, self._alert, self.counters, clock,
                                  self._record_jobs if settings.audit else None)  # fmt: skip
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
         self._next_offset: dict[int, int] = {}  # partition -> the offset after its latest
@@ -221,7 +220,7 @@ class Pipeline:
         alerts += more + stale
         self.counters.alerts += len(alerts)
         self.counters.alerts_held = health.held_total
-        await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
+        await self._alert(alerts)
         await self._deliver("health", self._health_records(alerts, now))
 
     async def hand_over(self, last: bool = False) -> None:
@@ -257,7 +256,7 @@ class Pipeline:
             self.counters.errors += 1
             now = self.clock()
             errors = {s.key: calibration_error_alert(now, s.key, exc) for s, exc in step.failed}
-            await self._deliver("alerts", [(k.encode(), encode(a)) for k, a in errors.items()])
+            await self._alert(list(errors.values()))
         if step.results:
             deliveries = deliveries + await self._publish(step.snapshots, step.results, step.starts)
         await asyncio.gather(*deliveries)
@@ -411,7 +410,7 @@ class Pipeline:
             states.append(state_message(key, self._with_head(key, state)))
         self.counters.alerts += len(alerts)
         await self._deliver("params", params)
-        await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
+        await self._alert(alerts)
         await self._deliver("state", states)
 
     def import_state(self, states: Mapping[str, WarmState]) -> None:
@@ -474,10 +473,14 @@ class Pipeline:
         self.counters.watermarks += len(out)
         await self._deliver("watermarks", out)
 
+    async def _alert(self, alerts: Sequence[Alert]) -> None:
+        """Send ``alerts`` (off the batch's path: the stream's rules, runbooks, jobs,
+        decisions) and show them on the live page."""
+        self.live.alerted(alerts)
+        await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
+
     async def _deliver(self, kind: str, messages: Messages) -> None:
         """Send ``messages`` to the topic of ``kind`` and wait for their delivery."""
-        if kind == "alerts":  # few: decoded again for the live page
-            self.live.alerted(decode(value, Alert) for _, value in messages)
         if messages:
             await asyncio.gather(*await self.sink.send_many(self.settings.topics[kind], messages))
 

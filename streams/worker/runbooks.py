@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from alerts import runbook_alert
-from schemas import Params, encode
+from schemas import Alert, Params
 from streams.book.calibrations import Calibrations
 from streams.book.surfaces import Snapshot
 from streams.worker.counters import Counters
@@ -30,7 +30,7 @@ __all__ = ["Runbooks"]
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]  # alerts, awaited to delivery
+Send = Callable[[list[Alert]], Awaitable[None]]  # alerts, awaited to delivery
 
 
 def _mendable(message: Params) -> bool:
@@ -91,7 +91,7 @@ class Runbooks:
             len(outcome.attempts),
             outcome.escalate,
         )
-        await self.send_alerts([(fix.key.encode(), encode(alert))])
+        await self.send_alerts([alert])
         if self.record is not None:
             await self.record(fix, snap)
 
