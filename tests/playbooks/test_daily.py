@@ -2,7 +2,6 @@
 against the messages themselves, the page in headless Chromium (every plot shown, its text on
 its canvas), and the report of a day without calibrations refused."""
 
-import asyncio
 import datetime as dt
 
 import numpy as np
@@ -13,9 +12,9 @@ from playbooks.daily import daily_report, day_of, write_daily
 from schemas import Alert, Params, Watermark, decode, encode
 from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
-from streams.worker.pipeline import Pipeline, Record
+from streams.worker.pipeline import Pipeline
 from tests.pages import check_report, keep, open_page
-from tests.streams.memory import Memory
+from tests.streams.memory import Memory, feed
 
 T0 = 1.795e9
 NOW = 1.8e9  # the wall clock of publication: 2027-01-15
@@ -29,13 +28,7 @@ def published():
     settings = Settings(topic_prefix="d", alerts=AlertConfig(condition=1.0))  # alerts fire
     pipe = Pipeline(settings, sink, clock=lambda: NOW)
 
-    async def go():
-        for i in range(0, len(quotes), 60):
-            await pipe.process([Record(encode(q), "d.quotes", 0, i + j, NOW - 0.05)
-                                for j, q in enumerate(quotes[i : i + 60])])  # fmt: skip
-        await pipe.flush_idle(0.0)
-
-    asyncio.run(go())
+    feed(pipe, [encode(q) for q in quotes], 60, NOW - 0.05)
     out = {kind: [decode(v, cls) for _, v in sink.sent[f"d.{kind}"]]
            for kind, cls in (("params", Params), ("alerts", Alert), ("watermarks", Watermark))}  # fmt: skip
     return out

@@ -4,7 +4,6 @@ raises; every bad message or row is in the dead-letter topic once, with its reas
 counted; and the parameters it publishes are bit for bit those of the same stream without the
 hostile messages: nothing good was lost or changed. Nothing NaN or unconverged goes out good."""
 
-import asyncio
 import math
 from collections import Counter
 
@@ -14,9 +13,9 @@ import pytest
 from schemas import DeadLetter, Params, Quote, decode, encode
 from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
-from streams.worker.pipeline import Pipeline, Record
+from streams.worker.pipeline import Pipeline
 from tests.reliability.hostile import KINDS, hostile
-from tests.streams.memory import Memory
+from tests.streams.memory import Memory, feed
 
 T0 = 1.795e9
 HOSTILE = 10_000
@@ -26,13 +25,7 @@ def run(values: list[bytes]) -> tuple[Pipeline, Memory]:
     sink = Memory()
     pipe = Pipeline(Settings(topic_prefix="f", runbook_cooldown=0), sink, clock=lambda: T0 + 50)
 
-    async def go():
-        for i in range(0, len(values), 250):
-            await pipe.process([Record(v, "f.quotes", 0, i + j, T0)
-                                for j, v in enumerate(values[i : i + 250])])  # fmt: skip
-        await pipe.flush_idle(0.0)
-
-    asyncio.run(go())
+    feed(pipe, values, 250, T0)
     return pipe, sink
 
 

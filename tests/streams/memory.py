@@ -14,3 +14,19 @@ class Memory:
         future = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return [future]
+
+
+def feed(pipe, values: list[bytes], every: int, received_at: float) -> None:
+    """Encoded quote messages through ``pipe`` as partition 0 of its quotes topic, ``every``
+    a batch (offsets in order), then its open epochs flushed, as a quiet stream's would be."""
+    from streams.worker.decode import Record
+
+    topic = pipe.settings.topics["quotes"]
+
+    async def go():
+        for i in range(0, len(values), every):
+            await pipe.process([Record(v, topic, 0, i + j, received_at)
+                                for j, v in enumerate(values[i : i + every])])  # fmt: skip
+        await pipe.flush_idle(0.0)
+
+    asyncio.run(go())

@@ -11,8 +11,8 @@ from audit import Materiality, decide, new_key, public_key
 from schemas import Alert, CalibrationRecord, Params, WarmState, decode, encode
 from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
-from streams.worker.pipeline import Pipeline, Record
-from tests.streams.memory import Memory
+from streams.worker.pipeline import Pipeline
+from tests.streams.memory import Memory, feed
 
 T0 = 1.795e9
 BOB, ALICE = new_key(), new_key()
@@ -23,16 +23,6 @@ SETTINGS = Settings(
     approvers={"bob": public_key(BOB), "alice": public_key(ALICE)},
     material={"sabr": TOUCHY, "heston": TOUCHY},
 )
-
-
-def feed(pipe: Pipeline, quotes) -> None:
-    async def go():
-        for i in range(0, len(quotes), 40):
-            await pipe.process([Record(encode(q), "t.quotes", 0, i + j, T0)
-                                for j, q in enumerate(quotes[i : i + 40])])  # fmt: skip
-        await pipe.flush_idle(0.0)
-
-    asyncio.run(go())
 
 
 def sent(sink: Memory, topic: str, kind):
@@ -47,7 +37,7 @@ def quotes(count=300):
 def test_a_material_change_waits_for_a_signed_approval():
     sink = Memory()
     pipe = Pipeline(SETTINGS, sink, clock=lambda: T0 + 100)
-    feed(pipe, quotes())
+    feed(pipe, [encode(q) for q in quotes()], 40, T0)
     params, records = sent(sink, "params", Params), sent(sink, "audit", CalibrationRecord)
     assert len(params) >= 3
     first, *later = params
@@ -93,7 +83,7 @@ def test_a_material_change_waits_for_a_signed_approval():
 def test_a_rejection_keeps_the_parameters_approved_before_and_a_restart_goes_on():
     sink = Memory()
     pipe = Pipeline(SETTINGS, sink, clock=lambda: T0 + 100)
-    feed(pipe, quotes(250))
+    feed(pipe, [encode(q) for q in quotes(250)], 40, T0)
     states = {k.decode(): decode(v, WarmState) for k, v in sink.sent["t.state"]}  # the latest
     ((_, state),) = states.items()
     assert state.pending is not None and state.approved is not None

@@ -1,7 +1,6 @@
 """Calibration records of the stream: one per fit, chained per key, each run again from its
 archived inputs to the same bits; a changed input is found."""
 
-import asyncio
 import dataclasses
 
 from audit import digest, seal, verify_chains
@@ -9,8 +8,8 @@ from schemas import CalibrationRecord, WarmState, decode, encode
 from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
 from streams.worker.audit import rerun_all, snapshot_of
-from streams.worker.pipeline import Pipeline, Record
-from tests.streams.memory import Memory
+from streams.worker.pipeline import Pipeline
+from tests.streams.memory import Memory, feed
 
 T0 = 1.795e9
 
@@ -20,13 +19,7 @@ def stream(quotes, state=None):
     pipe = Pipeline(Settings(topic_prefix="t"), sink, clock=lambda: T0 + 100)
     pipe.import_state(state or {})
 
-    async def go():
-        for i in range(0, len(quotes), 40):  # several batches
-            await pipe.process([Record(encode(q), "t.quotes", 0, i + j, T0)
-                                for j, q in enumerate(quotes[i : i + 40])])  # fmt: skip
-        await pipe.flush_idle(0.0)
-
-    asyncio.run(go())
+    feed(pipe, [encode(q) for q in quotes], 40, T0)  # several batches
     records = [decode(v, CalibrationRecord) for _, v in sink.sent.get("t.audit", [])]
     return pipe, sink, records
 

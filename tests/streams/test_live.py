@@ -3,7 +3,6 @@ QuantLib's SABR formula and against the quotes they were fitted to), and the pag
 headless Chromium with 500 smiles: every row listed, the charts drawn, no draw long enough to
 freeze the browser, no error, nothing off the window."""
 
-import asyncio
 import math
 
 import numpy as np
@@ -18,9 +17,9 @@ from streams.live.server import serve
 from streams.live.view import LiveView
 from streams.local.broker import free_port
 from streams.settings import Settings
-from streams.worker.pipeline import Pipeline, Record
+from streams.worker.pipeline import Pipeline
 from tests.pages import keep, open_url
-from tests.streams.memory import Memory
+from tests.streams.memory import Memory, feed
 
 T0 = 1.795e9
 
@@ -32,13 +31,7 @@ def fitted():
     quotes = list(sim.ticks(T0, rate=400, count=1200))
     pipe = Pipeline(Settings(topic_prefix="t"), Memory(), clock=lambda: T0 + 100)
 
-    async def go():
-        for i in range(0, len(quotes), 100):
-            await pipe.process([Record(encode(q), "t.quotes", 0, i + j, T0)
-                                for j, q in enumerate(quotes[i : i + 100])])  # fmt: skip
-        await pipe.flush_idle(0.0)
-
-    asyncio.run(go())
+    feed(pipe, [encode(q) for q in quotes], 100, T0)
     return pipe.live
 
 
