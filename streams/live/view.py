@@ -59,6 +59,12 @@ class LiveView:
                 history = self._history[params.key] = deque(maxlen=HISTORY)
             history.append((snap.window_end, params.params))
 
+    def published(self, key: str) -> Params | None:
+        """``key``'s parameters as last published (the event loop: an approval publishes the
+        same fit again, so marked)."""
+        latest = self._latest.get(key)
+        return None if latest is None else latest[1]
+
     def marked(self, params: Params) -> None:
         """A fit published again with an approver's decision: the same fit, so marked."""
         if params.key in self._latest:

@@ -123,7 +123,6 @@ class Pipeline:
         self._health_dirty: set[str] = set()  # keys whose history changed since then
         self._heads: dict[str, WarmState] = {}  # key -> its audit chain's head, moved on here
         self._decisions: dict[tuple[str, int], Decision] = {}  # (key, seq) -> a decision on it
-        self._latest: dict[str, Params] = {}  # key -> its parameters as last published
         self._marks: dict[int, Coverage] = {}  # partition -> its last published coverage
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
         self._stopped = False  # handed everything over: a stopping worker writes no more
@@ -279,7 +278,6 @@ class Pipeline:
         for snap, message, mine in zip(snapshots, results, found):
             key = message.key.encode()
             params.append((key, encode(message)))
-            self._latest[message.key] = message
             self.counters.calibrations += 1
             self.counters.flagged += not message.good
             self._observe(message, snap.asset_class, now)
@@ -401,9 +399,9 @@ class Pipeline:
                 continue
             self._heads[key] = decided(head, d)
             alerts.append(approval_alert(now, d))
-            latest = self._latest.get(key)
+            latest = self.live.published(key)  # the live page keeps each key's last
             if latest is not None and latest.record_seq == d.record_seq:
-                self._latest[key] = again = replace(latest, approval=d.decision, published_at=now)
+                again = replace(latest, approval=d.decision, published_at=now)
                 params.append((key.encode(), encode(again)))
                 self.live.marked(again)
             state = self.calibrations.state.get(key, WarmState())
