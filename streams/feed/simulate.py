@@ -10,6 +10,8 @@ second of event time. A quote is the model plus noise inside its bid-ask: the ha
 0.25-0.5% of the vol (FX) or 0.5-1% of the price (indices), the mid is the model plus a
 uniform noise of up to half the half spread either way, so ``bid <= model <= ask`` always (the
 bid rounded down, the ask up, to 6 decimals). :class:`Truth` gives each row's model value.
+Expiries are dates (tenor days after the start's UTC date) and each quote is priced at the time
+left then to 00:00 UTC of its date, as the book counts it (:mod:`schemas.daycount`).
 
 How the market moves, in event time: the tick rate changes how often a smile is quoted, not
 how fast it moves. With :math:`dt` the event time in years (seconds / (365 x 86400)) since a
@@ -61,6 +63,7 @@ from engine.heston import heston_price
 from engine.sabr import hagan_vol
 from schemas import Quote, QuoteColumns
 from schemas.columns import Text
+from schemas.daycount import time_to_expiry
 
 __all__ = ["INDICES", "PAIRS", "TENOR_DAYS", "Jump", "TickSimulator", "Truth"]
 
@@ -175,12 +178,16 @@ class TickSimulator:
         today = dt.datetime.fromtimestamp(start, dt.UTC).date()
         days = sorted(set(self.tenors) | set(self.index_tenors))
         expiry = {d: i for i, d in enumerate(days)}
+        self._expiries = tuple((today + dt.timedelta(days=d)).isoformat() for d in days)
+        # each option's years to its expiry (00:00 UTC of the date) as the book counts them
+        # at ``start``: a tick at ``ts`` is priced at the time left then (see ``_left``)
+        years = {d: time_to_expiry(start, self._expiries[expiry[d]]) for d in days}
         rows: dict[str, list] = {k: [] for k in ("u", "x", "t", "walk", "local", "strikes")}
         fx: dict[str, list] = {k: [] for k in ("level", "vol", "rho", "nu")}
         for u, pair in enumerate(self.pairs):
             fwd, atm, rho, nu = PAIRS[pair]
             for d in self.tenors:
-                t = d / 365.0
+                t = years[d]
                 rows["u"].append(u)
                 rows["x"].append(expiry[d])
                 rows["t"].append(t)
@@ -194,7 +201,7 @@ class TickSimulator:
         for i, name in enumerate(self.indices):
             spot, r, q, *_ = INDICES[name]
             for local, d in enumerate(self.index_tenors):
-                t = d / 365.0
+                t = years[d]
                 forward = spot * math.exp((r - q) * t)
                 std = math.sqrt(INDICES[name][5] * t)
                 strikes = forward * np.exp(std * np.linspace(-2.0, 1.5, 11))
@@ -205,7 +212,6 @@ class TickSimulator:
                 rows["local"].append(local)
                 rows["strikes"].append(np.r_[strikes, [np.nan] * 4])
         self._names = tuple(self.pairs + self.indices)
-        self._expiries = tuple((today + dt.timedelta(days=d)).isoformat() for d in days)
         self._fixed = np.array(
             [(np.nan,) * 6] * len(self.pairs)
             + [INDICES[n][1:3] + INDICES[n][4:] for n in self.indices]
@@ -304,7 +310,7 @@ class TickSimulator:
         n = book.size
         z = self._rng["walk"].standard_normal((n, 2))
         level, vol, state = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.int64)
-        states: list[tuple[int, int, float, float]] = []  # (index, version, spot, v0)
+        states: list[tuple[int, int, float, float, float]] = []  # (index, version, spot, v0, time)
         lo = 0
         while n and self.jump_every and self._next_jump() <= ts[-1]:
             at = self._next_jump()
@@ -324,7 +330,7 @@ class TickSimulator:
         rows = np.flatnonzero(~books["index"][book])
         if rows.size:  # the quoted strikes' vols and the ATM vols in one call
             w = books["walk"][book[rows]]
-            f, t, alpha = level[rows], books["t"][book[rows]], vol[rows]
+            f, t, alpha = level[rows], self._left(books["t"][book[rows]], ts[rows]), vol[rows]
             rho, nu, beta = self._fx["rho"][w], self._fx["nu"][w], np.full(rows.size, BETA)
             twice = (np.r_[k[rows], f], *(np.r_[c, c] for c in (f, t, alpha, beta, rho, nu)))
             vols = np.asarray(_vols(*_padded(twice)))
@@ -340,13 +346,18 @@ class TickSimulator:
         columns = self._quotes(books, book, k, ts, seq, model, level, call)
         return columns, Truth(model, level, vol, atm)
 
+    def _left(self, t: np.ndarray, ts) -> np.ndarray:
+        """Years to expiry at event times ``ts`` of options with ``t`` years left at the
+        start: a quote made later in the day is priced to the same 00:00 UTC expiry."""
+        return t - (np.asarray(ts, np.float64) - self._start) / YEAR
+
     def _next_jump(self) -> float:
         return self._start + (self._jump_count + 1) * self.jump_every
 
     def _move(self, books, book, ts, z, level, vol, state, states) -> None:
         """Move the walks through the ticks on ``book`` at ``ts`` (no jump among them): write
         each FX tick's forward and alpha, and each index tick's state, a position in
-        ``states`` (entries ``(index, version, spot, v0)``, appended here)."""
+        ``states`` (entries ``(index, version, spot, v0, time)``, appended here)."""
         fx = self._fx
         rows = np.flatnonzero(~books["index"][book])
         if rows.size:  # per smile, in tick order: cumulative sums of log steps
@@ -380,14 +391,15 @@ class TickSimulator:
             seen = np.searchsorted(new, tick, side="right")  # 0: the current state, j: new[j-1]
             state[mine] = len(states) + seen - (0 if current else 1)
             if current:
-                states.append((i, int(index["version"][i]), index["spot"][i], index["v0"][i]))
+                now = (index["spot"][i], index["v0"][i], index["time"][i])
+                states.append((i, int(index["version"][i]), *now))
             if new.size:
                 states += self._advance(i, self._start + new * self.index_clock)
                 index["tick"][i] = new[-1]
 
-    def _advance(self, i: int, times: np.ndarray) -> list[tuple[int, int, float, float]]:
+    def _advance(self, i: int, times: np.ndarray) -> list[tuple[int, int, float, float, float]]:
         """Index ``i``'s spot and sqrt(v0) walked to each of ``times`` (increasing, after its
-        latest state): the states, as ``(index, version, spot, v0)``."""
+        latest state): the states, as ``(index, version, spot, v0, time)``."""
         index = self._index
         years = np.diff(np.r_[index["time"][i], times]) / YEAR
         z = self._index_rng[i].standard_normal((times.size, 2))
@@ -401,7 +413,9 @@ class TickSimulator:
         versions = index["version"][i] + np.arange(1, times.size + 1)
         index["spot"][i], index["v0"][i] = spot[-1], v0[-1]
         index["time"][i], index["version"][i] = times[-1], versions[-1]
-        return list(zip([i] * times.size, versions.tolist(), spot.tolist(), v0.tolist()))
+        return list(
+            zip([i] * times.size, versions.tolist(), spot.tolist(), v0.tolist(), times.tolist())
+        )
 
     def _jump(self, at: float) -> None:
         """The jump due at event time ``at``: one underlying, drawn at random, has its whole
@@ -419,7 +433,8 @@ class TickSimulator:
                 fx[name][walks] *= np.exp(_log_steps(sigma, years, z[:, col]))
             fx["last"][walks] = at
             forward, alpha = np.round(fx["level"][walks], 6), fx["vol"][walks]
-            smile = (fx["t"][walks], np.full(walks.size, BETA), fx["rho"][walks], fx["nu"][walks])
+            t = self._left(fx["t"][walks], at)
+            smile = (t, np.full(walks.size, BETA), fx["rho"][walks], fx["nu"][walks])
 
             def atm(alpha):
                 columns = _padded((forward, forward, smile[0], alpha, *smile[1:]))
@@ -447,7 +462,7 @@ class TickSimulator:
         spot, v0 = np.empty(n), np.empty(n)
         calls, prices = np.zeros((n, per, 11), bool), np.empty((n, per, 11))
         todo: dict[tuple[int, int], list[int]] = {}
-        for s, (i, version, level, variance) in enumerate(states):
+        for s, (i, version, level, variance, _) in enumerate(states):
             cached = self._grids.get(i)
             if cached is not None and cached[0] == version:
                 spot[s], v0[s], calls[s], prices[s] = cached[1:]
@@ -457,7 +472,8 @@ class TickSimulator:
         if todo:
             first = np.array([at[0] for at in todo.values()])
             ib = np.concatenate([self._index_books[states[s][0]] for s in first])
-            u, t = books["u"][ib], books["t"][ib]
+            when = np.repeat([states[s][4] for s in first], per)
+            u, t = books["u"][ib], self._left(books["t"][ib], when)
             r, q, kappa, theta, sigma, rho = (c[:, None] for c in self._fixed[u].T)
             k = np.round(books["strikes"][ib, :11], 6)
             s0, var0 = np.repeat(spot[first], per)[:, None], np.repeat(v0[first], per)[:, None]

@@ -1,17 +1,28 @@
 """The simulated market: event-time drift, scheduled jumps, quotes around the model, seeds."""
 
+import datetime as dt
+
 import numpy as np
 import pytest
 
+from engine.heston import heston_price
+from schemas.daycount import time_to_expiry
 from streams.cli.main import build_parser
-from streams.feed.simulate import YEAR, Jump, TickSimulator
+from streams.feed.simulate import INDICES, TENOR_DAYS, YEAR, Jump, TickSimulator
 
 T0 = 1.795e9
 
 
-def run(sim: TickSimulator, rate: float, count: int, chunk: int = 4096, opening: bool = True):
+def run(
+    sim: TickSimulator,
+    rate: float,
+    count: int,
+    chunk: int = 4096,
+    opening: bool = True,
+    start: float = T0,
+):
     """Every tick's columns, truth and underlying, concatenated over the chunks."""
-    out = list(sim.columns_and_truth(T0, rate, count=count, chunk=chunk, opening=opening))
+    out = list(sim.columns_and_truth(start, rate, count=count, chunk=chunk, opening=opening))
     numbers = {k: np.concatenate([c.numbers[k] for c, _ in out]) for k in out[0][0].numbers}
     truth = type(out[0][1])(*(np.concatenate(col) for col in zip(*(t for _, t in out))))
     text = {k: np.concatenate([c.text[k].decoded() for c, _ in out]) for k in out[0][0].text}
@@ -131,6 +142,31 @@ def test_quotes_enclose_the_model_with_noise_inside_the_spread():
     assert np.abs(noise).max() < 0.5 + 1e-3
     assert np.std(noise) == pytest.approx(1 / np.sqrt(12), rel=0.05)
     assert abs(np.mean(noise)) < 0.01
+
+
+@pytest.mark.parametrize("hour", [0.5, 22.5])
+def test_index_options_are_priced_to_the_time_left_to_their_expiry_dates(hour):
+    """Late in the day an option has nearly a day less to run than its tenor: the model is
+    priced at the ACT/365F years from the tick to 00:00 UTC of its expiry date, as the book
+    counts them (pricing every tick at tenor/365 failed the weekly Heston playbook's 2% price
+    gate on the stream's surfaces from mid-afternoon UTC)."""
+    start = T0 - T0 % 86400 + 3600 * hour
+    sim = TickSimulator(pairs=0, indices=1, seed=8, index_clock=1e-3)  # a state per tick
+    numbers, truth, text = run(sim, 20.0, count=300, start=start)
+    _, r, q, _, kappa, theta, sigma, rho = INDICES["SPX"]
+    call = numbers["call"] == 1
+
+    def priced(years):
+        args = (numbers["strike"], years, r, q, truth.vol, kappa, theta, sigma, rho, call)
+        return np.asarray(heston_price(truth.level, *args))
+
+    left = np.array([time_to_expiry(ts, e) for ts, e in zip(numbers["ts"], text["expiry"])])
+    assert priced(left) == pytest.approx(truth.model, rel=1e-8)
+    today = dt.datetime.fromtimestamp(start, dt.UTC).date()
+    tenors = np.array([(dt.date.fromisoformat(e) - today).days for e in text["expiry"]])
+    assert set(tenors) == set(TENOR_DAYS)
+    naive = np.max(np.abs(priced(tenors / 365.0) / truth.model - 1))  # at tenor/365
+    assert naive > (0.05 if hour > 12 else 1e-3)  # measured: 0.25% at 00:30, 12% at 22:30
 
 
 def test_same_seed_same_ticks_whatever_the_chunks_and_another_seed_others():
