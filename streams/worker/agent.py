@@ -70,9 +70,9 @@ async def _ack_when(done: asyncio.Future, stream, events: list[EventT]) -> None:
 
 def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None) -> Pipeline:
     """Declare the topics on ``app`` and register the quotes agent, the takeover of assigned
-    partitions and the handover of revoked ones, the idle flush, the scheduled playbook jobs, the stream's health rules, the
-    approvers' decisions (with approvals on) and the counters' log line;
-    returns the pipeline they feed."""
+    partitions and the handover of revoked ones, the idle flush, the scheduled playbook jobs,
+    the stream's health rules, the approvers' decisions (with approvals on) and the counters'
+    log line; returns the pipeline they feed."""
     topics = declare_topics(app, settings)
     pipeline = pipeline or Pipeline(settings, ProducerSink(app))
     owned: set[int] = set()  # quote partitions this worker holds
@@ -100,7 +100,8 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
 
     async def hand_over_all(sender, **kwargs) -> None:
         """A stop: faust has paused the partitions but not yet left the group (it does not
-        signal their revocation then): hand them over before the next owner reads."""
+        signal their revocation then): hand them over before the next owner reads. A stop
+        that a rebalance interrupts sends this earlier (:class:`streams.worker.app.WorkerApp`)."""
         await pipeline.hand_over(last=True)
 
     app.on_before_shutdown.connect(hand_over_all, weak=False)

@@ -437,44 +437,64 @@ def test_replaying_into_a_fresh_group_publishes_identical_parameters(
 
 
 async def _members(bootstrap: str, group: str) -> int:
+    return (await _group(bootstrap, group))[0]
+
+
+async def _group(bootstrap: str, group: str) -> tuple[int, str]:
+    """The group's member count and state (``Stable``, ``PreparingRebalance``, ...)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([group])
-        return sum(len(g[5]) for g in response.groups)
+        return sum(len(g[5]) for g in response.groups), response.groups[0][2]
     except KafkaError:  # no group coordinator yet: nobody has joined
-        return 0
+        return 0, ""
     finally:
         await admin.close()
 
 
+@pytest.mark.parametrize("stop", ["settled", "rebalancing"])
 def test_two_workers_share_partitions_and_one_takes_over(
-    kafka_bootstrap, quotes, jit_cache, tmp_path
+    kafka_bootstrap, quotes, jit_cache, tmp_path, stop
 ):
+    """``settled``: w1 stops once the two workers have split the partitions; ``rebalancing``:
+    as soon as w2 has joined, before the split (faust then closes w1's consumer at once, which
+    left the group before w1 had handed over: w2 read a health history many fits old)."""
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     group = f"{prefix}-g"
     settings = settings_for(kafka_bootstrap, prefix)
     half = len(quotes) // 2
     asyncio.run(ensure_topics(settings))
 
-    def members(n: int) -> None:
-        for _ in range(120):
-            if asyncio.run(_members(kafka_bootstrap, group)) == n:
+    def members(n: int, stable: bool = True, every: float = 1.0) -> None:
+        """Wait until the group has ``n`` members, and is stable (or rebalancing)."""
+        for _ in range(int(120 / every)):
+            count, state = asyncio.run(_group(kafka_bootstrap, group))
+            if count == n and (state == "Stable") == stable:
                 return
-            asyncio.run(asyncio.sleep(1))
-        assert asyncio.run(_members(kafka_bootstrap, group)) == n
+            time.sleep(every)
+        raise AssertionError(f"not {n} members, {'' if stable else 'not '}stable: {state}")
 
     # w1 alone calibrates the first half; w2 joins and they split the partitions (w2 takes
     # some over from w1); w1 stops and w2 takes over the rest: everything w2 publishes is for
     # smiles and surfaces it took over
-    with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w1.log") as w1:
+    slow = {"VOLSTREAM_SESSION_TIMEOUT": "30"} if stop == "rebalancing" else None
+    with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w1.log", more=slow) as w1:
         members(1)
         asyncio.run(_send(settings, quotes[:half]))
         asyncio.run(wait_consumed(settings, group))
         first = asyncio.run(read_topic(kafka_bootstrap, settings.topics["params"], 1, quiet=2))
         assert first
-        with worker(kafka_bootstrap, prefix, group, jit_cache, tmp_path / "w2.log"):
-            members(2)
+        w2_log = tmp_path / "w2.log"
+        with worker(kafka_bootstrap, prefix, group, jit_cache, w2_log):
+            if stop == "settled":
+                members(2)
+                for _ in range(300):  # and w2 has read back what it was given
+                    if "took over quote partitions" in w2_log.read_text():
+                        break
+                    time.sleep(0.2)
+            else:  # caught between w2's join and w1's next heartbeat (every 7.5 s here)
+                members(2, stable=False, every=0.1)
             w1.send_signal(signal.SIGTERM)
             w1.wait(60)
             stopped = time.time()
