@@ -13,6 +13,7 @@ from schemas import CalibrationRecord
 __all__ = ["GENESIS", "ChainProblem", "record_digest", "seal", "verify_chains"]
 
 GENESIS = "0" * 64  # the prev_hash of a key's first record
+REPLAY = 4096  # a key's records a replay may write again (far more than a checkpoint's lag)
 
 
 def record_digest(record: CalibrationRecord) -> str:
@@ -40,10 +41,12 @@ class ChainProblem(NamedTuple):
 def verify_chains(records: Iterable[CalibrationRecord]) -> list[ChainProblem]:
     """Every key's chain, in the order its records were read: each record's own hash, its
     market-data hash over its inputs, its ``seq`` one past the previous one's (from 0) and its
-    ``prev_hash`` the previous one's ``record_hash``. A record repeated exactly right after
-    itself (a batch replayed after a crash writes its records again) is no problem. The first
-    problem of each key."""
+    ``prev_hash`` the previous one's ``record_hash``. A record written again exactly, one of
+    the key's last ``REPLAY`` (a worker resumed from its checkpoint after a crash writes the
+    records since then again), is no problem; one of an earlier seq with another hash (a fork)
+    is. The first problem of each key."""
     heads: dict[str, tuple[int, str]] = {}  # key -> (seq, record_hash) of its last good record
+    recent: dict[str, dict[int, str]] = {}  # key -> seq -> record_hash of its last REPLAY
     broken: dict[str, ChainProblem] = {}
     for position, r in enumerate(records):
         if r.key in broken:
@@ -54,7 +57,7 @@ def verify_chains(records: Iterable[CalibrationRecord]) -> list[ChainProblem]:
             reason = "altered: its record_hash does not match its contents"
         elif digest(r.inputs) != r.market_data_hash:
             reason = "altered: its market_data_hash does not match its archived inputs"
-        elif (r.seq, r.record_hash) == (seq, prev):  # a batch replayed after a crash: the same
+        elif recent.get(r.key, {}).get(r.seq) == r.record_hash:  # written again: a replay
             continue
         elif r.seq != seq + 1:
             what = "missing before it" if r.seq > seq + 1 else "out of order or repeated"
@@ -65,4 +68,7 @@ def verify_chains(records: Iterable[CalibrationRecord]) -> list[ChainProblem]:
             broken[r.key] = ChainProblem(r.key, r.seq, position, reason)
         else:
             heads[r.key] = (r.seq, r.record_hash)
+            mine = recent.setdefault(r.key, {})
+            mine[r.seq] = r.record_hash
+            mine.pop(r.seq - REPLAY, None)
     return sorted(broken.values(), key=lambda p: p.position)

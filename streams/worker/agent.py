@@ -15,9 +15,10 @@ from faust.types import EventT
 from streams.settings import Settings
 from streams.worker.app import declare_topics
 from streams.worker.approvals import follow_decisions
+from streams.worker.checkpoint import Checkpoints
 from streams.worker.jobs import JobClock
 from streams.worker.pipeline import Messages, Pipeline, Record
-from streams.worker.takeover import take_over
+from streams.worker.takeover import resume, take_over
 
 __all__ = ["ProducerSink", "attach"]
 
@@ -74,19 +75,37 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
     the stream's health rules, the approvers' decisions (with approvals on) and the counters'
     log line; returns the pipeline they feed."""
     topics = declare_topics(app, settings)
-    pipeline = pipeline or Pipeline(settings, ProducerSink(app))
+    checkpoints = Checkpoints(settings) if settings.checkpoint else None
+    pipeline = pipeline or Pipeline(settings, ProducerSink(app), checkpoints=checkpoints)
     owned: set[int] = set()  # quote partitions this worker holds
+    first = True  # no quote partitions given to this worker yet
 
     async def take_over_partitions(sender, assigned, **kwargs) -> None:
-        """Rebuild the surfaces and warm starts of quote partitions new to this worker before
-        the agent resumes them (see :mod:`streams.worker.takeover`)."""
+        """Resume from this worker's checkpoint at its first assignment, or rebuild the
+        surfaces and warm starts of quote partitions new to this worker, before the agent
+        resumes them (see :mod:`streams.worker.checkpoint`, :mod:`streams.worker.takeover`)."""
+        nonlocal first
         mine = {tp.partition for tp in assigned if tp.topic == settings.topics["quotes"]}
         new = mine - owned
         owned.clear()
         owned.update(mine)
-        if new:
-            restored = await take_over(pipeline, settings, new)
-            log.warning("took over quote partitions %s: rebuilt %s", sorted(new), sorted(restored))
+        if pipeline.checkpoints is not None:
+            pipeline.checkpoints.partitions = frozenset(mine)
+        if not new:
+            pipeline.release()
+            return
+        pipeline.hold()
+        try:
+            await pipeline.settle()
+            resumed = first and await resume(pipeline, settings, mine)
+            first = False
+            if not resumed:
+                restored = await take_over(pipeline, settings, new)
+                log.warning(
+                    "took over quote partitions %s: rebuilt %s", sorted(new), sorted(restored)
+                )
+        finally:
+            pipeline.release()
 
     app.on_partitions_assigned.connect(take_over_partitions, weak=False)
 
@@ -100,8 +119,7 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
 
     async def hand_over_all(sender, **kwargs) -> None:
         """A stop: faust has paused the partitions but not yet left the group (it does not
-        signal their revocation then): hand them over before the next owner reads. A stop
-        that a rebalance interrupts sends this earlier (:class:`streams.worker.app.WorkerApp`)."""
+        signal their revocation then): hand them over before the next owner reads."""
         await pipeline.hand_over(last=True)
 
     app.on_before_shutdown.connect(hand_over_all, weak=False)

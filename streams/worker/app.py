@@ -7,26 +7,11 @@ import faust
 
 from streams.settings import Settings
 
-__all__ = ["WorkerApp", "build_app", "declare_topics"]
-
-
-class WorkerApp(faust.App):
-    """faust's app, but a worker that a rebalance finds stopping hands over first.
-
-    faust then closes the consumer at once, which leaves the group before the stop reaches
-    ``on_before_shutdown``, where the pipeline hands its partitions over (the batch in flight
-    finished, every key's health history written): the next owner read a history many fits
-    old. That signal is sent here before faust leaves; the handover runs once.
-    """
-
-    async def _on_partitions_revoked(self, revoked: set) -> None:
-        if self.should_stop:
-            await self.on_before_shutdown.send()
-        await super()._on_partitions_revoked(revoked)
+__all__ = ["build_app", "declare_topics"]
 
 
 def build_app(settings: Settings) -> faust.App:
-    return WorkerApp(
+    return faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
         autodiscover=False,

@@ -2,9 +2,10 @@
 
 The topic is compacted and keyed like the alerts (a smile's or surface's key, a model's name,
 a quotes partition's key); each value is a :class:`schemas.KeyHealth`. A worker writes a key's
-history when its alerts change and at most every ``EVERY`` seconds otherwise, and reads the
-topic back when it starts and when it takes partitions over: drift and RMSE are judged against
-the same history, and the alerts already firing resolve instead of firing again.
+history with every batch that fitted it or changed its alerts (delivered before the batch's
+quotes are committed), and reads the topic back when it starts and when it takes partitions
+over: drift and RMSE are judged against the same history, and the alerts already firing
+resolve instead of firing again.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from alerts import KeyHistory
 from schemas import KeyHealth, encode
 from streams.book.state import read_latest
 
-__all__ = ["EVERY", "health_message", "history_of", "read_health"]
-
-EVERY = 10.0  # wall-clock seconds between two writes of a key whose alerts did not change
+__all__ = ["health_message", "history_of", "read_health"]
 
 
 def health_message(key: str, history: KeyHistory) -> tuple[bytes, bytes]:

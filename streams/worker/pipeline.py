@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import pickle
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -63,9 +64,10 @@ from streams.live.view import LiveView
 from streams.settings import Settings
 from streams.worker.approvals import Head, decided, judge, moved_on
 from streams.worker.audit import record_fit, record_job, record_message
+from streams.worker.checkpoint import Checkpoint, Checkpoints
 from streams.worker.counters import Counters
 from streams.worker.decode import Record, decode_records
-from streams.worker.health import EVERY, health_message
+from streams.worker.health import health_message
 from streams.worker.jobs import PlaybookJobs
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.runbooks import Runbooks
@@ -93,10 +95,12 @@ class Pipeline:
         *,
         calibrations: Calibrations | None = None,
         clock: Callable[[], float] = time.time,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.settings = settings
         self.sink = sink
         self.clock = clock
+        self.checkpoints = checkpoints  # None: nothing kept for a restart
         self.book = SurfaceBook(settings.surface)
         self.calibrations = calibrations or Calibrations(
             betas=settings.betas, default_beta=settings.default_beta, clock=clock
@@ -119,12 +123,14 @@ class Pipeline:
                                  self._record_jobs if settings.audit else None)  # fmt: skip
         self._last_seen: dict[int, float] = {}  # partition -> wall time of its latest message
         self._next_offset: dict[int, int] = {}  # partition -> the offset after its latest
-        self._health_written: dict[str, float] = {}  # key -> wall time its history was written
-        self._health_dirty: set[str] = set()  # keys whose history changed since then
         self._heads: dict[str, WarmState] = {}  # key -> its audit chain's head, moved on here
         self._decisions: dict[tuple[str, int], Decision] = {}  # (key, seq) -> a decision on it
         self._marks: dict[int, Coverage] = {}  # partition -> its last published coverage
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
+        self._reflected: dict[int, int] = {}  # partition -> the offset after the last delivered
+        self._skip: dict[int, int] = {}  # partition -> offsets below it a checkpoint reflects
+        self._open = asyncio.Event()  # batches wait while closed (partitions being taken over)
+        self._open.set()
         self._stopped = False  # handed everything over: a stopping worker writes no more
 
     def rebuild(self, records: Iterable[Record]) -> set[str]:
@@ -140,6 +146,69 @@ class Pipeline:
             self.book.ingest(rows, parts, 0.0, counted=False)
         return decoded.underlyings()
 
+    def hold(self) -> None:
+        """Hold the batches that come from now on until :meth:`release`: faust may deliver
+        the messages of partitions just assigned while their takeover (or the resumption of
+        a checkpoint) is still reading, which a batch taken in then was lost to (the book it
+        went into was replaced)."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """Let the batches held by :meth:`hold` go on."""
+        self._open.set()
+
+    async def settle(self) -> None:
+        """Wait for the batch in flight (its outputs delivered)."""
+        if self._tail is not None:
+            try:
+                await self._tail
+            except Exception:  # said where it failed
+                log.exception("the batch in flight failed")
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Take up what ``checkpoint`` kept (a restart on the partitions it covers): the book,
+        warm starts, health histories and audit heads as its last batch left them. Messages
+        before its offsets, which it reflects, are skipped when they come again."""
+        book, warm = pickle.loads(checkpoint.image)
+        self.book = self.tracker.book = book
+        self.calibrations.state.clear()
+        self.calibrations.state.update(warm)
+        kept = pickle.loads(checkpoint.loop)
+        self.health, self._heads, self._decisions = kept["health"], kept["heads"], kept["decisions"]
+        self._marks = kept["marks"]
+        self._skip = dict(checkpoint.offsets)
+        self._reflected = dict(checkpoint.offsets)
+
+    def _imaged(self, work: Callable[..., Step], *args) -> tuple[Step, bytes | None]:
+        """``work(*args)`` on the calibration thread, and with checkpoints on the book and warm
+        starts it left, pickled there (the next batch changes them while this one delivers)."""
+        step = work(*args)
+        if self.checkpoints is None:
+            return step, None
+        return step, pickle.dumps((self.book, self.calibrations.state), pickle.HIGHEST_PROTOCOL)
+
+    async def _checkpoint(self, image: bytes | None, offsets: Mapping[int, int]) -> None:
+        """Keep the state a delivered batch left (``image``, and the event loop's part now)
+        with the offsets it reflects, before its messages are acked (see
+        :mod:`streams.worker.checkpoint`)."""
+        if image is None or self.checkpoints is None:
+            return
+        self._reflected.update(offsets)
+        kept = {
+            "health": self.health,
+            "heads": self._heads,
+            "decisions": self._decisions,
+            "marks": self._marks,
+        }
+        checkpoint = Checkpoint(
+            self.checkpoints.topic,
+            self.checkpoints.partitions,
+            dict(self._reflected),
+            image,
+            pickle.dumps(kept, pickle.HIGHEST_PROTOCOL),
+        )
+        await asyncio.get_running_loop().run_in_executor(None, self.checkpoints.write, checkpoint)
+
     def restore_health(self, keys: Mapping[str, KeyHistory]) -> None:
         """Take the health rules' history of ``keys`` as read back from the health topic
         (a start, a takeover): later fits are judged against it, and its firing alerts
@@ -153,11 +222,17 @@ class Pipeline:
     async def submit(self, records: Sequence[Record]) -> asyncio.Future:
         """Check ``records`` now and queue their rows for the book's thread (batches run there
         in order: the warm-start and tolerance chain). Returns a future done when everything
-        this batch produced is delivered."""
+        this batch produced is delivered (and, with checkpoints, kept)."""
+        await self._open.wait()
         start = time.perf_counter()
         for record in records:
             self._last_seen[record.partition] = record.received_at
             self._next_offset[record.partition] = record.offset + 1
+        if self._skip:  # what the checkpoint resumed from already reflects
+            records = [r for r in records if r.offset >= self._skip.get(r.partition, 0)]
+        offsets = {r.partition: r.offset + 1 for r in records}
+        for p in offsets:  # past the checkpoint: nothing more to skip there
+            self._skip.pop(p, None)
         decoded = decode_records(records)
         self.counters.ticks += decoded.ticks
         self.metrics.batch_ticks.observe(decoded.ticks)
@@ -165,10 +240,11 @@ class Pipeline:
         received = records[0].received_at if records else self.clock()
         loop = asyncio.get_running_loop()
         step = loop.run_in_executor(
-            self.executor, self.tracker.take, decoded.rows, decoded.partitions, received
-        )
+            self.executor, self._imaged, self.tracker.take, decoded.rows, decoded.partitions,
+            received,
+        )  # fmt: skip
         self._tail = asyncio.ensure_future(
-            self._finish(self._tail, step, deliveries, start, len(records), decoded)
+            self._finish(self._tail, step, deliveries, start, len(records), decoded, offsets)
         )
         return self._tail
 
@@ -188,7 +264,9 @@ class Pipeline:
             default=None,
         )
         loop = asyncio.get_running_loop()
-        step = loop.run_in_executor(self.executor, self.tracker.flush, quiet_parts, stream_time)
+        step = loop.run_in_executor(
+            self.executor, self._imaged, self.tracker.flush, quiet_parts, stream_time
+        )
         self._tail = asyncio.ensure_future(self._finish(None, step, [], time.perf_counter(), 0))
         await self._tail
 
@@ -220,34 +298,29 @@ class Pipeline:
         self.counters.alerts += len(alerts)
         self.counters.alerts_held = health.held_total
         await self._alert(alerts)
-        await self._deliver("health", self._health_records(alerts, now))
+        await self._deliver("health", self._health_records(_changed(alerts)))
 
     async def hand_over(self, last: bool = False) -> None:
         """Before partitions leave this worker (a rebalance, a stop): finish the batch in
-        flight and write every changed key's health history now, so that the next owner
-        reads it whole (a history written every ``EVERY`` seconds lost the last fits, and one
-        written after the next owner read the topics raced it). ``last``: the worker stops;
-        it writes no history after this one."""
+        flight, so that what it fitted is delivered, health histories included, before the
+        next owner reads the topics. ``last``: the worker stops; its stream health rules write
+        nothing more."""
         if self._stopped:
             return
         self._stopped = last
-        if self._tail is not None:
-            try:
-                await self._tail
-            except Exception:  # said where it failed; the handover goes on
-                log.exception("the batch in flight when partitions left failed")
-        await self._deliver("health", self._health_records([], self.clock(), every=0.0))
+        await self.settle()
 
     async def runbooks_done(self) -> None:
         """Wait for every runbook in flight (tests, and a worker that stops)."""
         await self.runbooks.done()
 
     async def _finish(
-        self, before, step_future, deliveries, start: float, messages: int, decoded=None
-    ) -> None:
+        self, before, step_future, deliveries, start: float, messages: int, decoded=None,
+        offsets: Mapping[int, int] | None = None,
+    ) -> None:  # fmt: skip
         if before is not None:
             await before
-        step: Step = await step_future
+        step, image = await step_future
         if step.refused:  # rows the book refused: stale ticks
             deliveries = deliveries + await self._dead_letters(decoded.refused_rows(step.refused))
         self.counters.out_of_tolerance = self.book.ticks_out
@@ -260,6 +333,7 @@ class Pipeline:
             deliveries = deliveries + await self._publish(step.snapshots, step.results, step.starts)
         await asyncio.gather(*deliveries)
         await self._watermarks(step.coverage)
+        await self._checkpoint(image, offsets or {})
         if messages:  # a batch of messages, not an idle flush
             self.metrics.batch_seconds.observe(time.perf_counter() - start)
             self.metrics.batch_messages.observe(messages)
@@ -293,8 +367,11 @@ class Pipeline:
             state_message(key, self._with_head(key, self.calibrations.state[key]))
             for key in dict.fromkeys(p.key for p in results)
         ]
-        self._health_dirty.update(p.key for p in results)
-        health = self._health_records(raised, now)
+        # every fitted key's history goes with the batch, before its messages are acked: a
+        # worker taking the partitions over from the committed offsets reads it whole (one
+        # written every 10 s, and the rest at a handover, lost the last fits when faust's stop
+        # raced a rebalance)
+        health = self._health_records({p.key for p in results} | _changed(raised))
         sent = await self.sink.send_many(topics["params"], params)
         sent += await self.sink.send_many(topics["alerts"], alerts)
         sent += await self.sink.send_many(topics["health"], health)
@@ -437,24 +514,10 @@ class Pipeline:
         if message.good and math.isfinite(z):
             m.drift_z.labels(*labels).observe(z)
 
-    def _health_records(self, raised: Sequence[Alert], now: float, every: float = EVERY
-                        ) -> Messages:  # fmt: skip
-        """The histories to write now: those of the keys ``raised`` alerts changed, and the
-        other changed ones last written ``every`` seconds ago or more."""
-        changed = {a.key for a in raised if a.state != "notice"}
-        due = [
-            key
-            for key in self._health_dirty | changed
-            if key in changed or now - self._health_written.get(key, -math.inf) >= every
-        ]
-        out = []
-        for key in sorted(due):
-            history = self.health.keys.get(key)
-            if history is not None:
-                out.append(health_message(key, history))
-            self._health_written[key] = now
-            self._health_dirty.discard(key)
-        return out
+    def _health_records(self, keys: set[str]) -> Messages:
+        """The health histories of ``keys``, to write now."""
+        found = ((key, self.health.keys.get(key)) for key in sorted(keys))
+        return [health_message(key, history) for key, history in found if history is not None]
 
     async def _watermarks(self, coverage: dict[int, Coverage]) -> None:
         """A watermark per partition whose coverage changed (event time never moves back)."""
@@ -502,3 +565,8 @@ class Pipeline:
             )
             letters.append((exc.reason.encode(), encode(letter)))
         return await self.sink.send_many(self.settings.topics["dlq"], letters) if letters else []
+
+
+def _changed(alerts: Sequence[Alert]) -> set[str]:
+    """The keys whose alerts changed state (a notice changes none)."""
+    return {a.key for a in alerts if a.state != "notice"}

@@ -64,6 +64,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     app = build_app(settings)
     pipeline = attach(app, settings)
+    pipeline.hold()  # no batch before the first assignment is taken over or resumed
     pipeline.metrics.count_compiles()
     state = asyncio.run(read_state(settings.bootstrap, settings.topics["state"]))
     pipeline.import_state(state)

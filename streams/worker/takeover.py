@@ -20,15 +20,40 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas import key_underlying, watermark_key
 from streams.book.state import read_state
 from streams.settings import Settings
+from streams.worker.checkpoint import committed_offsets
 from streams.worker.health import read_health
 from streams.worker.pipeline import Pipeline
 from streams.worker.readback import read_ranges
 
-__all__ = ["MAX_RECORDS", "take_over"]
+__all__ = ["MAX_RECORDS", "resume", "take_over"]
 
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 200_000  # per partition: a bounded read, so a rebalance never waits for long
+
+
+async def resume(pipeline: Pipeline, settings: Settings, partitions: set[int]) -> bool:
+    """Resume ``partitions`` from this worker's checkpoint if it can (see
+    :mod:`streams.worker.checkpoint`); False: there is none, or it cannot (said why)."""
+    checkpoints = pipeline.checkpoints
+    checkpoint = checkpoints.read() if checkpoints is not None else None
+    if checkpoint is None:
+        return False
+    committed = await committed_offsets(settings, partitions)
+    why = checkpoint.resumable(settings.topics["quotes"], partitions, committed)
+    if why is not None:
+        log.warning("not resuming from the checkpoint %s: %s", checkpoints.path, why)
+        return False
+    pipeline.restore(checkpoint)
+    again = sum(o - (committed.get(p) or 0) for p, o in checkpoint.offsets.items())
+    log.warning(
+        "resumed partitions %s from the checkpoint of %s (%d messages after the committed "
+        "offsets already reflected: skipped)",
+        sorted(partitions),
+        time.strftime("%H:%M:%S", time.localtime(checkpoint.written)),
+        again,
+    )
+    return True
 
 
 async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]) -> set[str]:

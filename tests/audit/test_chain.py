@@ -50,11 +50,14 @@ def test_an_intact_chain_verifies_and_survives_the_wire():
     assert decode(encode(long), CalibrationRecord) == long
 
 
-def test_a_record_written_again_by_a_replayed_batch_is_no_problem_but_an_older_one_is():
-    records = chain()
+def test_records_written_again_by_a_replay_are_no_problem_but_a_fork_is():
+    records = chain(n=6)
+    # a worker resumed from a checkpoint taken after seq 1 writes 2 and 3 again, then goes on
+    assert verify_chains([*records[:4], records[2], records[3], *records[4:]]) == []
     assert verify_chains([*records[:3], records[2], records[3]]) == []
-    (problem,) = verify_chains([*records[:3], records[1], records[3]])
-    assert "out of order or repeated" in problem.reason
+    fork = seal(dataclasses.replace(records[2], parameters={"alpha": 7.0}))  # seq 2, another fit
+    (problem,) = verify_chains([*records[:4], fork])
+    assert (problem.seq, problem.position) == (2, 4) and "repeated" in problem.reason
     altered = dataclasses.replace(records[2], parameters={"alpha": 0.0})  # not a repeat
     (problem,) = verify_chains([*records[:3], altered])
     assert problem.position == 3 and "altered" in problem.reason

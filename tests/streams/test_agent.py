@@ -2,14 +2,14 @@
 
 import asyncio
 
-from schemas import DeadLetter, KeyHealth, Params, QuoteColumns, decode, encode
+from schemas import DeadLetter, Params, QuoteColumns, decode, encode
 from streams.book.surfaces import SurfaceConfig
 from streams.feed.simulate import TickSimulator
 from streams.settings import Settings
 from streams.worker.agent import attach
 from streams.worker.app import build_app
 from streams.worker.pipeline import Pipeline
-from tests.streams.memory import Memory, feed
+from tests.streams.memory import Memory
 from tests.streams.watermarks import assert_watermarks_reflect
 
 T0 = 1.795e9
@@ -41,32 +41,3 @@ def test_the_agent_batches_messages_into_the_pipeline_and_dead_letters_bad_ones(
     assert len(params) >= 5 and all(p.good for p in params)
     assert sorted(p.window_end for p in params) == [p.window_end for p in params]
     assert assert_watermarks_reflect({0: quotes}, sink.log, surface) == len(quotes)
-
-
-def test_a_worker_a_rebalance_finds_stopping_hands_over_before_faust_leaves(tmp_path):
-    """faust closes a stopping worker's consumer when a rebalance comes (leaving the group)
-    before its stop reaches ``on_before_shutdown``: the handover (every changed key's health
-    history written) happens first, and only once."""
-    surface = SurfaceConfig(max_age=0.05, min_interval=0.0)  # a fit per message
-    settings = Settings(topic_prefix="t", state_dir=tmp_path, partitions=1, surface=surface)
-    app = build_app(settings)
-    sink = Memory()
-    pipeline = attach(app, settings, Pipeline(settings, sink))
-    quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=100, count=60))
-    feed(
-        pipeline, [encode(QuoteColumns.from_quotes(quotes[i : i + 15])) for i in (0, 15, 30)], 1, T0
-    )
-    (written,) = sink.sent["t.health"]  # the first fit's, at once; the later ones' wait
-    left: list[int] = []  # how many health records were written when faust left the group
-    app._on_rebalance_when_stopped = lambda: left.append(len(sink.sent["t.health"]))
-
-    async def stop_in_a_rebalance() -> None:
-        app._stopped.set()  # SIGTERM: faust's stop has begun
-        await app._on_partitions_revoked(set())
-        await app.on_before_shutdown.send()  # where the stop goes on to
-
-    asyncio.run(stop_in_a_rebalance())
-    fits = len(sink.sent["t.params"])
-    assert fits > 2 and left == [2]  # the first fit's history, then the handover's
-    handed = decode(sink.sent["t.health"][1][1], KeyHealth)
-    assert sink.sent["t.health"][1][0] == written[0] and len(handed.rmse) == fits

@@ -165,22 +165,23 @@ def test_the_health_rules_history_is_written_and_read_back():
     assert again.health.keys[key.decode()].params == history.params
 
 
-def test_a_handover_writes_every_changed_history_before_the_partitions_go():
-    # fits within EVERY (10 s) of a key's last write leave its history changed but unwritten;
-    # a handover (partitions revoked, a stop) writes it, so the next owner reads it whole
+def test_every_fitted_keys_history_goes_with_its_batch():
+    # the next owner of the partitions reads the health topic from the committed offsets on:
+    # each batch's fits have their histories delivered with the batch, before it is acked
     quotes = list(TickSimulator(pairs=1, tenors=(91,), seed=3).ticks(T0, rate=20, count=300))
     records = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
     settings = Settings(topic_prefix="t", surface=SurfaceConfig(max_age=1.0))  # a fit a second
-    pipe, sink = run([records[:100], records[100:]], settings)  # one wall time: the 2nd waits
-    fits = len(sink.sent["t.params"])
-    ((key, value),) = sink.sent["t.health"]  # the first fit's, at once; later ones wait
-    now = replace(pipe.health.keys[key.decode()], quotes=None)  # what the worker knows
-    assert fits > 2 and history_of(decode(value, KeyHealth)) != now
-    asyncio.run(pipe.hand_over())
-    (key2, value2) = sink.sent["t.health"][-1]
-    assert key2 == key and history_of(decode(value2, KeyHealth)) == now
-    asyncio.run(pipe.hand_over())  # nothing changed since: nothing written
-    assert len(sink.sent["t.health"]) == 2
+    batches = [records[i : i + 30] for i in range(0, 300, 30)]
+    pipe, sink = run(batches, settings)  # one wall time for all
+    fitted = [decode(v, Params).key for _, v in sink.sent["t.params"]]
+    written = [k.decode() for k, _ in sink.sent["t.health"]]
+    assert len(fitted) > 5 and set(written) == set(fitted) and len(written) <= len(fitted)
+    (key,) = set(fitted)
+    last = history_of(decode(sink.sent["t.health"][-1][1], KeyHealth))
+    assert last == replace(pipe.health.keys[key], quotes=None)  # what the worker knows
+    assert len(last.rmse) == len(fitted)
+    asyncio.run(pipe.hand_over())  # nothing left to write
+    assert len(sink.sent["t.health"]) == len(written)
 
 
 def test_every_key_whose_alert_changes_in_a_batch_has_its_history_written_at_once():
