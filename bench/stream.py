@@ -24,9 +24,10 @@ every phase:
    ``SABRInterpolation`` and Heston calibration per due smile and surface, each warm from its
    last fit (cold the first time) as the worker's are, on the same backlog topic from its
    start (for at most ``--peer-seconds``);
-4. the audit trail's cost: the same backlog to fresh workers with and without calibration
-   records (``VOLSTREAM_AUDIT``), alternating on, off, off, on: both rates
-   (``--no-audit-cost`` skips it).
+4. what the audit trail and the checkpoints cost: the same backlog to fresh workers with and
+   without calibration records (``VOLSTREAM_AUDIT``), then with and without a checkpoint after
+   every batch (``VOLSTREAM_CHECKPOINT``), each alternating on, off, off, on: both rates
+   (``--costs`` picks them, ``--costs-only`` runs nothing else).
 
 Prints every figure and ratio and appends a JSON line to ``bench/results/stream.jsonl``.
 
@@ -388,19 +389,23 @@ def wait_warm(port: int, worker: subprocess.Popen, log: Path, timeout: float = 9
     raise TimeoutError("the worker did not finish compiling")
 
 
-def audit_cost(bootstrap: str, run: str, state_dir: Path, tmp: Path, args) -> dict:
-    """The backlog's rate with the audit trail on and off: fresh workers on fresh topics, the
-    same ticks, in the order on, off, off, on (the machine's drift within a run falls on both
-    sides alike); the mean rate of each side, and the share of the rate the trail costs."""
+COSTS = {"audit": "VOLSTREAM_AUDIT", "checkpoint": "VOLSTREAM_CHECKPOINT"}
+
+
+def switch_cost(feature: str, bootstrap: str, run: str, state_dir: Path, tmp: Path, args) -> dict:
+    """The backlog's rate with ``feature`` (a key of :data:`COSTS`) on and off: fresh workers
+    on fresh topics, the same ticks, in the order on, off, off, on (the machine's drift within
+    a run falls on both sides alike); the mean rate of each side, and the share of the rate
+    the feature costs."""
     rates: dict[str, list[float]] = {"1": [], "0": []}
     order = ["1", "0", "0", "1"]
-    for i, audit in enumerate(order):
-        name = f"{run}-audit{audit}-{i}"
+    for i, on in enumerate(order):
+        name = f"{run}-{feature}{on}-{i}"
         settings = Settings(bootstrap=bootstrap, topic_prefix=name, app_id=name)
         asyncio.run(ensure_topics(settings))
         port = free_port()
         log = tmp / f"worker-{name}.log"
-        worker = start_worker(settings, state_dir, log, port, VOLSTREAM_AUDIT=audit)
+        worker = start_worker(settings, state_dir, log, port, **{COSTS[feature]: on})
         try:
             wait_warm(port, worker, log)
             ticks = simulator(11, args.jump_every).columns(
@@ -409,10 +414,25 @@ def audit_cost(bootstrap: str, run: str, state_dir: Path, tmp: Path, args) -> di
             seen, total = asyncio.run(drain(settings, ticks))
         finally:
             stop_worker(worker)
-        rates[audit].append(measure_backlog(seen, total)["ticks_per_s"])
-    on, off = (float(np.mean(rates[k])) for k in ("1", "0"))
-    return {"with": on, "without": off, "cost": 1.0 - on / off, "runs": rates,
+        rates[on].append(measure_backlog(seen, total)["ticks_per_s"])
+    with_, without = (float(np.mean(rates[k])) for k in ("1", "0"))
+    return {"with": with_, "without": without, "cost": 1.0 - with_ / without, "runs": rates,
             "order": ["on" if a == "1" else "off" for a in order]}  # fmt: skip
+
+
+def measure_costs(args, bootstrap: str, run: str, state_dir: Path, tmp: Path, record: dict):
+    """Phase 4: each of ``args.costs`` measured (:func:`switch_cost`), printed and recorded."""
+    for feature in args.costs:
+        record[f"{feature}_cost"] = cost = switch_cost(
+            feature, bootstrap, run, state_dir, tmp, args
+        )
+        print(
+            f"{feature}: backlog {cost['with']:,.0f} ticks/s with it, "
+            f"{cost['without']:,.0f} without (fresh workers, in the order "
+            f"{', '.join(cost['order'])}; each the mean of two): "
+            f"{100 * cost['cost']:+.1f}% of the rate",
+            flush=True,
+        )
 
 
 def measure_backlog(seen: list[tuple], ticks: int) -> dict:
@@ -667,8 +687,10 @@ def main(argv=None) -> dict:
                         help="event seconds between jumps (one pair or index each)")  # fmt: skip
     parser.add_argument("--single", type=int, default=0, help="single-quote backlog (0: none)")
     parser.add_argument("--peer-seconds", type=float, default=120.0)
-    parser.add_argument("--no-audit-cost", action="store_true",
-                        help="skip the backlog without audit records (their cost)")  # fmt: skip
+    parser.add_argument("--costs", nargs="*", choices=sorted(COSTS), default=sorted(COSTS),
+                        help="features whose cost to measure (none: skip)")  # fmt: skip
+    parser.add_argument("--costs-only", action="store_true",
+                        help="measure only the costs (phase 4)")  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "stream.jsonl"
     )
@@ -687,6 +709,10 @@ def main(argv=None) -> dict:
                     "jump_every": args.jump_every, "config": dataclasses.asdict(config)}  # fmt: skip
     try:
         run = f"bench-{uuid.uuid4().hex[:6]}"
+        if args.costs_only:
+            measure_costs(args, bootstrap, run, state_dir, tmp, record)
+            write_record(args.out, record)
+            return record
         settings = Settings(bootstrap=bootstrap, topic_prefix=run, app_id=run)
         asyncio.run(ensure_topics(settings))
         port = free_port()
@@ -786,16 +812,7 @@ def main(argv=None) -> dict:
             record["single_quotes"] = one = measure_backlog(seen, total_single)
             print(f"worker, single-quote messages: {one['ticks_per_s']:,.0f} ticks/s", flush=True)
 
-        if not args.no_audit_cost:
-            record["audit_cost"] = cost = audit_cost(bootstrap, run, state_dir, tmp, args)
-            print(
-                f"audit records: backlog {cost['with']:,.0f} ticks/s with them, "
-                f"{cost['without']:,.0f} without (fresh workers, in the order "
-                f"{', '.join(cost['order'])}; each the mean of two): "
-                f"{100 * cost['cost']:+.1f}% of the rate",
-                flush=True,
-            )
-
+        measure_costs(args, bootstrap, run, state_dir, tmp, record)
         peer_topic = dataclasses.replace(settings, topic_prefix=run + "-naive")
         asyncio.run(ensure_topics(peer_topic))
         peer = naive(settings, config, total, args.peer_seconds, peer_topic.topics["params"])

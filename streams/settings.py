@@ -25,7 +25,8 @@
 | ``VOLSTREAM_APPROVERS`` | | approvals on: the approvers' names and Ed25519 public keys, ``bob=HEX,carol=HEX`` (``volstream keys new`` makes a pair); a material change then waits for one of them (``volstream approve``) |
 | ``VOLSTREAM_MATERIAL`` | ``move=0.5,rmse_jump=3`` | what makes a change material, ``NAME=VALUE,...`` of ``audit.Materiality``, for every model or one (``heston.move=1``) |
 | ``VOLSTREAM_SESSION_TIMEOUT`` | ``6`` | seconds without a heartbeat (sent every quarter of it) before the group gives a dead worker's partitions to the others: how soon a worker killed outright is replaced (faust's default, 60 s, made failover take a minute; 6 s is the least Kafka's brokers allow by default) |
-| ``VOLSTREAM_CHECKPOINT`` | ``1`` | ``1``: after every batch the worker keeps its book, warm starts and health in ``STATE_DIR/checkpoints`` before its quotes are committed, and a restart on the same partitions resumes from there, bit for bit as if it had never stopped (see ``streams.worker.checkpoint``); ``0``: a restart rebuilds from the topics (warm, not bit-identical) |
+| ``VOLSTREAM_CHECKPOINT`` | ``1`` | ``1``: the worker keeps its book, warm starts and health in ``STATE_DIR/checkpoints`` before its quotes are committed, and a restart on the same partitions resumes from there, bit for bit as if it had never stopped (see ``streams.worker.checkpoint``); ``0``: a restart rebuilds from the topics (warm, not bit-identical) |
+| ``VOLSTREAM_CHECKPOINT_EVERY`` | ``0.5`` | wall-clock seconds between two checkpoints (``0``: after every batch); the batches between wait for the next to be acked, so a crash publishes at most about this much again |
 | ``VOLSTREAM_METRICS_PORT`` | ``9464`` | the worker's HTTP port: Prometheus ``/metrics`` and the live page ``/`` (``0``: none; see ``streams.worker.metrics``, ``streams.live``) |
 | ``VOLSTREAM_METRICS_HOST`` | ``127.0.0.1`` | the address it listens on |
 | ``VOLSTREAM_STATE_DIR`` | ``~/.volstream`` | local state (broker data, logs, compile cache) |
@@ -263,7 +264,8 @@ class Settings:
     surface: SurfaceConfig = field(default_factory=SurfaceConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
     audit: bool = True  # a chained CalibrationRecord of every fit on PREFIX.audit
-    checkpoint: bool = True  # a worker's state on local disk after each batch, for restarts
+    checkpoint: bool = True  # a worker's state on local disk, for restarts
+    checkpoint_every: float = 0.5  # s between two checkpoints (0: after every batch)
     operator: str = ""  # who runs the fits ("": volstream worker APP_ID)
     approvers: dict[str, str] = field(default_factory=dict)  # name -> public key; {}: off
     material: dict[str, Materiality] = field(default_factory=lambda: _material(""))
@@ -350,6 +352,7 @@ class Settings:
             alerts=_alerts(get("VOLSTREAM_ALERTS", "")),
             audit=_flag("VOLSTREAM_AUDIT", get("VOLSTREAM_AUDIT", "1")),
             checkpoint=_flag("VOLSTREAM_CHECKPOINT", get("VOLSTREAM_CHECKPOINT", "1")),
+            checkpoint_every=float(get("VOLSTREAM_CHECKPOINT_EVERY", "0.5")),
             operator=get("VOLSTREAM_OPERATOR", ""),
             approvers=_approvers(get("VOLSTREAM_APPROVERS", "")),
             material=_material(get("VOLSTREAM_MATERIAL", "")),

@@ -37,6 +37,11 @@ class Step(NamedTuple):
     starts: list[WarmState]  # the state each result's fit started from (the audit archives it)
     refused: Sequence[RowProblem] = ()  # rows of the batch given to take, with why
 
+    @classmethod
+    def none(cls) -> Step:
+        """A step that took nothing and fitted nothing."""
+        return cls([], [], {}, [], [])
+
 
 class Tracker:
     def __init__(self, book: SurfaceBook, calibrations: Calibrations) -> None:

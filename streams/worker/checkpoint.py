@@ -8,10 +8,13 @@ book without the fits' triggers: after a crash it went on warm, but not from the
 committed offsets stood for, and its parameters drifted from an uninterrupted run's in the last
 bits (3 of 13 smiles equal after a kill -9).
 
-So after every batch (and idle flush) whose outputs are delivered, the worker writes this file:
-that state, pickled on the calibration thread as the batch left it, with, per quotes partition,
-the offset after the last message it reflects; only then are the batch's messages acked, so the
-group's committed offsets never pass the checkpoint. A worker restarted on the same state
+So after a batch (or idle flush) whose outputs are delivered, at most every
+``checkpoint_every`` seconds, the worker writes this file: that state, pickled on the
+calibration thread as the batch left it, with, per quotes partition, the offset after the last
+message it reflects; only then are the messages of the batches it holds acked (those between
+two checkpoints wait for the next, which the idle timer or a handover writes on a quiet
+stream), so the group's committed offsets never pass the checkpoint. (One after every batch
+cost 23% of the backlog rate: pickling 509 keys' health histories takes ~18 ms.) A worker restarted on the same state
 directory and given the same partitions resumes from it (:meth:`Pipeline.restore`): the
 messages from the committed offsets up to the checkpoint's are skipped (already reflected) and
 every fit after them starts where an uninterrupted run's did, so its parameters are the same,

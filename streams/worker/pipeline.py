@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Protocol
 
 from alerts import (
@@ -131,6 +132,8 @@ class Pipeline:
         self._skip: dict[int, int] = {}  # partition -> offsets below it a checkpoint reflects
         self._open = asyncio.Event()  # batches wait while closed (partitions being taken over)
         self._open.set()
+        self._imaged_at = -math.inf  # monotonic time of the last checkpoint's image
+        self._uncovered: list[asyncio.Future] = []  # acks of delivered batches no checkpoint has
         self._stopped = False  # handed everything over: a stopping worker writes no more
 
     def rebuild(self, records: Iterable[Record]) -> set[str]:
@@ -179,21 +182,41 @@ class Pipeline:
         self._skip = dict(checkpoint.offsets)
         self._reflected = dict(checkpoint.offsets)
 
-    def _imaged(self, work: Callable[..., Step], *args) -> tuple[Step, bytes | None]:
-        """``work(*args)`` on the calibration thread, and with checkpoints on the book and warm
-        starts it left, pickled there (the next batch changes them while this one delivers)."""
+    def _imaged(self, work: Callable[..., Step], *args, force: bool = False
+                ) -> tuple[Step, bytes | None]:  # fmt: skip
+        """``work(*args)`` on the calibration thread, and, with checkpoints on and one due
+        (``checkpoint_every`` since the last, or ``force``), the book and warm starts it left,
+        pickled there (the next batch changes them while this one delivers)."""
         step = work(*args)
-        if self.checkpoints is None:
+        now = time.monotonic()
+        due = force or now - self._imaged_at >= self.settings.checkpoint_every
+        if self.checkpoints is None or not due:
             return step, None
+        self._imaged_at = now
         return step, pickle.dumps((self.book, self.calibrations.state), pickle.HIGHEST_PROTOCOL)
 
-    async def _checkpoint(self, image: bytes | None, offsets: Mapping[int, int]) -> None:
-        """Keep the state a delivered batch left (``image``, and the event loop's part now)
-        with the offsets it reflects, before its messages are acked (see
-        :mod:`streams.worker.checkpoint`)."""
-        if image is None or self.checkpoints is None:
+    async def cover(self) -> None:
+        """A checkpoint now if delivered batches wait for one (a quiet stream, a handover):
+        their messages are then acked."""
+        if not self._uncovered or (self._tail is not None and not self._tail.done()):
             return
+        loop = asyncio.get_running_loop()
+        step = loop.run_in_executor(self.executor, partial(self._imaged, Step.none, force=True))
+        self._tail = asyncio.ensure_future(self._finish(None, step, [], time.perf_counter(), 0))
+        await self._tail
+
+    async def _checkpoint(self, image: bytes | None, offsets: Mapping[int, int],
+                          ack: asyncio.Future) -> list[asyncio.Future]:  # fmt: skip
+        """The acks of delivered batches a checkpoint now holds (``ack``, a batch's): with
+        ``image`` the state the batch left (and the event loop's part now) with the offsets it
+        reflects is written now, and every batch waiting is held; without, the batch waits
+        for the next (see :mod:`streams.worker.checkpoint`)."""
         self._reflected.update(offsets)
+        if self.checkpoints is None:
+            return [ack]
+        self._uncovered.append(ack)
+        if image is None:
+            return []
         kept = {
             "health": self.health,
             "heads": self._heads,
@@ -208,6 +231,8 @@ class Pipeline:
             pickle.dumps(kept, pickle.HIGHEST_PROTOCOL),
         )
         await asyncio.get_running_loop().run_in_executor(None, self.checkpoints.write, checkpoint)
+        covered, self._uncovered = self._uncovered, []
+        return covered
 
     def restore_health(self, keys: Mapping[str, KeyHistory]) -> None:
         """Take the health rules' history of ``keys`` as read back from the health topic
@@ -216,14 +241,18 @@ class Pipeline:
         self.health = replace(self.health, keys={**self.health.keys, **keys})
 
     async def process(self, records: Sequence[Record]) -> None:
-        """:meth:`submit` ``records`` and wait until all they produced is delivered."""
-        await (await self.submit(records))
+        """:meth:`submit` ``records`` and wait until all they produced is delivered (and
+        kept in a checkpoint, if one was due)."""
+        await self.submit(records)
+        await self._tail
 
     async def submit(self, records: Sequence[Record]) -> asyncio.Future:
         """Check ``records`` now and queue their rows for the book's thread (batches run there
         in order: the warm-start and tolerance chain). Returns a future done when everything
-        this batch produced is delivered (and, with checkpoints, kept)."""
-        await self._open.wait()
+        this batch produced is delivered and, with checkpoints, a checkpoint holds it: then
+        its messages may be acked."""
+        if not self._open.is_set():  # (no await otherwise: a batch goes on at once)
+            await self._open.wait()
         start = time.perf_counter()
         for record in records:
             self._last_seen[record.partition] = record.received_at
@@ -243,10 +272,11 @@ class Pipeline:
             self.executor, self._imaged, self.tracker.take, decoded.rows, decoded.partitions,
             received,
         )  # fmt: skip
+        ack = loop.create_future()
         self._tail = asyncio.ensure_future(
-            self._finish(self._tail, step, deliveries, start, len(records), decoded, offsets)
+            self._finish(self._tail, step, deliveries, start, len(records), decoded, offsets, ack)
         )
-        return self._tail
+        return ack
 
     async def flush_idle(self, quiet: float) -> None:
         """Close the open epoch of every partition without a message for ``quiet`` seconds
@@ -258,15 +288,16 @@ class Pipeline:
         now = self.clock()
         quiet_parts = [p for p, seen in sorted(self._last_seen.items()) if now - seen >= quiet]
         if not quiet_parts:
+            await self.cover()
             return
         stream_time = max(
             (c.event_time for c in (self.book.coverage(p) for p in self.book.partitions())),
             default=None,
         )
         loop = asyncio.get_running_loop()
-        step = loop.run_in_executor(
-            self.executor, self._imaged, self.tracker.flush, quiet_parts, stream_time
-        )
+        force = bool(self._uncovered)  # a quiet stream: what waits is acked now
+        flush = partial(self._imaged, self.tracker.flush, quiet_parts, stream_time, force=force)
+        step = loop.run_in_executor(self.executor, flush)
         self._tail = asyncio.ensure_future(self._finish(None, step, [], time.perf_counter(), 0))
         await self._tail
 
@@ -309,6 +340,7 @@ class Pipeline:
             return
         self._stopped = last
         await self.settle()
+        await self.cover()
 
     async def runbooks_done(self) -> None:
         """Wait for every runbook in flight (tests, and a worker that stops)."""
@@ -316,8 +348,25 @@ class Pipeline:
 
     async def _finish(
         self, before, step_future, deliveries, start: float, messages: int, decoded=None,
-        offsets: Mapping[int, int] | None = None,
+        offsets: Mapping[int, int] | None = None, ack: asyncio.Future | None = None,
     ) -> None:  # fmt: skip
+        ack = ack or asyncio.get_running_loop().create_future()
+        try:
+            covered = await self._deliver_step(before, step_future, deliveries, decoded, offsets,
+                                               ack)  # fmt: skip
+        except BaseException as exc:  # the batch's ack says so too (the agent raises it)
+            if not ack.done():
+                ack.set_exception(exc)
+            raise
+        if messages:  # a batch of messages, not an idle flush
+            self.metrics.batch_seconds.observe(time.perf_counter() - start)
+            self.metrics.batch_messages.observe(messages)
+        for done in covered:  # last: the acks' waiters find this batch finished
+            if not done.done():
+                done.set_result(None)
+
+    async def _deliver_step(self, before, step_future, deliveries, decoded, offsets, ack
+                            ) -> list[asyncio.Future]:  # fmt: skip
         if before is not None:
             await before
         step, image = await step_future
@@ -333,10 +382,7 @@ class Pipeline:
             deliveries = deliveries + await self._publish(step.snapshots, step.results, step.starts)
         await asyncio.gather(*deliveries)
         await self._watermarks(step.coverage)
-        await self._checkpoint(image, offsets or {})
-        if messages:  # a batch of messages, not an idle flush
-            self.metrics.batch_seconds.observe(time.perf_counter() - start)
-            self.metrics.batch_messages.observe(messages)
+        return await self._checkpoint(image, offsets or {}, ack)
 
     async def _publish(
         self, snapshots: list[Snapshot], results: list, starts: list[WarmState]
