@@ -22,3 +22,4 @@ class Counters:
     out_of_tolerance: int = 0  # ticks no current fit reflected (each made its smile due)
     runbooks: Counter = field(default_factory=Counter)  # the step that fixed a failed fit
     jobs: Counter = field(default_factory=Counter)  # (job, good, flagged or skipped) -> count
+    broker_errors: int = 0  # the Kafka clients' errors reaching the broker (streams.worker.outage)

@@ -23,6 +23,7 @@ its own (tests run several), served over HTTP on loopback with the live page
 | ``volstream_alerts_total`` | counter | alerts published |
 | ``volstream_alerts_held_total`` | counter | alerts held back by the per-key bound (counted; the key's next alert says how many) |
 | ``volstream_errors_total`` | counter | calibration batches that raised (a bug) |
+| ``volstream_broker_errors_total`` | counter | the Kafka clients' failed attempts to reach the broker (an outage: see ``streams.worker.outage``) |
 | ``volstream_runbooks_total`` | counter | ``step``: failed fits put through the failure runbook, by the step that fixed them, or ``escalated`` |
 | ``volstream_playbook_jobs_total`` | counter | ``job``, ``outcome`` (good, flagged: findings of the scheduled playbook jobs; skipped: runs not started because the last was still going) |
 | ``volstream_surfaces`` | gauge | smiles and surfaces held |
@@ -90,6 +91,11 @@ class _Counts(Collector):
         )
         yield CounterMetricFamily(
             "volstream_errors", "Calibration batches that raised", value=counters.errors
+        )
+        yield CounterMetricFamily(
+            "volstream_broker_errors",
+            "Kafka client errors reaching the broker (a broker out of reach: logged every 30 s)",
+            value=counters.broker_errors,
         )
         runbooks = CounterMetricFamily(
             "volstream_runbooks",

@@ -61,10 +61,19 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from streams.worker.agent import attach
     from streams.worker.app import build_app
     from streams.worker.health import read_health
+    from streams.worker.outage import QuietOutage
 
     app = build_app(settings)
     pipeline = attach(app, settings)
     pipeline.hold()  # no batch before the first assignment is taken over or resumed
+    outage = QuietOutage().install()
+
+    @app.timer(interval=1.0, name="volstream.broker_outage")
+    async def broker_outage() -> None:
+        """Count the broker's errors; say when an outage ends."""
+        pipeline.counters.broker_errors = outage.errors
+        outage.settle(log)
+
     pipeline.metrics.count_compiles()
     state = asyncio.run(read_state(settings.bootstrap, settings.topics["state"]))
     pipeline.import_state(state)
