@@ -5,6 +5,7 @@ uninterrupted run bit for bit (a fit in flight when the broker went may come twi
 message, the same id), and says what happened in a few lines, not one an attempt."""
 
 import asyncio
+import signal
 import time
 import uuid
 
@@ -26,6 +27,7 @@ from tests.streams.test_stream_e2e import (
 
 pytestmark = pytest.mark.kafka
 OUTAGE_S = 30.0
+STOP_S = 5.0
 
 
 def test_a_broker_stopped_for_30_s_mid_stream_loses_nothing(tmp_path):
@@ -58,7 +60,13 @@ def test_a_broker_stopped_for_30_s_mid_stream_loses_nothing(tmp_path):
                 read_topic(bootstrap, settings.topics["params"], total, quiet=8, workers=(w,))
             )
             assert w.poll() is None  # the same process all along
-        during = log.read_text().splitlines()[before:]
+            during = log.read_text().splitlines()[before:]
+            broker.stop()  # and told to stop while its broker is away: gone within 5 s
+            time.sleep(2.0)
+            asked = time.monotonic()
+            w.send_signal(signal.SIGTERM)
+            code = w.wait(30)
+            took = time.monotonic() - asked
     finally:
         broker.stop()
     fits: dict[tuple[str, int], dict] = {}
@@ -71,4 +79,7 @@ def test_a_broker_stopped_for_30_s_mid_stream_loses_nothing(tmp_path):
         want = [strip(p) | {"params": p.params} for _, p in smiles]
         assert got == want, key
     assert len(during) < 60, "\n".join(during[-60:])  # said, not shouted
-    print(f"{len(records)} parameter messages for {len(fits)} fits; {len(during)} log lines")
+    assert took <= STOP_S and code == 1, (took, code, log.read_text()[-2000:])
+    assert "the stop did not end within 4 s (is the broker away?)" in log.read_text()
+    print(f"{len(records)} parameter messages for {len(fits)} fits; {len(during)} log lines; "
+          f"stopped {took:.1f} s after SIGTERM with the broker away")  # fmt: skip
