@@ -350,12 +350,12 @@ class Pipeline:
         self, before, step_future, deliveries, start: float, messages: int, decoded=None,
         offsets: Mapping[int, int] | None = None, ack: asyncio.Future | None = None,
     ) -> None:  # fmt: skip
-        ack = ack or asyncio.get_running_loop().create_future()
+        mine = ack or asyncio.get_running_loop().create_future()  # an idle flush's: no waiter
         try:
             covered = await self._deliver_step(before, step_future, deliveries, decoded, offsets,
-                                               ack)  # fmt: skip
+                                               mine)  # fmt: skip
         except BaseException as exc:  # the batch's ack says so too (the agent raises it)
-            if not ack.done():
+            if ack is not None and not ack.done():
                 ack.set_exception(exc)
             raise
         if messages:  # a batch of messages, not an idle flush
