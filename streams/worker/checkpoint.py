@@ -21,9 +21,10 @@ every fit after them starts where an uninterrupted run's did, so its parameters 
 bit for bit. Those published between the checkpoint and the crash are published again,
 identical (at least once): a subscriber drops a message whose ``(key, record_seq)`` it has seen.
 
-A checkpoint is used only if it covers exactly the partitions assigned and the group's committed
-offsets do not pass it (else another worker went on from it); the worker then takes over as any
-new owner does (:mod:`streams.worker.takeover`). The file is the worker's own (pickle: keep the
+A checkpoint is used only if it covers exactly the partitions assigned, the group's committed
+offsets do not pass it (else another worker went on from it) and the topic reaches it (else the
+topic was made again under its name); the worker then takes over as any new owner does
+(:mod:`streams.worker.takeover`). The file is the worker's own (pickle: keep the
 state directory writable by its user only).
 """
 
@@ -59,14 +60,18 @@ class Checkpoint:
     written: float = field(default_factory=time.time)
     format: int = FORMAT
 
-    def resumable(self, topic: str, partitions: set[int], committed: dict[int, int | None]
-                  ) -> str | None:  # fmt: skip
+    def resumable(self, topic: str, partitions: set[int], committed: dict[int, int | None],
+                  ends: dict[int, int]) -> str | None:  # fmt: skip
         """Why this checkpoint cannot be resumed on ``partitions`` with the group's
-        ``committed`` offsets (None: it can)."""
+        ``committed`` offsets and the topic's ``ends`` (the offsets it will give next; None:
+        it can)."""
         if self.format != FORMAT or self.topic != topic:
             return f"it is of another format or topic ({self.format}, {self.topic!r})"
         if self.partitions != frozenset(partitions):
             return f"it covers partitions {sorted(self.partitions)}, not {sorted(partitions)}"
+        short = {p: e for p, e in ends.items() if e < self.offsets.get(p, 0)}
+        if short:  # the topic was made again since (same name, fewer messages)
+            return f"the topic ends before it (partition: end {short}, it has {self.offsets})"
         ahead = {p: c for p, c in committed.items() if (c or 0) > self.offsets.get(p, 0)}
         if ahead:
             return f"the group committed past it (partition: offset {ahead}, it has {self.offsets})"
@@ -106,8 +111,10 @@ class Checkpoints:
         return checkpoint
 
 
-async def committed_offsets(settings: Settings, partitions: set[int]) -> dict[int, int | None]:
-    """The consumer group's committed offset of each quotes partition (None: none yet)."""
+async def committed_offsets(settings: Settings, partitions: set[int]
+                            ) -> tuple[dict[int, int | None], dict[int, int]]:  # fmt: skip
+    """The consumer group's committed offset of each quotes partition (None: none yet), and
+    the offset each will give next."""
     topic = settings.topics["quotes"]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
@@ -116,6 +123,8 @@ async def committed_offsets(settings: Settings, partitions: set[int]) -> dict[in
     try:
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)  # by hand: reads the group's offsets, never joins it
-        return {tp.partition: await consumer.committed(tp) for tp in tps}
+        committed = {tp.partition: await consumer.committed(tp) for tp in tps}
+        ends = await consumer.end_offsets(tps)
+        return committed, {tp.partition: end for tp, end in ends.items()}
     finally:
         await consumer.stop()

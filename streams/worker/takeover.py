@@ -39,8 +39,8 @@ async def resume(pipeline: Pipeline, settings: Settings, partitions: set[int]) -
     checkpoint = checkpoints.read() if checkpoints is not None else None
     if checkpoint is None:
         return False
-    committed = await committed_offsets(settings, partitions)
-    why = checkpoint.resumable(settings.topics["quotes"], partitions, committed)
+    committed, ends = await committed_offsets(settings, partitions)
+    why = checkpoint.resumable(settings.topics["quotes"], partitions, committed, ends)
     if why is not None:
         log.warning("not resuming from the checkpoint %s: %s", checkpoints.path, why)
         return False

@@ -63,9 +63,13 @@ def test_a_pipeline_resumed_from_a_checkpoint_goes_on_bit_for_bit(tmp_path, cut,
     assert kept == (cut if every == 0 else 97)  # the checkpoint's, not the last batch's
     committed = max(kept - again, 0)
     resumed, resumed_sink = pipeline(tmp_path / "resumed", every)
-    assert checkpoint.resumable("t.quotes", {0}, {0: committed}) is None
-    assert "committed past it" in checkpoint.resumable("t.quotes", {0}, {0: kept + 1})
-    assert "covers partitions [0]" in checkpoint.resumable("t.quotes", {0, 1}, {0: 0, 1: 0})
+    end = {0: len(records)}
+    assert checkpoint.resumable("t.quotes", {0}, {0: committed}, end) is None
+    assert "committed past it" in checkpoint.resumable("t.quotes", {0}, {0: kept + 1}, end)
+    both = {0: 0, 1: 0}
+    assert "covers partitions [0]" in checkpoint.resumable("t.quotes", {0, 1}, both, both)
+    made_again = checkpoint.resumable("t.quotes", {0}, {0: None}, {0: kept - 1})
+    assert "the topic ends before it" in made_again  # same name, another topic
     resumed.restore(checkpoint)
     feed(resumed, records[committed:], 89)  # cut in other batches: epochs decide, not batches
     assert fits(first_sink, resumed_sink) == fits(whole_sink)
