@@ -34,13 +34,15 @@ import logging
 import os
 import pickle
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.settings import Settings
 
-__all__ = ["Checkpoint", "Checkpoints", "committed_offsets"]
+__all__ = ["Checkpoint", "Checkpoints", "committed_offsets", "group_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +113,28 @@ class Checkpoints:
         return checkpoint
 
 
-async def committed_offsets(settings: Settings, partitions: set[int]
-                            ) -> tuple[dict[int, int | None], dict[int, int]]:  # fmt: skip
-    """The consumer group's committed offset of each quotes partition (None: none yet), and
-    the offset each will give next."""
-    topic = settings.topics["quotes"]
+@asynccontextmanager
+async def group_partitions(settings: Settings, partitions: set[int]
+                           ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:  # fmt: skip
+    """A consumer of the worker's group given quotes ``partitions`` by hand (it reads the
+    group's committed offsets, never joins the group), and those partitions."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)  # by hand: reads the group's offsets, never joins it
+        tps = [TopicPartition(settings.topics["quotes"], p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        yield consumer, tps
+    finally:
+        await consumer.stop()
+
+
+async def committed_offsets(settings: Settings, partitions: set[int]
+                            ) -> tuple[dict[int, int | None], dict[int, int]]:  # fmt: skip
+    """The consumer group's committed offset of each quotes partition (None: none yet), and
+    the offset each will give next."""
+    async with group_partitions(settings, partitions) as (consumer, tps):
         committed = {tp.partition: await consumer.committed(tp) for tp in tps}
         ends = await consumer.end_offsets(tps)
         return committed, {tp.partition: end for tp, end in ends.items()}
-    finally:
-        await consumer.stop()

@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from schemas import key_underlying, watermark_key
 from streams.book.state import read_state
 from streams.settings import Settings
-from streams.worker.checkpoint import committed_offsets
+from streams.worker.checkpoint import committed_offsets, group_partitions
 from streams.worker.health import read_health
 from streams.worker.pipeline import Pipeline
 from streams.worker.readback import read_ranges
@@ -59,13 +57,7 @@ async def resume(pipeline: Pipeline, settings: Settings, partitions: set[int]) -
 async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]) -> set[str]:
     """Rebuild what quote ``partitions`` had processed; returns the underlyings restored."""
     topic = settings.topics["quotes"]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)  # assigned by hand: reads the group's offsets, never joins it
+    async with group_partitions(settings, partitions) as (consumer, tps):
         since = int(1000 * (time.time() - settings.surface.max_quote_age))
         starts = await consumer.offsets_for_times(dict.fromkeys(tps, since))
         ranges = {}
@@ -75,8 +67,6 @@ async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]
                 ranges[tp] = (max(starts[tp].offset, end - MAX_RECORDS), end)
                 consumer.seek(tp, ranges[tp][0])
         records = await read_ranges(consumer, topic, ranges)
-    finally:
-        await consumer.stop()
     underlyings = pipeline.rebuild(records)
     health = await read_health(settings.bootstrap, settings.topics["health"])
     mine = {watermark_key(topic, p) for p in partitions}
