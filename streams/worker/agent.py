@@ -140,13 +140,14 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
         manual = stream.noack()
         waiting = manual.channel.queue  # messages delivered to this agent, not yet taken
         events: list[EventT] = []
-        in_flight: deque[asyncio.Task] = deque()  # acks of batches still calibrating
+        in_flight: deque[asyncio.Future] = deque()  # batches still calibrating or delivering
+        acking: set[asyncio.Task] = set()  # acks waiting for a checkpoint to hold their batch
         async for event in manual.events():
             events.append(event)
             if waiting.qsize() and len(events) < settings.batch_max:
                 continue
             received = time.time()
-            done = await pipeline.submit(
+            delivered, kept = await pipeline.submit(
                 [
                     Record(
                         e.value, e.message.topic, e.message.partition, e.message.offset, received
@@ -154,12 +155,19 @@ def attach(app: faust.App, settings: Settings, pipeline: Pipeline | None = None)
                     for e in events
                 ]
             )
-            in_flight.append(asyncio.ensure_future(_ack_when(done, manual, events)))
+            ack = asyncio.ensure_future(_ack_when(kept, manual, events))
+            acking.add(ack)
+            ack.add_done_callback(acking.discard)
+            in_flight.append(delivered)
             events = []
+            for done in [a for a in acking if a.done()]:
+                done.result()  # a batch that failed stops the agent, as before
             while in_flight and in_flight[0].done():
                 in_flight.popleft().result()
             if len(in_flight) >= 2:  # one batch calibrating, one taken in: wait for the first
-                await in_flight.popleft()
+                # its delivery (the ack may wait for a checkpoint); shielded: the agent's own
+                # cancellation (a rebalance, a stop) never cancels the pipeline's batch
+                await asyncio.shield(in_flight.popleft())
 
     @app.timer(interval=settings.linger / 2, name="volstream.flush_idle")
     async def flush_idle() -> None:

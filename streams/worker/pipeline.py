@@ -246,11 +246,11 @@ class Pipeline:
         await self.submit(records)
         await self._tail
 
-    async def submit(self, records: Sequence[Record]) -> asyncio.Future:
+    async def submit(self, records: Sequence[Record]) -> tuple[asyncio.Future, asyncio.Future]:
         """Check ``records`` now and queue their rows for the book's thread (batches run there
-        in order: the warm-start and tolerance chain). Returns a future done when everything
-        this batch produced is delivered and, with checkpoints, a checkpoint holds it: then
-        its messages may be acked."""
+        in order: the warm-start and tolerance chain). Returns two futures: done when
+        everything this batch produced is delivered (the agent's pace), and when, with
+        checkpoints, a checkpoint also holds it (then its messages may be acked)."""
         if not self._open.is_set():  # (no await otherwise: a batch goes on at once)
             await self._open.wait()
         start = time.perf_counter()
@@ -276,7 +276,7 @@ class Pipeline:
         self._tail = asyncio.ensure_future(
             self._finish(self._tail, step, deliveries, start, len(records), decoded, offsets, ack)
         )
-        return ack
+        return self._tail, ack
 
     async def flush_idle(self, quiet: float) -> None:
         """Close the open epoch of every partition without a message for ``quiet`` seconds
