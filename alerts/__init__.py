@@ -11,7 +11,7 @@ from alerts.notices import (
     refused_alert,
     runbook_alert,
 )
-from alerts.rules import evaluate, model_failures, stale_keys, threshold
+from alerts.rules import consumer_lag, evaluate, model_failures, stale_keys, threshold
 
 __all__ = [
     "RUNBOOK",
@@ -21,6 +21,7 @@ __all__ = [
     "KeyHistory",
     "approval_alert",
     "calibration_error_alert",
+    "consumer_lag",
     "evaluate",
     "job_alert",
     "material_alert",

@@ -23,6 +23,7 @@ class AlertConfig:
     min_outcomes: int = 100  # fits of a model before its failure rate is judged
     freshness: float = 2.0  # s: a partition's newest tick ahead of its watermark (event time)
     consumer_lag: int = 100_000  # messages of a quotes partition not yet consumed
+    unreachable: float = 10.0  # s without an answer from the broker: the lag is unknown, firing
     stale_after: float = 120.0  # s of event time since a key's last fit while it is quoted
     per_minute: int = 6  # alerts per key and minute; more are held back and counted
 
@@ -44,7 +45,7 @@ RUNBOOK = {
     "freshness": "Real-time calibration: the worker lags its quotes; add workers (same app id) "
     "or lengthen min_interval",
     "consumer_lag": "Real-time calibration: quotes wait unread; add workers (same app id) or "
-    "check the worker's errors",
+    "check the worker's errors (a broker out of reach: docs/operations.md, broker outage)",
     "stale": f"{_FAILURE}, diagnosis 1: quoted but not fitted within its maximum age; check "
     "its quotes (too few to fit?) and the worker's errors",
 }

@@ -26,6 +26,7 @@ from schemas import Alert, Params
 
 __all__ = [
     "MOVED",
+    "consumer_lag",
     "evaluate",
     "model_failures",
     "stale_keys",
@@ -216,16 +217,31 @@ def threshold(
     now: float,
     config: AlertConfig,
     unit: str = "",
+    reason: str = "",
 ) -> tuple[list[Alert], Health]:
     """A measured figure per key (a partition's watermark lag, its unread messages) above
-    ``limit`` fires ``rule`` on that key, and resolves once it is back under."""
+    ``limit`` fires ``rule`` on that key, and resolves once it is back under. ``reason``: the
+    figures cannot be trusted now, for this reason: ``rule`` fires on every key."""
     draft, alerts = Draft(health), []
     for key, value in figures.items():
-        condition = Condition(rule, "warning", value > limit,
-                              f"{rule.replace('_', ' ')} {value:.4g}{unit} above {limit:.4g}{unit}",
+        message = reason or f"{rule.replace('_', ' ')} {value:.4g}{unit} above {limit:.4g}{unit}"
+        condition = Condition(rule, "warning", bool(reason) or value > limit, message,
                               {"value": value, "threshold": limit}, RUNBOOK[rule])  # fmt: skip
         alerts += draft.settle(key, key.replace("|", " "), STREAM, [condition], now, config)
     return alerts, draft.sealed()
+
+
+def consumer_lag(
+    health: Health, unread: Mapping[str, float], silent: float, now: float, config: AlertConfig
+) -> tuple[list[Alert], Health]:
+    """Each quotes partition's unread messages (``unread``, by key) above ``consumer_lag``; or,
+    while the broker has not answered for more than ``unreachable`` seconds (``silent``), every
+    partition's: nothing is read then, and what waits unread is unknown."""
+    reason = ""
+    if silent > config.unreachable:
+        reason = f"quotes not read for {silent:.0f} s: the broker does not answer"
+    return threshold(health, "consumer_lag", unread, config.consumer_lag, now, config,
+                     " messages", reason)  # fmt: skip
 
 
 def stale_keys(

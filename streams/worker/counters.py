@@ -23,3 +23,4 @@ class Counters:
     runbooks: Counter = field(default_factory=Counter)  # the step that fixed a failed fit
     jobs: Counter = field(default_factory=Counter)  # (job, good, flagged or skipped) -> count
     broker_errors: int = 0  # the Kafka clients' errors reaching the broker (streams.worker.outage)
+    broker_silent: float = 0.0  # s since the broker last answered, in an outage (0: it answers)

@@ -74,6 +74,10 @@ class QuietOutage(logging.Filter):
         self._held += 1
         return False
 
+    def silent(self) -> float:
+        """Seconds since the outage began (0: the broker answers)."""
+        return 0.0 if self._since is None else self.clock() - self._since
+
     def settle(self, log: logging.Logger) -> None:
         """Say the outage is over once no broker error came for ``QUIET_S`` seconds."""
         if self._since is not None and self.clock() - self._last >= QUIET_S:

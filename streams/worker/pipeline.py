@@ -34,6 +34,7 @@ from alerts import (
     KeyHistory,
     approval_alert,
     calibration_error_alert,
+    consumer_lag,
     evaluate,
     material_alert,
     refused_alert,
@@ -305,7 +306,7 @@ class Pipeline:
         """The stream's health rules (:mod:`alerts.rules`), on the book as it stands: each
         quotes partition's watermark behind its newest tick (``freshness``) and its unread
         messages (``consumer_lag``; ``highwater``: the offset the broker will give next, per
-        partition), and each quoted smile or surface not fitted within ``stale_after``."""
+        partition; all of them while the broker does not answer), and each quoted smile or surface not fitted within ``stale_after``."""
         loop = asyncio.get_running_loop()
         seen, quoted = await loop.run_in_executor(self.executor, self.book.latest)
         config, now, topic = self.settings.alerts, self.clock(), self.settings.topics["quotes"]
@@ -319,8 +320,8 @@ class Pipeline:
         by_key = lambda figures: {watermark_key(topic, p): v for p, v in figures.items()}  # noqa: E731
         alerts, health = threshold(self.health, "freshness", by_key(lags), config.freshness, now,
                                    config, " s")  # fmt: skip
-        more, health = threshold(health, "consumer_lag", by_key(unread), config.consumer_lag,
-                                 now, config, " messages")  # fmt: skip
+        silent = self.counters.broker_silent
+        more, health = consumer_lag(health, by_key(unread), silent, now, config)
         stale, health = stale_keys(health, quoted, now, config)
         self.health = health
         if self._stopped:  # handed over: the next owner writes these keys' histories now

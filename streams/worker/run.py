@@ -75,6 +75,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         """Count the broker's errors; say when an outage ends."""
         pipeline.counters.broker_errors = outage.errors
         outage.settle(log)
+        pipeline.counters.broker_silent = outage.silent()
 
     pipeline.metrics.count_compiles()
     state = asyncio.run(read_state(settings.bootstrap, settings.topics["state"]))

@@ -5,7 +5,15 @@ never makes a storm."""
 import numpy as np
 import pytest
 
-from alerts import AlertConfig, Health, evaluate, model_failures, stale_keys, threshold
+from alerts import (
+    AlertConfig,
+    Health,
+    consumer_lag,
+    evaluate,
+    model_failures,
+    stale_keys,
+    threshold,
+)
 from schemas import Alert, Params, decode, encode
 
 RMSE_GATE = {"verdict": "pass", "value": 1e-4, "threshold": 0.005}
@@ -142,6 +150,23 @@ def test_a_models_failure_rate_fires_above_one_percent():
         ("failure_rate", "resolved")
     ]
     assert model_failures(health, "heston", 5.0, config)[0] == []  # no heston fits known
+
+
+def test_unread_quotes_fire_and_so_does_a_broker_that_does_not_answer():
+    config = AlertConfig(consumer_lag=1000, unreachable=10.0)
+    unread = {"q|0": 10.0, "q|1": 5000.0}
+    alerts, health = consumer_lag(Health(), unread, 0.0, 1.0, config)
+    assert [(a.key, a.state) for a in alerts] == [("q|1", "firing")]
+    assert "5000 messages above 1000" in alerts[0].message
+    # the broker silent 8 s: not yet judged; 12 s: every partition's lag is unknown, firing
+    assert consumer_lag(health, unread, 8.0, 2.0, config)[0] == []
+    alerts, health = consumer_lag(health, unread, 12.0, 3.0, config)
+    assert [(a.key, a.state, a.rule) for a in alerts] == [("q|0", "firing", "consumer_lag")]
+    assert alerts[0].message == "quotes not read for 12 s: the broker does not answer"
+    assert consumer_lag(health, unread, 40.0, 4.0, config)[0] == []  # fired once
+    # it answers again and the quotes are read: both resolve
+    alerts, health = consumer_lag(health, {"q|0": 0.0, "q|1": 3.0}, 0.0, 5.0, config)
+    assert sorted((a.key, a.state) for a in alerts) == [("q|0", "resolved"), ("q|1", "resolved")]
 
 
 def test_a_lagging_partition_and_a_stale_key_fire_and_resolve():
