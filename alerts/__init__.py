@@ -2,7 +2,7 @@
 ``schemas.Alert``s and the new :class:`Health` they leave."""
 
 from alerts.config import RUNBOOK, AlertConfig
-from alerts.health import Condition, Health, KeyHistory, settle
+from alerts.health import Condition, Health, KeyHistory, forget, settle
 from alerts.notices import (
     approval_alert,
     calibration_error_alert,
@@ -23,6 +23,7 @@ __all__ = [
     "calibration_error_alert",
     "consumer_lag",
     "evaluate",
+    "forget",
     "job_alert",
     "material_alert",
     "model_failures",

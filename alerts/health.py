@@ -19,7 +19,7 @@ import numpy as np
 from alerts.config import AlertConfig
 from schemas import Alert, clip
 
-__all__ = ["Condition", "Draft", "Health", "KeyHistory", "settle"]
+__all__ = ["Condition", "Draft", "Health", "KeyHistory", "forget", "settle"]
 
 Quotes = tuple[Sequence[float], Sequence[float]]  # a fit's (strikes, vols)
 
@@ -138,4 +138,19 @@ def settle(
     ``conditions`` were not judged now and stay as they are), within the key's alert budget."""
     draft = Draft(health)
     alerts = draft.settle(key, subject, model, conditions, now, config)
+    return alerts, draft.sealed()
+
+
+def forget(health: Health, keys: Sequence[str], now: float, why: str) -> tuple[list[Alert], Health]:
+    """Drop ``keys``' histories (smiles and surfaces no longer held: their memory is bounded
+    by what is quoted); each rule still firing on one resolves, saying ``why`` (outside the
+    key's alert budget: the key says nothing more)."""
+    draft, alerts = Draft(health), []
+    for key in keys:
+        history = draft.keys.pop(key, None)
+        draft.sent.pop(key, None)
+        draft.held.pop(key, None)
+        for rule in sorted(history.firing if history else ()):
+            alerts.append(Alert(now, "info", rule, key.replace("|", " "),
+                                clip(f"{rule} cleared: {why}"), {}, key, "resolved"))  # fmt: skip
     return alerts, draft.sealed()

@@ -17,6 +17,8 @@
 | ``VOLSTREAM_TOLERANCE_BP`` | ``10`` | vol bp: the tolerance of a quote without bid and ask |
 | ``VOLSTREAM_MIN_INTERVAL`` | ``0.5`` | event-time seconds between two calibrations of one smile or surface |
 | ``VOLSTREAM_TRIGGER_AGE`` | ``30`` | event-time seconds after which a smile with news is due even within tolerance |
+| ``VOLSTREAM_MAX_QUOTE_AGE`` | ``300`` | event-time seconds a quote stays in its smile or surface (older ones age out; a tick this far behind its partition is dead-lettered ``stale``) |
+| ``VOLSTREAM_EVICT_AFTER`` | ``3600`` | event-time seconds without a quote before a smile or surface is dropped from the book (its health history and page entry too; said in the log and ``volstream_evicted_total``); at least ``VOLSTREAM_MAX_QUOTE_AGE`` |
 | ``VOLSTREAM_RUNBOOK_COOLDOWN`` | ``300`` | wall-clock seconds before a smile or surface whose fit failed may walk the failure runbook again (``0``: never walk it; see ``engine.runbook``) |
 | ``VOLSTREAM_JOBS`` | ``DEFAULT_JOBS`` | playbook jobs the worker runs on its current surfaces: ``NAME=CADENCE [DAY] HH:MM`` (UTC; cadence daily, weekly with a weekday, monthly or quarterly with a day 1-28) or ``NAME=every N{s,m,h}`` (intraday) separated by ``;``; ``none``: no jobs (see ``streams.worker.jobs``) |
 | ``VOLSTREAM_ALERTS`` | | health rules' thresholds, ``NAME=VALUE,...`` of ``alerts.AlertConfig`` (``z=3,condition=500,per_minute=6``: drift z-score, identifiability condition number, alerts per key a minute; see ``alerts.config``) |
@@ -348,6 +350,8 @@ class Settings:
                 min_interval=float(get("VOLSTREAM_MIN_INTERVAL", "0.5")),
                 max_age=float(get("VOLSTREAM_TRIGGER_AGE", "30")),
                 epoch=float(get("VOLSTREAM_EPOCH", "0.025")),
+                max_quote_age=float(get("VOLSTREAM_MAX_QUOTE_AGE", "300")),
+                evict_after=float(get("VOLSTREAM_EVICT_AFTER", "3600")),
             ),
             alerts=_alerts(get("VOLSTREAM_ALERTS", "")),
             audit=_flag("VOLSTREAM_AUDIT", get("VOLSTREAM_AUDIT", "1")),

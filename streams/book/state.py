@@ -33,8 +33,15 @@ async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[
 async def read_latest(bootstrap: str, topic: str, kind: type[M], timeout: float = 10.0
                       ) -> dict[str, M]:  # fmt: skip
     """The latest ``kind`` message per key of a compacted ``topic`` (empty if the topic does
-    not exist); a value that does not decode is skipped with a warning."""
-    return dict(await read_all(bootstrap, topic, kind, timeout))
+    not exist; a key whose latest record is a tombstone has none); a value that does not
+    decode is skipped with a warning."""
+    latest: dict[str, M] = {}
+    for key, message in await _read(bootstrap, topic, kind, timeout):
+        if message is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = message
+    return latest
 
 
 async def read_all(bootstrap: str, topic: str, kind: type[M], timeout: float = 10.0
@@ -42,6 +49,12 @@ async def read_all(bootstrap: str, topic: str, kind: type[M], timeout: float = 1
     """Every ``kind`` message of ``topic`` with its key, partition by partition in offset
     order, up to the end it had when asked (empty if the topic does not exist); a value that
     does not decode is skipped with a warning."""
+    return [(key, m) for key, m in await _read(bootstrap, topic, kind, timeout) if m is not None]
+
+
+async def _read(bootstrap: str, topic: str, kind: type[M], timeout: float
+                ) -> list[tuple[str, M | None]]:  # fmt: skip
+    """:func:`read_all` with tombstones (None)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from streams.feed.send import topic_partitions
@@ -56,14 +69,17 @@ async def read_all(bootstrap: str, topic: str, kind: type[M], timeout: float = 1
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
-        out: list[tuple[str, M]] = []
+        out: list[tuple[str, M | None]] = []
         while any([await consumer.position(tp) < end[tp] for tp in tps]):
             batch = await consumer.getmany(*tps, timeout_ms=int(timeout * 1000))
             if not batch:
                 break
             for records in batch.values():
                 for r in records:
-                    if r.value is None or r.offset >= end[TopicPartition(r.topic, r.partition)]:
+                    if r.offset >= end[TopicPartition(r.topic, r.partition)]:
+                        continue
+                    if r.value is None:
+                        out.append((r.key.decode(), None))
                         continue
                     try:
                         out.append((r.key.decode(), decode(r.value, kind)))

@@ -83,10 +83,14 @@ class SurfaceConfig:
     outlier: float = 0.5
     surface_min_quotes: int = 20
     epoch: float = 0.025  # event-time seconds: each smile or surface is calibrated once per epoch
+    evict_after: float = 3600.0  # event-time seconds without a quote before a book is dropped
 
     def __post_init__(self) -> None:
         if not self.epoch > 0:
             raise ValueError(f"epoch must be positive seconds of event time, got {self.epoch}")
+        if not self.evict_after >= self.max_quote_age:
+            raise ValueError(f"evict_after ({self.evict_after} s) must be at least max_quote_age "
+                             f"({self.max_quote_age} s): a book still quoted would be dropped")  # fmt: skip
         for name in ("tolerance_floor_bp", "tolerance_bp", "min_interval", "max_age"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -185,7 +189,8 @@ _BOOK_FIELDS = (
 
 
 class _Columns:
-    """Named float64 columns that grow by doubling (rows are never removed)."""
+    """Named float64 columns that grow by doubling; :meth:`keep` drops rows (the capacity
+    stays: what was once needed is needed again)."""
 
     def __init__(self, names: tuple[str, ...], fill: dict[str, float]) -> None:
         self.fill = {name: fill.get(name, np.nan) for name in names}
@@ -201,6 +206,13 @@ class _Columns:
                 self.cols[name] = grown
         self.n += 1
         return self.n - 1
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (ascending), moved to the front in their order."""
+        for name, a in self.cols.items():
+            a[: rows.size] = a[rows]
+            a[rows.size : self.n] = self.fill[name]
+        self.n = rows.size
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.cols[name]
@@ -279,6 +291,8 @@ class SurfaceBook:
         self._dirty: dict[int, set[int]] = {}  # partition -> books with quotes in the open epoch
         self._pending: dict[int, set[int]] = {}  # partition -> due books waiting for an interval
         self._partition_books: dict[int, list[int]] = {}
+        self._sweep_at: dict[int, float] = {}  # partition -> event time of its next eviction
+        self.evicted: list[str] = []  # keys of the books dropped since the caller last took them
 
     def __len__(self) -> int:
         return len(self._books)
@@ -361,6 +375,14 @@ class SurfaceBook:
                 out += snaps
                 if fit is not None:
                     fit(snaps)
+            remap = self._sweep(np.unique(parts[rows]).tolist(), epoch * c.epoch)
+            if remap is not None:  # books renumbered; a later row of one dropped starts anew
+                books = np.where(books >= 0, remap[books], -1)
+                lost = np.flatnonzero(books < 0)
+                lost = lost[reached[lost] >= epoch]
+                if lost.size:
+                    books[lost], _ = self._locate(quotes.take(lost), parts[lost])
+                    within[lost] = False
             rows = np.sort(rows[ts[rows] >= epoch * c.epoch - c.max_quote_age])  # aged out
             if self._refitted and rows.size:
                 again = rows[np.isin(books[rows], list(self._refitted))]
@@ -489,6 +511,58 @@ class SurfaceBook:
                 self._partition_books.setdefault(partition, []).append(book)
             books = self._book_table[uid, column]
         return books, xid
+
+    # -- dropping books no longer quoted ---------------------------------------------------
+
+    def _sweep(self, partitions: list[int], now: float) -> np.ndarray | None:
+        """Drop the books of ``partitions`` with no quote for ``evict_after`` seconds of their
+        partition's event time ``now`` (looked at every quarter of it; their keys go to
+        :attr:`evicted`), so that the book holds what is quoted, not all ever quoted. Returns
+        the old-to-new book numbers (-1: dropped) when any was. Decided by event time at epoch
+        boundaries: a replay drops the same books at the same ticks, however it was batched.
+        A dropped book quoted again starts anew: no fit, so its first tick makes it due."""
+        c = self.config
+        due = [p for p in partitions if now >= self._sweep_at.get(p, -math.inf)]
+        if not due:
+            return None
+        for p in due:
+            self._sweep_at[p] = now + c.evict_after / 4
+        n, b = len(self._books), self._b
+        last = b["last_ts"][:n]
+        idle = np.isin(b["partition"][:n], due) & np.isfinite(last) & (last < now - c.evict_after)
+        if not idle.any():
+            return None
+        self.evicted += [book_key(*self._books[i][::2]) for i in np.flatnonzero(idle).tolist()]
+        return self._compact(np.flatnonzero(~idle))
+
+    def _compact(self, keep: np.ndarray) -> np.ndarray:
+        """Keep only books ``keep`` (ascending) and their slots, renumbered in the same order
+        (a partition's books keep their order: the snapshots' order). Returns old-to-new."""
+        remap = np.full(len(self._books), -1, np.int64)
+        remap[keep] = np.arange(keep.size)
+        s = self._s
+        slots = np.flatnonzero(remap[s["book"][: s.n].astype(np.int64)] >= 0)
+        s.keep(slots)
+        n = s.n
+        book = remap[s["book"][:n].astype(np.int64)]
+        s["book"][:n] = book
+        keys = (book * _EXPIRY_CODES + s["expiry"][:n].astype(np.int64)) + 1j * s["strike"][:n]
+        self._slot_ids = np.argsort(keys, kind="stable").astype(np.int64)
+        self._slot_keys = keys[self._slot_ids]
+        self._book_slots = [[] for _ in range(keep.size)]
+        for i, mine in zip(*_grouped(book, np.arange(n))):
+            self._book_slots[i] = mine
+        self._books = [self._books[i] for i in keep.tolist()]
+        self._b.keep(keep)
+        table = self._book_table
+        table[table >= 0] = remap[table[table >= 0]]
+        moved = lambda ids: [int(remap[i]) for i in ids if remap[i] >= 0]  # noqa: E731
+        self._grids = {int(remap[i]): g for i, g in self._grids.items() if remap[i] >= 0}
+        self._refitted = set(moved(self._refitted))
+        self._dirty = {p: set(moved(ids)) for p, ids in self._dirty.items()}
+        self._pending = {p: set(moved(ids)) for p, ids in self._pending.items()}
+        self._partition_books = {p: moved(ids) for p, ids in self._partition_books.items()}
+        return remap
 
     @staticmethod
     def _id(ids: dict[str, int], name: str) -> int:

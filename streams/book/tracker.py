@@ -36,6 +36,7 @@ class Step(NamedTuple):
     failed: list[tuple[Snapshot, Exception]]
     starts: list[WarmState]  # the state each result's fit started from (the audit archives it)
     refused: Sequence[RowProblem] = ()  # rows of the batch given to take, with why
+    evicted: Sequence[str] = ()  # keys of the smiles and surfaces dropped: no quote for long
 
     @classmethod
     def none(cls) -> Step:
@@ -59,6 +60,8 @@ class Tracker:
             self.book.ingest(rows, partitions, received_at, lambda snaps: self._fit(snaps, step))
         for p in np.unique(partitions).tolist():
             step.coverage[p] = self.book.coverage(p)
+        if self.book.evicted:
+            step, self.book.evicted = step._replace(evicted=tuple(self.book.evicted)), []
         return step
 
     def flush(self, partitions: Iterable[int], quiet_until: float | None = None) -> Step:

@@ -59,6 +59,14 @@ class LiveView:
                 history = self._history[params.key] = deque(maxlen=HISTORY)
             history.append((snap.window_end, params.params))
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop ``keys`` (smiles and surfaces the book dropped): the page shows what is held."""
+        for key in keys:
+            for held in (self._latest, self._history, self._curves):
+                held.pop(key, None)
+        for rule_of in [k for k in self._firing if k[0] in set(keys)]:
+            self._firing.pop(rule_of)
+
     def published(self, key: str) -> Params | None:
         """``key``'s parameters as last published (the event loop: an approval publishes the
         same fit again, so marked)."""

@@ -23,4 +23,5 @@ class Counters:
     runbooks: Counter = field(default_factory=Counter)  # the step that fixed a failed fit
     jobs: Counter = field(default_factory=Counter)  # (job, good, flagged or skipped) -> count
     broker_errors: int = 0  # the Kafka clients' errors reaching the broker (streams.worker.outage)
+    evicted: int = 0  # smiles and surfaces dropped from the book: no quote for evict_after
     broker_silent: float = 0.0  # s since the broker last answered, in an outage (0: it answers)

@@ -27,6 +27,7 @@ its own (tests run several), served over HTTP on loopback with the live page
 | ``volstream_runbooks_total`` | counter | ``step``: failed fits put through the failure runbook, by the step that fixed them, or ``escalated`` |
 | ``volstream_playbook_jobs_total`` | counter | ``job``, ``outcome`` (good, flagged: findings of the scheduled playbook jobs; skipped: runs not started because the last was still going) |
 | ``volstream_surfaces`` | gauge | smiles and surfaces held |
+| ``volstream_evicted_total`` | counter | smiles and surfaces dropped from the book: no quote for ``VOLSTREAM_EVICT_AFTER`` seconds of event time |
 | ``volstream_tick_to_publish_seconds`` | histogram | ``model``, ``asset_class``: first tick of a snapshot received -> its parameters sent (calibration latency p50/p95/p99) |
 | ``volstream_batch_seconds`` | histogram | one micro-batch, decode to delivered |
 | ``volstream_batch_messages`` | histogram | messages in one micro-batch |
@@ -91,6 +92,11 @@ class _Counts(Collector):
         )
         yield CounterMetricFamily(
             "volstream_errors", "Calibration batches that raised", value=counters.errors
+        )
+        yield CounterMetricFamily(
+            "volstream_evicted",
+            "Smiles and surfaces dropped from the book (no quote for VOLSTREAM_EVICT_AFTER s)",
+            value=counters.evicted,
         )
         yield CounterMetricFamily(
             "volstream_broker_errors",

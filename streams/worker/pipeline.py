@@ -36,6 +36,7 @@ from alerts import (
     calibration_error_alert,
     consumer_lag,
     evaluate,
+    forget,
     material_alert,
     refused_alert,
     stale_keys,
@@ -371,6 +372,8 @@ class Pipeline:
         if before is not None:
             await before
         step, image = await step_future
+        if step.evicted:
+            await self._evicted(step.evicted)
         if step.refused:  # rows the book refused: stale ticks
             deliveries = deliveries + await self._dead_letters(decoded.refused_rows(step.refused))
         self.counters.out_of_tolerance = self.book.ticks_out
@@ -384,6 +387,22 @@ class Pipeline:
         await asyncio.gather(*deliveries)
         await self._watermarks(step.coverage)
         return await self._checkpoint(image, offsets or {}, ack)
+
+    async def _evicted(self, keys: Sequence[str]) -> None:
+        """Smiles and surfaces the book dropped (no quote for ``evict_after``): their health
+        histories go (resolving what still fired, a tombstone on the health topic) and the
+        live page forgets them; their warm starts stay (a few hundred bytes: a key quoted
+        again starts warm, its audit chain going on)."""
+        after = self.settings.surface.evict_after
+        self.counters.evicted += len(keys)
+        self.live.forget(keys)
+        why = f"no quote for {after:.0f} s of event time: dropped from the book"
+        alerts, self.health = forget(self.health, keys, self.clock(), why)
+        named = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        log.warning("dropped %d smiles and surfaces with no quote for %.0f s of event time (%s); "
+                    "counted in volstream_evicted_total", len(keys), after, named)  # fmt: skip
+        await self._alert(alerts)
+        await self._deliver("health", [(key.encode(), None) for key in keys])
 
     async def _publish(
         self, snapshots: list[Snapshot], results: list, starts: list[WarmState]

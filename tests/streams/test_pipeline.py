@@ -350,3 +350,34 @@ def test_a_fit_flagged_by_stability_alone_is_reported_not_walked_through_the_run
     rules = [decode(m, Alert).rule for _, m in sink.sent.get("t.alerts", [])]
     assert "gate.stability" in rules and "runbook" not in rules
     assert not pipe.counters.runbooks
+
+
+def test_a_smile_no_longer_quoted_is_dropped_with_its_history_and_says_so(caplog):
+    sim = TickSimulator(pairs=2, tenors=(91,), seed=3)
+    first = list(sim.ticks(T0, rate=20, count=400))  # both pairs for 20 s
+    gone = first[0].underlying
+    kept = [q for q in sim.ticks(T0 + 20, rate=20, count=1600) if q.underlying != gone]
+    quotes = first + kept  # the other alone for 80 s more
+    settings = Settings(
+        topic_prefix="t",
+        surface=SurfaceConfig(max_quote_age=10.0, evict_after=30.0),
+        alerts=AlertConfig(condition=1.0),  # every fit fires identifiability: it is resolved
+    )
+    records = [Record(encode(q), "t.quotes", 0, i, T0) for i, q in enumerate(quotes)]
+    with caplog.at_level("WARNING", "streams.worker.pipeline"):
+        pipe, sink = run([records[i : i + 100] for i in range(0, len(records), 100)], settings)
+    (key,) = {p.key for p in map(lambda m: decode(m[1], Params), sink.sent["t.params"])
+              if p.underlying == gone}  # fmt: skip
+    assert pipe.counters.evicted == 1 and len(pipe.book) == 1
+    assert key not in pipe.health.keys and key in pipe.calibrations.state  # warm start kept
+    written = [v for k, v in sink.sent["t.health"] if k == key.encode()]
+    assert written[-1] is None and None not in written[:-1]  # a tombstone: compacted away
+    alerts = [decode(v, Alert) for _, v in sink.sent["t.alerts"] if decode(v, Alert).key == key]
+    assert (alerts[-1].rule, alerts[-1].state, alerts[-1].severity) == (
+        "identifiability", "resolved", "info")  # fmt: skip
+    assert "no quote for 30 s of event time: dropped from the book" in alerts[-1].message
+    assert f"dropped 1 smiles and surfaces with no quote for 30 s of event time ({key})" in (
+        caplog.text)  # fmt: skip
+    page = pipe.live.overview()
+    assert [row["key"] for row in page["rows"]] == [k for k in pipe.calibrations.state if k != key]
+    assert key.replace("|", " ") not in {a["subject"] for a in page["alerts"]}

@@ -284,3 +284,40 @@ def test_current_reads_every_smile_without_resetting_its_triggers():
     assert book.current() == [now]  # reading twice changes nothing
     (due,) = feed(book, [q(1.1, ts=T0 + 1.5)])  # the epoch closes: still due
     assert due.strikes == now.strikes and due.vols == now.vols
+
+
+def test_books_no_longer_quoted_are_dropped_at_the_same_ticks_however_they_are_batched():
+    config = {"epoch": 1.0, "min_interval": 0.0, "max_quote_age": 300.0}
+    old, kept = ("AUDUSD", "NZDUSD"), ("EURUSD", "GBPUSD")
+    ticks = [q(k, 0.1 + 1e-3 * i, ts=T0 + i, underlying=u)
+             for i in range(60) for u in old + kept for k in STRIKES[i % 6: i % 6 + 1]]  # fmt: skip
+    # only the kept pairs after the first minute; AUDUSD again after 20 minutes
+    ticks += [q(STRIKES[i % 6], 0.1, ts=T0 + 60 + i, underlying=u)
+              for i in range(1200) for u in kept]  # fmt: skip
+    ticks += [q(k, 0.2, ts=T0 + 1300, underlying="AUDUSD") for k in STRIKES]
+    columns = QuoteColumns.from_quotes(ticks)
+
+    def run(size: int, evict_after: float):
+        book = SurfaceBook(SurfaceConfig(evict_after=evict_after, **config))
+        out, evicted, sizes = [], [], []
+        for i in range(0, columns.n, size):
+            out += book.ingest(columns.take(slice(i, i + size)), 0, 0.0)
+            evicted += book.evicted
+            book.evicted = []
+            sizes.append(len(book))
+        return out + book.flush(), evicted, sizes
+
+    snaps, evicted, sizes = run(columns.n, 600.0)
+    assert evicted == ["AUDUSD|2027-11-25", "NZDUSD|2027-11-25"]
+    assert len(SurfaceBook()) == 0 and sizes[-1] == 3  # AUDUSD is back, a book of its own
+    for size in (1, 7, 500):  # the same drops at the same ticks, whatever the cuts
+        again, dropped, _ = run(size, 600.0)
+        assert [repr(s) for s in again] == [repr(s) for s in snaps] and dropped == evicted, size
+    # what is still quoted is snapshotted as if nothing were ever dropped
+    never, none, _ = run(columns.n, 1e9)
+    assert none == [] and [repr(s) for s in never if s.underlying in kept] == [
+        repr(s) for s in snaps if s.underlying in kept]  # fmt: skip
+    (back,) = [s for s in snaps if s.underlying == "AUDUSD" and s.window_end == T0 + 1300]
+    assert back.vols == (0.2,) * 6  # only its new quotes: the book started anew
+    with pytest.raises(ValueError, match="evict_after"):
+        SurfaceConfig(evict_after=60.0)
