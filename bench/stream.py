@@ -373,17 +373,19 @@ async def drain(settings: Settings, chunks, batch: int = 1024):
     return reader.seen(), sent.sent
 
 
-def wait_warm(port: int, worker: subprocess.Popen, log: Path, timeout: float = 900):
+def wait_warm(port: int, worker: subprocess.Popen, log: Path, timeout: float = 900,
+              ready_only: bool = False):  # fmt: skip
     """Seconds until the worker serves metrics with its batch shapes loaded (``ready``, what
     the demo waits for) and until its background warm-up of the runbook's steps, which it
-    logs, is done too: no phase measures a worker still tracing programs."""
+    logs, is done too: no phase measures a worker still tracing programs (``ready_only``: a
+    worker that does not warm the runbook)."""
     start, ready = time.time(), None
     while time.time() - start < timeout:
         if worker.poll() is not None:
             raise RuntimeError(f"the worker died: see {log}")
         if ready is None and scrape_one(port, "volstream_warming_up") == 0.0:
             ready = time.time() - start
-        if ready is not None and "traced the runbook's steps" in log.read_text():
+        if ready is not None and (ready_only or "traced the runbook's steps" in log.read_text()):
             return ready, time.time() - start
         time.sleep(0.5)
     raise TimeoutError("the worker did not finish compiling")
