@@ -25,6 +25,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -154,6 +155,7 @@ def main() -> None:
     parser.add_argument("--trigger-age", type=float, default=30.0,
                         help="VOLSTREAM_TRIGGER_AGE of the worker")  # fmt: skip
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.stream, as a script
     from streams.local.broker import BrokerConfig, LocalKafka, free_port
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,6 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | ``KAFKA_BOOTSTRAP_SERVERS`` | ``127.0.0.1:9092`` | brokers |
+| ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``, ``KAFKA_SSL_*`` | ``PLAINTEXT`` | TLS and SASL/SCRAM of every Kafka client (see ``streams.access``) |
 | ``VOLSTREAM_APP_ID`` | ``volstream`` | faust app id (the consumer group) |
 | ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks``, ``.health``, ``.audit``, ``.decisions`` |
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |
@@ -40,10 +41,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from alerts import AlertConfig
 from audit import Materiality
+from streams.access import KafkaSecurity
 from streams.book.surfaces import SurfaceConfig
 
 __all__ = ["DEFAULT_JOBS", "JOB_NAMES", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
@@ -247,6 +249,7 @@ def _approvers(text: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str = "127.0.0.1:9092"
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS, SASL (streams.access)
     app_id: str = "volstream"
     topic_prefix: str = "volstream"
     partitions: int = 6
@@ -273,6 +276,11 @@ class Settings:
     material: dict[str, Materiality] = field(default_factory=lambda: _material(""))
     state_dir: Path = field(default_factory=lambda: Path.home() / ".volstream")
     jax_cache: Path | None = None  # compiled programs; None: state_dir / "jax-cache"
+
+    def client(self, **more: Any) -> dict[str, Any]:
+        """The keyword arguments of an aiokafka client of this broker (``more`` added): where
+        it is and how to reach it (:class:`streams.access.KafkaSecurity`)."""
+        return {"bootstrap_servers": self.bootstrap, **self.security.options(), **more}
 
     @property
     def compile_cache(self) -> Path:
@@ -328,6 +336,7 @@ class Settings:
         get = env.get
         return cls(
             bootstrap=get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            security=KafkaSecurity.from_env(env),
             app_id=get("VOLSTREAM_APP_ID", "volstream"),
             topic_prefix=get("VOLSTREAM_TOPIC_PREFIX", "volstream"),
             partitions=int(get("VOLSTREAM_PARTITIONS", "6")),

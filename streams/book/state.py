@@ -11,6 +11,7 @@ import logging
 from typing import TypeVar
 
 from schemas import CalibrationRecord, KeyHealth, SchemaError, WarmState, decode, encode
+from streams.access import Kafka
 
 __all__ = ["read_all", "read_latest", "read_state", "state_message"]
 
@@ -24,19 +25,19 @@ def state_message(key: str, state: WarmState) -> tuple[bytes, bytes]:
     return key.encode(), encode(state)
 
 
-async def read_state(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[str, WarmState]:
+async def read_state(kafka: Kafka, topic: str, timeout: float = 10.0) -> dict[str, WarmState]:
     """The latest state per key of the state topic (empty if it does not exist); a value that
     does not decode is skipped with a warning (that smile starts cold)."""
-    return await read_latest(bootstrap, topic, WarmState, timeout)
+    return await read_latest(kafka, topic, WarmState, timeout)
 
 
-async def read_latest(bootstrap: str, topic: str, kind: type[M], timeout: float = 10.0
+async def read_latest(kafka: Kafka, topic: str, kind: type[M], timeout: float = 10.0
                       ) -> dict[str, M]:  # fmt: skip
     """The latest ``kind`` message per key of a compacted ``topic`` (empty if the topic does
     not exist; a key whose latest record is a tombstone has none); a value that does not
     decode is skipped with a warning."""
     latest: dict[str, M] = {}
-    for key, message in await _read(bootstrap, topic, kind, timeout):
+    for key, message in await _read(kafka, topic, kind, timeout):
         if message is None:
             latest.pop(key, None)
         else:
@@ -44,26 +45,26 @@ async def read_latest(bootstrap: str, topic: str, kind: type[M], timeout: float 
     return latest
 
 
-async def read_all(bootstrap: str, topic: str, kind: type[M], timeout: float = 10.0
+async def read_all(kafka: Kafka, topic: str, kind: type[M], timeout: float = 10.0
                    ) -> list[tuple[str, M]]:  # fmt: skip
     """Every ``kind`` message of ``topic`` with its key, partition by partition in offset
     order, up to the end it had when asked (empty if the topic does not exist); a value that
     does not decode is skipped with a warning."""
-    return [(key, m) for key, m in await _read(bootstrap, topic, kind, timeout) if m is not None]
+    return [(key, m) for key, m in await _read(kafka, topic, kind, timeout) if m is not None]
 
 
-async def _read(bootstrap: str, topic: str, kind: type[M], timeout: float
+async def _read(kafka: Kafka, topic: str, kind: type[M], timeout: float
                 ) -> list[tuple[str, M | None]]:  # fmt: skip
     """:func:`read_all` with tombstones (None)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from streams.feed.send import topic_partitions
 
-    found = await topic_partitions(bootstrap, topic)
+    found = await topic_partitions(kafka, topic)
     if not found:  # no such topic yet
         return []
     tps = [TopicPartition(topic, p) for p in found]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(tps)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from streams.cli.connect import kafka_flags, settings_of
+
 __all__ = ["add_approval_parsers"]
 
 EPILOG = """how approvals work:
@@ -65,7 +67,7 @@ def add_approval_parsers(sub) -> None:
         p.add_argument("--key-file", type=Path,
                        help="the approver's private key (default STATE_DIR/keys/NAME.key)")  # fmt: skip
         p.add_argument("--reason", default="", help="why (kept with the decision)")
-        p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+        kafka_flags(p)
         p.set_defaults(func=cmd_decide, verdict=verdict)
 
 
@@ -108,16 +110,15 @@ def cmd_decide(args) -> int:
     from audit import check_decision, decide
     from schemas import CalibrationRecord
     from streams.book.state import read_all
-    from streams.cli.main import _settings
 
-    settings = _settings(args)
+    settings = settings_of(args)
     path = args.key_file or _key_path(settings, args.name)
     try:
         private = bytes.fromhex(path.read_text().strip())
     except (OSError, ValueError) as exc:
         print(f"cannot read {args.name}'s key from {path}: {exc}", file=sys.stderr)
         return 2
-    records = [r for _, r in asyncio.run(read_all(settings.bootstrap, settings.topics["audit"],
+    records = [r for _, r in asyncio.run(read_all(settings.client(), settings.topics["audit"],
                                                   CalibrationRecord))]  # fmt: skip
     record, why = _find(records, args.record)
     if record is None:
@@ -151,7 +152,7 @@ async def _publish(settings, decision) -> None:
     from streams.worker.approvals import decision_message
 
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**settings.client(acks="all"))
     await producer.start()
     try:
         key, value = decision_message(decision)

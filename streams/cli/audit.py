@@ -12,6 +12,7 @@ import sys
 import textwrap
 
 from schemas import CalibrationRecord, Decision
+from streams.cli.connect import kafka_flags, settings_of
 
 __all__ = ["add_audit_parser"]
 
@@ -62,7 +63,7 @@ def add_audit_parser(sub) -> None:
         c.add_argument("--key", help="one smile or surface: 'EURUSD|2027-03-19', 'SPX|surface'")
         c.add_argument("--since", type=_time, help="calibrations at or after (epoch or ISO)")
         c.add_argument("--until", type=_time, help="calibrations before (epoch or ISO)")
-        c.add_argument("--bootstrap", help="Kafka bootstrap servers")
+        kafka_flags(c)
         if name == "show":
             c.add_argument("--limit", type=int, help="the latest this many records")
             c.add_argument("--json", action="store_true", help="one JSON object per record")
@@ -82,8 +83,8 @@ def _read(settings) -> tuple[list[CalibrationRecord], list[Decision]]:
     from streams.book.state import read_all
 
     async def both():
-        records = await read_all(settings.bootstrap, settings.topics["audit"], CalibrationRecord)
-        decisions = await read_all(settings.bootstrap, settings.topics["decisions"], Decision)
+        records = await read_all(settings.client(), settings.topics["audit"], CalibrationRecord)
+        decisions = await read_all(settings.client(), settings.topics["decisions"], Decision)
         return [r for _, r in records], [d for _, d in decisions]
 
     return asyncio.run(both())
@@ -114,10 +115,9 @@ def _selected(args, records: list[CalibrationRecord]) -> list[CalibrationRecord]
 
 
 def cmd_audit(args, out=None) -> int:
-    from streams.cli.main import _settings
 
     out = out or sys.stdout  # looked up now: a caller (or a test) may have replaced it
-    settings = _settings(args)
+    settings = settings_of(args)
     records, decisions = _read(settings)
     chosen = _selected(args, records)
     approvals = _approvals(records, decisions)

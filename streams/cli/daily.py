@@ -9,6 +9,8 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from streams.cli.connect import kafka_flags, settings_of
+
 __all__ = ["add_report_parser"]
 
 EPILOG = """examples:
@@ -32,7 +34,7 @@ def add_report_parser(sub) -> None:
     p.add_argument("--date", type=dt.date.fromisoformat,
                    help="the UTC day, YYYY-MM-DD (default: the latest day with calibrations)")  # fmt: skip
     p.add_argument("--out", type=Path, required=True, help="folder for the plots and index.html")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    kafka_flags(p)
     p.set_defaults(func=cmd_report)
 
 
@@ -40,12 +42,11 @@ def cmd_report(args) -> int:
     from playbooks.daily import daily_report, day_of, write_daily
     from schemas import Alert, Params, Watermark
     from streams.book.state import read_all
-    from streams.cli.main import _settings
 
-    settings = _settings(args)
+    settings = settings_of(args)
 
     async def read(kind: str, message: type) -> list:
-        return [m for _, m in await read_all(settings.bootstrap, settings.topics[kind], message)]
+        return [m for _, m in await read_all(settings.client(), settings.topics[kind], message)]
 
     async def every():
         return await asyncio.gather(read("params", Params), read("alerts", Alert),

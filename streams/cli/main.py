@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from streams.cli import smile_file
+from streams.cli.connect import kafka_flags, settings_of
 from streams.cli.smile_file import SmileFileError, load_smiles
 from streams.feed import replay
 from streams.feed.tickfile import TickFileError
@@ -126,14 +127,14 @@ def cmd_tail(args) -> int:
     import asyncio
 
     from streams.feed.tail import tail
-    from streams.settings import TOPIC_KINDS, Settings
+    from streams.settings import TOPIC_KINDS
 
-    settings = Settings.from_env()
+    settings = settings_of(args)
     topic = settings.topics[args.topic] if args.topic in TOPIC_KINDS else args.topic
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a tail: not an error
         asyncio.run(
             tail(
-                _bootstrap(args),
+                settings.client(),
                 topic,
                 from_beginning=args.from_beginning,
                 limit=args.limit,
@@ -150,7 +151,7 @@ def cmd_simulate(args) -> int:
     from streams.feed.send import send_columns
     from streams.feed.simulate import TENOR_DAYS, TickSimulator
 
-    settings = _settings(args)
+    settings = settings_of(args)
     settings.use_compile_cache()
     start = time.time()
     weekly = tuple(range(7, 7 * args.expiries + 1, 7))  # many smiles for load
@@ -236,29 +237,13 @@ def cmd_broker(args) -> int:
     return 0 if status["answering"] else 1
 
 
-def _bootstrap(args) -> str:
-    """--bootstrap, else KAFKA_BOOTSTRAP_SERVERS, else the local broker (started if needed)."""
-    from streams.local.broker import resolve_bootstrap
-
-    return args.bootstrap or resolve_bootstrap()
-
-
-def _settings(args):
-    """The environment's settings, with this verb's broker."""
-    import dataclasses
-
-    from streams.settings import Settings
-
-    return dataclasses.replace(Settings.from_env(), bootstrap=_bootstrap(args))
-
-
 def cmd_worker(args) -> int:
     import logging
 
     from streams.worker.run import run_worker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    settings = _settings(args)
+    settings = settings_of(args)
     print(
         f"volstream worker: consuming {settings.bootstrap} as group {settings.app_id!r}", flush=True
     )
@@ -295,7 +280,7 @@ def cmd_playbook(args) -> int:
 
         from streams.worker.readback import stream_source
 
-        source = asyncio.run(stream_source(_settings(args)))
+        source = asyncio.run(stream_source(settings_of(args)))
     else:
         source = SampleFiles(args.date or DATE, args.prior or PRIOR)
     try:
@@ -321,7 +306,7 @@ def cmd_replay(args) -> int:
     if not args.file.is_file():
         raise SmileFileError(f"{args.file}: no such file")
     speed = None if args.max else args.speed
-    settings = _settings(args)
+    settings = settings_of(args)
     try:
         summary = asyncio.run(
             replay.replay(
@@ -475,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
         "KAFKA_BOOTSTRAP_SERVERS the local broker is started. Workers with the same "
         "VOLSTREAM_APP_ID share the partitions.",
     )
-    worker.add_argument("--bootstrap", help="Kafka bootstrap servers (host:port,...)")
+    kafka_flags(worker)
     worker.add_argument("--loglevel", default="warning", help="faust log level (default warning)")
     worker.set_defaults(func=cmd_worker)
 
@@ -515,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the stream's current surfaces instead of files: the quotes topic read back "
         "into a book (its last 5 minutes: the book's quote age)",
     )
-    play.add_argument("--bootstrap", help="with --stream: Kafka bootstrap servers (host:port,...)")
+    kafka_flags(play, "with --stream: ")
     play.add_argument("--out", type=Path, help="folder for the PNG plots and index.html")
     play.add_argument("--json", action="store_true", help="findings and tables as JSON")
     play.set_defaults(func=cmd_playbook)
@@ -552,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     pace = rep.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, default=1.0, help="multiple of real time (default 1)")
     pace.add_argument("--max", action="store_true", help="as fast as possible")
-    rep.add_argument("--bootstrap", help="Kafka bootstrap servers (host:port,...)")
+    kafka_flags(rep)
     rep.add_argument("--quiet", action="store_true", help="no progress line")
     rep.add_argument("--batch", **_BATCH)
     rep.set_defaults(func=cmd_replay)
@@ -590,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail_p.add_argument("--limit", type=int, help="stop after this many messages")
     tail_p.add_argument("--idle", type=float, help="stop after this many quiet seconds")
     tail_p.add_argument("--json", action="store_true", help="one JSON object per line")
-    tail_p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    kafka_flags(tail_p)
     tail_p.set_defaults(func=cmd_tail)
 
     sim = sub.add_parser(
@@ -675,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
         "0.01 vol point), random sign (default 20 60)",
     )
     sim.add_argument("--seed", type=int, default=5)
-    sim.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    kafka_flags(sim)
     sim.add_argument("--batch", **_BATCH)
     sim.add_argument("--quiet", action="store_true", help="no progress line")
     sim.set_defaults(func=cmd_simulate)

@@ -26,6 +26,7 @@ import numpy as np
 
 from schemas import QuoteColumns, RowProblem, encode
 from schemas.columns import MAX_COLUMN_ROWS
+from streams.access import Kafka
 from streams.settings import Settings
 
 __all__ = [
@@ -55,7 +56,7 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
     NotLeaderForPartitionError and retries."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(**settings.client())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -83,13 +84,13 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         await admin.close()
 
 
-async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+async def topic_partitions(kafka: Kafka, topic: str) -> list[int]:
     """The partitions of ``topic`` (none when it does not exist), from a fresh describe: a
     consumer's own metadata knows only the topics it subscribed to (``partitions_for_topic``
     says None for any other)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -110,8 +111,8 @@ async def wait_consumed(settings: Settings, group: str | None = None, timeout: f
 
     group = group or settings.app_id
     topic = settings.topics["quotes"]
-    probe = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    probe = AIOKafkaConsumer(**settings.client())
+    admin = AIOKafkaAdminClient(**settings.client())
     await probe.start()
     await admin.start()
     try:
@@ -171,9 +172,7 @@ async def send_columns(
 
     await ensure_topics(settings)
     # batches of up to 512 KiB: a columns message is ~56 KiB, past aiokafka's 16 KiB default
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, linger_ms=1, acks="all", max_batch_size=1 << 19
-    )
+    producer = AIOKafkaProducer(**settings.client(linger_ms=1, acks="all", max_batch_size=1 << 19))
     await producer.start()
     start, wall = time.monotonic(), time.time()
     summary = SendSummary(started=wall)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 from schemas import Alert, DeadLetter, Params, Quote, SchemaError, Watermark, decode
+from streams.access import Kafka
 
 __all__ = ["describe", "format_params", "tail"]
 
@@ -75,7 +76,7 @@ def _json(message) -> str:
 
 
 async def tail(
-    bootstrap: str,
+    kafka: Kafka,
     topic: str,
     *,
     from_beginning: bool,
@@ -89,7 +90,7 @@ async def tail(
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",

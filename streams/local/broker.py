@@ -20,6 +20,7 @@ import ipaddress
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -32,6 +33,7 @@ __all__ = [
     "BrokerConfig",
     "BrokerError",
     "LocalKafka",
+    "Secured",
     "free_port",
     "metadata",
     "resolve_bootstrap",
@@ -39,6 +41,7 @@ __all__ = [
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose" / "kafka"
 KAFKA_VERSION = "4.1.1"
+RUNTIME = 2  # the jars compose/kafka/pom.xml lists: a change fetches them again
 _TOOL_JVM = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")  # short-lived tools
 
 
@@ -52,7 +55,61 @@ def _default_state_dir() -> Path:
 
 def _default_cache_dir() -> Path:
     root = Path(os.environ.get("VOLSTREAM_CACHE_DIR", Path.home() / ".cache" / "volstream"))
-    return root / f"kafka-{KAFKA_VERSION}"
+    return root / f"kafka-{KAFKA_VERSION}-{RUNTIME}"
+
+
+@dataclass(frozen=True)
+class Secured:
+    """A broker that takes clients on SASL_SSL only (SCRAM-SHA-512 over TLS) and lets them do
+    only what ACLs allow. ``keystore``: the broker's private key and certificate chain, a
+    PKCS#12 file sealed with ``key_password`` (Java reads no encrypted PEM key: "PBES2
+    SecretKeyFactory not available"), whose certificate names ``host`` (an IP address SAN) and
+    serves its controller listener too (mutual TLS: its subject is a super user);
+    ``truststore``: the CA that signed it (PEM). ``users``: SCRAM users (name -> password), ``admin`` among them:
+    the super user the broker and :meth:`LocalKafka.grant` use."""
+
+    keystore: Path
+    truststore: Path
+    key_password: str = field(repr=False)
+    users: dict[str, str] = field(repr=False)
+    subject: str = "CN=volstream-broker"  # the keystore certificate's subject (its principal)
+    admin: str = "admin"
+
+    def __post_init__(self) -> None:
+        if self.admin not in self.users:
+            raise BrokerError(f"the admin user {self.admin!r} needs a password in users")
+
+    def properties(self) -> str:
+        """What server.properties says more (later lines win over the template's)."""
+        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                f'username="{self.admin}" password="{self.users[self.admin]}";')  # fmt: skip
+        return "\n".join([
+            "listeners=SASL_SSL://${host}:${port},CONTROLLER://${host}:${controller_port}",
+            "advertised.listeners=SASL_SSL://${host}:${port}",
+            "inter.broker.listener.name=SASL_SSL",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.location={self.keystore}",
+            f"ssl.keystore.password={self.key_password}",
+            f"ssl.key.password={self.key_password}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.truststore}",
+            "listener.name.controller.ssl.client.auth=required",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{self.admin};User:{self.subject}",
+            "allow.everyone.if.no.acl.found=false",
+        ]) + "\n"  # fmt: skip
+
+    def client_properties(self) -> str:
+        """A Java client's properties as ``admin`` (the ACL tool's)."""
+        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                f'username="{self.admin}" password="{self.users[self.admin]}";')  # fmt: skip
+        return "\n".join(["security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512",
+                          f"sasl.jaas.config={jaas}", "ssl.truststore.type=PEM",
+                          f"ssl.truststore.location={self.truststore}"]) + "\n"  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,6 +122,7 @@ class BrokerConfig:
     controller_port: int = 9093
     heap: str = "512m"
     cache_dir: Path = field(default_factory=_default_cache_dir)
+    secured: Secured | None = None  # SASL_SSL and ACLs (None: plaintext, anyone may do anything)
 
     def __post_init__(self) -> None:
         host = "127.0.0.1" if self.host == "localhost" else self.host
@@ -204,8 +262,12 @@ class LocalKafka:
 
     # -- storage --------------------------------------------------------------------------
     def _render_properties(self) -> None:
-        template = Template((COMPOSE / "server.properties").read_text())
+        text = (COMPOSE / "server.properties").read_text()
         c = self.config
+        if c.secured is not None:
+            text += "\n# secured: SASL_SSL and ACLs (streams.local.broker.Secured)\n"
+            text += c.secured.properties()
+        template = Template(text)
         self.properties.write_text(
             template.substitute(
                 host=c.host,
@@ -214,6 +276,7 @@ class LocalKafka:
                 data_dir=self.data_dir,
             )
         )
+        self.properties.chmod(0o600)  # a secured broker's passwords are in it
 
     def format(self) -> None:
         """Format KRaft storage unless it already is (data survive restarts)."""
@@ -227,6 +290,7 @@ class LocalKafka:
                 "--standalone",
                 "-t",
                 cluster_id,
+                *self._scram_users(),
                 "-c",
                 str(self.properties),
                 jvm=_TOOL_JVM,
@@ -237,6 +301,35 @@ class LocalKafka:
         )
         if proc.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed:\n{proc.stdout}{proc.stderr}")
+
+    def _scram_users(self) -> list[str]:
+        secured = self.config.secured
+        if secured is None:
+            return []
+        return [arg for name, password in secured.users.items()
+                for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")]  # fmt: skip
+
+    def grant(self, principal: str, topics: tuple[str, ...] = (), groups: tuple[str, ...] = (),
+              operations: tuple[str, ...] = ("All",)) -> None:  # fmt: skip
+        """Allow ``principal`` (``User:NAME``) ``operations`` on the topics and groups whose
+        names start with ``topics`` and ``groups`` (a secured broker's ACLs, set as its admin
+        with Kafka's AclCommand)."""
+        secured = self.config.secured
+        if secured is None:
+            raise BrokerError("ACLs need a secured broker (BrokerConfig.secured)")
+        admin = self.config.state_dir / "admin.properties"
+        admin.write_text(secured.client_properties())
+        admin.chmod(0o600)
+        args = ["--bootstrap-server", self.config.bootstrap, "--command-config", str(admin),
+                "--add", "--allow-principal", principal, "--resource-pattern-type", "prefixed",
+                *(a for op in operations for a in ("--operation", op)),
+                *(a for t in topics for a in ("--topic", t)),
+                *(a for g in groups for a in ("--group", g))]  # fmt: skip
+        proc = subprocess.run(self._java("org.apache.kafka.tools.AclCommand", *args,
+                                         jvm=_TOOL_JVM), capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        if proc.returncode != 0:
+            raise BrokerError(f"setting ACLs failed:\n{proc.stdout}{proc.stderr}")
 
     # -- process --------------------------------------------------------------------------
     def pid(self) -> int | None:
@@ -249,9 +342,18 @@ class LocalKafka:
         return pid
 
     def answers(self) -> bool:
+        """The broker answers a Metadata request (a secured one: completes a TLS handshake)."""
+        c = self.config
         try:
-            return bool(metadata(self.config.host, self.config.port)["brokers"])
-        except OSError:
+            if c.secured is None:
+                return bool(metadata(c.host, c.port)["brokers"])
+            context = ssl.create_default_context(cafile=str(c.secured.truststore))
+            with (
+                socket.create_connection((c.host, c.port), timeout=2.0) as raw,
+                context.wrap_socket(raw, server_hostname=c.host),
+            ):
+                return True
+        except OSError:  # ssl.SSLError included
             return False
 
     def start(self, timeout: float = 90.0) -> str:

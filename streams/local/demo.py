@@ -71,7 +71,7 @@ async def _watch(
     consumer = AIOKafkaConsumer(
         settings.topics["params"],
         settings.topics["watermarks"],
-        bootstrap_servers=settings.bootstrap,
+        **settings.client(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -113,7 +113,7 @@ async def _ready(settings: Settings, alive, timeout: float = 300.0) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import GroupCoordinatorNotAvailableError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(**settings.client())
     await admin.start()
     try:
         deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ def build_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
+        broker_credentials=settings.security.faust_credentials(),  # TLS, SASL: streams.access
         autodiscover=False,
         datadir=str(settings.state_dir / "faust" / settings.app_id),
         web_enabled=False,

@@ -84,7 +84,7 @@ async def follow_decisions(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = settings.topics["decisions"]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**settings.client(enable_auto_commit=False))
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)  # one partition (Settings.topic_specs)

@@ -119,7 +119,7 @@ async def group_partitions(settings: Settings, partitions: set[int]
     """A consumer of the worker's group given quotes ``partitions`` by hand (it reads the
     group's committed offsets, never joins the group), and those partitions."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
+        **settings.client(group_id=settings.app_id, enable_auto_commit=False)
     )
     await consumer.start()
     try:

@@ -14,6 +14,7 @@ import math
 
 from alerts import KeyHistory
 from schemas import KeyHealth, encode
+from streams.access import Kafka
 from streams.book.state import read_latest
 
 __all__ = ["health_message", "history_of", "read_health"]
@@ -47,6 +48,6 @@ def history_of(message: KeyHealth) -> KeyHistory:
     )
 
 
-async def read_health(bootstrap: str, topic: str) -> dict[str, KeyHistory]:
+async def read_health(kafka: Kafka, topic: str) -> dict[str, KeyHistory]:
     """Every key's latest history on the health topic (empty if it does not exist)."""
-    return {k: history_of(m) for k, m in (await read_latest(bootstrap, topic, KeyHealth)).items()}
+    return {k: history_of(m) for k, m in (await read_latest(kafka, topic, KeyHealth)).items()}

@@ -42,12 +42,12 @@ async def stream_source(settings: Settings) -> BookSource:
     """The stream's current surfaces: every quote partition read back, no consumer group,
     from ``max_quote_age`` ago (Kafka timestamps) to its end, into a book."""
     topic = settings.topics["quotes"]
-    found = await topic_partitions(settings.bootstrap, topic)
+    found = await topic_partitions(settings.client(), topic)
     if not found:
         raise LookupError(
             f"no topic {topic!r} on {settings.bootstrap}: nothing has been streamed there"
         )
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**settings.client(enable_auto_commit=False))
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in found]

@@ -78,9 +78,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         pipeline.counters.broker_silent = outage.silent()
 
     pipeline.metrics.count_compiles()
-    state = asyncio.run(read_state(settings.bootstrap, settings.topics["state"]))
+    state = asyncio.run(read_state(settings.client(), settings.topics["state"]))
     pipeline.import_state(state)
-    pipeline.restore_health(asyncio.run(read_health(settings.bootstrap, settings.topics["health"])))
+    pipeline.restore_health(asyncio.run(read_health(settings.client(), settings.topics["health"])))
     log.warning("restored warm-start state of %d smiles; compiling the solver...", len(state))
     # what the first batches need now (a few smiles, index surfaces, every message's tolerance
     # check), the larger batch shapes in the background while the worker runs (a batch that

@@ -68,13 +68,13 @@ async def take_over(pipeline: Pipeline, settings: Settings, partitions: set[int]
                 consumer.seek(tp, ranges[tp][0])
         records = await read_ranges(consumer, topic, ranges)
     underlyings = pipeline.rebuild(records)
-    health = await read_health(settings.bootstrap, settings.topics["health"])
+    health = await read_health(settings.client(), settings.topics["health"])
     mine = {watermark_key(topic, p) for p in partitions}
     pipeline.restore_health(
         {k: h for k, h in health.items() if key_underlying(k) in underlyings or k in mine}
     )
     if underlyings:
-        state = await read_state(settings.bootstrap, settings.topics["state"])
+        state = await read_state(settings.client(), settings.topics["state"])
         theirs = {k: v for k, v in state.items() if key_underlying(k) in underlyings}
         pipeline.import_state(theirs)
         await pipeline.settle_decisions(theirs)

@@ -76,7 +76,7 @@ def test_the_approval_flow_on_the_broker(kafka_bootstrap, tmp_path, capsys, monk
         assert "approves their own calibration" in capsys.readouterr().err
 
         # a forged decision on the topic: the worker refuses it, loudly
-        records = asyncio.run(read_all(kafka_bootstrap, settings.topics["audit"],
+        records = asyncio.run(read_all({"bootstrap_servers": kafka_bootstrap}, settings.topics["audit"],
                                        CalibrationRecord))  # fmt: skip
         record = records[-1][1]
         assert (record.key, record.seq, record.validation_status) == (

@@ -168,3 +168,45 @@ def test_replay_help_says_what_source_and_asset_class_default_to():
     assert "Without a source column, source is the file's name" in text
     assert "a row with a forward and a vol is fx" in text
     assert "fits both or neither is refused" in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["worker"], ["replay", "ticks.csv"], ["simulate"], ["tail", "params"],
+    ["playbook", "daily-sabr", "--stream"], ["report", "--out", "r"], ["audit", "verify"], ["audit", "show"],
+    ["approve", "KEY@1", "--as", "bob"], ["reject", "KEY@1", "--as", "bob"],
+])  # fmt: skip
+def test_every_kafka_client_takes_its_credentials_from_flags_or_the_environment(argv, tmp_path,
+                                                                                  monkeypatch):  # fmt: skip
+    from streams.cli.connect import settings_of
+    from streams.cli.main import build_parser
+
+    secret, ca = tmp_path / "password", tmp_path / "ca.pem"
+    secret.write_text("s3cret\n")
+    ca.write_text("")
+    for name in [n for n in os.environ if n.startswith("KAFKA_")]:
+        monkeypatch.delenv(name)
+    flags = ["--bootstrap", "127.0.0.1:1", "--security-protocol", "SASL_SSL", "--sasl-username",
+             "desk", "--sasl-password-file", str(secret), "--ssl-cafile", str(ca)]  # fmt: skip
+    security = settings_of(build_parser().parse_args([*argv, *flags])).security
+    assert (security.protocol, security.username, security.password, security.cafile) == (
+        "SASL_SSL", "desk", "s3cret", str(ca))  # fmt: skip
+    assert "s3cret" not in repr(security)
+    # the same from the environment; a flag wins over its variable
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "env-user")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    args = build_parser().parse_args([*argv, "--bootstrap", "127.0.0.1:1", "--sasl-username", "me"])
+    security = settings_of(args).security
+    assert (security.protocol, security.mechanism, security.username, security.password) == (
+        "SASL_PLAINTEXT", "SCRAM-SHA-256", "me", "s3cret")  # fmt: skip
+    assert security.options()["sasl_plain_password"] == "s3cret"
+
+
+def test_sasl_without_a_password_is_an_error_that_says_what_to_set():
+    from streams.access import KafkaSecurity
+
+    with pytest.raises(ValueError, match="KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD_FILE"):
+        KafkaSecurity("SASL_SSL", username="desk")
+    with pytest.raises(ValueError, match="security protocol 'TLS'"):
+        KafkaSecurity("TLS")

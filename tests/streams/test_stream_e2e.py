@@ -340,7 +340,11 @@ def test_audit_verify_passes_on_the_replay_and_names_a_tampered_record(
     assert len(listed) == 2 + sum(p.key == smile for p in params) and "passed" in listed[2]
     # a record altered on the topic (appended: the topic is append-only) is named
     records = asyncio.run(
-        read_all(kafka_bootstrap, f"{first_run['prefix']}.audit", CalibrationRecord)
+        read_all(
+            {"bootstrap_servers": kafka_bootstrap},
+            f"{first_run['prefix']}.audit",
+            CalibrationRecord,
+        )
     )
     last = [r for k, r in records if k == smile][-1]
     altered = dataclasses.replace(last, parameters={**last.parameters, "rho": 0.5})
@@ -657,7 +661,9 @@ def test_simulate_cli_sends_paced_batches_the_broker_confirmed(kafka_bootstrap):
 def test_read_state_returns_the_latest_value_of_every_key_and_skips_bad_ones(kafka_bootstrap):
     settings = settings_for(kafka_bootstrap, f"state-{uuid.uuid4().hex[:8]}")
     topic = settings.topics["state"]
-    assert asyncio.run(read_state(kafka_bootstrap, topic)) == {}  # no topic yet
+    assert (
+        asyncio.run(read_state({"bootstrap_servers": kafka_bootstrap}, topic)) == {}
+    )  # no topic yet
     asyncio.run(ensure_topics(settings))
 
     async def write() -> None:
@@ -674,7 +680,7 @@ def test_read_state_returns_the_latest_value_of_every_key_and_skips_bad_ones(kaf
             await producer.stop()
 
     asyncio.run(write())
-    state = asyncio.run(read_state(kafka_bootstrap, topic))
+    state = asyncio.run(read_state({"bootstrap_servers": kafka_bootstrap}, topic))
     assert state == {
         f"EURUSD|2027-0{k + 1}-25": WarmState(k + 3, {"alpha": float(k + 3)}) for k in range(3)
     }

@@ -1,0 +1,53 @@
+"""The flags every command that talks to Kafka shares (where the broker is, how to reach it),
+and the settings they give: the environment's (``streams.settings``), each flag over its
+variable."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+from streams.access import MECHANISMS, PROTOCOLS
+from streams.local.broker import resolve_bootstrap
+from streams.settings import Settings
+
+__all__ = ["bootstrap_of", "kafka_flags", "settings_of"]
+
+
+def bootstrap_of(args) -> str:
+    """--bootstrap, else KAFKA_BOOTSTRAP_SERVERS, else the local broker (started if needed)."""
+    return args.bootstrap or resolve_bootstrap()
+
+
+def kafka_flags(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """The flags of a command that talks to Kafka: where the broker is and how to reach it
+    (each over its ``KAFKA_*`` variable; see ``streams.access``)."""
+    group = parser.add_argument_group(
+        "Kafka connection", "each flag over its KAFKA_* variable (KAFKA_BOOTSTRAP_SERVERS, "
+        "KAFKA_SECURITY_PROTOCOL, ...); a password only from a file or KAFKA_SASL_PASSWORD")  # fmt: skip
+    group.add_argument("--bootstrap", help=f"{what}Kafka bootstrap servers (host:port,...)")
+    group.add_argument("--security-protocol", choices=PROTOCOLS,
+                       help="PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL")  # fmt: skip
+    group.add_argument("--sasl-mechanism", choices=MECHANISMS, help="default SCRAM-SHA-512")
+    group.add_argument("--sasl-username", help="the user to authenticate as")
+    group.add_argument("--sasl-password-file", type=Path, help="a file holding its password")
+    group.add_argument("--ssl-cafile", type=Path,
+                       help="CA certificates (PEM) to check the broker's against")  # fmt: skip
+    group.add_argument("--ssl-certfile", type=Path, help="this client's certificate (PEM)")
+    group.add_argument("--ssl-keyfile", type=Path, help="this client's private key (PEM)")
+
+
+def settings_of(args) -> Settings:
+    """The environment's settings, with this verb's broker and credentials (its flags)."""
+    env = dict(os.environ)
+    for flag, name in (("security_protocol", "KAFKA_SECURITY_PROTOCOL"),
+                       ("sasl_mechanism", "KAFKA_SASL_MECHANISM"),
+                       ("sasl_username", "KAFKA_SASL_USERNAME"),
+                       ("sasl_password_file", "KAFKA_SASL_PASSWORD_FILE"),
+                       ("ssl_cafile", "KAFKA_SSL_CAFILE"), ("ssl_certfile", "KAFKA_SSL_CERTFILE"),
+                       ("ssl_keyfile", "KAFKA_SSL_KEYFILE")):  # fmt: skip
+        if getattr(args, flag, None) is not None:
+            env[name] = str(getattr(args, flag))
+    return dataclasses.replace(Settings.from_env(env), bootstrap=bootstrap_of(args))
