@@ -11,12 +11,13 @@ demo: $(STAMP)  ## run the main job
 
 test: $(STAMP) $(BROWSER)  ## run the whole test suite (what .ci/run runs), a test file per core
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --durations=12
 
 bench: $(STAMP)  ## benchmarks against QuantLib (slow; not part of the tests)
 	$(PY) bench/sabr.py
 	$(PY) bench/stream.py
 	$(PY) bench/heston.py
+	$(PY) bench/wide.py
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
