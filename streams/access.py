@@ -1,7 +1,7 @@
 """How every Kafka client of the project reaches a secured broker: TLS and SASL (SCRAM or
 PLAIN), one place for the worker, the feeds (replay, simulate), tail, the report, playbook
-``--stream``, audit and approvals. From the environment (``KAFKA_*``, as
-``KAFKA_BOOTSTRAP_SERVERS``) or each command's flags (``--security-protocol``, ...).
+``--stream``, audit and approvals. From the environment (``KAFKA_*``, beside
+KAFKA_BOOTSTRAP_SERVERS) or each command's flags (``--security-protocol``, ...).
 
 | variable | flag | meaning |
 |---|---|---|

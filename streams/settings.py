@@ -3,7 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | ``KAFKA_BOOTSTRAP_SERVERS`` | ``127.0.0.1:9092`` | brokers |
-| ``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``, ``KAFKA_SSL_*`` | ``PLAINTEXT`` | TLS and SASL/SCRAM of every Kafka client (see ``streams.access``) |
+| KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_..., KAFKA_SSL_... | ``PLAINTEXT`` | TLS and SASL/SCRAM of every Kafka client: the table of ``streams.access`` |
 | ``VOLSTREAM_APP_ID`` | ``volstream`` | faust app id (the consumer group) |
 | ``VOLSTREAM_TOPIC_PREFIX`` | ``volstream`` | topics are ``PREFIX.quotes``, ``.params``, ``.alerts``, ``.dlq``, ``.state``, ``.jobs``, ``.watermarks``, ``.health``, ``.audit``, ``.decisions`` |
 | ``VOLSTREAM_PARTITIONS`` | ``6`` | partitions of the quotes and params topics |

@@ -4,17 +4,19 @@ import re
 
 import pytest
 
+import streams.access
 import streams.settings
 from streams.settings import Settings
 
 
-def test_every_variable_read_is_documented_and_every_documented_one_is_read():
-    with open(streams.settings.__file__) as fh:
+@pytest.mark.parametrize("module", [streams.settings, streams.access])
+def test_every_variable_read_is_documented_and_every_documented_one_is_read(module):
+    with open(module.__file__) as fh:
         source = fh.read()
-    doc, code = streams.settings.__doc__, source[len(streams.settings.__doc__) :]
-    read = set(re.findall(r'get\("((?:VOLSTREAM|KAFKA)_[A-Z_]+)"', code))
+    doc, code = module.__doc__, source[len(module.__doc__) :]
+    read = set(re.findall(r'(?:get\(|env\[)"((?:VOLSTREAM|KAFKA)_[A-Z_]+)"', code))
     documented = set(re.findall(r"``((?:VOLSTREAM|KAFKA)_[A-Z_]+)``", doc))
-    assert read == documented
+    assert read == documented and read
 
 
 def test_values_are_parsed():
