@@ -19,6 +19,7 @@ then commits never run ahead of published work. Scheduled playbook jobs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import pickle
@@ -130,6 +131,7 @@ class Pipeline:
         self._decisions: dict[tuple[str, int], Decision] = {}  # (key, seq) -> a decision on it
         self._marks: dict[int, Coverage] = {}  # partition -> its last published coverage
         self._tail: asyncio.Future | None = None  # the last batch's calibration and delivery
+        self._outbox: asyncio.Future | None = None  # the stream health's last messages, sent
         self._reflected: dict[int, int] = {}  # partition -> the offset after the last delivered
         self._skip: dict[int, int] = {}  # partition -> offsets below it a checkpoint reflects
         self._open = asyncio.Event()  # batches wait while closed (partitions being taken over)
@@ -163,12 +165,16 @@ class Pipeline:
         self._open.set()
 
     async def settle(self) -> None:
-        """Wait for the batch in flight (its outputs delivered)."""
+        """Wait for the batch in flight (its outputs delivered) and the stream health's last
+        messages."""
         if self._tail is not None:
             try:
                 await self._tail
             except Exception:  # said where it failed
                 log.exception("the batch in flight failed")
+        if self._outbox is not None:
+            with contextlib.suppress(Exception):  # said where it failed
+                await self._outbox
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take up what ``checkpoint`` kept (a restart on the partitions it covers): the book,
@@ -330,8 +336,28 @@ class Pipeline:
         alerts += more + stale
         self.counters.alerts += len(alerts)
         self.counters.alerts_held = health.held_total
-        await self._alert(alerts)
-        await self._deliver("health", self._health_records(_changed(alerts)))
+        self.live.alerted(alerts)
+        alerted = [(a.key.encode(), encode(a)) for a in alerts]
+        self._send_later([("alerts", alerted), ("health", self._health_records(_changed(alerts)))])
+
+    def _send_later(self, batches: list[tuple[str, Messages]]) -> None:
+        """Send ``batches`` in order, after what was sent so before, off the caller's path: the
+        stream's health is judged every second whether or not the broker takes messages (a
+        check that waited on a delivery through a broker outage judged nothing more until it
+        ended: its consumer-lag alert never fired)."""
+        if not any(messages for _, messages in batches):
+            return
+        before = self._outbox
+
+        async def send() -> None:
+            if before is not None:
+                with contextlib.suppress(Exception):  # said where it failed
+                    await before
+            for kind, messages in batches:
+                await self._deliver(kind, messages)
+
+        self._outbox = asyncio.ensure_future(send())
+        self._outbox.add_done_callback(_said)
 
     async def hand_over(self, last: bool = False) -> None:
         """Before partitions leave this worker (a rebalance, a stop): finish the batch in
@@ -631,6 +657,12 @@ class Pipeline:
             )
             letters.append((exc.reason.encode(), encode(letter)))
         return await self.sink.send_many(self.settings.topics["dlq"], letters) if letters else []
+
+
+def _said(sent: asyncio.Future) -> None:
+    """Log a background send that failed (nobody awaits it to hear)."""
+    if not sent.cancelled() and sent.exception() is not None:
+        log.error("the stream health's messages were not delivered", exc_info=sent.exception())
 
 
 def _changed(alerts: Sequence[Alert]) -> set[str]:
