@@ -58,7 +58,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import QuantLib as ql
 
 from bench.quantlib_peer import quantlib_heston_fit, quantlib_sabr_fit, write_record
-from engine.blackscholes import black_vega, forward_price, implied_vols_of_prices
+from engine.blackscholes import (
+    black_vega,
+    discount_factor,
+    forward_price,
+    implied_vols_of_prices,
+)
 from engine.buckets import on_host
 from engine.heston import PARAM_NAMES as HESTON_NAMES
 from engine.heston import heston_price
@@ -74,6 +79,7 @@ from schemas import (
     book_key,
     decode,
     encode,
+    mid,
 )  # fmt: skip
 from schemas.daycount import YEAR_SECONDS, expiry_epoch
 from streams.book.calibrations import surface_market_data
@@ -235,7 +241,7 @@ def within(
         p = {n: np.array([f.params[n] for f, s in zip(fits, sabr) if s]) for n in SABR_NAMES}
         model = on_host(hagan_vol, c["strike"][sabr], c["forward"][sabr], t[sabr],
                         *(p[n] for n in SABR_NAMES))  # fmt: skip
-        vol = 0.5 * (c["bid_vol"][sabr] + c["ask_vol"][sabr])
+        vol = mid(None, c["bid_vol"][sabr], c["ask_vol"][sabr])
         tol = np.maximum(0.5 * (c["ask_vol"][sabr] - c["bid_vol"][sabr]), floor)
         out[sabr] = np.abs(vol - model) <= tol
     heston = np.flatnonzero([f is not None and f.model == "heston" for f in fits])
@@ -260,11 +266,11 @@ def within(
             price = on_host(heston_price, spot, k, t[i], rate, div, *(np.full(i.size, x) for x in hp),
                             call)  # fmt: skip
             vol = implied_vols_of_prices(price, spot, rate, div, t[i], k, call)
-            vega = np.exp(-rate * t[i]) * on_host(black_vega, forward_price(spot, rate, div, t[i]),
-                                                  k, t[i], vol)  # fmt: skip
-        mid = 0.5 * (c["bid_price"][i] + c["ask_price"][i])
+            vega = discount_factor(rate, t[i]) * on_host(
+                black_vega, forward_price(spot, rate, div, t[i]), k, t[i], vol)  # fmt: skip
+        quoted = mid(None, c["bid_price"][i], c["ask_price"][i])
         tol = np.maximum(0.5 * (c["ask_price"][i] - c["bid_price"][i]), floor * vega)
-        out[i] = np.abs(mid - price) <= tol
+        out[i] = np.abs(quoted - price) <= tol
     return out
 
 

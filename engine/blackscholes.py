@@ -15,7 +15,15 @@ from jax.scipy.special import ndtr
 
 from engine.buckets import on_host
 
-__all__ = ["black_price", "black_vega", "forward_price", "implied_vol", "implied_vols_of_prices"]
+__all__ = [
+    "black_d1",
+    "black_price",
+    "black_vega",
+    "discount_factor",
+    "forward_price",
+    "implied_vol",
+    "implied_vols_of_prices",
+]
 
 _MAX_STD = 10.0  # total standard deviation sigma * sqrt(T) searched: vols up to 1000%/sqrt(yr)
 
@@ -29,14 +37,32 @@ def forward_price(spot, rate, dividend, expiry):
     return spot * xp.exp((xp.asarray(rate) - dividend) * expiry)
 
 
+def discount_factor(rate, expiry):
+    """The discount factor :math:`e^{-r T}` of a continuously compounded rate: its one home.
+    NumPy in, NumPy out; JAX in, JAX out (as :func:`forward_price`)."""
+    xp = jnp if any(isinstance(a, jax.Array) for a in (rate, expiry)) else np
+    return xp.exp(-xp.asarray(rate) * expiry)
+
+
+def black_d1(forward, strike, std):
+    r""":math:`d_1 = \ln(F/K) / s + s / 2` of total standard deviation :math:`s = \sigma
+    \sqrt{T}`: its one home (:math:`d_2 = d_1 - s`). NumPy in, NumPy out; JAX in, JAX out."""
+    xp = jnp if any(isinstance(a, jax.Array) for a in (forward, strike, std)) else np
+    return _d1_of_log(xp.log(forward / strike), std)
+
+
+def _d1_of_log(log_moneyness, std):
+    """:func:`black_d1` of ``ln(F/K)`` already taken."""
+    return log_moneyness / std + 0.5 * std
+
+
 def black_vega(forward, strike, expiry, vol):
     r"""Undiscounted Black vega :math:`\partial C / \partial \sigma = F \sqrt{T}\,\varphi(d_1)`,
     the same for calls and puts. Broadcasts; jittable."""
     forward, strike, expiry, vol = (
         jnp.asarray(x, dtype=jnp.float64) for x in (forward, strike, expiry, vol)
     )
-    std = vol * jnp.sqrt(expiry)
-    d1 = jnp.log(forward / strike) / std + 0.5 * std
+    d1 = black_d1(forward, strike, vol * jnp.sqrt(expiry))
     return forward * jnp.sqrt(expiry) * jnp.exp(-0.5 * d1 * d1) / jnp.sqrt(2.0 * jnp.pi)
 
 
@@ -55,7 +81,7 @@ def black_price(forward, strike, expiry, vol, call=True):
         jnp.asarray(x, dtype=jnp.float64) for x in (forward, strike, expiry, vol)
     )
     std = vol * jnp.sqrt(expiry)
-    d1 = jnp.log(forward / strike) / std + 0.5 * std
+    d1 = black_d1(forward, strike, std)
     d2 = d1 - std
     price = forward * ndtr(d1) - strike * ndtr(d2)
     return jnp.where(call, price, price - (forward - strike))
@@ -66,7 +92,7 @@ def _otm(k, std):
 
     ``k = ln(K/F)``: a call when ``k >= 0``, a put otherwise (both as a fraction of F)."""
     sign = jnp.where(k >= 0, 1.0, -1.0)
-    d1 = -k / std + 0.5 * std
+    d1 = _d1_of_log(-k, std)
     d2 = d1 - std
     price = sign * (ndtr(sign * d1) - jnp.exp(k) * ndtr(sign * d2))
     vega = jnp.exp(-0.5 * d1 * d1) / jnp.sqrt(2.0 * jnp.pi)

@@ -25,7 +25,13 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from engine.blackscholes import black_price, black_vega, forward_price, implied_vol
+from engine.blackscholes import (
+    black_price,
+    black_vega,
+    discount_factor,
+    forward_price,
+    implied_vol,
+)
 from engine.buckets import bucket, chunks, on_host
 from engine.heston.pricer import heston_price, total_variance
 from engine.programs import kept
@@ -61,7 +67,7 @@ def _model_vols(strike, forward, expiry, alpha, beta, rho, nu, grid_vol):
 
 def _cash(spot, rate, dividend, expiry, strike, vol, call):
     forward = forward_price(spot, rate, dividend, expiry)
-    discount = jnp.exp(-rate * expiry)
+    discount = discount_factor(rate, expiry)
     price = discount * black_price(forward, strike, expiry, vol, call)
     return jnp.stack([price, discount * black_vega(forward, strike, expiry, vol)], axis=-1)
 

@@ -26,6 +26,7 @@ from schemas.messages import (
     QuoteBatch,
     WarmState,
     Watermark,
+    mid,
 )
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "encode",
     "job_key",
     "key_underlying",
+    "mid",
     "runbook_key",
     "time_to_expiry",
     "watermark_key",

@@ -27,7 +27,7 @@ from schemas import fields as f
 from schemas.bounds import price_bounds
 from schemas.daycount import YEAR_SECONDS, expiry_epoch
 from schemas.errors import SchemaError
-from schemas.messages import ASSET_CLASSES, Quote, arbitrage_detail
+from schemas.messages import ASSET_CLASSES, Quote, arbitrage_detail, mid
 
 __all__ = ["FLOAT_FIELDS", "MAX_COLUMN_ROWS", "TEXT_FIELDS", "QuoteColumns", "RowProblem"]
 
@@ -312,8 +312,7 @@ class QuoteColumns:
         priced = equity & has_price & (call != -1) & (epochs > num["ts"])
         if priced.any():
             with np.errstate(invalid="ignore", over="ignore"):  # rows refused already: inf, NaN
-                price = np.where(has["mid_price"], num["mid_price"],
-                                 0.5 * (num["bid_price"] + num["ask_price"]))  # fmt: skip
+                price = mid(num["mid_price"], num["bid_price"], num["ask_price"])
                 t = (epochs - num["ts"]) / YEAR_SECONDS
                 lower, upper = price_bounds(num["spot"], num["strike"], num["rate"],
                                             num["dividend"], t, call == 1)  # fmt: skip

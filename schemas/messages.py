@@ -12,6 +12,8 @@ import functools
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from schemas import fields as f
 from schemas.bounds import price_bounds
 from schemas.daycount import expiry_epoch, time_to_expiry
@@ -97,12 +99,12 @@ class Quote:
     @property
     def vol(self) -> float | None:
         """The mid vol: ``mid_vol``, else the mean of bid and ask (None for a price quote)."""
-        return _mid(self.mid_vol, self.bid_vol, self.ask_vol)
+        return mid(self.mid_vol, self.bid_vol, self.ask_vol)
 
     @property
     def price(self) -> float | None:
         """The mid price: ``mid_price``, else the mean of bid and ask (None for a vol quote)."""
-        return _mid(self.mid_price, self.bid_price, self.ask_price)
+        return mid(self.mid_price, self.bid_price, self.ask_price)
 
     @property
     def time_to_expiry(self) -> float:
@@ -196,9 +198,14 @@ def arbitrage_detail(price: float, lower: float, upper: float, call: bool) -> st
     return f"{kind} price {price:.6g} is at or above its upper bound {upper:.6g}"
 
 
-def _mid(mid: float | None, bid: float | None, ask: float | None) -> float | None:
-    if mid is not None:
-        return mid
+def mid(given, bid, ask):
+    """A quote's mid: the one given, else the mean of its bid and ask: its one home. A single
+    quote's absent value is None (None when neither is there); columns' are NaN, row by row
+    (``given`` None: bid and ask, scalars or arrays, are all there)."""
+    if isinstance(given, np.ndarray):
+        return np.where(np.isnan(given), 0.5 * (bid + ask), given)
+    if given is not None:
+        return given
     return None if bid is None or ask is None else 0.5 * (bid + ask)
 
 

@@ -57,6 +57,7 @@ from jax import Array
 from engine.blackscholes import (
     black_price,
     black_vega,
+    discount_factor,
     forward_price,
     implied_vol,
     implied_vols_of_prices,
@@ -178,7 +179,7 @@ def pack_surface(
         interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
         weights = weights * ~(interest <= min_open_interest)
     forward = on_host(forward_price, spot, rates, dividends, expiries)
-    discount = np.exp(-rates * expiries)
+    discount = discount_factor(rates, expiries)
     otm_call = strikes >= forward
     if "target_vols" in market_data:  # the vol is the same either side: price the OTM one
         vols = _column(market_data["target_vols"], n, "target_vols")

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
+from engine.blackscholes import forward_price
 from engine.heston.model import PARAM_NAMES
 from engine.heston.pricer import NODES, lewis_kernel, lewis_price, scaled_rule
 
@@ -202,5 +203,5 @@ def ptd_heston_price(
     spot, strike, expiry, rate, dividend, v0 = map(f64, (spot, strike, expiry, rate, dividend, v0))
     seg = tuple(f64(x) for x in (starts, kappa, theta, sigma, rho))
     u, weights = ptd_rule(expiry, v0, *seg, nodes=nodes)
-    kernel = lewis_kernel(strike, spot * jnp.exp((rate - dividend) * expiry), u, weights)
+    kernel = lewis_kernel(strike, forward_price(spot, rate, dividend, expiry), u, weights)
     return ptd_price_on(u, kernel, spot, strike, expiry, rate, dividend, v0, *seg, call)

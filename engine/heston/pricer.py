@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from engine.blackscholes import black_price
+from engine.blackscholes import black_price, discount_factor, forward_price
 
 __all__ = [
     "characteristic_function",
@@ -139,13 +139,13 @@ def lewis_price(u, kernel, spot, strike, expiry, rate, dividend, cf, variance, c
     variate of total variance ``variance``: any model with an affine characteristic function
     (plain or piecewise Heston) prices through it. The control is exact whatever its
     variance; the closer to the model's, the smaller the integrand."""
-    forward = spot * jnp.exp((rate - dividend) * expiry)
+    forward = forward_price(spot, rate, dividend, expiry)
     control = black_price(forward, strike, expiry, jnp.sqrt(variance / expiry))
     black = jnp.exp(-0.5 * jnp.asarray(variance)[..., None] * (u * u + 0.25))
     integral = _contract(kernel, cf - black)
     undiscounted = control - jnp.sqrt(forward * strike) / jnp.pi * integral
     undiscounted = jnp.where(call, undiscounted, undiscounted - (forward - strike))
-    return jnp.exp(-rate * expiry) * undiscounted
+    return discount_factor(rate, expiry) * undiscounted
 
 
 def heston_price(
@@ -162,5 +162,5 @@ def heston_price(
     spot, strike, expiry, rate, dividend = map(f64, (spot, strike, expiry, rate, dividend))
     params = tuple(map(f64, (v0, kappa, theta, sigma, rho)))
     u, weights = quadrature(expiry, *params, nodes=nodes)
-    kernel = lewis_kernel(strike, spot * jnp.exp((rate - dividend) * expiry), u, weights)
+    kernel = lewis_kernel(strike, forward_price(spot, rate, dividend, expiry), u, weights)
     return heston_price_on(u, kernel, spot, strike, expiry, rate, dividend, *params, call)

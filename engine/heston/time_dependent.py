@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from engine.blackscholes import implied_vol
+from engine.blackscholes import forward_price, implied_vol
 from engine.diagnostics import IdentifiabilityMetrics, identifiability_at
 from engine.gates import threshold_gate
 from engine.heston.calibrator import (
@@ -116,7 +116,7 @@ def _price(p: Array, s: HestonSurface, starts: Array, u: Array, kernel: Array) -
 
 def _rule(s: HestonSurface, starts: Array, p: Array, nodes: int):
     u, weights = ptd_rule(s.expiries, p[0, 0], starts, *p[:, 1:].T, nodes=nodes)
-    forward = s.spot * jnp.exp((s.rates[:, :1] - s.dividends[:, :1]) * s.expiries)
+    forward = forward_price(s.spot, s.rates[:, :1], s.dividends[:, :1], s.expiries)
     return u, lewis_kernel(s.strikes, forward, u, weights)
 
 

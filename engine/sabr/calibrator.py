@@ -25,6 +25,7 @@ import numpy as np
 from jax import Array
 
 from engine.arbitrage import strike_arbitrage
+from engine.blackscholes import forward_price
 from engine.buckets import bucket, chunks
 from engine.diagnostics import (
     IdentifiabilityMetrics,
@@ -660,9 +661,9 @@ class _Smiles(NamedTuple):
         maturities = np.broadcast_to(np.asarray(market_data["maturities"], np.float64), (n,))
         if "forward" in market_data:
             forward = np.broadcast_to(np.asarray(market_data["forward"], np.float64), (n,))
-        else:  # S exp((r - q) T), as the Heston calibrator reads the same dict
-            carry = np.asarray(market_data.get("rate", 0.0)) - market_data.get("dividend", 0.0)
-            forward = float(market_data["spot"]) * np.exp(carry * maturities)
+        else:  # from spot, rate and dividend, as the Heston calibrator reads the same dict
+            forward = forward_price(float(market_data["spot"]), market_data.get("rate", 0.0),
+                                    market_data.get("dividend", 0.0), maturities)  # fmt: skip
         if not np.isfinite(maturities).all():
             bad = np.flatnonzero(~np.isfinite(maturities))[:5].tolist()
             raise ValueError(f"maturities must be finite (options {bad})")

@@ -29,7 +29,7 @@ import numpy as np
 from jax.scipy.linalg import block_diag
 from jax.scipy.special import ndtr
 
-from engine.blackscholes import implied_vol
+from engine.blackscholes import black_d1, discount_factor, forward_price, implied_vol
 from engine.diagnostics import IdentifiabilityMetrics
 from engine.gates import threshold_gate
 from engine.heston import PARAM_NAMES, HestonCalibrator, heston_price
@@ -218,7 +218,7 @@ class SLVCalibrator:
         leverage row in force at the step's start; past the leverage's last time its last
         row holds."""
         o = _Options.of(market_data)
-        return self._undiscounted(result, o) * np.exp(-o.rate * o.t)
+        return self._undiscounted(result, o) * discount_factor(o.rate, o.t)
 
     def _undiscounted(self, result: SLVResult, o: _Options) -> np.ndarray:
         ends = np.unique(o.t)
@@ -360,7 +360,7 @@ class _Options(NamedTuple):
         k = np.asarray(market_data["strikes"], np.float64)
         spot = float(market_data["spot"])
         rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
-        forward = spot * np.exp((rate - dividend) * t)
+        forward = forward_price(spot, rate, dividend, t)
         call = np.asarray(market_data.get("calls", k >= forward), bool) & np.ones(t.shape, bool)
         return cls(t, k, spot, rate, dividend, forward, call)
 
@@ -369,7 +369,7 @@ def _otm_delta(market_data: dict) -> np.ndarray:
     """Forward Black delta of each quote's out-of-the-money option at its market vol."""
     o = _Options.of(market_data)
     vol = np.asarray(market_data["target_vols"], np.float64)
-    d1 = np.log(o.forward / o.k) / (vol * np.sqrt(o.t)) + 0.5 * vol * np.sqrt(o.t)
+    d1 = black_d1(o.forward, o.k, vol * np.sqrt(o.t))
     return np.asarray(ndtr(-np.abs(d1)))
 
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from engine.blackscholes import forward_price
 from engine.svi import SVIParams, fit_svi, svi_total_variance
 
 __all__ = [
@@ -70,7 +71,7 @@ class ImpliedSurface(NamedTuple):
         return jnp.sqrt(self.total_variance(y, t) / t)
 
     def forward(self, t) -> Array:
-        return self.spot * jnp.exp((self.rate - self.dividend) * t)
+        return forward_price(self.spot, self.rate, self.dividend, t)
 
 
 def local_variance(surface: ImpliedSurface, t, log_spot) -> Array:

@@ -59,7 +59,7 @@ from engine.model_values import (
     quote_checks,
 )
 from engine.sabr import PARAM_NAMES as SABR_NAMES
-from schemas import Params, QuoteColumns, RowProblem, book_key, time_to_expiry
+from schemas import Params, QuoteColumns, RowProblem, book_key, mid, time_to_expiry
 from schemas.daycount import YEAR_SECONDS, expiry_epoch
 
 __all__ = [
@@ -225,11 +225,6 @@ def _grouped(keys: np.ndarray, values: np.ndarray) -> tuple[list[int], list[list
     order = np.argsort(keys, kind="stable")
     distinct, starts = np.unique(keys[order], return_index=True)
     return distinct.tolist(), [v.tolist() for v in np.split(values[order], starts[1:])]
-
-
-def _mid(mid: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
-    """``mid`` where given, else the mean of bid and ask (NaN when neither), as Quote.vol."""
-    return np.where(np.isnan(mid), 0.5 * (bid + ask), mid)
 
 
 def _latest(keys: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -620,10 +615,8 @@ class SurfaceBook:
         newly = taken[np.isinf(s["ts"][taken])]
         np.add.at(b["live"], s["book"][newly].astype(np.int64), 1.0)
         s["ts"][taken] = num["ts"][src]
-        s["vol"][taken] = _mid(num["mid_vol"][src], num["bid_vol"][src], num["ask_vol"][src])
-        s["price"][taken] = _mid(
-            num["mid_price"][src], num["bid_price"][src], num["ask_price"][src]
-        )
+        s["vol"][taken] = mid(num["mid_vol"][src], num["bid_vol"][src], num["ask_vol"][src])
+        s["price"][taken] = mid(num["mid_price"][src], num["bid_price"][src], num["ask_price"][src])
         s["call"][taken] = num["call"][src]
         for name in ("spot", "rate", "dividend", "open_interest"):
             s[name][taken] = num[name][src]
@@ -660,7 +653,7 @@ class SurfaceBook:
         c, b = self.config, self._b
         ts, strike = num["ts"][rows], num["strike"][rows]
         bid_v, ask_v = num["bid_vol"][rows], num["ask_vol"][rows]
-        vol = _mid(num["mid_vol"][rows], bid_v, ask_v)
+        vol = mid(num["mid_vol"][rows], bid_v, ask_v)
         t = (self._expiry_end[xids] - ts) / YEAR_SECONDS
         kind = b["model"][book]
         sabr = kind == 1.0
@@ -687,11 +680,11 @@ class SurfaceBook:
         priced = np.flatnonzero(np.isnan(vol) & np.isfinite(model))
         if priced.size:  # a price quote: its gap in price against the tolerance times vega
             bid_p, ask_p = num["bid_price"][rows][priced], num["ask_price"][rows][priced]
-            mid = _mid(num["mid_price"][rows][priced], bid_p, ask_p)
+            quoted = mid(num["mid_price"][rows][priced], bid_p, ask_p)
             price, vega = price[priced], vega[priced]
             half = 0.5 * (ask_p - bid_p)
             tolerance = np.where(np.isnan(half), flat * vega, np.maximum(half, floor * vega))
-            within[priced] = np.abs(mid - price) <= tolerance
+            within[priced] = np.abs(quoted - price) <= tolerance
         return within
 
     # -- closing an epoch -------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from schemas import mid
 from schemas.daycount import act365f
 
 __all__ = ["Smile", "SmileFileError", "load_smiles"]
@@ -69,7 +70,7 @@ def _vol(row: dict, where: str) -> float:
         bid, ask = _number(row, "bid_vol", where), _number(row, "ask_vol", where)
         if bid > ask:
             raise SmileFileError(f"{where}: crossed quote, bid_vol {bid} > ask_vol {ask}")
-        return 0.5 * (bid + ask)
+        return mid(None, bid, ask)
     raise SmileFileError(f"{where}: no vol (need mid_vol, vol, or bid_vol and ask_vol)")
 
 

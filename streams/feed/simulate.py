@@ -59,6 +59,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from engine.blackscholes import forward_price
 from engine.heston import heston_price
 from engine.sabr import hagan_vol
 from schemas import Quote, QuoteColumns
@@ -202,7 +203,7 @@ class TickSimulator:
             spot, r, q, *_ = INDICES[name]
             for local, d in enumerate(self.index_tenors):
                 t = years[d]
-                forward = spot * math.exp((r - q) * t)
+                forward = forward_price(spot, r, q, t)
                 std = math.sqrt(INDICES[name][5] * t)
                 strikes = forward * np.exp(std * np.linspace(-2.0, 1.5, 11))
                 rows["u"].append(len(self.pairs) + i)
@@ -477,7 +478,7 @@ class TickSimulator:
             r, q, kappa, theta, sigma, rho = (c[:, None] for c in self._fixed[u].T)
             k = np.round(books["strikes"][ib, :11], 6)
             s0, var0 = np.repeat(spot[first], per)[:, None], np.repeat(v0[first], per)[:, None]
-            call = k >= s0 * np.exp((r - q) * t[:, None])
+            call = k >= forward_price(s0, r, q, t[:, None])
             args = (s0, k, t[:, None], r, q, var0, kappa, theta, sigma, rho, call)
             grid = np.asarray(_prices(*_padded(args)))[: ib.size].reshape(first.size, per, 11)
             call = call.reshape(first.size, per, 11)
