@@ -41,6 +41,7 @@ from engine.slv.localvol import (
     local_variance,
     one_value,
     smile_rows,
+    with_vols,
 )
 from engine.slv.particles import LeverageGrid, calibrate_leverage, simulate_log_spots
 from engine.svi import svi_identifiability
@@ -178,13 +179,13 @@ class SLVCalibrator:
         start = time.perf_counter()
         fit = self.fit_leverage(market_data, local_vol)
         errors = self.vol_errors_of(fit, market_data)
-        return self._result(fit, errors, market_data, time.perf_counter() - start)
+        return self._result(fit, errors, with_vols(market_data), time.perf_counter() - start)
 
     def fit_leverage(self, market_data: dict, local_vol: float | None = None) -> SLVResult:
         """The Heston part, the local vol and the leverage of :meth:`calibrate`, not yet
         repriced (no residuals, gates or convergence verdict: never publish it as a fit)."""
-        heston = self._heston(market_data)
-        surface = None if local_vol is not None else implied_surface(market_data)
+        heston = self._heston(market_data)  # on the quotes as given: prices, or vols
+        surface = None if local_vol is not None else implied_surface(with_vols(market_data))
         local = jnp.float64(local_vol) if surface is None else surface
         spot = float(market_data["spot"])
         rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
@@ -211,7 +212,7 @@ class SLVCalibrator:
 
     def prices(self, result: SLVResult, market_data: dict) -> np.ndarray:
         """Discounted model prices of every option of ``market_data`` (``strikes``,
-        ``maturities``; ``calls`` optional, out of the money by default) under ``result``.
+        ``maturities``; ``call`` optional, out of the money by default) under ``result``.
 
         Any maturities: the particles step on the leverage's own boundaries and each
         maturity (the first ``REFINE_UNTIL`` years' steps cut into ``refine``), under the
@@ -259,7 +260,7 @@ class SLVCalibrator:
         o = _Options.of(market_data)
         undiscounted = self._undiscounted(result, o)
         vols = np.asarray(implied_vol(undiscounted, o.forward, o.k, o.t, o.call))
-        return vols - np.asarray(market_data["target_vols"], np.float64)
+        return vols - np.asarray(with_vols(market_data)["target_vols"], np.float64)
 
     def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
         """How well ``market_data`` pins what this SLV is built from. The leverage is derived,
@@ -271,10 +272,10 @@ class SLVCalibrator:
         heston = self.heston.identifiability(
             {n: float(params[n]) for n in PARAM_NAMES}, market_data
         )
-        rows = smile_rows(market_data)
+        rows = smile_rows(with_vols(market_data))
         smiles = svi_identifiability(
             rows.log_moneyness, rows.vols, rows.expiries, rows.weights,
-            implied_surface(market_data).smiles,
+            implied_surface(with_vols(market_data)).smiles,
         )  # fmt: skip
         return IdentifiabilityMetrics(
             np.float64(max(np.max(heston.condition_number), np.max(smiles.condition_number))),
@@ -352,7 +353,7 @@ class _Options(NamedTuple):
     rate: float
     dividend: float
     forward: np.ndarray
-    call: np.ndarray  # as given (``calls``), else out of the money
+    call: np.ndarray  # as given (``call``, as every calibrator reads it), else out of the money
 
     @classmethod
     def of(cls, market_data: dict) -> _Options:
@@ -361,7 +362,7 @@ class _Options(NamedTuple):
         spot = float(market_data["spot"])
         rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
         forward = forward_price(spot, rate, dividend, t)
-        call = np.asarray(market_data.get("calls", k >= forward), bool) & np.ones(t.shape, bool)
+        call = np.asarray(market_data.get("call", k >= forward), bool) & np.ones(t.shape, bool)
         return cls(t, k, spot, rate, dividend, forward, call)
 
 

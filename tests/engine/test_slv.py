@@ -248,3 +248,23 @@ def test_slv_cross_validates(market):
     cv = cross_validate(calibrator, market, k_fold_split(5))
     assert cv.fold_errors.shape == (5,)
     assert 0 < cv.mean_error < 30e-4  # held-out strikes: SVI's interpolation of a Heston smile
+
+
+def test_prices_and_call_flags_are_read_as_every_calibrator_reads_them(market, fitted):
+    """The playbooks' Heston market data (prices, ``call`` flags) fits as its vols do (it
+    failed with KeyError: 'target_vols'), and ``call`` flags are honoured (SLV read
+    ``calls``, so a user's flags were ignored and every option priced out of the money)."""
+    calibrator = SLVCalibrator(heston_params=SLV_HESTON)
+    t, k, vols = market["maturities"], market["strikes"], market["target_vols"]
+    forward, discount = 100.0 * np.exp(0.03 * t), np.exp(-0.05 * t)
+    call = k >= forward
+    prices = discount * np.asarray(black_price(forward, k, t, vols, call))
+    as_prices = {n: v for n, v in market.items() if n != "target_vols"}
+    again = calibrator.calibrate(as_prices | {"target_prices": prices, "call": call})
+    np.testing.assert_allclose(calibrator.errors(again, market), calibrator.errors(fitted, market),
+                               atol=1e-8)  # fmt: skip
+    calls = calibrator.prices(fitted, market | {"call": np.ones(t.size, bool)})
+    puts = calibrator.prices(fitted, market | {"call": np.zeros(t.size, bool)})
+    parity = discount * (forward - k)  # C - P, model-free
+    assert np.abs(parity).max() > 10  # deep in the money on both sides
+    np.testing.assert_allclose(calls - puts, parity, atol=0.05)
