@@ -82,6 +82,10 @@ def worker(
 ):
     env = (
         os.environ
+        # the runbook's programs, traced in the background, take 20-30 s of a core a worker
+        # (on the 2-core CI machine, from the test running beside); no test of a worker
+        # process walks the runbook (the pipeline and fuzz tests do, in process)
+        | {"VOLSTREAM_WARM_RUNBOOK": "0"}
         | (more or {})
         | {
             "VOLSTREAM_JOBS": jobs,
