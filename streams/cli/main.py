@@ -256,7 +256,9 @@ def cmd_compile(args) -> int:
     from streams.worker.run import compile_programs
 
     print("compiling the worker's solver programs for this machine (once; minutes on 2 cores)")
-    compile_programs(Settings.from_env(), say=lambda line: print(line, flush=True))
+    compile_programs(
+        Settings.from_env(), say=lambda line: print(line, flush=True), force=args.force
+    )
     return 0
 
 
@@ -514,8 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
         "~/.volstream/jax-cache). Workers and the demo on this machine then load them in "
         "seconds instead of tracing and compiling for minutes. `make` runs it once when it "
         "creates .venv/; a program traced by other engine code or another JAX is not loaded, "
-        "so run it again after an upgrade.",
+        "so it compiles again after an upgrade (a stamp in the cache says what it compiled for: "
+        "a second run for the same engine, JAX and settings returns at once).",
     )
+    comp.add_argument("--force", action="store_true",
+                      help="compile even what the cache's stamp says is there")  # fmt: skip
     comp.set_defaults(func=cmd_compile)
 
     rep = sub.add_parser(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import logging
 import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 from streams.settings import Settings
 
@@ -24,14 +26,33 @@ log = logging.getLogger(__name__)
 STOP_S = 4.0  # a stop still going after this (its broker away: nothing delivers) is cut short
 
 
-def compile_programs(settings: Settings, say=print) -> None:
+def compiled_stamp(settings: Settings) -> Path:
+    """The file that says :func:`compile_programs` filled the compile cache for this engine,
+    this JAX and the programs these settings warm."""
+    import jax
+
+    from streams.provenance import engine_digest
+
+    key = f"{engine_digest()}|{jax.__version__}|{settings.warm_batches}|{settings.default_beta}"
+    key += f"|{sorted(settings.betas.items())}"
+    return settings.compile_cache / f"compiled-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def compile_programs(settings: Settings, say=print, force: bool = False) -> None:
     """Compile every program a worker of ``settings`` warms (SABR batches of each
     ``warm_batches`` size, the Heston surfaces, the runbook's steps, the tolerance checks)
     into its compile cache, traced and compiled, so that workers on this machine start in
-    seconds, not minutes (``volstream compile``; run once by the install)."""
+    seconds, not minutes (``volstream compile``; run once by the install). Once done for this
+    engine, JAX and these settings, a stamp in the cache says so and a second run returns at
+    once (tracing the runbook's steps again took 20-50 s of each clean clone's ``make``);
+    ``force``: compile all the same."""
     from engine import model_values
     from streams.book.calibrations import Calibrations
 
+    stamp = compiled_stamp(settings)
+    if stamp.exists() and not force:
+        say(f"  already compiled for this engine and JAX in {settings.compile_cache}")
+        return
     settings.use_compile_cache()
     calibrations = Calibrations(betas=settings.betas, default_beta=settings.default_beta)
     steps = [
@@ -47,6 +68,7 @@ def compile_programs(settings: Settings, say=print) -> None:
         start = time.perf_counter()
         step()
         say(f"  {name}: {time.perf_counter() - start:.1f} s")
+    stamp.touch()
     say(f"compiled programs are in {settings.compile_cache}")
 
 

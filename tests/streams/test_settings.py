@@ -89,3 +89,17 @@ def test_job_schedules_are_parsed_and_bad_ones_named():
         Settings.from_env({"VOLSTREAM_JOBS": "daily-sabr=every 7m"})
     with pytest.raises(ValueError, match="with a unit s, m or h"):
         Settings.from_env({"VOLSTREAM_JOBS": "daily-sabr=every 15"})
+
+
+def test_compile_returns_at_once_when_its_stamp_says_the_cache_is_filled(tmp_path):
+    from streams.worker.run import compile_programs, compiled_stamp
+
+    settings = Settings(jax_cache=tmp_path)
+    stamp = compiled_stamp(settings)
+    assert stamp.parent == tmp_path and not stamp.exists()
+    other = compiled_stamp(Settings(jax_cache=tmp_path, warm_batches=(8, 16)))
+    assert other != stamp  # other programs to warm: compiled again
+    stamp.touch()
+    said = []
+    compile_programs(settings, say=said.append)
+    assert said == [f"  already compiled for this engine and JAX in {tmp_path}"]
