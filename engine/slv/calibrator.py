@@ -29,7 +29,13 @@ import numpy as np
 from jax.scipy.linalg import block_diag
 from jax.scipy.special import ndtr
 
-from engine.blackscholes import black_d1, discount_factor, forward_price, implied_vol
+from engine.blackscholes import (
+    black_d1,
+    discount_factor,
+    forward_price,
+    implied_vol,
+    implied_vols_of_prices,
+)
 from engine.diagnostics import IdentifiabilityMetrics
 from engine.gates import threshold_gate
 from engine.heston import PARAM_NAMES, HestonCalibrator, heston_price
@@ -41,7 +47,6 @@ from engine.slv.localvol import (
     local_variance,
     one_value,
     smile_rows,
-    with_vols,
 )
 from engine.slv.particles import LeverageGrid, calibrate_leverage, simulate_log_spots
 from engine.svi import svi_identifiability
@@ -178,14 +183,15 @@ class SLVCalibrator:
         instead of the market's Dupire surface (QuantLib's ``LocalConstantVol``)."""
         start = time.perf_counter()
         fit = self.fit_leverage(market_data, local_vol)
-        errors = self.vol_errors_of(fit, market_data)
-        return self._result(fit, errors, with_vols(market_data), time.perf_counter() - start)
+        quoted = _with_vols(market_data)
+        errors = self.vol_errors_of(fit, quoted)
+        return self._result(fit, errors, quoted, time.perf_counter() - start)
 
     def fit_leverage(self, market_data: dict, local_vol: float | None = None) -> SLVResult:
         """The Heston part, the local vol and the leverage of :meth:`calibrate`, not yet
         repriced (no residuals, gates or convergence verdict: never publish it as a fit)."""
         heston = self._heston(market_data)  # on the quotes as given: prices, or vols
-        surface = None if local_vol is not None else implied_surface(with_vols(market_data))
+        surface = None if local_vol is not None else implied_surface(_with_vols(market_data))
         local = jnp.float64(local_vol) if surface is None else surface
         spot = float(market_data["spot"])
         rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
@@ -260,7 +266,7 @@ class SLVCalibrator:
         o = _Options.of(market_data)
         undiscounted = self._undiscounted(result, o)
         vols = np.asarray(implied_vol(undiscounted, o.forward, o.k, o.t, o.call))
-        return vols - np.asarray(with_vols(market_data)["target_vols"], np.float64)
+        return vols - np.asarray(_with_vols(market_data)["target_vols"], np.float64)
 
     def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
         """How well ``market_data`` pins what this SLV is built from. The leverage is derived,
@@ -272,10 +278,11 @@ class SLVCalibrator:
         heston = self.heston.identifiability(
             {n: float(params[n]) for n in PARAM_NAMES}, market_data
         )
-        rows = smile_rows(with_vols(market_data))
+        quoted = _with_vols(market_data)
+        rows = smile_rows(quoted)
         smiles = svi_identifiability(
             rows.log_moneyness, rows.vols, rows.expiries, rows.weights,
-            implied_surface(with_vols(market_data)).smiles,
+            implied_surface(quoted).smiles,
         )  # fmt: skip
         return IdentifiabilityMetrics(
             np.float64(max(np.max(heston.condition_number), np.max(smiles.condition_number))),
@@ -364,6 +371,21 @@ class _Options(NamedTuple):
         forward = forward_price(spot, rate, dividend, t)
         call = np.asarray(market_data.get("call", k >= forward), bool) & np.ones(t.shape, bool)
         return cls(t, k, spot, rate, dividend, forward, call)
+
+
+def _with_vols(market_data: dict) -> dict:
+    """``market_data`` with ``target_vols``: as given, else implied from ``target_prices``
+    (each option a call or a put by its ``call`` flag, out of the money without one; a price
+    with no implied vol weighs zero), what the SVI smiles, the repricing and the gates read."""
+    if "target_vols" in market_data:
+        return market_data
+    if "target_prices" not in market_data:
+        raise ValueError("market_data needs target_vols or target_prices")
+    o = _Options.of(market_data)
+    prices = np.asarray(market_data["target_prices"], np.float64)
+    vols = implied_vols_of_prices(prices, o.spot, o.rate, o.dividend, o.t, o.k, o.call)
+    weights = np.asarray(market_data.get("weights", 1.0), np.float64) * np.isfinite(vols)
+    return market_data | {"target_vols": np.where(np.isfinite(vols), vols, 0.0), "weights": weights}
 
 
 def _otm_delta(market_data: dict) -> np.ndarray:

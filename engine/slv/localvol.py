@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from engine.blackscholes import forward_price, implied_vols_of_prices
+from engine.blackscholes import forward_price
 from engine.svi import SVIParams, fit_svi, svi_total_variance
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "local_variance",
     "one_value",
     "smile_rows",
-    "with_vols",
 ]
 
 FLOOR = 1e-6  # local variance where the surface has arbitrage (no Dupire vol exists)
@@ -106,25 +105,6 @@ class SmileRows(NamedTuple):
     log_moneyness: np.ndarray  # (E, N)
     vols: np.ndarray
     weights: np.ndarray
-
-
-def with_vols(market_data: dict) -> dict:
-    """``market_data`` with ``target_vols``: as given, else implied from ``target_prices``
-    (each option a call or a put by its ``call`` flag, out of the money without one; a price
-    with no implied vol weighs zero), what the SVI smiles, the repricing and the gates read."""
-    if "target_vols" in market_data:
-        return market_data
-    if "target_prices" not in market_data:
-        raise ValueError("market_data needs target_vols or target_prices")
-    t = np.asarray(market_data["maturities"], np.float64)
-    k = np.asarray(market_data["strikes"], np.float64) * np.ones(t.shape)
-    spot = float(market_data["spot"])
-    rate, dividend = (one_value(market_data.get(n, 0.0), n) for n in ("rate", "dividend"))
-    call = np.asarray(market_data.get("call", k >= forward_price(spot, rate, dividend, t)), bool)
-    prices = np.asarray(market_data["target_prices"], np.float64) * np.ones(t.shape)
-    vols = implied_vols_of_prices(prices, spot, rate, dividend, t, k, call & np.ones(t.shape, bool))
-    weights = np.asarray(market_data.get("weights", 1.0), np.float64) * np.isfinite(vols)
-    return market_data | {"target_vols": np.where(np.isfinite(vols), vols, 0.0), "weights": weights}
 
 
 def smile_rows(market_data: dict) -> SmileRows:

@@ -115,7 +115,6 @@ def _selected(args, records: list[CalibrationRecord]) -> list[CalibrationRecord]
 
 
 def cmd_audit(args, out=None) -> int:
-
     out = out or sys.stdout  # looked up now: a caller (or a test) may have replaced it
     settings = settings_of(args)
     records, decisions = _read(settings)

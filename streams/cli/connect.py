@@ -21,6 +21,18 @@ def bootstrap_of(args) -> str:
     return args.bootstrap or resolve_bootstrap()
 
 
+_SECURITY = {  # each flag --NAME over its variable KAFKA_NAME (streams.access)
+    "security_protocol": {"choices": PROTOCOLS,
+                          "help": "PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL"},
+    "sasl_mechanism": {"choices": MECHANISMS, "help": "default SCRAM-SHA-512"},
+    "sasl_username": {"help": "the user to authenticate as"},
+    "sasl_password_file": {"type": Path, "help": "a file holding its password"},
+    "ssl_cafile": {"type": Path, "help": "CA certificates (PEM) to check the broker's against"},
+    "ssl_certfile": {"type": Path, "help": "this client's certificate (PEM)"},
+    "ssl_keyfile": {"type": Path, "help": "this client's private key (PEM)"},
+}  # fmt: skip
+
+
 def kafka_flags(parser: argparse.ArgumentParser, what: str = "") -> None:
     """The flags of a command that talks to Kafka: where the broker is and how to reach it
     (each over its ``KAFKA_*`` variable; see ``streams.access``)."""
@@ -28,26 +40,14 @@ def kafka_flags(parser: argparse.ArgumentParser, what: str = "") -> None:
         "Kafka connection", "each flag over its KAFKA_* variable (KAFKA_BOOTSTRAP_SERVERS, "
         "KAFKA_SECURITY_PROTOCOL, ...); a password only from a file or KAFKA_SASL_PASSWORD")  # fmt: skip
     group.add_argument("--bootstrap", help=f"{what}Kafka bootstrap servers (host:port,...)")
-    group.add_argument("--security-protocol", choices=PROTOCOLS,
-                       help="PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL")  # fmt: skip
-    group.add_argument("--sasl-mechanism", choices=MECHANISMS, help="default SCRAM-SHA-512")
-    group.add_argument("--sasl-username", help="the user to authenticate as")
-    group.add_argument("--sasl-password-file", type=Path, help="a file holding its password")
-    group.add_argument("--ssl-cafile", type=Path,
-                       help="CA certificates (PEM) to check the broker's against")  # fmt: skip
-    group.add_argument("--ssl-certfile", type=Path, help="this client's certificate (PEM)")
-    group.add_argument("--ssl-keyfile", type=Path, help="this client's private key (PEM)")
+    for name, options in _SECURITY.items():
+        group.add_argument(f"--{name.replace('_', '-')}", **options)
 
 
 def settings_of(args) -> Settings:
     """The environment's settings, with this verb's broker and credentials (its flags)."""
     env = dict(os.environ)
-    for flag, name in (("security_protocol", "KAFKA_SECURITY_PROTOCOL"),
-                       ("sasl_mechanism", "KAFKA_SASL_MECHANISM"),
-                       ("sasl_username", "KAFKA_SASL_USERNAME"),
-                       ("sasl_password_file", "KAFKA_SASL_PASSWORD_FILE"),
-                       ("ssl_cafile", "KAFKA_SSL_CAFILE"), ("ssl_certfile", "KAFKA_SSL_CERTFILE"),
-                       ("ssl_keyfile", "KAFKA_SSL_KEYFILE")):  # fmt: skip
-        if getattr(args, flag, None) is not None:
-            env[name] = str(getattr(args, flag))
+    for name in _SECURITY:
+        if getattr(args, name, None) is not None:
+            env[f"KAFKA_{name.upper()}"] = str(getattr(args, name))
     return dataclasses.replace(Settings.from_env(env), bootstrap=bootstrap_of(args))

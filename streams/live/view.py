@@ -61,10 +61,11 @@ class LiveView:
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop ``keys`` (smiles and surfaces the book dropped): the page shows what is held."""
-        for key in keys:
+        gone = set(keys)
+        for key in gone:
             for held in (self._latest, self._history, self._curves):
                 held.pop(key, None)
-        for rule_of in [k for k in self._firing if k[0] in set(keys)]:
+        for rule_of in [k for k in self._firing if k[0] in gone]:
             self._firing.pop(rule_of)
 
     def published(self, key: str) -> Params | None:

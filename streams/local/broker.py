@@ -65,8 +65,8 @@ class Secured:
     PKCS#12 file sealed with ``key_password`` (Java reads no encrypted PEM key: "PBES2
     SecretKeyFactory not available"), whose certificate names ``host`` (an IP address SAN) and
     serves its controller listener too (mutual TLS: its subject is a super user);
-    ``truststore``: the CA that signed it (PEM). ``users``: SCRAM users (name -> password), ``admin`` among them:
-    the super user the broker and :meth:`LocalKafka.grant` use."""
+    ``truststore``: the CA that signed it (PEM). ``users``: SCRAM users (name -> password),
+    ``admin`` among them: the super user the broker and :meth:`LocalKafka.grant` use."""
 
     keystore: Path
     truststore: Path
@@ -79,10 +79,14 @@ class Secured:
         if self.admin not in self.users:
             raise BrokerError(f"the admin user {self.admin!r} needs a password in users")
 
+    @property
+    def _jaas(self) -> str:
+        """The admin's SCRAM login, as the broker and a Java client both write it."""
+        return (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                f'username="{self.admin}" password="{self.users[self.admin]}";')  # fmt: skip
+
     def properties(self) -> str:
         """What server.properties says more (later lines win over the template's)."""
-        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
-                f'username="{self.admin}" password="{self.users[self.admin]}";')  # fmt: skip
         return "\n".join([
             "listeners=SASL_SSL://${host}:${port},CONTROLLER://${host}:${controller_port}",
             "advertised.listeners=SASL_SSL://${host}:${port}",
@@ -90,7 +94,7 @@ class Secured:
             "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL",
             "sasl.enabled.mechanisms=SCRAM-SHA-512",
             "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
-            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={self._jaas}",
             "ssl.keystore.type=PKCS12",
             f"ssl.keystore.location={self.keystore}",
             f"ssl.keystore.password={self.key_password}",
@@ -105,10 +109,8 @@ class Secured:
 
     def client_properties(self) -> str:
         """A Java client's properties as ``admin`` (the ACL tool's)."""
-        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
-                f'username="{self.admin}" password="{self.users[self.admin]}";')  # fmt: skip
         return "\n".join(["security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512",
-                          f"sasl.jaas.config={jaas}", "ssl.truststore.type=PEM",
+                          f"sasl.jaas.config={self._jaas}", "ssl.truststore.type=PEM",
                           f"ssl.truststore.location={self.truststore}"]) + "\n"  # fmt: skip
 
 

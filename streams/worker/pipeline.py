@@ -313,7 +313,8 @@ class Pipeline:
         """The stream's health rules (:mod:`alerts.rules`), on the book as it stands: each
         quotes partition's watermark behind its newest tick (``freshness``) and its unread
         messages (``consumer_lag``; ``highwater``: the offset the broker will give next, per
-        partition; all of them while the broker does not answer), and each quoted smile or surface not fitted within ``stale_after``."""
+        partition; all of them while the broker does not answer), and each quoted smile or
+        surface not fitted within ``stale_after``."""
         loop = asyncio.get_running_loop()
         seen, quoted = await loop.run_in_executor(self.executor, self.book.latest)
         config, now, topic = self.settings.alerts, self.clock(), self.settings.topics["quotes"]
@@ -336,9 +337,8 @@ class Pipeline:
         alerts += more + stale
         self.counters.alerts += len(alerts)
         self.counters.alerts_held = health.held_total
-        self.live.alerted(alerts)
-        alerted = [(a.key.encode(), encode(a)) for a in alerts]
-        self._send_later([("alerts", alerted), ("health", self._health_records(_changed(alerts)))])
+        shown = self._shown(alerts)
+        self._send_later([("alerts", shown), ("health", self._health_records(_changed(alerts)))])
 
     def _send_later(self, batches: list[tuple[str, Messages]]) -> None:
         """Send ``batches`` in order, after what was sent so before, off the caller's path: the
@@ -629,8 +629,12 @@ class Pipeline:
     async def _alert(self, alerts: Sequence[Alert]) -> None:
         """Send ``alerts`` (off the batch's path: the stream's rules, runbooks, jobs,
         decisions) and show them on the live page."""
+        await self._deliver("alerts", self._shown(alerts))
+
+    def _shown(self, alerts: Sequence[Alert]) -> Messages:
+        """Show ``alerts`` on the live page at once; their messages, to send."""
         self.live.alerted(alerts)
-        await self._deliver("alerts", [(a.key.encode(), encode(a)) for a in alerts])
+        return [(a.key.encode(), encode(a)) for a in alerts]
 
     async def _deliver(self, kind: str, messages: Messages) -> None:
         """Send ``messages`` to the topic of ``kind`` and wait for their delivery."""
