@@ -29,7 +29,9 @@ class Gate(NamedTuple):
 def threshold_gate(value: Array, threshold: float, description: str, applicable=True) -> Gate:
     """Pass where ``value < threshold`` (NaN fails)."""
     value = np.asarray(value, np.float64)
-    applicable = np.broadcast_to(np.asarray(applicable, bool), value.shape)
+    applicable = np.asarray(applicable, bool)
+    if applicable.shape != value.shape:
+        applicable = np.full(value.shape, applicable)
     return Gate(value, threshold, applicable & (value < threshold), applicable, description)
 
 

@@ -340,31 +340,32 @@ class SABRCalibrator:
             thresholds=self.thresholds,
         )
 
-    def _param_matrix(self, given: dict | None, b: int, fill_defaults: bool, beta) -> np.ndarray:
-        """(B, 4) physical values: given ones, else (if ``fill_defaults``) spec inits, else NaN."""
-        given = dict(given or {})
-        unknown = set(given) - set(PARAM_NAMES)
-        if unknown:
-            raise ValueError(
-                f"unknown parameters {sorted(unknown)}; expected some of {PARAM_NAMES}"
-            )
+    def _param_matrix(self, given: dict | None, b: int) -> np.ndarray:
+        """(B, 4) physical values given by name, checked against the bounds; NaN elsewhere."""
         out = np.full((b, 4), np.nan)
-        for i, name in enumerate(PARAM_NAMES):
+        for name, values in (given or {}).items():
+            if name not in PARAM_NAMES:
+                raise ValueError(
+                    f"unknown parameters {sorted(set(given) - set(PARAM_NAMES))}; expected some of {PARAM_NAMES}"
+                )
             spec = self.parameter_specs[name]
-            if fill_defaults and spec.init is not None:
-                out[:, i] = spec.init
-            if name in given:
-                value = np.broadcast_to(np.asarray(given[name], np.float64), (b,))
-                ok = np.isnan(value) | ((value >= spec.lower) & (value <= spec.upper))
-                if not ok.all():
-                    raise ValueError(
-                        f"{name} values {value[~ok][:5].tolist()} outside [{spec.lower}, {spec.upper}]"
-                    )
-                if fill_defaults:
-                    value = np.where(np.isnan(value), out[:, i], value)
-                out[:, i] = value
-        if beta is not None and fill_defaults:
-            beta = np.broadcast_to(np.asarray(beta, np.float64), (b,))
+            value = np.asarray(values, np.float64)
+            ok = np.isnan(value) | ((value >= spec.lower) & (value <= spec.upper))
+            if not ok.all():
+                value = np.broadcast_to(value, (b,))
+                raise ValueError(
+                    f"{name} values {value[~ok][:5].tolist()} outside [{spec.lower}, {spec.upper}]"
+                )
+            out[:, PARAM_NAMES.index(name)] = value
+        return out
+
+    def _starts(self, given: np.ndarray, beta=None) -> np.ndarray:
+        """``given`` (B, 4) with its NaNs filled from the specs' inits (NaN for those derived
+        from the smile), beta set where ``beta`` gives per-smile values."""
+        inits = np.array([self.parameter_specs[n].init for n in PARAM_NAMES], np.float64)
+        out = np.where(np.isnan(given), inits, given)
+        if beta is not None:
+            beta = np.asarray(beta, np.float64)
             if not np.all((beta >= 0) & (beta <= 1)):
                 raise ValueError("beta must lie in [0, 1]")
             out[:, 1] = beta
@@ -396,13 +397,10 @@ class SABRCalibrator:
         cfg = self._config(history, sensitivities)
         batch = pack_smiles(forward, expiry, strikes, vols, weights, min_quotes=len(cfg.free))
         b = batch.strikes.shape[0]
-        theta0 = self._param_matrix(init, b, True, beta)
-        warm = np.ones(b, bool)
-        for name in self.free_params:
-            warm &= np.isfinite(np.asarray((init or {}).get(name, np.nan), np.float64)) * np.ones(
-                b, bool
-            )
-        prior_m = self._param_matrix(prior, b, False, None)
+        given = self._param_matrix(init, b)
+        warm = np.isfinite(given[:, list(cfg.free)]).all(axis=1)  # every free parameter given
+        theta0 = self._starts(given, beta)
+        prior_m = self._param_matrix(prior, b)
         if "beta" in self.free_params:
             theta0 = self._explore_beta(batch, theta0, warm)
         out = self._run_chunks(cfg, batch, theta0, prior_m, gates)
@@ -412,7 +410,7 @@ class SABRCalibrator:
         retry = np.flatnonzero(warm & ~(out["converged"] & (out["rmse"] < self.thresholds.rmse)))
         if retry.size:
             part = batch.rows(retry)
-            starts = self._param_matrix(None, retry.size, True, theta0[retry, 1])
+            starts = self._starts(np.full((retry.size, 4), np.nan), theta0[retry, 1])
             if "beta" in self.free_params:
                 starts = self._explore_beta(part, starts, np.zeros(retry.size, bool))
             again = self._run_chunks(cfg, part, starts, prior_m[retry], gates)
@@ -420,7 +418,9 @@ class SABRCalibrator:
                 ~out["converged"][retry] | (again["loss"] < out["loss"][retry])
             )
             for key, value in again.items():
-                out[key][retry[better]] = value[better]
+                if value is not None:  # the device's arrays are read-only on the host
+                    out[key] = np.array(out[key])
+                    out[key][retry[better]] = value[better]
             out["cold_retry"][retry[better]] = True
         return self._result(out, batch, warm, cfg)
 
@@ -439,7 +439,7 @@ class SABRCalibrator:
         """The starting parameters a cold fit of these smiles uses (``parameter_specs`` inits,
         ``None`` ones derived from each smile): what a like-for-like peer starts from."""
         batch = pack_smiles(forward, expiry, strikes, vols, weights)
-        theta0 = self._param_matrix(None, len(batch.forward), True, None)
+        theta0 = self._starts(np.full((len(batch.forward), 4), np.nan))
         theta = np.asarray(_cold_starts(*batch, theta0))
         return {name: theta[:, i] for i, name in enumerate(PARAM_NAMES)}
 
@@ -449,6 +449,8 @@ class SABRCalibrator:
             self._run(cfg, batch.rows(s), theta0[s], prior[s], gates)
             for s in chunks(len(theta0), self.max_batch)
         ]
+        if len(parts) == 1:
+            return parts[0]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _explore_beta(self, batch: SmileBatch, theta0: np.ndarray, warm: np.ndarray):
@@ -458,7 +460,7 @@ class SABRCalibrator:
         along a valley: one start can settle at a bound on its far side (beta at 0 or 1)."""
         starts = np.asarray(self.beta_starts)
         b, s = len(theta0), starts.size + 1
-        trial = np.repeat(self._param_matrix(None, b, True, None)[:, None], s, 1)
+        trial = np.repeat(self._starts(np.full((b, 4), np.nan))[:, None], s, 1)
         trial[:, :-1, 1] = starts
         trial[:, -1] = np.where(warm[:, None], theta0, trial[:, 0])
         trial = trial.reshape(b * s, -1)
@@ -477,18 +479,14 @@ class SABRCalibrator:
         b, n = batch.strikes.shape
         rows = bucket(b, self.min_batch, self.batch_growth)
         padded = batch.pad(rows, bucket(n, 8))
-        pad_rows = rows - b
-        theta0 = np.concatenate([theta0, np.tile([0.2, 0.5, 0.0, 0.5], (pad_rows, 1))])
-        prior = np.concatenate([prior, np.full((pad_rows, 4), np.nan)])
+        if rows > b:
+            theta0 = np.concatenate([theta0, np.tile([0.2, 0.5, 0.0, 0.5], (rows - b, 1))])
+            prior = np.concatenate([prior, np.full((rows - b, 4), np.nan)])
         out = _calibrate_batch(cfg, gates or cfg.sensitivities, *padded, theta0, prior)
-        trimmed = {}
-        for k, v in out.items():
-            v = np.asarray(v)[:b]
-            if k in ("residuals",):
-                v = v[:, :n]
-            elif k == "sensitivities":
-                v = v[:, :, :n]
-            trimmed[k] = v
+        trimmed = {k: None if v is None else np.asarray(v)[:b] for k, v in out.items()}
+        trimmed["residuals"] = trimmed["residuals"][:, :n]
+        if "sensitivities" in trimmed:
+            trimmed["sensitivities"] = trimmed["sensitivities"][:, :, :n]
         return trimmed
 
     def _result(

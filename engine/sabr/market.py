@@ -33,17 +33,19 @@ class SmileBatch(NamedTuple):
     def pad(self, batch: int, width: int) -> SmileBatch:
         """Pad to ``(batch, width)``: extra quotes sit at the forward, extra smiles are flat."""
         b, n = self.strikes.shape
-        rows, cols = batch - b, width - n
-        forward = np.concatenate([self.forward, np.ones(rows)])
-        expiry = np.concatenate([self.expiry, np.ones(rows)])
+        if (b, n) == (batch, width):
+            return self
 
         def grow(a, fill_quote, fill_row):
-            a = np.concatenate([a, np.broadcast_to(fill_quote, (b, cols)).astype(a.dtype)], axis=1)
-            return np.concatenate([a, np.full((rows, width), fill_row, a.dtype)], axis=0)
+            out = np.full((batch, width), fill_row, a.dtype)
+            out[:b, :n] = a
+            out[:b, n:] = fill_quote
+            return out
 
+        ones = np.ones(batch - b)
         return SmileBatch(
-            forward,
-            expiry,
+            np.concatenate([self.forward, ones]),
+            np.concatenate([self.expiry, ones]),
             grow(self.strikes, self.forward[:, None], 1.0),
             grow(self.vols, 0.2, 0.2),
             grow(self.weights, 0.0, 0.0),
@@ -124,12 +126,14 @@ def pack_smiles(forward, expiry, strikes, vols, weights=None, *, min_quotes: int
         raise ValueError(
             f"forward and expiry must have shape (B,) = ({b},), got {forward.shape} and {expiry.shape}"
         )
-    for name, a in (("forward", forward), ("expiry", expiry)):
-        bad = ~(np.isfinite(a) & (a > 0))
-        if bad.any():
-            raise ValueError(
-                f"{name} must be finite and positive; got {a[bad][:5].tolist()} for smiles {np.flatnonzero(bad)[:5].tolist()}"
-            )
+    scalars = np.concatenate([forward, expiry])
+    if not (np.isfinite(scalars) & (scalars > 0)).all():
+        for name, a in (("forward", forward), ("expiry", expiry)):
+            bad = ~(np.isfinite(a) & (a > 0))
+            if bad.any():
+                raise ValueError(
+                    f"{name} must be finite and positive; got {a[bad][:5].tolist()} for smiles {np.flatnonzero(bad)[:5].tolist()}"
+                )
     if isinstance(weights, str):
         if weights != "atm":
             raise ValueError(f"weights must be an array, None or 'atm', not {weights!r}")
@@ -140,14 +144,20 @@ def pack_smiles(forward, expiry, strikes, vols, weights=None, *, min_quotes: int
         w = _to_padded("weights", weights, row_mask, 0.0)
         if w.shape != k.shape:
             raise ValueError(f"weights must match strikes' shape {k.shape}, got {w.shape}")
-    for name, a in (("strikes", k), ("vols", v)):
-        _first_bad(mask & ~np.isfinite(a), f"{name} not finite", a)
-        _first_bad(mask & (a <= 0), f"{name} must be positive", a)
-    strikes_2d = np.where(mask, k, forward[:, None])
+    quotes = np.stack([k, v])
+    if not (~mask | (np.isfinite(quotes) & (quotes > 0))).all():  # name the first bad one
+        for name, a in (("strikes", k), ("vols", v)):
+            _first_bad(mask & ~np.isfinite(a), f"{name} not finite", a)
+            _first_bad(mask & (a <= 0), f"{name} must be positive", a)
+    strikes_2d = k if row_mask is None else np.where(mask, k, forward[:, None])
     if w is None:
         w = atm_weights(strikes_2d, forward[:, None])
-    _first_bad(mask & ~(np.isfinite(w) & (w >= 0)), "weights must be finite and non-negative", w)
-    w = np.where(mask, w, 0.0)
+    if not (np.isfinite(w) & (w >= 0)).all():
+        _first_bad(
+            mask & ~(np.isfinite(w) & (w >= 0)), "weights must be finite and non-negative", w
+        )
+    if row_mask is not None:
+        w = np.where(mask, w, 0.0)
     counts = np.count_nonzero(w > 0, axis=1)
     short = counts < max(min_quotes, 1)
     if short.any():
@@ -157,4 +167,6 @@ def pack_smiles(forward, expiry, strikes, vols, weights=None, *, min_quotes: int
             if counts[i] == 0 and mask[i].sum() == 0
             else f"smile {i} has {counts[i]} quotes of non-zero weight; at least {min_quotes} are needed to fit it"
         )
+    if row_mask is None:
+        return SmileBatch(forward, expiry, k, v, w, mask)
     return SmileBatch(forward, expiry, strikes_2d, np.where(mask, v, 0.2), w, mask)

@@ -301,7 +301,11 @@ def test_a_coarse_quadrature_at_the_solution_is_polished_again_on_the_pricers_no
     assert np.all(default.diagnostics["quadrature_nodes"] == 512)
     assert np.all(default.diagnostics["quadrature_error"] > 1e-3)  # 1000x quadrature_tol
     assert np.all(default.converged) and np.all(fine.converged)
-    assert np.all(default.loss <= fine.loss * (1 + 1e-6))  # the fine-node optimum, or better
+    # the fine-node optimum, or better: each fit stops once LM's predicted gain is below
+    # tol = 1e-8 of its cost, and under damping the gain left can be some hundred times the
+    # predicted one (1e-6 was seen on another machine's floating point); the parameters'
+    # agreement to 1e-4 below is what tells the polished optimum from the 128-node one
+    assert np.all(default.loss <= fine.loss * (1 + 1e-5))
     for name in truth:
         np.testing.assert_allclose(default.params[name], fine.params[name], rtol=1e-4)
     coarse = HestonCalibrator(quadrature_tol=np.inf).calibrate_batch(noisy)  # never escalates
