@@ -27,19 +27,12 @@ import numpy as np
 from jax import Array
 from jax.scipy.special import gammaincc
 
-from engine.gates import threshold_gate
-from engine.heston.calibrator import (
-    HestonCalibrator,
-    HestonSurface,
-    _errors,
-    _model,
-    _pad,
-    _rule,
-    _unpack,
-    pack_surface,
-)
+from engine.gates import feller_gate, price_error_gate
+from engine.heston.calibrator import HestonCalibrator
 from engine.heston.model import PARAM_NAMES, HestonParams
-from engine.optimize import Status, levenberg_marquardt
+from engine.heston.problem import fit_errors, model_prices, quadrature_rule
+from engine.heston.surface import HestonSurface, pack_surface, pad_surface, per_option
+from engine.optimize import Status, final_status, levenberg_marquardt
 from engine.parameters import Slots, fill_slots, slot_values
 from engine.result import CalibrationResult
 from engine.selection import gaussian_criteria
@@ -125,14 +118,14 @@ class _Config:
 
 
 def _asset_residuals(p: Array, s: HestonSurface, u: Array, kernel: Array, vol_fit: bool):
-    return (jnp.sqrt(s.weights) * _errors(_model(p, s, u, kernel), s, vol_fit)).ravel()
+    return (jnp.sqrt(s.weights) * fit_errors(model_prices(p, s, u, kernel), s, vol_fit)).ravel()
 
 
 @partial(jax.jit, static_argnums=0)
 def _joint_fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
     """Every asset's surface (stacked, (A, ...)) from rows ``p0`` (A, 5), on quadrature nodes
     fitted to each asset's start."""
-    u, kernel = jax.vmap(partial(_rule, nodes=cfg.nodes))(surfaces, p0)
+    u, kernel = jax.vmap(partial(quadrature_rule, nodes=cfg.nodes))(surfaces, p0)
     scale = jnp.sqrt(jnp.asarray(cfg.weights))
     one = partial(_asset_residuals, vol_fit=cfg.vol_fit)
     fill = partial(fill_slots, held=p0, slots=cfg.slots)
@@ -164,8 +157,8 @@ def _joint_fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
         linearise=linearise if cfg.block else None,
     )
     p = fill(out.x)
-    model = jax.vmap(_model)(p, surfaces, u, kernel)
-    errors = jax.vmap(partial(_errors, vol_fit=cfg.vol_fit))(model, surfaces)
+    model = jax.vmap(model_prices)(p, surfaces, u, kernel)
+    errors = jax.vmap(partial(fit_errors, vol_fit=cfg.vol_fit))(model, surfaces)
     rel = jnp.where(surfaces.weights > 0, jnp.abs(model / surfaces.prices - 1.0), 0.0)
     return p, out, errors, jnp.max(rel, axis=(1, 2))
 
@@ -247,7 +240,9 @@ class CrossAssetCalibrator:
         b = self.base
         packed = [pack_surface(d, b.min_open_interest, b.expiry_step, b.residual) for d in data]
         shape = (max(s.expiries.shape[0] for s in packed), max(s.strikes.shape[1] for s in packed))
-        stacked = HestonSurface(*(np.stack(x) for x in zip(*(_pad(s, *shape) for s in packed))))
+        stacked = HestonSurface(
+            *(np.stack(x) for x in zip(*(pad_surface(s, *shape) for s in packed)))
+        )
         vol_fit = any(np.isfinite(s.vols).any() for s in packed)
         p0 = np.array([[float(individual[a].params[n]) for n in PARAM_NAMES] for a in self.assets])
         weights = np.array([a.weight for a in self.asset_specs])
@@ -269,10 +264,8 @@ class CrossAssetCalibrator:
         )
         p, out, errors, worst = _joint_fit(cfg, stacked, jnp.asarray(p0))
         p, errors, worst = np.asarray(p), np.asarray(errors), np.asarray(worst)
-        status = int(out.status)
-        if status == Status.CONVERGED and slots.at_bound(p):
-            status = int(Status.AT_BOUND)
-        converged = status == Status.CONVERGED and bool(np.all(np.isfinite(p)))
+        status = int(final_status(out.status, np.all(np.isfinite(p)), slots.at_bound(p)))
+        converged = status == Status.CONVERGED
         results = {
             a: self._asset_result(p[i], errors[i], worst[i], stacked.weights[i], data[i], converged)
             for i, a in enumerate(self.assets)
@@ -301,15 +294,11 @@ class CrossAssetCalibrator:
             iterations=np.int32(0),
             loss=np.float64(cost),
             rmse=np.float64(np.sqrt(2.0 * cost / n)),
-            residuals=_unpack(errors, data),
+            residuals=per_option(errors, data),
             diagnostics={"max_price_error": np.float64(worst), "n_options": n},
             gates={
-                "feller": threshold_gate(
-                    HestonParams(*p).feller_gap, 0.0, "Feller condition 2 kappa theta > sigma^2"
-                ),
-                "price_error": threshold_gate(
-                    worst, th.price_error, "largest relative price error"
-                ),
+                "feller": feller_gate(HestonParams(*p).feller_gap),
+                "price_error": price_error_gate(worst, th.price_error),
             },
             warm=np.bool_(True),
             model="heston",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import jax
 import numpy as np
@@ -14,9 +15,20 @@ from engine.optimize.status import Status
 __all__ = ["CalibrationResult"]
 
 
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=[
+        "params", "converged", "status", "iterations", "loss", "rmse", "residuals",
+        "diagnostics", "gates", "warm", "loss_history", "sensitivities",
+    ],
+    meta_fields=["sensitivity_params", "model"],
+)  # fmt: skip
 @dataclass(frozen=True)
 class CalibrationResult:
     """Result of one fit, or of a batch (every array then has a leading batch axis).
+
+    A pytree (its arrays and gates' figures are the leaves; which parameters the
+    sensitivities are of, and the model, are static), so views of a batch are tree maps.
 
     ``converged`` is true only for finite parameters whose solver reported ``CONVERGED``;
     ``residuals`` are model minus market vols (NaN where a smile has no quote);
@@ -53,58 +65,13 @@ class CalibrationResult:
 
     def rows(self, index) -> CalibrationResult:
         """The rows ``index`` (an int, a slice, indices or a mask) of a batch result."""
-        pick = lambda tree: jax.tree_util.tree_map(lambda a: a[index], tree)  # noqa: E731
-        gates = {
-            name: g._replace(
-                value=g.value[index], passed=g.passed[index], applicable=g.applicable[index]
-            )
-            for name, g in self.gates.items()
-        }
-        return CalibrationResult(
-            params=pick(self.params),
-            converged=self.converged[index],
-            status=self.status[index],
-            iterations=self.iterations[index],
-            loss=self.loss[index],
-            rmse=self.rmse[index],
-            residuals=self.residuals[index],
-            diagnostics=pick(self.diagnostics),
-            gates=gates,
-            warm=self.warm[index],
-            loss_history=None if self.loss_history is None else self.loss_history[index],
-            sensitivities=None if self.sensitivities is None else self.sensitivities[index],
-            sensitivity_params=self.sensitivity_params,
-            model=self.model,
-        )
+        return jax.tree.map(lambda a: a[index], self)
 
     def as_batch(self) -> CalibrationResult:
         """A single fit as a batch of one (the inverse of ``rows(0)``)."""
         if self.batch_size is not None:
             return self
-        one = lambda tree: jax.tree_util.tree_map(lambda a: np.asarray(a)[None], tree)  # noqa: E731
-        gates = {
-            name: g._replace(
-                value=np.asarray(g.value)[None],
-                passed=np.asarray(g.passed)[None],
-                applicable=np.asarray(g.applicable)[None],
-            )
-            for name, g in self.gates.items()
-        }
-        return replace(
-            self,
-            params=one(self.params),
-            converged=np.asarray(self.converged)[None],
-            status=np.asarray(self.status)[None],
-            iterations=np.asarray(self.iterations)[None],
-            loss=np.asarray(self.loss)[None],
-            rmse=np.asarray(self.rmse)[None],
-            residuals=np.asarray(self.residuals)[None],
-            diagnostics=one(self.diagnostics),
-            gates=gates,
-            warm=np.asarray(self.warm)[None],
-            loss_history=None if self.loss_history is None else one(self.loss_history),
-            sensitivities=None if self.sensitivities is None else one(self.sensitivities),
-        )
+        return jax.tree.map(lambda a: np.asarray(a)[None], self)
 
     def trimmed_history(self) -> CalibrationResult:
         """A single fit with ``loss_history`` cut to its steps: ``[-1]`` is the final loss."""
@@ -120,31 +87,7 @@ class CalibrationResult:
             out[rows] = theirs
             return out
 
-        tree = lambda a, b: jax.tree_util.tree_map(put, a, b)  # noqa: E731
-        gates = {
-            name: g._replace(
-                value=put(g.value, other.gates[name].value),
-                passed=put(g.passed, other.gates[name].passed),
-                applicable=put(g.applicable, other.gates[name].applicable),
-            )
-            for name, g in self.gates.items()
-        }
-        pick = lambda a, b: None if a is None else put(a, b)  # noqa: E731
-        return replace(
-            self,
-            params=tree(self.params, other.params),
-            converged=put(self.converged, other.converged),
-            status=put(self.status, other.status),
-            iterations=put(self.iterations, other.iterations),
-            loss=put(self.loss, other.loss),
-            rmse=put(self.rmse, other.rmse),
-            residuals=put(self.residuals, other.residuals),
-            diagnostics=tree(self.diagnostics, other.diagnostics),
-            gates=gates,
-            warm=put(self.warm, other.warm),
-            loss_history=pick(self.loss_history, other.loss_history),
-            sensitivities=pick(self.sensitivities, other.sensitivities),
-        )
+        return jax.tree.map(put, self, other)
 
     @property
     def status_message(self) -> str | list[str]:

@@ -29,7 +29,7 @@ from engine.heston import (
     TimeSegment,
     check_calendar_arbitrage,
 )
-from engine.heston.calibrator import market_vols
+from engine.heston.surface import market_vols
 from engine.heston.time_dependent import fitted_segments
 from engine.joint import AssetClassSpec, CrossAssetCalibrator, analyze_parameter_consistency
 from engine.result import CalibrationResult

@@ -45,3 +45,24 @@ def test_a_formula_is_written_once(formula):
         if re.search(pattern, line)
     ]
     assert not found, f"{formula} has a home, {home}: use it in\n" + "\n".join(found)
+
+
+def _imported(source: str) -> list[str]:
+    """The names every ``from ... import ...`` statement of ``source`` takes."""
+    statements = re.findall(r"^from\s+[\w.]+\s+import\s+(\([^)]*\)|.*)$", source, re.M)
+    return [n for s in statements for n in re.findall(r"(\w+)(?:\s+as\s+\w+)?", s)]
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A private name is its module's business: what a second module needs is made public
+    (the Heston problem and packing, shared by the joint and time-dependent fits, are)."""
+    sample = "from engine.heston.calibrator import (\n    HestonSurface,\n    _errors,\n)\n"
+    assert _imported(sample) == ["HestonSurface", "_errors"]
+    found = [
+        f"{path.relative_to(ROOT).as_posix()}: {name}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in _imported(path.read_text())
+        if name.startswith("_") and name != "__future__"
+    ]
+    assert not found, "private names imported across modules:\n" + "\n".join(found)

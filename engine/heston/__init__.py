@@ -1,16 +1,11 @@
 """The Heston (1993) stochastic-volatility model: exact prices and batched calibration, plain
 and with piecewise-constant time-dependent parameters."""
 
-from engine.heston.calibrator import (
-    HestonCalibrator,
-    HestonSurface,
-    HestonThresholds,
-    pack_surface,
-    surface_shape,
-)
+from engine.heston.calibrator import HestonCalibrator, HestonThresholds
 from engine.heston.model import PARAM_NAMES, HestonParams
 from engine.heston.piecewise import TimeSegment, ptd_heston_price
 from engine.heston.pricer import characteristic_function, heston_price, mean_variance
+from engine.heston.surface import HestonSurface, pack_surface, surface_shape
 from engine.heston.time_dependent import (
     SmoothnessRegularization,
     TimeDependentCalibrator,

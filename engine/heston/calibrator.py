@@ -1,23 +1,7 @@
 """Batched, multi-start Heston calibration of equity index surfaces (the weekly Heston playbook).
 
-A surface is packed by expiry: strikes ``(M, K)`` against expiries ``(M, 1)``, so each pricing
-evaluates the characteristic function once per expiry (see :mod:`engine.heston.pricer`).
-
-Targets. A price in ``target_prices`` is read as a **call unless ``call`` says otherwise** (the
-documented convention; never a guess from the strike), refused with its index when it lies
-outside its no-arbitrage bounds, and turned into the out-of-the-money option by put-call
-parity, exactly, so deep in-the-money quotes do not drown the smile in intrinsic value.
-``target_vols`` are priced as the out-of-the-money option. The residual of each option is one of
-:data:`RESIDUALS` (``residual``), whatever the target:
-
-* ``"relative"`` (default for prices): the out-of-the-money price's relative error, QuantLib's
-  default calibration error;
-* ``"vega"``: its price error divided by the market vega, the implied-vol error to first order
-  at the cost of a price fit (no inversion in the loop);
-* ``"vol"`` (default for vols): the implied-vol error, exact through
-  :func:`engine.blackscholes.implied_vol`, whose derivative is the price's divided by vega.
-
-Market vols of price targets (for ``"vega"`` and ``"vol"``) are inverted once, when packing.
+The market data (:mod:`engine.heston.surface`) and the problem (:mod:`engine.heston.problem`)
+live apart; this module runs the fit.
 
 The solver is any callable of :mod:`engine.optimize`'s signature or a name of its ``SOLVERS``
 (``optimizer``; Levenberg-Marquardt by default) on unconstrained coordinates (bounds by
@@ -47,200 +31,38 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from engine.blackscholes import (
-    black_price,
-    black_vega,
-    discount_factor,
-    forward_price,
-    implied_vol,
-    implied_vols_of_prices,
-)
-from engine.buckets import bucket, chunks, on_host
+from engine.blackscholes import black_price
+from engine.buckets import bucket, chunks
 from engine.diagnostics import (
     IdentifiabilityMetrics,
     identifiability_at,
     identifiability_from_normal,
     solution_normal,
 )
-from engine.gates import threshold_gate
+from engine.gates import feller_gate, price_error_gate, threshold_gate
 from engine.heston.model import PARAM_NAMES, HestonParams, default_specs
-from engine.heston.pricer import NODES, heston_price, heston_price_on, lewis_kernel, quadrature
-from engine.optimize import Solver, Status, resolve_solver
+from engine.heston.pricer import NODES, heston_price
+from engine.heston.problem import fit_errors, model_prices, quadrature_rule
+from engine.heston.surface import (
+    HestonSurface,
+    check_residual,
+    pack_every,
+    pack_surface,
+    pad_surface,
+    per_option,
+)
+from engine.optimize import Solver, Status, final_status, resolve_solver
 from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.programs import kept
 from engine.result import CalibrationResult
 
-__all__ = [
-    "PARAM_NAMES",
-    "RESIDUALS",
-    "HestonCalibrator",
-    "HestonSurface",
-    "HestonThresholds",
-    "market_vols",
-    "pack_surface",
-    "surface_shape",
-]
-
-
-class HestonSurface(NamedTuple):
-    """One surface packed by expiry; padded options have ``weights == 0``."""
-
-    spot: Array  # ()
-    expiries: Array  # (M, 1)
-    strikes: Array  # (M, K)
-    rates: Array  # (M, K)
-    dividends: Array  # (M, K)
-    prices: Array  # (M, K) market prices of the out-of-the-money option (of the given one, vols)
-    calls: Array  # (M, K) 1.0 for calls, 0.0 for puts
-    scale: Array  # (M, K) residual divisor: the price (relative errors) or its vega
-    vols: Array  # (M, K) market implied vols of a vol fit (residuals in vol), NaN otherwise
-    weights: Array  # (M, K)
-
-
-def _column(value, n: int, name: str) -> np.ndarray:
-    try:
-        out = np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
-    except ValueError:
-        raise ValueError(
-            f"market_data[{name!r}] must be a scalar or one value per strike ({n}), "
-            f"got shape {np.shape(value)}"
-        ) from None
-    _refuse(~np.isfinite(out), f"market_data[{name!r}]", out, "is not finite")
-    return out
-
-
-def _refuse(bad: np.ndarray, what: str, values: np.ndarray, why: str) -> None:
-    """Raise naming the first offending options (their indices in the input) and values."""
-    if np.any(bad):
-        idx = np.flatnonzero(bad)[:5].tolist()
-        raise ValueError(f"{what} {why} at option {idx} (values {values[idx].tolist()})")
-
-
-def surface_shape(maturities, expiry_step: int = 2) -> tuple[int, int]:
-    """The packed shape ``(M, K)`` of a surface with these option maturities: expiries rounded
-    up to a multiple of ``expiry_step`` (each padded one costs a characteristic function), the
-    most strikes of one expiry to a multiple of 4. Surfaces of one shape calibrate in one
-    program, whatever else shares their batch; a stream whose surfaces grow expiry by expiry
-    compiles fewer programs with a larger step."""
-    _, counts = np.unique(np.asarray(maturities, np.float64), return_counts=True)
-    return _round_up(counts.size, expiry_step), _round_up(int(counts.max()), 4)
-
-
-RESIDUALS = ("relative", "vega", "vol")
-
-
-def _check_residual(residual: str | None) -> None:
-    if residual is not None and residual not in RESIDUALS:
-        raise ValueError(f"residual must be one of {RESIDUALS} or None, not {residual!r}")
-
-
-def pack_surface(
-    market_data: dict,
-    min_open_interest: float = 100.0,
-    expiry_step: int = 2,
-    residual: str | None = None,
-) -> HestonSurface:
-    """Validate one surface's ``market_data`` and pack it by expiry for the ``residual`` of
-    :data:`RESIDUALS` (``None``: ``"relative"`` for prices, ``"vol"`` for vols; module doc).
-
-    Raises ``ValueError`` naming the key and the offending options' indices: a missing key,
-    non-finite or non-positive inputs, and prices outside their no-arbitrage bounds
-    (:math:`\\max(S e^{-qT} - K e^{-rT}, 0) < C < S e^{-qT}` for calls,
-    :math:`\\max(K e^{-rT} - S e^{-qT}, 0) < P < K e^{-rT}` for puts; a price at its intrinsic
-    value has no time value to fit)."""
-    for key in ("spot", "strikes", "maturities"):
-        if key not in market_data:
-            raise ValueError(f"market_data needs {key!r}")
-    if ("target_prices" in market_data) == ("target_vols" in market_data):
-        raise ValueError("market_data needs exactly one of 'target_prices' or 'target_vols'")
-    _check_residual(residual)
-    if residual is None:
-        residual = "vol" if "target_vols" in market_data else "relative"
-    strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
-    n = strikes.size
-    spot = float(market_data["spot"])
-    if not spot > 0:
-        raise ValueError(f"market_data['spot'] must be positive, got {spot}")
-    expiries = _column(market_data["maturities"], n, "maturities")
-    rates = _column(market_data.get("rate", 0.0), n, "rate")
-    dividends = _column(market_data.get("dividend", 0.0), n, "dividend")
-    weights = _column(market_data.get("weights", 1.0), n, "weights")
-    _refuse(~(strikes > 0), "market_data['strikes']", strikes, "must be positive")
-    _refuse(~(expiries > 0), "market_data['maturities']", expiries, "must be positive")
-    _refuse(weights < 0, "market_data['weights']", weights, "must be non-negative")
-    if "open_interest" in market_data:  # the playbook's liquidity filter; NaN: not reported
-        interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
-        weights = weights * ~(interest <= min_open_interest)
-    forward = on_host(forward_price, spot, rates, dividends, expiries)
-    discount = discount_factor(rates, expiries)
-    otm_call = strikes >= forward
-    if "target_vols" in market_data:  # the vol is the same either side: price the OTM one
-        vols = _column(market_data["target_vols"], n, "target_vols")
-        _refuse(~(vols > 0), "market_data['target_vols']", vols, "must be positive")
-        calls = np.broadcast_to(market_data.get("call", otm_call), (n,)).astype(bool)
-        prices = discount * on_host(black_price, forward, strikes, expiries, vols, calls)
-    else:
-        given = _column(market_data["target_prices"], n, "target_prices")
-        calls = np.broadcast_to(np.asarray(market_data.get("call", True), bool), (n,))
-        intrinsic = discount * (forward - strikes)  # S e^{-qT} - K e^{-rT}
-        upper = discount * np.where(calls, forward, strikes)
-        lower = np.where(calls, intrinsic, -intrinsic)
-        tol = 1e-12 * upper
-        _refuse(
-            given >= upper + tol,
-            "market_data['target_prices']",
-            given,
-            "above the no-arbitrage bound (S e^-qT for a call, K e^-rT for a put; "
-            "is 'call' right?)",
-        )
-        _refuse(
-            given <= np.maximum(lower, 0.0) + tol,
-            "market_data['target_prices']",
-            given,
-            "at or below intrinsic value (max(S e^-qT - K e^-rT, 0) for a call, "
-            "max(K e^-rT - S e^-qT, 0) for a put; is 'call' right?)",
-        )
-        # put-call parity to the out-of-the-money option: C - P = S e^{-qT} - K e^{-rT}
-        prices = given + np.where(calls == otm_call, 0.0, np.where(calls, -intrinsic, intrinsic))
-        calls = otm_call
-        vols = np.full(n, np.nan)
-        if residual != "relative":
-            vols = implied_vols_of_prices(prices, spot, rates, dividends, expiries, strikes, calls)
-            _refuse(~(vols > 0), "market_data['target_prices']", given, "has no Black implied vol")
-    scale = prices
-    if residual != "relative":
-        scale = discount * on_host(black_vega, forward, strikes, expiries, vols)
-    target_vols = vols if residual == "vol" else np.full(n, np.nan)
-    if not np.any(weights > 0):
-        raise ValueError("no option left to fit (all weights zero or filtered as illiquid)")
-    unique = np.unique(expiries)
-    rows = [np.flatnonzero(expiries == t) for t in unique]
-    m, k = len(unique), max(len(r) for r in rows)
-    columns = {
-        "strikes": strikes,
-        "rates": rates,
-        "dividends": dividends,
-        "prices": prices,
-        "calls": calls.astype(np.float64),
-        "vols": target_vols,
-        "scale": scale,
-        "weights": weights,
-    }
-    out = {name: np.full((m, k), 1.0) for name in columns}
-    out["strikes"][:], out["weights"][:] = spot, 0.0
-    out["rates"][:], out["dividends"][:] = rates.mean(), dividends.mean()
-    for i, idx in enumerate(rows):
-        for name, values in columns.items():
-            out[name][i, : len(idx)] = values[idx]
-    packed = HestonSurface(spot=np.float64(spot), expiries=unique[:, None], **out)
-    return _pad(packed, *surface_shape(expiries, expiry_step))
+__all__ = ["HestonCalibrator", "HestonThresholds"]
 
 
 @dataclass(frozen=True)
@@ -276,40 +98,13 @@ def _params(x: Array, held: Array, cfg: _Config) -> Array:
     return p
 
 
-def _model(p: Array, s: HestonSurface, u: Array, kernel: Array) -> Array:
-    return heston_price_on(
-        u, kernel, s.spot, s.strikes, s.expiries, s.rates, s.dividends, *p, s.calls > 0
-    )
-
-
-def _errors(model: Array, s: HestonSurface, vol_fit: bool) -> Array:
-    """Implied-vol errors for a vol fit (relative price errors where the model price has no
-    implied vol), relative or vega-scaled price errors otherwise; zero on padding."""
-    price_error = (model - s.prices) / s.scale
-    if not vol_fit:  # static: price fits never pay for the inversion
-        return jnp.where(s.weights > 0, price_error, 0.0)
-    forward = forward_price(s.spot, s.rates, s.dividends, s.expiries)
-    vol = implied_vol(
-        model * jnp.exp(s.rates * s.expiries), forward, s.strikes, s.expiries, s.calls > 0
-    )
-    error = jnp.where(jnp.isfinite(s.vols) & jnp.isfinite(vol), vol - s.vols, price_error)
-    return jnp.where(s.weights > 0, error, 0.0)
-
-
 def _residuals(x, args, cfg: _Config):
     s, held, u, kernel = args
     p = _params(x, held, cfg)
-    fit = (jnp.sqrt(s.weights) * _errors(_model(p, s, u, kernel), s, cfg.vol_fit)).ravel()
+    fit = (jnp.sqrt(s.weights) * fit_errors(model_prices(p, s, u, kernel), s, cfg.vol_fit)).ravel()
     if cfg.penalty is None:
         return fit
     return jnp.concatenate([fit, cfg.penalty(p[None, :])])  # one segment
-
-
-def _rule(s: HestonSurface, p: Array, nodes: int) -> tuple[Array, Array]:
-    """Quadrature nodes fitted to parameters ``p`` and the surface's strike kernel on them."""
-    u, weights = quadrature(s.expiries, *p, nodes=nodes)
-    forward = forward_price(s.spot, s.rates, s.dividends, s.expiries)
-    return u, lewis_kernel(s.strikes, forward, u, weights)
 
 
 @partial(kept, static_argnames=("cfg",))
@@ -324,14 +119,14 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
 
     def one(s, start):
         x0 = jnp.stack([to_unconstrained(start[i], *cfg.bounds[i]) for i in cfg.free])
-        rule = _rule(s, start, cfg.nodes)
+        rule = quadrature_rule(s, start, cfg.nodes)
         residuals = partial(_residuals, cfg=cfg)
         args = (s, start, *rule)
         out = cfg.solver(
             residuals, x0, args, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True
         )
         p = _params(out.x, start, cfg)
-        model = _model(p, s, *rule)
+        model = model_prices(p, s, *rule)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
         normal = solution_normal(out, residuals, args, lambda x: _params(x, start, cfg)[free])
         scales = jnp.where(free < 4, p[free], 1.0)  # relative, but rho absolute
@@ -342,7 +137,7 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
         corr = jnp.full((5, 5), jnp.nan).at[free[:, None], free[None, :]].set(metrics.correlations)
         quadrature_error = jnp.nan
         if cfg.check:
-            finer = _model(p, s, *_rule(s, p, cfg.check))
+            finer = model_prices(p, s, *quadrature_rule(s, p, cfg.check))
             quadrature_error = jnp.max(
                 jnp.where(s.weights > 0, jnp.abs(finer - model) / s.scale, 0)
             )
@@ -368,11 +163,11 @@ def _identifiability(cfg: _Config, s: HestonSurface, p: Array) -> Identifiabilit
     """Identifiability at parameters ``p`` (5,): the free parameters' weighted Jacobian on
     ``cfg.nodes`` quadrature nodes fitted to ``p``, as a fit ending at ``p`` measures it."""
     free = jnp.array(cfg.free)
-    rule = _rule(s, p, cfg.nodes)
+    rule = quadrature_rule(s, p, cfg.nodes)
 
     def weighted(q):
-        model = _model(p.at[free].set(q), s, *rule)
-        return (jnp.sqrt(s.weights) * _errors(model, s, cfg.vol_fit)).ravel()
+        model = model_prices(p.at[free].set(q), s, *rule)
+        return (jnp.sqrt(s.weights) * fit_errors(model, s, cfg.vol_fit)).ravel()
 
     scales = jnp.where(free < 4, p[free], 1.0)  # relative, but rho absolute
     return identifiability_at(weighted, p[free], scales, jnp.sum(s.weights > 0))
@@ -421,7 +216,7 @@ class HestonCalibrator:
         residual: str | None = None,
         penalty_fn: Callable[[Array], Array] | None = None,
     ) -> None:
-        _check_residual(residual)
+        check_residual(residual)
         if v0_starts is not None and (not v0_starts or min(v0_starts) <= 0):
             raise ValueError("v0_starts must be a non-empty list of positive variances")
         if max_steps < 1 or not tol > 0:
@@ -476,7 +271,9 @@ class HestonCalibrator:
             part, starts = packed[rows], p0[rows]
             n = len(part)
             size = bucket(n, self.min_batch, self.batch_growth)  # copies of the last surface
-            grids = [_pad(p, *shape) for p in part] + [_pad(part[-1], *shape)] * (size - n)
+            grids = [pad_surface(p, *shape) for p in part] + [pad_surface(part[-1], *shape)] * (
+                size - n
+            )
             stacked = HestonSurface(*(np.stack(x) for x in zip(*grids)))
             starts = np.concatenate([starts, np.repeat(starts[-1:], size - n, 0)])
             out = _fit(cfg, stacked, jnp.asarray(starts))
@@ -490,9 +287,9 @@ class HestonCalibrator:
         out = self._run(packed, starts, cfg, shape)
         free = list(cfg.free)  # a start that ends on a bound (rho at +-0.999) is no solution
         at_bound = np.asarray(on_bound(out["p"][..., free], [cfg.bounds[i] for i in free]))
-        solved = out["status"] == Status.CONVERGED
-        out["status"] = np.where(solved & at_bound, Status.AT_BOUND, out["status"])
-        ok = solved & ~at_bound & np.all(np.isfinite(out["p"]), axis=-1)
+        finite = np.all(np.isfinite(out["p"]), axis=-1)
+        out["status"] = np.asarray(final_status(out["status"], finite, at_bound))
+        ok = out["status"] == Status.CONVERGED
         best = np.argmin(np.where(ok, out["cost"], np.inf), axis=1)
         rows = np.arange(len(packed))
         fit = {key: value[rows, best] for key, value in out.items()}
@@ -508,15 +305,15 @@ class HestonCalibrator:
         """Residuals of every option of ``market_data`` (in input order, unweighted) under
         ``params``, in the fit's own measure (``residual``): relative or vega-scaled errors of
         the out-of-the-money price, or implied-vol errors."""
-        s = _pack_every(market_data, self.residual)
+        s = pack_every(market_data, self.residual)
         vol_fit = bool(np.isfinite(s.vols).any())
-        return _unpack(_errors_at(params, s, vol_fit), market_data)
+        return per_option(_errors_at(params, s, vol_fit), market_data)
 
     def vol_errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
         """Model minus market implied vol of every option (input order) under ``params``,
         whatever the fit's target: prices are inverted (out of the money) first."""
-        s = _pack_every(market_data, "vol")
-        return _unpack(_errors_at(params, s, vol_fit=True), market_data)
+        s = pack_every(market_data, "vol")
+        return per_option(_errors_at(params, s, vol_fit=True), market_data)
 
     def calibrate_many(self, datasets: list[dict]) -> list[dict[str, float]]:
         """Fit several surfaces in one batch: each one's parameters (what cross-validation's
@@ -669,19 +466,17 @@ class HestonCalibrator:
                 "n_free": np.full(b, len(self.free_params)),
             },
             gates={
-                "feller": threshold_gate(
-                    HestonParams(*p.T).feller_gap, 0.0, "Feller condition 2 kappa theta > sigma^2"
-                ),
+                "feller": feller_gate(HestonParams(*p.T).feller_gap),
                 "identifiability": threshold_gate(
-                    condition, th.condition, "condition number of the scaled Jacobian"
+                    condition,
+                    th.condition,
+                    f"scaled-Jacobian condition number below {th.condition:g}",
                 ),
-                "price_error": threshold_gate(
-                    worst, th.price_error, "largest relative price error"
-                ),
+                "price_error": price_error_gate(worst, th.price_error),
                 "multistart": threshold_gate(
                     np.nan_to_num(spread, nan=0.0),
                     th.agreement,
-                    "converged starts agree (relative parameter spread)",
+                    f"converged starts agree (relative parameter spread below {th.agreement:.0%})",
                 ),
             },
             warm=warm,
@@ -690,65 +485,11 @@ class HestonCalibrator:
         )
 
 
-def market_vols(market_data: dict) -> np.ndarray:
-    """Black implied vols of every option of ``market_data`` (input order): its
-    ``target_vols``, or its prices inverted as the out-of-the-money option."""
-    if "target_vols" in market_data:
-        n = np.atleast_1d(market_data["strikes"]).size
-        return np.broadcast_to(np.asarray(market_data["target_vols"], np.float64), (n,)).copy()
-    return _unpack(_pack_every(market_data, "vol").vols, market_data)
-
-
-def _pack_every(market_data: dict, residual: str | None) -> HestonSurface:
-    """Every option of ``market_data`` packed with unit weight (no liquidity filter)."""
-    every = {k: v for k, v in market_data.items() if k != "open_interest"}
-    return pack_surface(every | {"weights": 1.0}, residual=residual)
-
-
 def _errors_at(params: dict[str, float], s: HestonSurface, vol_fit: bool) -> np.ndarray:
-    """:func:`_errors` of every option of a packed surface (padding included) at ``params``."""
+    """:func:`fit_errors` of every option of a packed surface (padding included) at ``params``."""
     p = HestonParams(*(float(np.asarray(params[k])) for k in PARAM_NAMES))
     model = heston_price(s.spot, s.strikes, s.expiries, s.rates, s.dividends, *p, s.calls > 0)
-    return np.asarray(_errors(model, s._replace(weights=np.ones_like(s.weights)), vol_fit))
-
-
-def _unpack(grid: np.ndarray, market_data: dict) -> np.ndarray:
-    """A packed (M, K) grid back to one value per option, in the input's order."""
-    n = np.atleast_1d(market_data["strikes"]).size
-    expiries = np.broadcast_to(np.asarray(market_data["maturities"], float), (n,))
-    out = np.empty(n)
-    for i, t in enumerate(np.unique(expiries)):  # pack_surface's order
-        idx = np.flatnonzero(expiries == t)
-        out[idx] = grid[i, : idx.size]
-    return out
-
-
-def _round_up(n: int, step: int) -> int:
-    """Shapes in steps of ``step``: few programs to compile, little padding."""
-    return -(-n // step) * step
-
-
-def _pad(s: HestonSurface, m: int, k: int) -> HestonSurface:
-    """Pad to ``m`` expiries of ``k`` strikes (repeating the last expiry, zero weight)."""
-
-    def grid(a, columns=k):
-        a = np.asarray(a)
-        out = np.concatenate([a, np.repeat(a[-1:], m - a.shape[0], 0)])
-        return np.concatenate([out, np.repeat(out[:, -1:], columns - out.shape[1], 1)], 1)
-
-    weights = np.zeros((m, k))
-    weights[: s.weights.shape[0], : s.weights.shape[1]] = s.weights
-    return s._replace(
-        expiries=grid(s.expiries, 1),  # (M, 1): one characteristic function per expiry
-        strikes=grid(s.strikes),
-        rates=grid(s.rates),
-        dividends=grid(s.dividends),
-        prices=grid(s.prices),
-        calls=grid(s.calls),
-        vols=grid(s.vols),
-        scale=grid(s.scale),
-        weights=weights,
-    )
+    return np.asarray(fit_errors(model, s._replace(weights=np.ones_like(s.weights)), vol_fit))
 
 
 def _spread(p: np.ndarray, converged: np.ndarray) -> np.ndarray:

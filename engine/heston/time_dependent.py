@@ -35,16 +35,9 @@ from jax import Array
 
 from engine.blackscholes import forward_price, implied_vol
 from engine.diagnostics import IdentifiabilityMetrics, identifiability_at
-from engine.gates import threshold_gate
-from engine.heston.calibrator import (
-    HestonCalibrator,
-    HestonSurface,
-    _errors,
-    _pack_every,
-    _unpack,
-    pack_surface,
-)
-from engine.heston.model import PARAM_NAMES
+from engine.gates import feller_gate, price_error_gate, threshold_gate
+from engine.heston.calibrator import HestonCalibrator
+from engine.heston.model import PARAM_NAMES, HestonParams
 from engine.heston.piecewise import (
     TimeSegment,
     ptd_heston_price,
@@ -53,7 +46,9 @@ from engine.heston.piecewise import (
     segment_starts,
 )
 from engine.heston.pricer import NODES, lewis_kernel
-from engine.optimize import Solver, Status
+from engine.heston.problem import fit_errors
+from engine.heston.surface import HestonSurface, pack_every, pack_surface, per_option
+from engine.optimize import Solver, Status, final_status
 from engine.parameters import Slots, fill_slots, place_slots, slot_values
 from engine.result import CalibrationResult
 
@@ -127,14 +122,16 @@ def _fit(cfg: _Config, s: HestonSurface, starts: Array, p0: Array):
 
     def residuals(x, args):
         p = fill_slots(x, p0, cfg.layout)
-        fit = (jnp.sqrt(s.weights) * _errors(_price(p, s, starts, *rule), s, cfg.vol_fit)).ravel()
+        fit = (
+            jnp.sqrt(s.weights) * fit_errors(_price(p, s, starts, *rule), s, cfg.vol_fit)
+        ).ravel()
         return fit if cfg.penalty is None else jnp.concatenate([fit, cfg.penalty(p)])
 
     x0 = slot_values(p0, cfg.layout)
     out = cfg.solver(residuals, x0, None, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True)
     p = fill_slots(out.x, p0, cfg.layout)
     model = _price(p, s, starts, *rule)
-    errors = _errors(model, s, cfg.vol_fit)  # zero on padding
+    errors = fit_errors(model, s, cfg.vol_fit)  # zero on padding
     rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
     penalty = 0.0 if cfg.penalty is None else 0.5 * jnp.sum(cfg.penalty(p) ** 2)
     return p, out.status, out.iterations, out.cost, out.loss_history, errors, jnp.max(rel), penalty
@@ -150,7 +147,7 @@ def _identifiability(cfg: _Config, s: HestonSurface, starts: Array, p: Array):
 
     def weighted(values):
         model = _price(place_slots(values, p, cfg.layout), s, starts, *rule)
-        return (jnp.sqrt(s.weights) * _errors(model, s, cfg.vol_fit)).ravel()
+        return (jnp.sqrt(s.weights) * fit_errors(model, s, cfg.vol_fit)).ravel()
 
     scales = jnp.where(jnp.array(cfg.layout.cols) < 4, q, 1.0)
     return identifiability_at(weighted, q, scales, jnp.sum(s.weights > 0))
@@ -319,17 +316,19 @@ class TimeDependentCalibrator:
         return self._errors_at(result.params, market_data, "vol")
 
     def _errors_at(self, params: dict, market_data: dict, residual: str | None) -> np.ndarray:
-        s = _pack_every(market_data, residual)
+        s = pack_every(market_data, residual)
         p, starts = jnp.asarray(self._matrix(params)), jnp.asarray(self.starts)
         model = _price(p, s, starts, *_rule(s, starts, p, NODES))
-        return _unpack(np.asarray(_errors(model, s, bool(np.isfinite(s.vols).any()))), market_data)
+        return per_option(
+            np.asarray(fit_errors(model, s, bool(np.isfinite(s.vols).any()))), market_data
+        )
 
     def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
         """Condition number, standard errors and correlations of the free coordinates (a
         segmented parameter has one per segment, in :data:`PARAM_NAMES` order then segment
         order) at ``params`` on ``market_data``: what the playbook's identifiability
         criterion reads (a term structure that the quotes cannot pin shows here first)."""
-        s = _pack_every(market_data, self.base.residual)
+        s = pack_every(market_data, self.base.residual)
         p = jnp.asarray(self._matrix(params))
         cfg = self._config(NODES, bool(np.isfinite(s.vols).any()))
         return IdentifiabilityMetrics(
@@ -372,10 +371,8 @@ class TimeDependentCalibrator:
     def _result(self, market_data, s, first, final, warm: bool) -> CalibrationResult:
         p, status, steps, cost, history, errors, worst, penalty = (np.asarray(x) for x in final)
         layout = self._layout()
-        at_bound = layout.at_bound(p)
-        converged = status == Status.CONVERGED and not at_bound and np.all(np.isfinite(p))
-        if status == Status.CONVERGED and at_bound:
-            status = np.int32(Status.AT_BOUND)
+        status = np.int32(final_status(status, np.all(np.isfinite(p)), layout.at_bound(p)))
+        converged = bool(status == Status.CONVERGED)
         params = {"v0": np.float64(p[0, 0])} | {
             n: p[:, i].copy() for i, n in enumerate(PARAM_NAMES) if i
         }
@@ -389,7 +386,7 @@ class TimeDependentCalibrator:
             iterations=np.int32(int(first[2]) + int(steps)),
             loss=np.float64(cost),
             rmse=np.float64(np.sqrt(2.0 * max(fit_cost, 0.0) / n_opts)),
-            residuals=_unpack(errors, market_data),  # fit's error units, input order
+            residuals=per_option(errors, market_data),  # fit's error units, input order
             diagnostics={
                 "segment_starts": self.starts.copy(),
                 "segment_ends": np.array([seg.end for seg in self.time_segments]),
@@ -406,17 +403,15 @@ class TimeDependentCalibrator:
             model="heston-ptd",
         )
         calendar = check_calendar_arbitrage(result, self.time_segments)
-        feller = np.max(p[:, 3] ** 2 - 2.0 * p[:, 1] * p[:, 2])
+        feller = np.max(HestonParams(*p.T).feller_gap)
         th = self.base.thresholds
         gates = {
-            "price_error": threshold_gate(worst, th.price_error, "largest relative price error"),
-            "feller": threshold_gate(
-                feller, 0.0, "Feller condition 2 kappa theta > sigma^2 on every segment"
-            ),
+            "price_error": price_error_gate(worst, th.price_error),
+            "feller": feller_gate(feller, " on every segment"),
             "smoothness": threshold_gate(
                 max(jumps.values(), default=0.0),
                 self.max_jump,
-                "largest jump between adjacent segments (relative; rho absolute)",
+                f"largest jump between adjacent segments below {self.max_jump:g} (relative; rho absolute)",
             ),
             "calendar": threshold_gate(
                 max(-calendar.worst_decrease, 0.0) + (0.0 if calendar.passed else np.inf),

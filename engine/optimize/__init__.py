@@ -9,7 +9,7 @@ from engine.optimize.batch import solve_batch
 from engine.optimize.first_order import adam, lbfgs
 from engine.optimize.lm import levenberg_marquardt
 from engine.optimize.optimistix_lm import optimistix_lm
-from engine.optimize.status import SolverOutput, Status
+from engine.optimize.status import SolverOutput, Status, final_status
 
 Solver = Callable[..., SolverOutput]
 
@@ -40,6 +40,7 @@ __all__ = [
     "SolverOutput",
     "Status",
     "adam",
+    "final_status",
     "lbfgs",
     "levenberg_marquardt",
     "optimistix_lm",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
+import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["SolverOutput", "Status"]
+__all__ = ["SolverOutput", "Status", "final_status"]
 
 
 class Status(enum.IntEnum):
@@ -48,3 +49,13 @@ class SolverOutput(NamedTuple):
     cost: Array
     loss_history: Array
     normal: Array | None = None
+
+
+def final_status(status, finite, at_bound):
+    """A fit's status from its solver's: ``CONVERGED`` becomes ``NONFINITE`` where the
+    parameters are not finite and ``AT_BOUND`` where a fitted one ends on its bound (the
+    solver's gradient vanished there, not the fit's). Every calibrator decides it here, in
+    ``jit`` or on the host."""
+    solved = status == Status.CONVERGED
+    status = jnp.where(solved & ~finite, Status.NONFINITE, status)
+    return jnp.where(solved & finite & at_bound, Status.AT_BOUND, status)

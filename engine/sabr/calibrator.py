@@ -33,8 +33,8 @@ from engine.diagnostics import (
     identifiability_from_normal,
     solution_normal,
 )
-from engine.gates import Gate, not_applicable, threshold_gate
-from engine.optimize import Solver, SolverOutput, Status, resolve_solver, solve_batch
+from engine.gates import FELLER, Gate, not_applicable, threshold_gate
+from engine.optimize import Solver, SolverOutput, Status, final_status, resolve_solver, solve_batch
 from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.programs import kept
 from engine.result import CalibrationResult
@@ -163,9 +163,7 @@ def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     w = jnp.where(mask, weights, 0.0)
     finite = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(rmse)
     at_bound = on_bound(theta[jnp.array(cfg.free)], cfg.bounds)  # rho at +-1, beta at 0 or 1
-    solved = out.status == Status.CONVERGED
-    status = jnp.where(solved & ~finite, Status.NONFINITE, out.status)
-    status = jnp.where(solved & finite & at_bound, Status.AT_BOUND, status)
+    status = final_status(out.status, finite, at_bound)
     return {
         "theta": theta,
         "status": status,
@@ -502,7 +500,9 @@ class SABRCalibrator:
                 np.ones(shape, bool),
                 "converged within max_steps",
             ),
-            "rmse": threshold_gate(out["rmse"], th.rmse, "RMSE of vols below 50 bp"),
+            "rmse": threshold_gate(
+                out["rmse"], th.rmse, f"RMSE of vols below {th.rmse * 1e4:g} bp"
+            ),
         }
         diagnostics = {
             "weighted_rmse": out["weighted_rmse"],
@@ -517,16 +517,20 @@ class SABRCalibrator:
             gates["stability"] = threshold_gate(
                 out["stability"],
                 th.stability,
-                "largest parameter change vs prior below 20%",
+                f"largest parameter change vs prior below {th.stability:.0%}",
                 applicable=out["stability_applicable"],
             )
             gates["no_arbitrage"] = threshold_gate(
-                out["arbitrage"], th.arbitrage, "calls decreasing and convex in strike (q >= 0)"
+                out["arbitrage"],
+                th.arbitrage,
+                f"calls decreasing and convex in strike (q >= 0), to {th.arbitrage:g}",
             )
             gates["identifiability"] = threshold_gate(
-                out["condition_number"], th.condition, "scaled-Jacobian condition number"
+                out["condition_number"],
+                th.condition,
+                f"scaled-Jacobian condition number below {th.condition:g}",
             )
-            gates["feller"] = not_applicable(shape, "Feller condition: Heston only, n/a to SABR")
+            gates["feller"] = not_applicable(shape, f"{FELLER}: Heston only, n/a to SABR")
             for key in (
                 "condition_number",
                 "std_errors",

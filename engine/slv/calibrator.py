@@ -311,13 +311,19 @@ class SLVCalibrator:
         th = self.thresholds
         gates = {
             "reprice_mean": threshold_gate(
-                mean_bp, th.mean_error_bp, "mean |SLV - surface| implied vol, bp, liquid range"
+                mean_bp,
+                th.mean_error_bp,
+                f"mean |SLV - surface| vol below {th.mean_error_bp:g} bp, liquid range",
             ),
             "reprice_worst": threshold_gate(
-                worst_bp, th.worst_error_bp, "worst |SLV - surface| implied vol, bp, liquid range"
+                worst_bp,
+                th.worst_error_bp,
+                f"worst |SLV - surface| vol below {th.worst_error_bp:g} bp, liquid range",
             ),
             "surface_fit": threshold_gate(
-                surface_bp, th.surface_rmse_bp, "RMS |surface - quotes| implied vol, bp"
+                surface_bp,
+                th.surface_rmse_bp,
+                f"RMS |surface - quotes| vol below {th.surface_rmse_bp:g} bp",
             ),
         }
         n_expiries = np.unique(t).size

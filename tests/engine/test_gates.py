@@ -98,3 +98,17 @@ def test_condition_number_equals_numpy_svd_of_scaled_jacobian():
         cols.append(fd * scale)
     s = np.linalg.svd(np.stack(cols, axis=1), compute_uv=False)
     assert float(res.diagnostics["condition_number"]) == pytest.approx(s[0] / s[-1], rel=1e-5)
+
+
+def test_a_gate_says_the_threshold_it_was_decided_on():
+    from engine.sabr import SABRThresholds
+
+    k, v, f, t, p = _clean_smile()
+    strict = SABRThresholds(rmse=1e-12, stability=0.05, condition=30.0)
+    res = _one(k, v, f, t, cal=SABRCalibrator(thresholds=strict), prior=p)
+    assert res.gates["rmse"].description == "RMSE of vols below 1e-08 bp"
+    assert res.gates["rmse"].threshold == 1e-12
+    assert "below 5%" in res.gates["stability"].description
+    assert "below 30" in res.gates["identifiability"].description
+    default = _one(k, v, f, t)
+    assert default.gates["rmse"].description == "RMSE of vols below 50 bp"

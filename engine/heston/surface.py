@@ -1,0 +1,257 @@
+"""Market data of one Heston surface as packed arrays, by expiry.
+
+A surface is packed by expiry: strikes ``(M, K)`` against expiries ``(M, 1)``, so each pricing
+evaluates the characteristic function once per expiry (see :mod:`engine.heston.pricer`).
+
+Targets. A price in ``target_prices`` is read as a **call unless ``call`` says otherwise** (the
+documented convention; never a guess from the strike), refused with its index when it lies
+outside its no-arbitrage bounds, and turned into the out-of-the-money option by put-call
+parity, exactly, so deep in-the-money quotes do not drown the smile in intrinsic value.
+``target_vols`` are priced as the out-of-the-money option. The residual of each option is one of
+:data:`RESIDUALS` (``residual``), whatever the target:
+
+* ``"relative"`` (default for prices): the out-of-the-money price's relative error, QuantLib's
+  default calibration error;
+* ``"vega"``: its price error divided by the market vega, the implied-vol error to first order
+  at the cost of a price fit (no inversion in the loop);
+* ``"vol"`` (default for vols): the implied-vol error, exact through
+  :func:`engine.blackscholes.implied_vol`, whose derivative is the price's divided by vega.
+
+Market vols of price targets (for ``"vega"`` and ``"vol"``) are inverted once, when packing.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from jax import Array
+
+from engine.blackscholes import (
+    black_price,
+    black_vega,
+    discount_factor,
+    forward_price,
+    implied_vols_of_prices,
+)
+from engine.buckets import on_host
+
+__all__ = [
+    "RESIDUALS",
+    "HestonSurface",
+    "check_residual",
+    "market_vols",
+    "pack_every",
+    "pack_surface",
+    "pad_surface",
+    "per_option",
+    "surface_shape",
+]
+
+
+class HestonSurface(NamedTuple):
+    """One surface packed by expiry; padded options have ``weights == 0``."""
+
+    spot: Array  # ()
+    expiries: Array  # (M, 1)
+    strikes: Array  # (M, K)
+    rates: Array  # (M, K)
+    dividends: Array  # (M, K)
+    prices: Array  # (M, K) market prices of the out-of-the-money option (of the given one, vols)
+    calls: Array  # (M, K) 1.0 for calls, 0.0 for puts
+    scale: Array  # (M, K) residual divisor: the price (relative errors) or its vega
+    vols: Array  # (M, K) market implied vols of a vol fit (residuals in vol), NaN otherwise
+    weights: Array  # (M, K)
+
+
+def _column(value, n: int, name: str) -> np.ndarray:
+    try:
+        out = np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
+    except ValueError:
+        raise ValueError(
+            f"market_data[{name!r}] must be a scalar or one value per strike ({n}), "
+            f"got shape {np.shape(value)}"
+        ) from None
+    _refuse(~np.isfinite(out), f"market_data[{name!r}]", out, "is not finite")
+    return out
+
+
+def _refuse(bad: np.ndarray, what: str, values: np.ndarray, why: str) -> None:
+    """Raise naming the first offending options (their indices in the input) and values."""
+    if np.any(bad):
+        idx = np.flatnonzero(bad)[:5].tolist()
+        raise ValueError(f"{what} {why} at option {idx} (values {values[idx].tolist()})")
+
+
+def surface_shape(maturities, expiry_step: int = 2) -> tuple[int, int]:
+    """The packed shape ``(M, K)`` of a surface with these option maturities: expiries rounded
+    up to a multiple of ``expiry_step`` (each padded one costs a characteristic function), the
+    most strikes of one expiry to a multiple of 4. Surfaces of one shape calibrate in one
+    program, whatever else shares their batch; a stream whose surfaces grow expiry by expiry
+    compiles fewer programs with a larger step."""
+    _, counts = np.unique(np.asarray(maturities, np.float64), return_counts=True)
+    return _round_up(counts.size, expiry_step), _round_up(int(counts.max()), 4)
+
+
+RESIDUALS = ("relative", "vega", "vol")
+
+
+def check_residual(residual: str | None) -> None:
+    if residual is not None and residual not in RESIDUALS:
+        raise ValueError(f"residual must be one of {RESIDUALS} or None, not {residual!r}")
+
+
+def pack_surface(
+    market_data: dict,
+    min_open_interest: float = 100.0,
+    expiry_step: int = 2,
+    residual: str | None = None,
+) -> HestonSurface:
+    """Validate one surface's ``market_data`` and pack it by expiry for the ``residual`` of
+    :data:`RESIDUALS` (``None``: ``"relative"`` for prices, ``"vol"`` for vols; module doc).
+
+    Raises ``ValueError`` naming the key and the offending options' indices: a missing key,
+    non-finite or non-positive inputs, and prices outside their no-arbitrage bounds
+    (:math:`\\max(S e^{-qT} - K e^{-rT}, 0) < C < S e^{-qT}` for calls,
+    :math:`\\max(K e^{-rT} - S e^{-qT}, 0) < P < K e^{-rT}` for puts; a price at its intrinsic
+    value has no time value to fit)."""
+    for key in ("spot", "strikes", "maturities"):
+        if key not in market_data:
+            raise ValueError(f"market_data needs {key!r}")
+    if ("target_prices" in market_data) == ("target_vols" in market_data):
+        raise ValueError("market_data needs exactly one of 'target_prices' or 'target_vols'")
+    check_residual(residual)
+    if residual is None:
+        residual = "vol" if "target_vols" in market_data else "relative"
+    strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
+    n = strikes.size
+    spot = float(market_data["spot"])
+    if not spot > 0:
+        raise ValueError(f"market_data['spot'] must be positive, got {spot}")
+    expiries = _column(market_data["maturities"], n, "maturities")
+    rates = _column(market_data.get("rate", 0.0), n, "rate")
+    dividends = _column(market_data.get("dividend", 0.0), n, "dividend")
+    weights = _column(market_data.get("weights", 1.0), n, "weights")
+    _refuse(~(strikes > 0), "market_data['strikes']", strikes, "must be positive")
+    _refuse(~(expiries > 0), "market_data['maturities']", expiries, "must be positive")
+    _refuse(weights < 0, "market_data['weights']", weights, "must be non-negative")
+    if "open_interest" in market_data:  # the playbook's liquidity filter; NaN: not reported
+        interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
+        weights = weights * ~(interest <= min_open_interest)
+    forward = on_host(forward_price, spot, rates, dividends, expiries)
+    discount = discount_factor(rates, expiries)
+    otm_call = strikes >= forward
+    if "target_vols" in market_data:  # the vol is the same either side: price the OTM one
+        vols = _column(market_data["target_vols"], n, "target_vols")
+        _refuse(~(vols > 0), "market_data['target_vols']", vols, "must be positive")
+        calls = np.broadcast_to(market_data.get("call", otm_call), (n,)).astype(bool)
+        prices = discount * on_host(black_price, forward, strikes, expiries, vols, calls)
+    else:
+        given = _column(market_data["target_prices"], n, "target_prices")
+        calls = np.broadcast_to(np.asarray(market_data.get("call", True), bool), (n,))
+        intrinsic = discount * (forward - strikes)  # S e^{-qT} - K e^{-rT}
+        upper = discount * np.where(calls, forward, strikes)
+        lower = np.where(calls, intrinsic, -intrinsic)
+        tol = 1e-12 * upper
+        _refuse(
+            given >= upper + tol,
+            "market_data['target_prices']",
+            given,
+            "above the no-arbitrage bound (S e^-qT for a call, K e^-rT for a put; "
+            "is 'call' right?)",
+        )
+        _refuse(
+            given <= np.maximum(lower, 0.0) + tol,
+            "market_data['target_prices']",
+            given,
+            "at or below intrinsic value (max(S e^-qT - K e^-rT, 0) for a call, "
+            "max(K e^-rT - S e^-qT, 0) for a put; is 'call' right?)",
+        )
+        # put-call parity to the out-of-the-money option: C - P = S e^{-qT} - K e^{-rT}
+        prices = given + np.where(calls == otm_call, 0.0, np.where(calls, -intrinsic, intrinsic))
+        calls = otm_call
+        vols = np.full(n, np.nan)
+        if residual != "relative":
+            vols = implied_vols_of_prices(prices, spot, rates, dividends, expiries, strikes, calls)
+            _refuse(~(vols > 0), "market_data['target_prices']", given, "has no Black implied vol")
+    scale = prices
+    if residual != "relative":
+        scale = discount * on_host(black_vega, forward, strikes, expiries, vols)
+    target_vols = vols if residual == "vol" else np.full(n, np.nan)
+    if not np.any(weights > 0):
+        raise ValueError("no option left to fit (all weights zero or filtered as illiquid)")
+    unique = np.unique(expiries)
+    rows = [np.flatnonzero(expiries == t) for t in unique]
+    m, k = len(unique), max(len(r) for r in rows)
+    columns = {
+        "strikes": strikes,
+        "rates": rates,
+        "dividends": dividends,
+        "prices": prices,
+        "calls": calls.astype(np.float64),
+        "vols": target_vols,
+        "scale": scale,
+        "weights": weights,
+    }
+    out = {name: np.full((m, k), 1.0) for name in columns}
+    out["strikes"][:], out["weights"][:] = spot, 0.0
+    out["rates"][:], out["dividends"][:] = rates.mean(), dividends.mean()
+    for i, idx in enumerate(rows):
+        for name, values in columns.items():
+            out[name][i, : len(idx)] = values[idx]
+    packed = HestonSurface(spot=np.float64(spot), expiries=unique[:, None], **out)
+    return pad_surface(packed, *surface_shape(expiries, expiry_step))
+
+
+def market_vols(market_data: dict) -> np.ndarray:
+    """Black implied vols of every option of ``market_data`` (input order): its
+    ``target_vols``, or its prices inverted as the out-of-the-money option."""
+    if "target_vols" in market_data:
+        n = np.atleast_1d(market_data["strikes"]).size
+        return np.broadcast_to(np.asarray(market_data["target_vols"], np.float64), (n,)).copy()
+    return per_option(pack_every(market_data, "vol").vols, market_data)
+
+
+def pack_every(market_data: dict, residual: str | None) -> HestonSurface:
+    """Every option of ``market_data`` packed with unit weight (no liquidity filter)."""
+    every = {k: v for k, v in market_data.items() if k != "open_interest"}
+    return pack_surface(every | {"weights": 1.0}, residual=residual)
+
+
+def per_option(grid: np.ndarray, market_data: dict) -> np.ndarray:
+    """A packed (M, K) grid back to one value per option, in the input's order."""
+    n = np.atleast_1d(market_data["strikes"]).size
+    expiries = np.broadcast_to(np.asarray(market_data["maturities"], float), (n,))
+    out = np.empty(n)
+    for i, t in enumerate(np.unique(expiries)):  # pack_surface's order
+        idx = np.flatnonzero(expiries == t)
+        out[idx] = grid[i, : idx.size]
+    return out
+
+
+def _round_up(n: int, step: int) -> int:
+    """Shapes in steps of ``step``: few programs to compile, little padding."""
+    return -(-n // step) * step
+
+
+def pad_surface(s: HestonSurface, m: int, k: int) -> HestonSurface:
+    """Pad to ``m`` expiries of ``k`` strikes (repeating the last expiry, zero weight)."""
+
+    def grid(a, columns=k):
+        a = np.asarray(a)
+        out = np.concatenate([a, np.repeat(a[-1:], m - a.shape[0], 0)])
+        return np.concatenate([out, np.repeat(out[:, -1:], columns - out.shape[1], 1)], 1)
+
+    weights = np.zeros((m, k))
+    weights[: s.weights.shape[0], : s.weights.shape[1]] = s.weights
+    return s._replace(
+        expiries=grid(s.expiries, 1),  # (M, 1): one characteristic function per expiry
+        strikes=grid(s.strikes),
+        rates=grid(s.rates),
+        dividends=grid(s.dividends),
+        prices=grid(s.prices),
+        calls=grid(s.calls),
+        vols=grid(s.vols),
+        scale=grid(s.scale),
+        weights=weights,
+    )
