@@ -42,6 +42,13 @@ from engine.selection import (
 )
 from engine.slv import SLVCalibrator
 from playbooks.data import SampleFiles
+from playbooks.names import (
+    DAILY_SABR,
+    JOINT,
+    MODEL_SELECTION,
+    TERM_STRUCTURE,
+    WEEKLY_HESTON,
+)
 
 __all__ = ["DATE", "JOBS", "PRIOR", "JobReport", "Smile", "Source", "run_job"]
 
@@ -151,7 +158,7 @@ def daily_sabr(pair: str = "EURUSD", source: Source | None = None) -> JobReport:
         raise LookupError(f"no {pair} smile {source.label}")
     results = [SABRCalibrator().calibrate(data) for data in smiles]
     good = all(bool(r.good) for r in results)
-    report = JobReport("daily-sabr", f"Daily SABR: {pair} {source.label}", good)
+    report = JobReport(DAILY_SABR, f"Daily SABR: {pair} {source.label}", good)
     for data, result in zip(smiles, results):
         p = {n: float(v) for n, v in result.params.items()}
         report.lines.append(
@@ -178,7 +185,7 @@ def weekly_heston(index: str = "SPX", source: Source | None = None) -> JobReport
     cv = cross_validate(cal, data, k_fold_split(5))
     ident = cal.identifiability(result.params, data)
     title = f"Weekly Heston: {index} {source.label}"
-    report = JobReport("weekly-heston", title, bool(result.good))
+    report = JobReport(WEEKLY_HESTON, title, bool(result.good))
     p = {n: float(v) for n, v in result.params.items()}
     cv_error = (  # in the fit's own measure: prices for price quotes, vols for vol quotes
         f"{100 * cv.mean_error:.2f}% of price" if "target_prices" in data
@@ -210,7 +217,7 @@ def joint(
     result = cal.calibrate(asset_data, individual)
     consistency = analyze_parameter_consistency(result, individual)
     title = f"Joint calibration: {', '.join(indices)} {source.label}"
-    report = JobReport("joint", title, result.good)
+    report = JobReport(JOINT, title, result.good)
     report.lines += [
         f"shared rho {result.params[indices[0]]['rho']:.4f} ({result.status_message}, "
         f"{result.iterations} LM steps)",
@@ -251,7 +258,7 @@ def term_structure(index: str = "SPX", source: Source | None = None) -> JobRepor
     calendar = check_calendar_arbitrage(result, segments)
     plain = HestonCalibrator().calibrate(data)
     title = f"Term structure: {index} {source.label}"
-    report = JobReport("term-structure", title, bool(result.good))
+    report = JobReport(TERM_STRUCTURE, title, bool(result.good))
     verdicts = result.gate_verdicts()
     report.lines += [
         f"theta by segment {np.round(result.params['theta'], 4).tolist()} (plain Heston "
@@ -342,7 +349,7 @@ def model_selection(index: str = "SPX", source: Source | None = None) -> JobRepo
     }
     rec = generate_model_recommendation(comparison, cv, oos, seconds, conditions)
     slv = results["SLV"]
-    report = JobReport("model-selection", f"Model selection: {index} {source.label}", True)
+    report = JobReport(MODEL_SELECTION, f"Model selection: {index} {source.label}", True)
     report.lines += [
         f"best by AIC: {comparison.best_by_aic}; best by BIC: {comparison.best_by_bic}",
         rec.summary(),
@@ -369,11 +376,11 @@ def model_selection(index: str = "SPX", source: Source | None = None) -> JobRepo
 
 
 JOBS: dict[str, Callable[..., JobReport]] = {
-    "daily-sabr": daily_sabr,
-    "weekly-heston": weekly_heston,
-    "joint": joint,
-    "term-structure": term_structure,
-    "model-selection": model_selection,
+    DAILY_SABR: daily_sabr,
+    WEEKLY_HESTON: weekly_heston,
+    JOINT: joint,
+    TERM_STRUCTURE: term_structure,
+    MODEL_SELECTION: model_selection,
 }
 
 
@@ -385,4 +392,4 @@ def run_job(name: str, assets: Sequence[str] = (), source: Source | None = None)
     job = JOBS[name]
     if not assets:
         return job(source=source)
-    return job(tuple(assets) if name == "joint" else assets[0], source=source)
+    return job(tuple(assets) if name == JOINT else assets[0], source=source)

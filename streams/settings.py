@@ -45,10 +45,11 @@ from typing import Any, NamedTuple
 
 from alerts import AlertConfig
 from audit import Materiality
+from playbooks.names import JOB_NAMES
 from streams.access import KafkaSecurity
 from streams.book.surfaces import SurfaceConfig
 
-__all__ = ["DEFAULT_JOBS", "JOB_NAMES", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
+__all__ = ["DEFAULT_JOBS", "TOPIC_KINDS", "JobSchedule", "Settings", "TopicSpec"]
 
 TOPIC_KINDS = (
     "quotes",
@@ -92,7 +93,6 @@ def _betas(text: str) -> dict[str, float]:
     return out
 
 
-JOB_NAMES = ("daily-sabr", "weekly-heston", "joint", "term-structure", "model-selection")
 CADENCES = ("daily", "weekly", "monthly", "quarterly", "every")
 _UNITS = {"s": 1, "m": 60, "h": 3600}  # of an "every" period
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

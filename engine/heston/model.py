@@ -3,7 +3,9 @@
 .. math:: dS = (r - q) S\\,dt + \\sqrt{v} S\\,dW_1,\\quad
    dv = \\kappa(\\theta - v)\\,dt + \\sigma\\sqrt{v}\\,dW_2,\\quad d\\langle W_1, W_2\\rangle = \\rho\\,dt
 
-Pricing lives in :mod:`engine.heston.pricer`, fitting in :mod:`engine.heston.calibrator`.
+Pricing lives in :mod:`engine.heston.pricer`, the fit's market data and problem in
+:mod:`engine.heston.surface` and :mod:`engine.heston.problem`, fitting in
+:mod:`engine.heston.calibrator`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from streams.cli.connect import kafka_flags, settings_of
 
-__all__ = ["add_approval_parsers"]
+__all__ = ["add_parser"]
 
 EPILOG = """how approvals work:
   1. each approver makes a key pair once:  volstream keys new --as bob
@@ -33,7 +33,7 @@ def _key_path(settings, name: str) -> Path:
     return settings.state_dir / "keys" / f"{name}.key"
 
 
-def add_approval_parsers(sub) -> None:
+def add_parser(sub) -> None:
     """The ``keys``, ``approve`` and ``reject`` verbs."""
     fmt = argparse.RawDescriptionHelpFormatter
     keys = sub.add_parser("keys", help="make an approver's signing key pair", epilog=EPILOG,

@@ -14,7 +14,7 @@ import textwrap
 from schemas import CalibrationRecord, Decision
 from streams.cli.connect import kafka_flags, settings_of
 
-__all__ = ["add_audit_parser"]
+__all__ = ["add_parser"]
 
 EPILOG = """examples:
   volstream audit show --key 'EURUSD|2027-03-19' --limit 20
@@ -41,7 +41,7 @@ def _time(text: str) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
 
 
-def add_audit_parser(sub) -> None:
+def add_parser(sub) -> None:
     """The ``audit`` verb and its ``show`` and ``verify`` commands."""
     p = sub.add_parser(
         "audit",

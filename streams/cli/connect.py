@@ -1,6 +1,6 @@
-"""The flags every command that talks to Kafka shares (where the broker is, how to reach it),
-and the settings they give: the environment's (``streams.settings``), each flag over its
-variable."""
+"""The flags every command that talks to Kafka shares (where the broker is, how to reach it,
+how many quotes a sender puts in one message), and the settings they give: the environment's
+(``streams.settings``), each flag over its variable."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from streams.access import MECHANISMS, PROTOCOLS
 from streams.local.broker import resolve_bootstrap
 from streams.settings import Settings
 
-__all__ = ["bootstrap_of", "kafka_flags", "settings_of"]
+__all__ = ["add_batch_flag", "bootstrap_of", "kafka_flags", "settings_of"]
 
 
 def bootstrap_of(args) -> str:
@@ -51,3 +51,15 @@ def settings_of(args) -> Settings:
         if getattr(args, name, None) is not None:
             env[f"KAFKA_{name.upper()}"] = str(getattr(args, name))
     return dataclasses.replace(Settings.from_env(env), bootstrap=bootstrap_of(args))
+
+
+def add_batch_flag(p: argparse.ArgumentParser) -> None:
+    """``--batch``: how many quotes go in one message (the senders' flag)."""
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1024,
+        help="quotes per message and underlying, as typed columns (QuoteColumns; a paced "
+        "quote waits at most 5 ms for company); 1 sends each quote alone, far slower for "
+        "workers (default 1024)",
+    )

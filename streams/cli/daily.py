@@ -11,7 +11,7 @@ from pathlib import Path
 
 from streams.cli.connect import kafka_flags, settings_of
 
-__all__ = ["add_report_parser"]
+__all__ = ["add_parser"]
 
 EPILOG = """examples:
   volstream report --out report/                 the latest day the stream published
@@ -19,7 +19,7 @@ EPILOG = """examples:
 exit status: 0 written, 1 nothing published that day, 2 bad arguments or no broker"""
 
 
-def add_report_parser(sub) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser(
         "report",
         help="the daily calibration report, from the topics (PNG plots and index.html)",

@@ -22,6 +22,7 @@ import numpy as np
 
 from alerts import job_alert
 from playbooks.jobs import JobReport, run_job
+from playbooks.names import DAILY_SABR, JOINT
 from schemas import Alert, JobResult, clip, encode
 from streams.book.source import BookSource
 from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
@@ -81,9 +82,9 @@ def _assets(job: str, snapshots: Sequence[Snapshot]) -> list[tuple[str, ...]]:
     """What ``job`` runs on: each pair, each index, or all indices at once."""
     pairs = sorted({s.underlying for s in snapshots if isinstance(s, SmileSnapshot)})
     indices = sorted({s.underlying for s in snapshots if isinstance(s, SurfaceSnapshot)})
-    if job == "daily-sabr":
+    if job == DAILY_SABR:
         return [(p,) for p in pairs]
-    if job == "joint":
+    if job == JOINT:
         return [tuple(indices)] if len(indices) >= 2 else []
     return [(i,) for i in indices]
 

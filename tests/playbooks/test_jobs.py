@@ -131,3 +131,17 @@ def test_jobs_run_on_the_streams_current_surfaces(kafka_bootstrap, monkeypatch, 
     assert main(["playbook", "joint", "--stream", "--asset", "NKY", "--bootstrap",
                  kafka_bootstrap]) == 2  # fmt: skip
     assert "no index 'NKY' surface on the stream (it holds ['SPX'])" in capsys.readouterr().err
+
+
+def test_the_jobs_names_have_one_table():
+    from playbooks.jobs import JOBS
+    from playbooks.names import JOB_NAMES
+    from streams.cli.main import build_parser
+    from streams.settings import Settings
+
+    assert tuple(JOBS) == JOB_NAMES
+    # the CLI offers them and the schedule accepts them from the same table
+    play = build_parser().parse_args(["playbook", JOB_NAMES[-1]])
+    assert play.name == JOB_NAMES[-1]
+    with pytest.raises(ValueError, match="no playbook job 'nightly'"):
+        Settings.from_env({"VOLSTREAM_JOBS": "nightly=daily 06:00"})
