@@ -57,6 +57,7 @@ from engine.heston.surface import (
     pad_surface,
     per_option,
 )
+from engine.market import Surface
 from engine.optimize import Solver, Status, final_status, resolve_solver
 from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.programs import kept
@@ -301,19 +302,21 @@ class HestonCalibrator:
             "best": best,
         }
 
-    def errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
+    def errors(self, params: dict[str, float], market_data: Surface | dict) -> np.ndarray:
         """Residuals of every option of ``market_data`` (in input order, unweighted) under
         ``params``, in the fit's own measure (``residual``): relative or vega-scaled errors of
         the out-of-the-money price, or implied-vol errors."""
-        s = pack_every(market_data, self.residual)
+        surface = Surface.of(market_data)
+        s = pack_every(surface, self.residual)
         vol_fit = bool(np.isfinite(s.vols).any())
-        return per_option(_errors_at(params, s, vol_fit), market_data)
+        return _dropped(per_option(_errors_at(params, s, vol_fit), surface), surface)
 
-    def vol_errors(self, params: dict[str, float], market_data: dict) -> np.ndarray:
+    def vol_errors(self, params: dict[str, float], market_data: Surface | dict) -> np.ndarray:
         """Model minus market implied vol of every option (input order) under ``params``,
         whatever the fit's target: prices are inverted (out of the money) first."""
-        s = pack_every(market_data, "vol")
-        return per_option(_errors_at(params, s, vol_fit=True), market_data)
+        surface = Surface.of(market_data)
+        s = pack_every(surface, "vol")
+        return _dropped(per_option(_errors_at(params, s, vol_fit=True), surface), surface)
 
     def calibrate_many(self, datasets: list[dict]) -> list[dict[str, float]]:
         """Fit several surfaces in one batch: each one's parameters (what cross-validation's
@@ -322,7 +325,7 @@ class HestonCalibrator:
         return [{n: float(v[i]) for n, v in result.params.items()} for i in range(len(datasets))]
 
     def identifiability(
-        self, params: dict[str, float], market_data: dict
+        self, params: dict[str, float], market_data: Surface | dict
     ) -> IdentifiabilityMetrics:
         """Condition number, standard errors and correlations of the free parameters at
         ``params`` on ``market_data``, as a fit ending there would report them."""
@@ -331,12 +334,14 @@ class HestonCalibrator:
         cfg = self._config(self.nodes, self.tol, bool(np.isfinite(s.vols).any()))
         return IdentifiabilityMetrics(*map(np.asarray, _identifiability(cfg, s, p)))
 
-    def calibrate(self, market_data: dict) -> CalibrationResult:
+    def calibrate(self, market_data: Surface | dict) -> CalibrationResult:
         """Fit one surface (multi-start); ``result.params[name]`` are scalars and
         ``result.loss_history`` runs from the first start to the final loss (``[-1]``)."""
         return self.calibrate_batch([market_data]).smile(0).trimmed_history()
 
-    def calibrate_batch(self, surfaces: list[dict], init: dict | None = None) -> CalibrationResult:
+    def calibrate_batch(
+        self, surfaces: list[Surface | dict], init: dict | None = None
+    ) -> CalibrationResult:
         """Fit many surfaces at once; ``init`` (name -> (B,)) warm-starts rows that are finite.
 
         Cold rows first *explore*: every start of the multi-start grid on ``explore_nodes``
@@ -349,9 +354,9 @@ class HestonCalibrator:
         ``loss_history`` cover every stage; ``diagnostics["quadrature_nodes"]`` says which rule
         the result was fitted on. Held (``fixed``) parameters keep their ``init`` whatever
         ``init`` says."""
+        quoted = [Surface.of(m) for m in surfaces]
         packed = [
-            pack_surface(m, self.min_open_interest, self.expiry_step, self.residual)
-            for m in surfaces
+            pack_surface(m, self.min_open_interest, self.expiry_step, self.residual) for m in quoted
         ]
         b = len(packed)
         shape = (max(p.expiries.shape[0] for p in packed), max(p.strikes.shape[1] for p in packed))
@@ -404,6 +409,8 @@ class HestonCalibrator:
                     fit[key][rough] = value
             nodes[rough] = NODES
         result = self._result(fit, packed, warm, steps, trails, nodes)
+        for row, surface in enumerate(quoted):
+            result.diagnostics["no_time_value"][row] = np.array(surface.no_time_value, int)
         # a warm start that does not converge (a jump, or a poor user guess) is retried cold,
         # multi-start; the better converged fit is kept
         retry = np.flatnonzero(warm & ~result.converged)
@@ -462,6 +469,7 @@ class HestonCalibrator:
                 **{f"std_error_{n}": errors[:, i] for i, n in enumerate(PARAM_NAMES)},
                 "correlations": fit["correlations"],
                 "cold_retry": np.zeros(b, bool),  # a warm start that failed, fitted again cold
+                "no_time_value": np.empty(b, object),  # options dropped (indices), per surface
                 "n_options": n_opts,  # fitted (weight > 0): what information criteria count
                 "n_free": np.full(b, len(self.free_params)),
             },
@@ -483,6 +491,12 @@ class HestonCalibrator:
             loss_history=loss_history,
             model="heston",
         )
+
+
+def _dropped(values: np.ndarray, surface: Surface) -> np.ndarray:
+    """``values`` per option, NaN for the options with no time value (never fitted)."""
+    values[list(surface.no_time_value)] = np.nan
+    return values
 
 
 def _errors_at(params: dict[str, float], s: HestonSurface, vol_fit: bool) -> np.ndarray:

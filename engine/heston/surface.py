@@ -31,10 +31,10 @@ from engine.blackscholes import (
     black_price,
     black_vega,
     discount_factor,
-    forward_price,
     implied_vols_of_prices,
 )
 from engine.buckets import on_host
+from engine.market import Surface, refuse
 
 __all__ = [
     "RESIDUALS",
@@ -64,25 +64,6 @@ class HestonSurface(NamedTuple):
     weights: Array  # (M, K)
 
 
-def _column(value, n: int, name: str) -> np.ndarray:
-    try:
-        out = np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
-    except ValueError:
-        raise ValueError(
-            f"market_data[{name!r}] must be a scalar or one value per strike ({n}), "
-            f"got shape {np.shape(value)}"
-        ) from None
-    _refuse(~np.isfinite(out), f"market_data[{name!r}]", out, "is not finite")
-    return out
-
-
-def _refuse(bad: np.ndarray, what: str, values: np.ndarray, why: str) -> None:
-    """Raise naming the first offending options (their indices in the input) and values."""
-    if np.any(bad):
-        idx = np.flatnonzero(bad)[:5].tolist()
-        raise ValueError(f"{what} {why} at option {idx} (values {values[idx].tolist()})")
-
-
 def surface_shape(maturities, expiry_step: int = 2) -> tuple[int, int]:
     """The packed shape ``(M, K)`` of a surface with these option maturities: expiries rounded
     up to a multiple of ``expiry_step`` (each padded one costs a characteristic function), the
@@ -102,78 +83,48 @@ def check_residual(residual: str | None) -> None:
 
 
 def pack_surface(
-    market_data: dict,
+    market_data: Surface | dict,
     min_open_interest: float = 100.0,
     expiry_step: int = 2,
     residual: str | None = None,
 ) -> HestonSurface:
-    """Validate one surface's ``market_data`` and pack it by expiry for the ``residual`` of
-    :data:`RESIDUALS` (``None``: ``"relative"`` for prices, ``"vol"`` for vols; module doc).
-
-    Raises ``ValueError`` naming the key and the offending options' indices: a missing key,
-    non-finite or non-positive inputs, and prices outside their no-arbitrage bounds
-    (:math:`\\max(S e^{-qT} - K e^{-rT}, 0) < C < S e^{-qT}` for calls,
-    :math:`\\max(K e^{-rT} - S e^{-qT}, 0) < P < K e^{-rT}` for puts; a price at its intrinsic
-    value has no time value to fit)."""
-    for key in ("spot", "strikes", "maturities"):
-        if key not in market_data:
-            raise ValueError(f"market_data needs {key!r}")
-    if ("target_prices" in market_data) == ("target_vols" in market_data):
-        raise ValueError("market_data needs exactly one of 'target_prices' or 'target_vols'")
+    """Pack one surface (a :class:`engine.market.Surface`, or a ``market_data`` dict read
+    through :meth:`~engine.market.Surface.of`, which checks it) by expiry for the ``residual``
+    of :data:`RESIDUALS` (``None``: ``"relative"`` for prices, ``"vol"`` for vols; module
+    doc). Options with no time value (``Surface.no_time_value``) and, where reported, an open
+    interest at or below ``min_open_interest`` (the playbook's liquidity filter) weigh zero."""
     check_residual(residual)
+    surface = Surface.of(market_data)
     if residual is None:
-        residual = "vol" if "target_vols" in market_data else "relative"
-    strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
-    n = strikes.size
-    spot = float(market_data["spot"])
-    if not spot > 0:
-        raise ValueError(f"market_data['spot'] must be positive, got {spot}")
-    expiries = _column(market_data["maturities"], n, "maturities")
-    rates = _column(market_data.get("rate", 0.0), n, "rate")
-    dividends = _column(market_data.get("dividend", 0.0), n, "dividend")
-    weights = _column(market_data.get("weights", 1.0), n, "weights")
-    _refuse(~(strikes > 0), "market_data['strikes']", strikes, "must be positive")
-    _refuse(~(expiries > 0), "market_data['maturities']", expiries, "must be positive")
-    _refuse(weights < 0, "market_data['weights']", weights, "must be non-negative")
-    if "open_interest" in market_data:  # the playbook's liquidity filter; NaN: not reported
-        interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
-        weights = weights * ~(interest <= min_open_interest)
-    forward = on_host(forward_price, spot, rates, dividends, expiries)
+        residual = "vol" if surface.target == "vols" else "relative"
+    strikes, expiries = surface.strikes, surface.maturities
+    rates, dividends, n = surface.rates, surface.dividends, len(surface)
+    weights = surface.fitted * surface.weights * ~(surface.open_interest <= min_open_interest)
+    spot = surface.spot
+    forward = surface.forwards
     discount = discount_factor(rates, expiries)
     otm_call = strikes >= forward
-    if "target_vols" in market_data:  # the vol is the same either side: price the OTM one
-        vols = _column(market_data["target_vols"], n, "target_vols")
-        _refuse(~(vols > 0), "market_data['target_vols']", vols, "must be positive")
-        calls = np.broadcast_to(market_data.get("call", otm_call), (n,)).astype(bool)
-        prices = discount * on_host(black_price, forward, strikes, expiries, vols, calls)
+    if surface.target == "vols":  # the vol is the same either side: price the OTM one
+        vols = surface.values
+        prices = discount * on_host(black_price, forward, strikes, expiries, vols, surface.calls)
+        calls = surface.calls
     else:
-        given = _column(market_data["target_prices"], n, "target_prices")
-        calls = np.broadcast_to(np.asarray(market_data.get("call", True), bool), (n,))
+        given, calls = surface.values, surface.calls
         intrinsic = discount * (forward - strikes)  # S e^{-qT} - K e^{-rT}
-        upper = discount * np.where(calls, forward, strikes)
-        lower = np.where(calls, intrinsic, -intrinsic)
-        tol = 1e-12 * upper
-        _refuse(
-            given >= upper + tol,
-            "market_data['target_prices']",
-            given,
-            "above the no-arbitrage bound (S e^-qT for a call, K e^-rT for a put; "
-            "is 'call' right?)",
-        )
-        _refuse(
-            given <= np.maximum(lower, 0.0) + tol,
-            "market_data['target_prices']",
-            given,
-            "at or below intrinsic value (max(S e^-qT - K e^-rT, 0) for a call, "
-            "max(K e^-rT - S e^-qT, 0) for a put; is 'call' right?)",
-        )
         # put-call parity to the out-of-the-money option: C - P = S e^{-qT} - K e^{-rT}
         prices = given + np.where(calls == otm_call, 0.0, np.where(calls, -intrinsic, intrinsic))
+        prices = np.where(weights > 0, prices, 1.0)  # a dropped option's price may be 0 or less
         calls = otm_call
         vols = np.full(n, np.nan)
         if residual != "relative":
             vols = implied_vols_of_prices(prices, spot, rates, dividends, expiries, strikes, calls)
-            _refuse(~(vols > 0), "market_data['target_prices']", given, "has no Black implied vol")
+            refuse(
+                (weights > 0) & ~(vols > 0),
+                "market_data['target_prices']",
+                given,
+                "has no Black implied vol",
+            )
+            vols = np.where(weights > 0, vols, 0.2)
     scale = prices
     if residual != "relative":
         scale = discount * on_host(black_vega, forward, strikes, expiries, vols)
@@ -203,26 +154,27 @@ def pack_surface(
     return pad_surface(packed, *surface_shape(expiries, expiry_step))
 
 
-def market_vols(market_data: dict) -> np.ndarray:
-    """Black implied vols of every option of ``market_data`` (input order): its
-    ``target_vols``, or its prices inverted as the out-of-the-money option."""
-    if "target_vols" in market_data:
-        n = np.atleast_1d(market_data["strikes"]).size
-        return np.broadcast_to(np.asarray(market_data["target_vols"], np.float64), (n,)).copy()
-    return per_option(pack_every(market_data, "vol").vols, market_data)
+def market_vols(market_data: Surface | dict) -> np.ndarray:
+    """Black implied vols of every option (input order): the target vols, or the prices
+    inverted as the out-of-the-money option (NaN for an option with no time value)."""
+    surface = Surface.of(market_data)
+    if surface.target == "vols":
+        return surface.values.copy()
+    vols = per_option(pack_every(surface, "vol").vols, surface)
+    vols[list(surface.no_time_value)] = np.nan
+    return vols
 
 
-def pack_every(market_data: dict, residual: str | None) -> HestonSurface:
-    """Every option of ``market_data`` packed with unit weight (no liquidity filter)."""
-    every = {k: v for k, v in market_data.items() if k != "open_interest"}
-    return pack_surface(every | {"weights": 1.0}, residual=residual)
+def pack_every(market_data: Surface | dict, residual: str | None) -> HestonSurface:
+    """Every option packed with unit weight (no liquidity filter; options with no time
+    value still weigh zero)."""
+    return pack_surface(Surface.of(market_data).with_weights(1.0), residual=residual)
 
 
-def per_option(grid: np.ndarray, market_data: dict) -> np.ndarray:
+def per_option(grid: np.ndarray, market_data: Surface | dict) -> np.ndarray:
     """A packed (M, K) grid back to one value per option, in the input's order."""
-    n = np.atleast_1d(market_data["strikes"]).size
-    expiries = np.broadcast_to(np.asarray(market_data["maturities"], float), (n,))
-    out = np.empty(n)
+    expiries = Surface.of(market_data).maturities
+    out = np.empty(expiries.size)
     for i, t in enumerate(np.unique(expiries)):  # pack_surface's order
         idx = np.flatnonzero(expiries == t)
         out[idx] = grid[i, : idx.size]

@@ -48,6 +48,7 @@ from engine.heston.piecewise import (
 from engine.heston.pricer import NODES, lewis_kernel
 from engine.heston.problem import fit_errors
 from engine.heston.surface import HestonSurface, pack_every, pack_surface, per_option
+from engine.market import Surface
 from engine.optimize import Solver, Status, final_status
 from engine.parameters import Slots, fill_slots, place_slots, slot_values
 from engine.result import CalibrationResult
@@ -277,7 +278,7 @@ class TimeDependentCalibrator:
         b = self.base
         return _Config(self._layout(), b.solver, nodes, b.max_steps, b.tol, vol_fit, b.penalty_fn)
 
-    def _start(self, market_data: dict, init: dict | None) -> np.ndarray:
+    def _start(self, market_data: Surface | dict, init: dict | None) -> np.ndarray:
         """(S, 5) starting parameters: ``init`` (scalars or one value per segment) when given,
         else the base calibrator's plain Heston fit of the surface (without its penalty, whose
         smoothness has nothing to smooth on one segment) on every segment; held ones at
@@ -304,18 +305,20 @@ class TimeDependentCalibrator:
             raise ValueError("init['v0'] must be one value: v0 is the variance at time 0")
         return p0
 
-    def errors(self, params: dict, market_data: dict) -> np.ndarray:
+    def errors(self, params: dict, market_data: Surface | dict) -> np.ndarray:
         """Residuals of every option of ``market_data`` (input order, unweighted) under
         ``params`` (``v0`` and one value per segment of the rest), in the fit's own measure:
         what :func:`engine.crossval.cross_validate` scores held-out options by."""
         return self._errors_at(params, market_data, self.base.residual)
 
-    def vol_errors_of(self, result: CalibrationResult, market_data: dict) -> np.ndarray:
+    def vol_errors_of(self, result: CalibrationResult, market_data: Surface | dict) -> np.ndarray:
         """Model minus market implied vol of every option (input order) under ``result``:
         what :func:`engine.selection.compare_models` scores every model by."""
         return self._errors_at(result.params, market_data, "vol")
 
-    def _errors_at(self, params: dict, market_data: dict, residual: str | None) -> np.ndarray:
+    def _errors_at(
+        self, params: dict, market_data: Surface | dict, residual: str | None
+    ) -> np.ndarray:
         s = pack_every(market_data, residual)
         p, starts = jnp.asarray(self._matrix(params)), jnp.asarray(self.starts)
         model = _price(p, s, starts, *_rule(s, starts, p, NODES))
@@ -323,7 +326,7 @@ class TimeDependentCalibrator:
             np.asarray(fit_errors(model, s, bool(np.isfinite(s.vols).any()))), market_data
         )
 
-    def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
+    def identifiability(self, params: dict, market_data: Surface | dict) -> IdentifiabilityMetrics:
         """Condition number, standard errors and correlations of the free coordinates (a
         segmented parameter has one per segment, in :data:`PARAM_NAMES` order then segment
         order) at ``params`` on ``market_data``: what the playbook's identifiability
@@ -346,10 +349,11 @@ class TimeDependentCalibrator:
         """Each surface's fitted parameters (the folds of a cross-validation)."""
         return [dict(self.calibrate(d).params) for d in datasets]
 
-    def calibrate(self, market_data: dict, init: dict | None = None) -> CalibrationResult:
+    def calibrate(self, market_data: Surface | dict, init: dict | None = None) -> CalibrationResult:
         """Fit one surface (``HestonCalibrator``'s ``market_data``). Options past the last
         segment's end are refused (the term structure says nothing about them)."""
-        maturities = np.atleast_1d(np.asarray(market_data.get("maturities", []), np.float64))
+        market_data = Surface.of(market_data)
+        maturities = market_data.maturities
         beyond = np.flatnonzero(maturities > self.end)
         if beyond.size:
             raise ValueError(

@@ -39,6 +39,7 @@ from engine.blackscholes import (
 from engine.diagnostics import IdentifiabilityMetrics
 from engine.gates import threshold_gate
 from engine.heston import PARAM_NAMES, HestonCalibrator, heston_price
+from engine.market import Surface
 from engine.optimize.status import Status
 from engine.result import CalibrationResult
 from engine.slv.localvol import (
@@ -177,19 +178,23 @@ class SLVCalibrator:
             pieces.append(np.linspace(a, b, n + 1)[1:])
         return np.concatenate(pieces)
 
-    def calibrate(self, market_data: dict, local_vol: float | None = None) -> SLVResult:
+    def calibrate(self, market_data: Surface | dict, local_vol: float | None = None) -> SLVResult:
         """Calibrate on an index ``market_data`` (as :class:`HestonCalibrator`'s, one rate and
         one dividend yield) and reprice it; ``local_vol`` a number uses that flat local vol
         instead of the market's Dupire surface (QuantLib's ``LocalConstantVol``)."""
+        market_data = Surface.of(market_data).market_data()  # checked, keys as the seed's
         start = time.perf_counter()
         fit = self.fit_leverage(market_data, local_vol)
         quoted = _with_vols(market_data)
         errors = self.vol_errors_of(fit, quoted)
         return self._result(fit, errors, quoted, time.perf_counter() - start)
 
-    def fit_leverage(self, market_data: dict, local_vol: float | None = None) -> SLVResult:
+    def fit_leverage(
+        self, market_data: Surface | dict, local_vol: float | None = None
+    ) -> SLVResult:
         """The Heston part, the local vol and the leverage of :meth:`calibrate`, not yet
         repriced (no residuals, gates or convergence verdict: never publish it as a fit)."""
+        market_data = Surface.of(market_data).market_data()  # checked, keys as the seed's
         heston = self._heston(market_data)  # on the quotes as given: prices, or vols
         surface = None if local_vol is not None else implied_surface(_with_vols(market_data))
         local = jnp.float64(local_vol) if surface is None else surface
@@ -255,26 +260,28 @@ class SLVCalibrator:
         """Each dataset's fit (the folds of :func:`engine.crossval.cross_validate`)."""
         return [self.calibrate(d) for d in datasets]
 
-    def errors(self, fit: SLVResult, market_data: dict) -> np.ndarray:
+    def errors(self, fit: SLVResult, market_data: Surface | dict) -> np.ndarray:
         """Implied-vol errors of a whole fit (its leverage is the model): what
         cross-validation and out-of-sample checks score held-out quotes by."""
         return self.vol_errors_of(fit, market_data)
 
-    def vol_errors_of(self, result: SLVResult, market_data: dict) -> np.ndarray:
+    def vol_errors_of(self, result: SLVResult, market_data: Surface | dict) -> np.ndarray:
         """Repriced minus market implied vol of every option of ``market_data`` (input
         order): what :func:`engine.selection.compare_models` scores."""
+        market_data = Surface.of(market_data).market_data()  # checked, keys as the seed's
         o = _Options.of(market_data)
         undiscounted = self._undiscounted(result, o)
         vols = np.asarray(implied_vol(undiscounted, o.forward, o.k, o.t, o.call))
         return vols - np.asarray(_with_vols(market_data)["target_vols"], np.float64)
 
-    def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
+    def identifiability(self, params: dict, market_data: Surface | dict) -> IdentifiabilityMetrics:
         """How well ``market_data`` pins what this SLV is built from. The leverage is derived,
         not fitted; the fits are the Heston part (``params``, as ``heston`` would fit these
         quotes) and an SVI smile per expiry (the local vol). Their metrics stacked: standard
         errors the Heston part's then each smile's (a, b, rho, m, s), correlations
         block-diagonal, and the condition number the worse fit's (the problems are separate:
         one number over both would mix their units)."""
+        market_data = Surface.of(market_data).market_data()  # checked, keys as the seed's
         heston = self.heston.identifiability(
             {n: float(params[n]) for n in PARAM_NAMES}, market_data
         )
@@ -391,7 +398,8 @@ def _with_vols(market_data: dict) -> dict:
     prices = np.asarray(market_data["target_prices"], np.float64)
     vols = implied_vols_of_prices(prices, o.spot, o.rate, o.dividend, o.t, o.k, o.call)
     weights = np.asarray(market_data.get("weights", 1.0), np.float64) * np.isfinite(vols)
-    return market_data | {"target_vols": np.where(np.isfinite(vols), vols, 0.0), "weights": weights}
+    as_vols = {k: v for k, v in market_data.items() if k != "target_prices"}
+    return as_vols | {"target_vols": np.where(np.isfinite(vols), vols, 0.0), "weights": weights}
 
 
 def _otm_delta(market_data: dict) -> np.ndarray:

@@ -1,0 +1,192 @@
+"""Typed market data: an equity index :class:`Surface`, validated once, whatever reads it.
+
+The playbooks hand calibrators a ``market_data`` dict; :meth:`Surface.of` reads that dict once,
+checks it (each error names the key and the options' indices, as users have always seen) and
+holds the result frozen: spot, per-option strikes, maturities, rates and dividend yields, the
+target prices or vols, call flags, weights and open interest. Every calibrator takes a Surface
+or the dict (the seed's door, read through :meth:`Surface.of`), so a key is read in one place:
+``call`` is the call flags for every model.
+
+A price at or below its intrinsic value has no time value to fit: the option is *dropped*
+(``no_time_value`` holds its index, and calibrators report it), not a refusal of the surface.
+A price above its no-arbitrage upper bound is refused: it says the data or the call flag is
+wrong. :meth:`Surface.plain` is one canonical form of the data (lists of float64 in the input's
+order, keys sorted when encoded), what a hash of the market data is computed over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.blackscholes import discount_factor, forward_price
+
+__all__ = ["Surface", "refuse"]
+
+_TARGETS = ("target_prices", "target_vols")
+
+
+def _column(value, n: int, name: str) -> np.ndarray:
+    try:
+        out = np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
+    except ValueError:
+        raise ValueError(
+            f"market_data[{name!r}] must be a scalar or one value per strike ({n}), "
+            f"got shape {np.shape(value)}"
+        ) from None
+    refuse(~np.isfinite(out), f"market_data[{name!r}]", out, "is not finite")
+    return out
+
+
+def refuse(bad: np.ndarray, what: str, values: np.ndarray, why: str) -> None:
+    """Raise naming the first offending options (their indices in the input) and values."""
+    if np.any(bad):
+        idx = np.flatnonzero(bad)[:5].tolist()
+        raise ValueError(f"{what} {why} at option {idx} (values {values[idx].tolist()})")
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Surface:
+    """One equity index's option quotes, checked (build it with :meth:`of`).
+
+    Arrays hold one value per option in the input's order and are read-only. ``target`` is
+    ``"prices"`` (``values`` are option prices, each a call unless ``calls`` says a put) or
+    ``"vols"`` (Black implied vols). ``open_interest`` is NaN where not reported.
+    ``no_time_value`` lists the options dropped from any fit (module doc)."""
+
+    spot: float
+    strikes: np.ndarray
+    maturities: np.ndarray
+    rates: np.ndarray
+    dividends: np.ndarray
+    target: str
+    values: np.ndarray
+    calls: np.ndarray
+    weights: np.ndarray
+    open_interest: np.ndarray
+    no_time_value: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return self.strikes.size
+
+    @property
+    def forwards(self) -> np.ndarray:
+        return forward_price(self.spot, self.rates, self.dividends, self.maturities)
+
+    @property
+    def fitted(self) -> np.ndarray:
+        """Options a fit may use: positive weight and time value (before any liquidity filter,
+        which is the calibrator's setting)."""
+        keep = self.weights > 0
+        keep[list(self.no_time_value)] = False
+        return keep
+
+    @classmethod
+    def of(cls, market_data: Surface | dict) -> Surface:
+        """Read and check a playbook ``market_data`` dict: ``spot``, ``strikes``,
+        ``maturities``, exactly one of ``target_prices`` or ``target_vols``, optional ``rate``,
+        ``dividend``, ``weights``, ``call`` and ``open_interest`` (scalars or one per option).
+        A Surface is returned as it is. Raises ``ValueError`` naming the key and options."""
+        if isinstance(market_data, Surface):
+            return market_data
+        for key in ("spot", "strikes", "maturities"):
+            if key not in market_data:
+                raise ValueError(f"market_data needs {key!r}")
+        if sum(key in market_data for key in _TARGETS) != 1:
+            raise ValueError("market_data needs exactly one of 'target_prices' or 'target_vols'")
+        strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64)).copy()
+        n = strikes.size
+        spot = float(market_data["spot"])
+        if not spot > 0:
+            raise ValueError(f"market_data['spot'] must be positive, got {spot}")
+        maturities = _column(market_data["maturities"], n, "maturities")
+        rates = _column(market_data.get("rate", 0.0), n, "rate")
+        dividends = _column(market_data.get("dividend", 0.0), n, "dividend")
+        weights = _column(market_data.get("weights", 1.0), n, "weights")
+        refuse(~(strikes > 0), "market_data['strikes']", strikes, "must be positive")
+        refuse(~(maturities > 0), "market_data['maturities']", maturities, "must be positive")
+        refuse(weights < 0, "market_data['weights']", weights, "must be non-negative")
+        interest = np.full(n, np.nan)
+        if "open_interest" in market_data:
+            interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
+        forward = forward_price(spot, rates, dividends, maturities)
+        dropped: tuple[int, ...] = ()
+        if "target_vols" in market_data:  # the vol is the same either side: OTM unless told
+            target, values = "vols", _column(market_data["target_vols"], n, "target_vols")
+            refuse(~(values > 0), "market_data['target_vols']", values, "must be positive")
+            calls = np.broadcast_to(market_data.get("call", strikes >= forward), (n,))
+        else:
+            target, values = "prices", _column(market_data["target_prices"], n, "target_prices")
+            calls = np.broadcast_to(np.asarray(market_data.get("call", True), bool), (n,))
+            discount = discount_factor(rates, maturities)
+            intrinsic = discount * (forward - strikes)  # S e^{-qT} - K e^{-rT}
+            upper = discount * np.where(calls, forward, strikes)
+            tol = 1e-12 * upper
+            refuse(
+                values >= upper + tol,
+                "market_data['target_prices']",
+                values,
+                "above the no-arbitrage bound (S e^-qT for a call, K e^-rT for a put; "
+                "is 'call' right?)",
+            )
+            floor = np.maximum(np.where(calls, intrinsic, -intrinsic), 0.0) + tol
+            dropped = tuple(np.flatnonzero(values <= floor).tolist())
+        surface = cls(
+            spot, *map(_frozen, (strikes, maturities, rates, dividends)), target,
+            _frozen(values), _frozen(calls.astype(bool)), _frozen(weights),
+            _frozen(interest.copy()), dropped,
+        )  # fmt: skip
+        if not surface.fitted.any():
+            raise ValueError(
+                "no option left to fit (all weights zero"
+                + (f", or no time value: options {list(dropped)[:5]})" if dropped else ")")
+            )
+        return surface
+
+    def with_weights(self, weights) -> Surface:
+        """This surface with other weights (a scalar or one per option), open interest unread."""
+        return dataclasses.replace(
+            self,
+            weights=_frozen(np.broadcast_to(np.asarray(weights, np.float64), (len(self),)).copy()),
+            open_interest=_frozen(np.full(len(self), np.nan)),
+        )
+
+    def market_data(self) -> dict:
+        """The playbook's dict of this surface (its every key spelled as the seed spells it)."""
+        out = {
+            "spot": self.spot,
+            "strikes": self.strikes,
+            "maturities": self.maturities,
+            "rate": self.rates,
+            "dividend": self.dividends,
+            f"target_{self.target}": self.values,
+            "call": self.calls,
+            "weights": self.weights,
+        }
+        if not np.isnan(self.open_interest).all():
+            out["open_interest"] = self.open_interest
+        return out
+
+    def plain(self) -> dict:
+        """The surface as plain data (lists of floats in the input's order; open interest not
+        reported is None): one canonical form for a hash, in any language."""
+        interest = [None if np.isnan(x) else float(x) for x in self.open_interest]
+        return {
+            "spot": self.spot,
+            "strikes": self.strikes.tolist(),
+            "maturities": self.maturities.tolist(),
+            "rates": self.rates.tolist(),
+            "dividends": self.dividends.tolist(),
+            "target": self.target,
+            "values": self.values.tolist(),
+            "calls": self.calls.tolist(),
+            "weights": self.weights.tolist(),
+            "open_interest": interest,
+        }
