@@ -143,11 +143,6 @@ class Surface:
             _frozen(values), _frozen(calls.astype(bool)), _frozen(weights),
             _frozen(interest.copy()), dropped,
         )  # fmt: skip
-        if not surface.fitted.any():
-            raise ValueError(
-                "no option left to fit (all weights zero"
-                + (f", or no time value: options {list(dropped)[:5]})" if dropped else ")")
-            )
         return surface
 
     def with_weights(self, weights) -> Surface:

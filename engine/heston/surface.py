@@ -130,7 +130,9 @@ def pack_surface(
         scale = discount * on_host(black_vega, forward, strikes, expiries, vols)
     target_vols = vols if residual == "vol" else np.full(n, np.nan)
     if not np.any(weights > 0):
-        raise ValueError("no option left to fit (all weights zero or filtered as illiquid)")
+        raise ValueError(
+            "no option left to fit (all weights zero, filtered as illiquid or with no time value)"
+        )
     unique = np.unique(expiries)
     rows = [np.flatnonzero(expiries == t) for t in unique]
     m, k = len(unique), max(len(r) for r in rows)

@@ -26,7 +26,11 @@ def plain(result: CalibrationResult) -> list[dict]:
     what a stream cannot afford). Shared by the CLI's records and the stream's Params."""
     names = list(result.params)
     params = [_floats(result.params[k]) for k in names]
-    diag_names = [k for k, v in result.diagnostics.items() if np.ndim(v) == 1]
+    diag_names = [  # one number per smile (not a list per smile, such as dropped options)
+        k
+        for k, v in result.diagnostics.items()
+        if np.ndim(v) == 1 and np.asarray(v).dtype != object
+    ]
     diags = [_floats(result.diagnostics[k]) for k in diag_names]
     gates = {
         name: (

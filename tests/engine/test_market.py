@@ -90,8 +90,9 @@ def test_a_price_above_its_bound_is_refused_and_one_at_intrinsic_is_dropped():
         Surface.of(data | {"target_prices": high})
     assert Surface.of(_with_intrinsic(data, 0)).no_time_value == (0,)
     nothing = data | {"target_prices": np.zeros(data["strikes"].size), "call": False}
+    assert len(Surface.of(nothing).no_time_value) == len(nothing["strikes"])
     with pytest.raises(ValueError, match=r"no option left to fit .*no time value"):
-        Surface.of(nothing)
+        HestonCalibrator().calibrate(nothing)
 
 
 def test_an_option_with_no_time_value_is_dropped_from_the_fit_not_the_surface():

@@ -121,8 +121,8 @@ def test_a_job_that_cannot_run_is_a_flagged_finding_that_says_why():
     (result,) = run_on_book("weekly-heston", [broken], 1_000.0)  # never raises
     assert not result.good and result.failed == ("error",)
     assert result.title == (
-        "weekly-heston on SPX raised ValueError: no option left to fit (all weights zero or "
-        "filtered as illiquid)"
+        "weekly-heston on SPX raised ValueError: no option left to fit (all weights zero, "
+        "filtered as illiquid or with no time value)"
     )
 
 
