@@ -17,12 +17,10 @@ it. Any calibrator with ``calibrate(market_data)`` and the attributes ``max_step
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from engine.optimize import resolve_solver
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -76,21 +74,10 @@ class RunbookOutcome:
         return f"{head}: {tried}"
 
 
-def _variant(calibrator, **changes):
-    """A copy of ``calibrator`` with attributes changed (specs copied, never shared)."""
-    out = copy.copy(calibrator)
-    out.parameter_specs = {k: replace(v) for k, v in calibrator.parameter_specs.items()}
-    for name, value in changes.items():
-        setattr(out, name, value)
-    return out
-
-
 def with_held(calibrator, name: str, value: float):
     """A copy of ``calibrator`` holding parameter ``name`` at ``value`` (the original's
     specs are never touched)."""
-    out = _variant(calibrator)
-    out.parameter_specs[name] = replace(out.parameter_specs[name], init=value, fixed=True)
-    return out
+    return calibrator.with_spec(name, init=value, fixed=True)
 
 
 def _starts(calibrator, fit: CalibrationResult) -> list[tuple[str, object]]:
@@ -98,16 +85,14 @@ def _starts(calibrator, fit: CalibrationResult) -> list[tuple[str, object]]:
     if fit.model == "heston":
         variants = []
         for kappa in (0.5, 1.5, 5.0):
-            v = _variant(calibrator, v0_starts=(0.01, 0.05, 0.1, 0.3))
-            v.parameter_specs["kappa"] = replace(v.parameter_specs["kappa"], init=kappa)
+            v = calibrator.replace(v0_starts=(0.01, 0.05, 0.1, 0.3)).with_spec("kappa", init=kappa)
             variants.append((f"v0 starts 0.01-0.3, kappa start {kappa}", v))
         return variants
     alpha = float(np.nanmedian(np.asarray(fit.params["alpha"])))
     variants = []
     for a, rho, nu in ((0.5, -0.5, 0.3), (2.0, 0.5, 1.5), (1.0, 0.0, 0.1)):
-        v = _variant(calibrator)
-        for name, value in (("alpha", a * alpha), ("rho", rho), ("nu", nu)):
-            v.parameter_specs[name] = replace(v.parameter_specs[name], init=value)
+        v = calibrator.with_spec("alpha", init=a * alpha)
+        v = v.with_spec("rho", init=rho).with_spec("nu", init=nu)
         variants.append((f"alpha x{a}, rho {rho}, nu {nu}", v))
     return variants
 
@@ -125,9 +110,9 @@ def run_failure_runbook(
     steps = max(5 * calibrator.max_steps, 1000)
     plan: list[tuple[str, str, object]] = []
     plan += [("adjusted_starts", detail, v) for detail, v in _starts(calibrator, fit)]
-    plan.append(("more_steps", f"max_steps {steps}", _variant(calibrator, max_steps=steps)))
+    plan.append(("more_steps", f"max_steps {steps}", calibrator.replace(max_steps=steps)))
     for name in ("lbfgs", "adam"):
-        v = _variant(calibrator, max_steps=steps, solver=resolve_solver(name))
+        v = calibrator.replace(max_steps=steps, optimizer=name)
         plan.append(("alternative_optimizer", f"{name}, max_steps {steps}", v))
     if fit.model == "heston":
         plan.append(("simpler_model", "kappa held at 1.5", with_held(calibrator, "kappa", 1.5)))

@@ -59,6 +59,7 @@ from engine.heston.surface import (
 )
 from engine.market import Surface
 from engine.optimize import Solver, Status, final_status, resolve_solver
+from engine.options import Varied
 from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.programs import kept
 from engine.result import CalibrationResult
@@ -179,7 +180,7 @@ _OUTPUTS += ("correlations", "quadrature_error")
 _V0_MULTIPLIERS = (0.5, 1.0, 1.5)  # the default cold starts: v0's init times these
 
 
-class HestonCalibrator:
+class HestonCalibrator(Varied):
     """Heston calibrator with the playbook API.
 
     ``parameter_specs[name]`` (``init``, bounds, ``fixed``) sets the start and which parameters
@@ -217,6 +218,7 @@ class HestonCalibrator:
         residual: str | None = None,
         penalty_fn: Callable[[Array], Array] | None = None,
     ) -> None:
+        self._keep(locals())  # the options, as given: replace() varies them
         check_residual(residual)
         if v0_starts is not None and (not v0_starts or min(v0_starts) <= 0):
             raise ValueError("v0_starts must be a non-empty list of positive variances")

@@ -22,7 +22,6 @@ solution on the pricer's 512 nodes fitted to it.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -285,9 +284,7 @@ class TimeDependentCalibrator:
         ``init``."""
         n_seg, specs = len(self.time_segments), self.base.parameter_specs
         if init is None:  # the base's own fit, but of one segment: nothing to penalise
-            plain = copy.copy(self.base)
-            plain.penalty_fn = None
-            fit = plain.calibrate(market_data)
+            fit = self.base.replace(penalty_fn=None).calibrate(market_data)
             init = {n: float(fit.params[n]) for n in PARAM_NAMES}
         unknown = set(init) - set(PARAM_NAMES)
         if unknown or set(PARAM_NAMES) - set(init):

@@ -35,6 +35,7 @@ from engine.diagnostics import (
 )
 from engine.gates import FELLER, Gate, not_applicable, threshold_gate
 from engine.optimize import Solver, SolverOutput, Status, final_status, resolve_solver, solve_batch
+from engine.options import Varied
 from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.programs import kept
 from engine.result import CalibrationResult
@@ -273,7 +274,7 @@ def _calibrate_batch(
     return result
 
 
-class SABRCalibrator:
+class SABRCalibrator(Varied):
     """SABR calibrator with the playbook API.
 
     ``beta=None`` frees beta; a number fixes it (per smile in :meth:`calibrate_batch` via its
@@ -299,6 +300,7 @@ class SABRCalibrator:
         batch_growth: int = 2,
         beta_starts: tuple[float, ...] | None = None,
     ) -> None:
+        self._keep(locals())  # the options, as given: replace() varies them
         if max_steps < 1 or not tol > 0:
             raise ValueError("max_steps must be >= 1 and tol > 0")
         self.solver = resolve_solver(optimizer)
