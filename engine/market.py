@@ -1,4 +1,5 @@
-"""Typed market data: an equity index :class:`Surface`, validated once, whatever reads it.
+"""Typed market data: an FX :class:`Smile` and an equity index :class:`Surface`, each read
+and checked once, whatever reads it.
 
 The playbooks hand calibrators a ``market_data`` dict; :meth:`Surface.of` reads that dict once,
 checks it (each error names the key and the options' indices, as users have always seen) and
@@ -23,7 +24,7 @@ import numpy as np
 
 from engine.blackscholes import discount_factor, forward_price
 
-__all__ = ["Surface", "refuse"]
+__all__ = ["Smile", "Surface", "refuse", "smiles_of"]
 
 _TARGETS = ("target_prices", "target_vols")
 
@@ -185,3 +186,81 @@ class Surface:
             "weights": self.weights.tolist(),
             "open_interest": interest,
         }
+
+
+@dataclass(frozen=True, eq=False)
+class Smile:
+    """One expiry's quotes of an FX pair, SABR's market data: the forward, the expiry (years),
+    strikes and mid vols (read-only arrays), and weights: one per option, ``"atm"`` (the
+    playbook's ATM weighting) or None (equal). ``rows`` are the options' indices in the dict
+    the smile was read from (:func:`smiles_of`), so errors come back in the input's order."""
+
+    forward: float
+    expiry: float
+    strikes: np.ndarray
+    vols: np.ndarray
+    weights: np.ndarray | str | None = None
+    rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.strikes.size
+
+    def plain(self) -> dict:
+        """The smile as plain data (lists of floats): one canonical form for a hash."""
+        w = self.weights
+        return {
+            "forward": float(self.forward),
+            "expiry": float(self.expiry),
+            "strikes": self.strikes.tolist(),
+            "vols": self.vols.tolist(),
+            "weights": w if w is None or isinstance(w, str) else w.tolist(),
+        }
+
+
+def smiles_of(market_data: Smile | dict | list) -> tuple[Smile, ...]:
+    """The smiles of SABR market data, one per expiry in ascending order: a Smile, a list of
+    them, or the playbook's dict (``forward``, or an equity surface's ``spot`` with ``rate``
+    and ``dividend``; ``strikes``, ``maturities`` and ``target_vols``, scalars or one value per
+    option; optional ``weights``, an array or ``"atm"``). Raises ``ValueError`` naming what is
+    missing or malformed."""
+    if isinstance(market_data, Smile):
+        return (market_data,)
+    if isinstance(market_data, list | tuple):
+        if not all(isinstance(s, Smile) for s in market_data):
+            raise ValueError("a list of market data must hold Smiles")
+        return tuple(market_data)
+    missing = {"forward", "strikes", "maturities", "target_vols"} - set(market_data)
+    if missing == {"forward"} and "spot" in market_data:  # an equity surface's data
+        missing = set()
+    if missing:
+        raise ValueError(f"market_data lacks {sorted(missing)}")
+    strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
+    vols = np.atleast_1d(np.asarray(market_data["target_vols"], np.float64))
+    if strikes.ndim != 1 or strikes.shape != vols.shape:
+        raise ValueError(
+            f"strikes and target_vols must be 1-D of equal length, got {strikes.shape} and {vols.shape}"
+        )
+    n = strikes.size
+    if n == 0:
+        raise ValueError("empty smile: no strikes given")
+    maturities = np.broadcast_to(np.asarray(market_data["maturities"], np.float64), (n,))
+    if "forward" in market_data:
+        forward = np.broadcast_to(np.asarray(market_data["forward"], np.float64), (n,))
+    else:  # from spot, rate and dividend, as the Heston calibrators read the same dict
+        forward = forward_price(float(market_data["spot"]), market_data.get("rate", 0.0),
+                                market_data.get("dividend", 0.0), maturities)  # fmt: skip
+    if not np.isfinite(maturities).all():
+        bad = np.flatnonzero(~np.isfinite(maturities))[:5].tolist()
+        raise ValueError(f"maturities must be finite (options {bad})")
+    weights = market_data.get("weights")
+    if weights is not None and not isinstance(weights, str):
+        weights = np.broadcast_to(np.asarray(weights, np.float64), (n,))
+    out = []
+    for t in np.unique(maturities):
+        rows = np.flatnonzero(maturities == t)
+        if np.ptp(forward[rows]) > 0:
+            raise ValueError(f"one expiry ({t}) has several forwards")
+        w = weights if weights is None or isinstance(weights, str) else _frozen(weights[rows])
+        out.append(Smile(float(forward[rows[0]]), float(t), _frozen(strikes[rows].copy()),
+                         _frozen(vols[rows].copy()), w, _frozen(rows)))  # fmt: skip
+    return tuple(out)

@@ -25,7 +25,6 @@ import numpy as np
 from jax import Array
 
 from engine.arbitrage import strike_arbitrage
-from engine.blackscholes import forward_price
 from engine.buckets import bucket, chunks
 from engine.diagnostics import (
     IdentifiabilityMetrics,
@@ -34,6 +33,7 @@ from engine.diagnostics import (
     solution_normal,
 )
 from engine.gates import FELLER, Gate, not_applicable, threshold_gate
+from engine.market import Smile, smiles_of
 from engine.optimize import Solver, SolverOutput, Status, final_status, resolve_solver, solve_batch
 from engine.options import Varied
 from engine.parameters import on_bound, to_constrained, to_unconstrained
@@ -560,7 +560,11 @@ class SABRCalibrator(Varied):
         )
 
     def calibrate(
-        self, market_data: dict, *, prior: dict | None = None, sensitivities: bool = False
+        self,
+        market_data: Smile | list[Smile] | dict,
+        *,
+        prior: dict | None = None,
+        sensitivities: bool = False,
     ) -> CalibrationResult:
         """Calibrate the playbook's ``market_data`` dict.
 
@@ -598,7 +602,7 @@ class SABRCalibrator(Varied):
             for lo, hi in pairwise(bounds)
         ]
 
-    def errors(self, params: dict, market_data: dict) -> np.ndarray:
+    def errors(self, params: dict, market_data: Smile | list[Smile] | dict) -> np.ndarray:
         """Model minus market vol of every option of ``market_data`` (input order) under
         ``params`` (scalars, or one value per expiry in ascending order)."""
         smiles = _Smiles.of(market_data)
@@ -614,7 +618,9 @@ class SABRCalibrator(Varied):
             out[rows] = np.asarray(model) - smiles.vols[rows]
         return out
 
-    def identifiability(self, params: dict, market_data: dict) -> IdentifiabilityMetrics:
+    def identifiability(
+        self, params: dict, market_data: Smile | list[Smile] | dict
+    ) -> IdentifiabilityMetrics:
         """Condition number, standard errors and correlations of the free parameters at
         ``params`` on ``market_data`` (one row per expiry for several), as a fit reports them."""
         smiles = _Smiles.of(market_data)
@@ -647,38 +653,29 @@ class _Smiles(NamedTuple):
         return self.strikes.size
 
     @classmethod
-    def of(cls, market_data: dict) -> _Smiles:
-        missing = {"forward", "strikes", "maturities", "target_vols"} - set(market_data)
-        if missing == {"forward"} and "spot" in market_data:  # an equity surface's data
-            missing = set()
-        if missing:
-            raise ValueError(f"market_data lacks {sorted(missing)}")
-        strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
-        vols = np.atleast_1d(np.asarray(market_data["target_vols"], np.float64))
-        if strikes.ndim != 1 or strikes.shape != vols.shape:
-            raise ValueError(
-                f"strikes and target_vols must be 1-D of equal length, got {strikes.shape} and {vols.shape}"
-            )
-        n = strikes.size
-        if n == 0:
-            raise ValueError("empty smile: no strikes given")
-        maturities = np.broadcast_to(np.asarray(market_data["maturities"], np.float64), (n,))
-        if "forward" in market_data:
-            forward = np.broadcast_to(np.asarray(market_data["forward"], np.float64), (n,))
-        else:  # from spot, rate and dividend, as the Heston calibrator reads the same dict
-            forward = forward_price(float(market_data["spot"]), market_data.get("rate", 0.0),
-                                    market_data.get("dividend", 0.0), maturities)  # fmt: skip
-        if not np.isfinite(maturities).all():
-            bad = np.flatnonzero(~np.isfinite(maturities))[:5].tolist()
-            raise ValueError(f"maturities must be finite (options {bad})")
-        weights = market_data.get("weights")
-        if weights is not None and not isinstance(weights, str):
-            weights = np.broadcast_to(np.asarray(weights, np.float64), (n,))
-        expiries = np.unique(maturities)
-        rows = [np.flatnonzero(maturities == t) for t in expiries]
-        for r in rows:
-            if np.ptp(forward[r]) > 0:
-                raise ValueError(f"one expiry ({maturities[r[0]]}) has several forwards")
+    def of(cls, market_data: Smile | list[Smile] | dict) -> _Smiles:
+        smiles = smiles_of(market_data)
+        rows, start = [], 0
+        for s in smiles:  # a Smile built by hand has no rows: its options follow the last's
+            rows.append(s.rows if s.rows is not None else np.arange(start, start + len(s)))
+            start = max(start, int(rows[-1].max()) + 1)
+        n = start
+        forward, strikes, vols = np.empty(n), np.empty(n), np.empty(n)
+        for s, r in zip(smiles, rows):
+            forward[r], strikes[r], vols[r] = s.forward, s.strikes, s.vols
+        kinds = {type(s.weights) for s in smiles}
+        if kinds == {str}:
+            weights: np.ndarray | str | None = smiles[0].weights
+        elif kinds == {type(None)}:
+            weights = None
+        else:  # per option, equal where a smile gave none
+            weights = np.ones(n)
+            for s, r in zip(smiles, rows):
+                if isinstance(s.weights, str):
+                    raise ValueError("weights: 'atm' for every smile or for none")
+                if s.weights is not None:
+                    weights[r] = s.weights
+        expiries = np.array([s.expiry for s in smiles])
         return cls(forward, expiries, strikes, vols, weights, rows)
 
     def arguments(self) -> tuple:

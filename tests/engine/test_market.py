@@ -119,3 +119,33 @@ def test_the_time_dependent_fit_takes_a_surface_as_its_dict():
     from_surface = cal.calibrate(Surface.of(data))
     for name in TRUE:
         np.testing.assert_array_equal(from_dict.params[name], from_surface.params[name])
+
+
+def test_a_smiles_dict_is_read_once_per_expiry_and_fits_as_its_smiles():
+    from engine.market import Smile, smiles_of
+    from engine.sabr import SABRCalibrator
+
+    k = np.array([1.0, 1.05, 1.1, 1.15, 1.2])
+    data = {
+        "forward": 1.1,
+        "maturities": np.repeat([1.0, 0.5], 5),  # given long expiry first
+        "strikes": np.tile(k, 2),
+        "target_vols": [0.11, 0.104, 0.1, 0.102, 0.107, 0.105, 0.098, 0.095, 0.097, 0.102],
+    }
+    short, long = smiles_of(data)
+    assert (short.expiry, long.expiry) == (0.5, 1.0)
+    np.testing.assert_array_equal(short.rows, np.arange(5, 10))
+    with pytest.raises(ValueError, match="read-only"):
+        short.vols[0] = 0.2
+    cal = SABRCalibrator()
+    from_dict = cal.calibrate(data)
+    by_hand = [Smile(1.1, 0.5, k, np.array(data["target_vols"][5:])),
+               Smile(1.1, 1.0, k, np.array(data["target_vols"][:5]))]  # fmt: skip
+    from_smiles = cal.calibrate(by_hand)
+    for name in ("alpha", "rho", "nu"):
+        np.testing.assert_array_equal(from_dict.params[name], from_smiles.params[name])
+    errors = cal.errors(from_dict.params, data)  # in the dict's order
+    np.testing.assert_allclose(errors[5:], from_dict.rows(0).residuals, atol=1e-15)
+    assert digest(short.plain()) != digest(long.plain())
+    with pytest.raises(ValueError, match="several forwards"):
+        smiles_of(data | {"forward": np.r_[np.full(5, 1.1), 1.2, np.full(4, 1.1)]})
