@@ -33,7 +33,7 @@ class CalibrationDiagnostics(NamedTuple):
     condition_number: float
 
 
-_VOL_ERRORS = {"sabr": SABRCalibrator().errors, "heston": HestonCalibrator().vol_errors}
+_CALIBRATORS = {"sabr": SABRCalibrator, "heston": HestonCalibrator}
 
 
 def generate_calibration_diagnostics(
@@ -41,10 +41,11 @@ def generate_calibration_diagnostics(
 ) -> CalibrationDiagnostics:
     """Diagnostics of a single fit (``calibrator.calibrate``'s result) on its ``market_data``.
     A SABR result of several expiries is judged on all its options together."""
-    if result.model not in _VOL_ERRORS:
-        raise ValueError(f"result.model must be one of {sorted(_VOL_ERRORS)}, not {result.model!r}")
-    params = {k: np.asarray(v) for k, v in result.params.items()}
-    errors = _VOL_ERRORS[result.model](params, market_data)
+    if result.model not in _CALIBRATORS:
+        raise ValueError(
+            f"result.model must be one of {sorted(_CALIBRATORS)}, not {result.model!r}"
+        )
+    errors = _CALIBRATORS[result.model]().vol_errors_of(result, market_data)
     n = errors.size
     weights = market_data.get("weights")
     used = np.ones(n, bool)

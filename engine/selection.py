@@ -41,17 +41,18 @@ def vol_errors(result: CalibrationResult, market_data: dict, calibrator=None) ->
     fit's parameters. ``calibrator`` prices models whose result does not say everything
     (time-dependent Heston: its segments); SABR, Heston and SLV (whose result carries its
     leverage; repriced with the default particles unless its calibrator is given) need none."""
-    if calibrator is not None and hasattr(calibrator, "vol_errors_of"):
-        return calibrator.vol_errors_of(result, market_data)
-    if result.model == "sabr":
-        return SABRCalibrator().errors(result.params, market_data)
-    if result.model == "heston":
-        return HestonCalibrator().vol_errors(result.params, market_data)
-    if isinstance(result, SLVResult):  # the leverage is in the result; default repricing
-        return SLVCalibrator().vol_errors_of(result, market_data)
-    raise ValueError(
-        f"no vol errors for model {result.model!r} without its calibrator: pass calibrator="
-    )
+    if calibrator is None:
+        if result.model not in _DEFAULTS:
+            raise ValueError(
+                f"no vol errors for model {result.model!r} without its calibrator: pass calibrator="
+            )
+        calibrator = _DEFAULTS[result.model]()
+    return calibrator.vol_errors_of(result, market_data)
+
+
+# the calibrators whose results say everything their errors need (SLV's carries its leverage:
+# repriced with the default particles)
+_DEFAULTS = {"sabr": SABRCalibrator, "heston": HestonCalibrator, "slv": SLVCalibrator}
 
 
 def gaussian_criteria(sse: float, n: int, k: int) -> tuple[float, float, float]:

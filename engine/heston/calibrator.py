@@ -320,6 +320,11 @@ class HestonCalibrator(Varied):
         s = pack_every(surface, "vol")
         return _dropped(per_option(_errors_at(params, s, vol_fit=True), surface), surface)
 
+    def vol_errors_of(self, result: CalibrationResult, market_data: Surface | dict) -> np.ndarray:
+        """:meth:`vol_errors` under a fit ``result``'s parameters: the capability every
+        calibrator names so (:func:`engine.selection.vol_errors`)."""
+        return self.vol_errors(result.params, market_data)
+
     def calibrate_many(self, datasets: list[dict]) -> list[dict[str, float]]:
         """Fit several surfaces in one batch: each one's parameters (what cross-validation's
         folds need)."""

@@ -618,6 +618,13 @@ class SABRCalibrator(Varied):
             out[rows] = np.asarray(model) - smiles.vols[rows]
         return out
 
+    def vol_errors_of(
+        self, result: CalibrationResult, market_data: Smile | list[Smile] | dict
+    ) -> np.ndarray:
+        """Model minus market vol of every option (input order) under a fit ``result``: the
+        capability every calibrator names so (:func:`engine.selection.vol_errors`)."""
+        return self.errors(result.params, market_data)
+
     def identifiability(
         self, params: dict, market_data: Smile | list[Smile] | dict
     ) -> IdentifiabilityMetrics:

@@ -43,11 +43,14 @@ def _heston_surface(p, rng, kind):
         np.tile(Z, HESTON_EXPIRIES.size) * np.sqrt(variance * t)
     )
     forward = np.asarray(forward_price(100.0, rate, dividend, t))
-    otm = np.asarray(heston_price(100.0, k, t, rate, dividend, *p, k >= forward))
-    quoted = otm >= 1e-3  # a tenth of a cent's time value on 100: what a market would quote
+    # calls and puts of every option at once: one shape for every set, so one compiled pricer
+    call, put = (
+        np.asarray(heston_price(100.0, k, t, rate, dividend, *p, c)) for c in (True, False)
+    )
+    quoted = np.where(k >= forward, call, put) >= 1e-3  # a tenth of a cent's time value on 100
     k, t = k[quoted], t[quoted]
     calls = [np.ones(t.size, bool), np.zeros(t.size, bool), rng.random(t.size) < 0.5][kind]
-    prices = np.asarray(heston_price(100.0, k, t, rate, dividend, *p, calls))
+    prices = np.where(calls, call[quoted], put[quoted])
     return {"spot": 100.0, "strikes": k, "maturities": t, "rate": rate, "dividend": dividend,
             "target_prices": prices, "call": calls}  # fmt: skip
 
