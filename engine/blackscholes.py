@@ -13,7 +13,7 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import ndtr
 
-from engine.buckets import on_host
+from engine.buckets import array_module, on_host
 
 __all__ = [
     "black_d1",
@@ -28,31 +28,25 @@ __all__ = [
 _MAX_STD = 10.0  # total standard deviation sigma * sqrt(T) searched: vols up to 1000%/sqrt(yr)
 
 
-def _xp(*args):
-    """NumPy for NumPy (or plain numbers) in, JAX for JAX arrays or tracers: a host path
-    never dispatches to the device."""
-    return jnp if any(isinstance(a, jax.Array) for a in args) else np
-
-
 def forward_price(spot, rate, dividend, expiry):
     """The forward :math:`F = S e^{(r - q) T}` of continuously compounded rate and dividend
     yield: its one home. Broadcasts; NumPy in, NumPy out (no device dispatch on a host
     path), JAX arrays and tracers in, JAX out."""
-    xp = _xp(spot, rate, dividend, expiry)
+    xp = array_module(spot, rate, dividend, expiry)
     return spot * xp.exp((xp.asarray(rate) - dividend) * expiry)
 
 
 def discount_factor(rate, expiry):
     """The discount factor :math:`e^{-r T}` of a continuously compounded rate: its one home.
     NumPy in, NumPy out; JAX in, JAX out (as :func:`forward_price`)."""
-    xp = _xp(rate, expiry)
+    xp = array_module(rate, expiry)
     return xp.exp(-xp.asarray(rate) * expiry)
 
 
 def black_d1(forward, strike, std):
     r""":math:`d_1 = \ln(F/K) / s + s / 2` of total standard deviation :math:`s = \sigma
     \sqrt{T}`: its one home (:math:`d_2 = d_1 - s`). NumPy in, NumPy out; JAX in, JAX out."""
-    return _d1_of_log(_xp(forward, strike, std).log(forward / strike), std)
+    return _d1_of_log(array_module(forward, strike, std).log(forward / strike), std)
 
 
 def _d1_of_log(log_moneyness, std):

@@ -1,15 +1,18 @@
-"""Bucketed batch shapes: pad to a few sizes so a steady stream never triggers a recompile."""
+"""Bucketed batch shapes: pad to a few sizes so a steady stream never triggers a recompile;
+and host arrays kept on the host (an eager JAX op compiles for each new shape)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from engine.programs import kept
 
-__all__ = ["bucket", "chunks", "on_host"]
+__all__ = ["array_module", "bucket", "chunks", "on_host"]
 
 
 def bucket(n: int, minimum: int = 1, growth: int = 2) -> int:
@@ -51,3 +54,10 @@ def on_host(fn: Callable, *args) -> np.ndarray:
     padded = [np.concatenate([a, np.full(size - n, a[0], a.dtype)]) for a in flat]
     out = np.asarray(_compiled(fn)(*padded))
     return out[:n].reshape(shape + out.shape[1:])
+
+
+def array_module(*args):
+    """NumPy for NumPy (or plain numbers) in, JAX for JAX arrays or tracers: a formula written
+    once serves compiled programs and host paths, and a host path never dispatches to the
+    device."""
+    return jnp if any(isinstance(a, jax.Array) for a in args) else np

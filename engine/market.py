@@ -139,12 +139,11 @@ class Surface:
             )
             floor = np.maximum(np.where(calls, intrinsic, -intrinsic), 0.0) + tol
             dropped = tuple(np.flatnonzero(values <= floor).tolist())
-        surface = cls(
+        return cls(
             spot, *map(_frozen, (strikes, maturities, rates, dividends)), target,
             _frozen(values), _frozen(calls.astype(bool)), _frozen(weights),
             _frozen(interest.copy()), dropped,
         )  # fmt: skip
-        return surface
 
     def with_weights(self, weights) -> Surface:
         """This surface with other weights (a scalar or one per option), open interest unread."""

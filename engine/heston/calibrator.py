@@ -291,7 +291,7 @@ class HestonCalibrator(Varied):
         free = list(cfg.free)  # a start that ends on a bound (rho at +-0.999) is no solution
         at_bound = np.asarray(on_bound(out["p"][..., free], [cfg.bounds[i] for i in free]))
         finite = np.all(np.isfinite(out["p"]), axis=-1)
-        out["status"] = np.asarray(final_status(out["status"], finite, at_bound))
+        out["status"] = final_status(out["status"], finite, at_bound)
         ok = out["status"] == Status.CONVERGED
         best = np.argmin(np.where(ok, out["cost"], np.inf), axis=1)
         rows = np.arange(len(packed))
@@ -311,14 +311,14 @@ class HestonCalibrator(Varied):
         surface = Surface.of(market_data)
         s = pack_every(surface, self.residual)
         vol_fit = bool(np.isfinite(s.vols).any())
-        return _dropped(per_option(_errors_at(params, s, vol_fit), surface), surface)
+        return per_option(_errors_at(params, s, vol_fit), surface)
 
     def vol_errors(self, params: dict[str, float], market_data: Surface | dict) -> np.ndarray:
         """Model minus market implied vol of every option (input order) under ``params``,
         whatever the fit's target: prices are inverted (out of the money) first."""
         surface = Surface.of(market_data)
         s = pack_every(surface, "vol")
-        return _dropped(per_option(_errors_at(params, s, vol_fit=True), surface), surface)
+        return per_option(_errors_at(params, s, vol_fit=True), surface)
 
     def vol_errors_of(self, result: CalibrationResult, market_data: Surface | dict) -> np.ndarray:
         """:meth:`vol_errors` under a fit ``result``'s parameters: the capability every
@@ -415,9 +415,7 @@ class HestonCalibrator(Varied):
                 if key not in ("spread", "best", "history", "quadrature_error"):
                     fit[key][rough] = value
             nodes[rough] = NODES
-        result = self._result(fit, packed, warm, steps, trails, nodes)
-        for row, surface in enumerate(quoted):
-            result.diagnostics["no_time_value"][row] = np.array(surface.no_time_value, int)
+        result = self._result(fit, packed, quoted, warm, steps, trails, nodes)
         # a warm start that does not converge (a jump, or a poor user guess) is retried cold,
         # multi-start; the better converged fit is kept
         retry = np.flatnonzero(warm & ~result.converged)
@@ -450,8 +448,11 @@ class HestonCalibrator(Varied):
         ):
             self._run(packed, starts, cfg, packed[0].strikes.shape)
 
-    def _result(self, fit, packed, warm, steps, trails, nodes) -> CalibrationResult:
+    def _result(self, fit, packed, quoted, warm, steps, trails, nodes) -> CalibrationResult:
         b = len(packed)
+        dropped = np.empty(b, object)  # each surface's options with no time value (indices)
+        for row, surface in enumerate(quoted):
+            dropped[row] = np.array(surface.no_time_value, int)
         p, cost, worst = fit["p"], fit["cost"], fit["worst"]
         condition, errors, spread = fit["condition"], fit["errors"], fit["spread"]
         loss_history = np.full((b, 3 * self.max_steps + 1), np.nan)
@@ -476,7 +477,7 @@ class HestonCalibrator(Varied):
                 **{f"std_error_{n}": errors[:, i] for i, n in enumerate(PARAM_NAMES)},
                 "correlations": fit["correlations"],
                 "cold_retry": np.zeros(b, bool),  # a warm start that failed, fitted again cold
-                "no_time_value": np.empty(b, object),  # options dropped (indices), per surface
+                "no_time_value": dropped,
                 "n_options": n_opts,  # fitted (weight > 0): what information criteria count
                 "n_free": np.full(b, len(self.free_params)),
             },
@@ -498,12 +499,6 @@ class HestonCalibrator(Varied):
             loss_history=loss_history,
             model="heston",
         )
-
-
-def _dropped(values: np.ndarray, surface: Surface) -> np.ndarray:
-    """``values`` per option, NaN for the options with no time value (never fitted)."""
-    values[list(surface.no_time_value)] = np.nan
-    return values
 
 
 def _errors_at(params: dict[str, float], s: HestonSurface, vol_fit: bool) -> np.ndarray:

@@ -162,9 +162,7 @@ def market_vols(market_data: Surface | dict) -> np.ndarray:
     surface = Surface.of(market_data)
     if surface.target == "vols":
         return surface.values.copy()
-    vols = per_option(pack_every(surface, "vol").vols, surface)
-    vols[list(surface.no_time_value)] = np.nan
-    return vols
+    return per_option(pack_every(surface, "vol").vols, surface)
 
 
 def pack_every(market_data: Surface | dict, residual: str | None) -> HestonSurface:
@@ -174,12 +172,15 @@ def pack_every(market_data: Surface | dict, residual: str | None) -> HestonSurfa
 
 
 def per_option(grid: np.ndarray, market_data: Surface | dict) -> np.ndarray:
-    """A packed (M, K) grid back to one value per option, in the input's order."""
-    expiries = Surface.of(market_data).maturities
+    """A packed (M, K) grid back to one value per option, in the input's order; NaN for an
+    option with no time value (never fitted: the grid holds a placeholder there)."""
+    surface = Surface.of(market_data)
+    expiries = surface.maturities
     out = np.empty(expiries.size)
     for i, t in enumerate(np.unique(expiries)):  # pack_surface's order
         idx = np.flatnonzero(expiries == t)
         out[idx] = grid[i, : idx.size]
+    out[list(surface.no_time_value)] = np.nan
     return out
 
 

@@ -5,8 +5,8 @@ smoothness penalty, and the playbook's gates.
 The fit starts from the plain Heston fit of the same surface (every segment at its values),
 so it is never worse than the constant model it generalises; it runs the base calibrator's
 solver on the same packed surface (:func:`engine.heston.surface.pack_surface`) and errors
-(:func:`engine.heston.problem.fit_errors`) on the base calibrator's quadrature (128 nodes) fitted to the start, then polishes from that
-solution on the pricer's 512 nodes fitted to it.
+(:func:`engine.heston.problem.fit_errors`) on the base calibrator's quadrature (128 nodes)
+fitted to the start, then polishes from that solution on the pricer's 512 nodes fitted to it.
 
 >>> import numpy as np
 >>> from engine.heston.piecewise import TimeSegment, ptd_heston_price

@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-import jax.numpy as jnp
 from jax import Array
+
+from engine.buckets import array_module
 
 __all__ = ["SolverOutput", "Status", "final_status"]
 
@@ -55,7 +56,8 @@ def final_status(status, finite, at_bound):
     """A fit's status from its solver's: ``CONVERGED`` becomes ``NONFINITE`` where the
     parameters are not finite and ``AT_BOUND`` where a fitted one ends on its bound (the
     solver's gradient vanished there, not the fit's). Every calibrator decides it here, in
-    ``jit`` or on the host."""
+    ``jit`` or on the host (NumPy in, NumPy out: no device dispatch)."""
+    xp = array_module(status, finite, at_bound)
     solved = status == Status.CONVERGED
-    status = jnp.where(solved & ~finite, Status.NONFINITE, status)
-    return jnp.where(solved & finite & at_bound, Status.AT_BOUND, status)
+    status = xp.where(solved & ~finite, Status.NONFINITE, status)
+    return xp.where(solved & finite & at_bound, Status.AT_BOUND, status)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain, pairwise
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -574,14 +573,14 @@ class SABRCalibrator(Varied):
         single-smile result; several give a batch result, one row per expiry in ascending
         order (``diagnostics["expiry"]``). Starts come from ``parameter_specs``.
         """
-        smiles = _Smiles.of(market_data)
+        smiles = smiles_of(market_data)
         result = self.calibrate_batch(
-            *smiles.arguments(),
-            prior=None if prior is None else {k: np.full(smiles.n, v) for k, v in prior.items()},
+            *_arguments(smiles),
+            prior=None if prior is None else {k: np.full(len(smiles), v) for k, v in prior.items()},
             sensitivities=sensitivities,
             history=True,
         )
-        if smiles.n == 1:
+        if len(smiles) == 1:
             result = result.smile(0)
             if result.loss_history is not None:
                 result = result.trimmed_history()
@@ -590,13 +589,12 @@ class SABRCalibrator(Varied):
     def calibrate_many(self, datasets: list[dict]) -> list[dict[str, np.ndarray]]:
         """Fit several ``market_data`` dicts in one batch (no gates): each one's parameters,
         one value per expiry. What cross-validation's folds need."""
-        every = [_Smiles.of(d) for d in datasets]
-        if any(isinstance(s.weights, str) for s in every):
+        every = [smiles_of(d) for d in datasets]
+        if any(isinstance(s.weights, str) for smiles in every for s in smiles):
             raise ValueError("calibrate_many needs numeric weights, not 'atm'")
-        every = [s if s.weights is not None else s._replace(weights=np.ones(s.size)) for s in every]
-        joined = [list(chain.from_iterable(p)) for p in zip(*(s.arguments() for s in every))]
+        joined = [list(chain.from_iterable(p)) for p in zip(*(_arguments(s) for s in every))]
         result = self.calibrate_batch(*joined, gates=False)
-        bounds = np.cumsum([0] + [s.n for s in every])
+        bounds = np.cumsum([0] + [len(s) for s in every])
         return [
             {name: np.asarray(v)[lo:hi] for name, v in result.params.items()}
             for lo, hi in pairwise(bounds)
@@ -605,17 +603,16 @@ class SABRCalibrator(Varied):
     def errors(self, params: dict, market_data: Smile | list[Smile] | dict) -> np.ndarray:
         """Model minus market vol of every option of ``market_data`` (input order) under
         ``params`` (scalars, or one value per expiry in ascending order)."""
-        smiles = _Smiles.of(market_data)
+        smiles = smiles_of(market_data)
         values = {
-            n: np.broadcast_to(np.asarray(params[n], np.float64), (smiles.n,)) for n in PARAM_NAMES
+            n: np.broadcast_to(np.asarray(params[n], np.float64), (len(smiles),))
+            for n in PARAM_NAMES
         }
-        out = np.empty(smiles.size)
-        for i, rows in enumerate(smiles.rows):
-            model = hagan_vol(
-                smiles.strikes[rows], smiles.forward[rows[0]], smiles.expiries[i],
-                *(values[n][i] for n in PARAM_NAMES),
-            )  # fmt: skip
-            out[rows] = np.asarray(model) - smiles.vols[rows]
+        rows = _rows(smiles)
+        out = np.empty(max(int(r.max()) for r in rows) + 1)
+        for i, (s, r) in enumerate(zip(smiles, rows)):
+            model = hagan_vol(s.strikes, s.forward, s.expiry, *(values[n][i] for n in PARAM_NAMES))
+            out[r] = np.asarray(model) - s.vols
         return out
 
     def vol_errors_of(
@@ -630,69 +627,44 @@ class SABRCalibrator(Varied):
     ) -> IdentifiabilityMetrics:
         """Condition number, standard errors and correlations of the free parameters at
         ``params`` on ``market_data`` (one row per expiry for several), as a fit reports them."""
-        smiles = _Smiles.of(market_data)
-        batch = pack_smiles(*smiles.arguments(), min_quotes=len(self.free_params))
+        smiles = smiles_of(market_data)
+        batch = pack_smiles(*_arguments(smiles), min_quotes=len(self.free_params))
         theta = np.stack(
-            [np.broadcast_to(np.asarray(params[n], np.float64), (smiles.n,)) for n in PARAM_NAMES],
+            [
+                np.broadcast_to(np.asarray(params[n], np.float64), (len(smiles),))
+                for n in PARAM_NAMES
+            ],
             -1,
         )
         out = _identifiability(self._config(False, False), *batch, theta)
         metrics = IdentifiabilityMetrics(*map(np.asarray, out))
-        return metrics if smiles.n > 1 else IdentifiabilityMetrics(*(m[0] for m in metrics))
+        return metrics if len(smiles) > 1 else IdentifiabilityMetrics(*(m[0] for m in metrics))
 
 
-class _Smiles(NamedTuple):
-    """A ``market_data`` dict cut into smiles: one per expiry, ascending."""
+def _arguments(smiles: tuple[Smile, ...]) -> tuple:
+    """``calibrate_batch``'s forward, expiry, strikes, vols and weights of ``smiles``: the
+    weights ``"atm"`` when every smile says so, else one array per smile (equal where a smile
+    gives none)."""
+    atm = [isinstance(s.weights, str) for s in smiles]
+    if any(atm) and not all(atm):
+        raise ValueError("weights: 'atm' for every smile or for none")
+    weights = smiles[0].weights if all(atm) else [
+        np.ones(len(s)) if s.weights is None else s.weights for s in smiles
+    ]  # fmt: skip
+    return (
+        [s.forward for s in smiles],
+        [s.expiry for s in smiles],
+        [s.strikes for s in smiles],
+        [s.vols for s in smiles],
+        weights,
+    )
 
-    forward: np.ndarray  # per option
-    expiries: np.ndarray  # per smile
-    strikes: np.ndarray
-    vols: np.ndarray
-    weights: np.ndarray | str | None
-    rows: list[np.ndarray]  # each smile's options (indices into the input)
 
-    @property
-    def n(self) -> int:
-        return len(self.rows)
-
-    @property
-    def size(self) -> int:
-        return self.strikes.size
-
-    @classmethod
-    def of(cls, market_data: Smile | list[Smile] | dict) -> _Smiles:
-        smiles = smiles_of(market_data)
-        rows, start = [], 0
-        for s in smiles:  # a Smile built by hand has no rows: its options follow the last's
-            rows.append(s.rows if s.rows is not None else np.arange(start, start + len(s)))
-            start = max(start, int(rows[-1].max()) + 1)
-        n = start
-        forward, strikes, vols = np.empty(n), np.empty(n), np.empty(n)
-        for s, r in zip(smiles, rows):
-            forward[r], strikes[r], vols[r] = s.forward, s.strikes, s.vols
-        kinds = {type(s.weights) for s in smiles}
-        if kinds == {str}:
-            weights: np.ndarray | str | None = smiles[0].weights
-        elif kinds == {type(None)}:
-            weights = None
-        else:  # per option, equal where a smile gave none
-            weights = np.ones(n)
-            for s, r in zip(smiles, rows):
-                if isinstance(s.weights, str):
-                    raise ValueError("weights: 'atm' for every smile or for none")
-                if s.weights is not None:
-                    weights[r] = s.weights
-        expiries = np.array([s.expiry for s in smiles])
-        return cls(forward, expiries, strikes, vols, weights, rows)
-
-    def arguments(self) -> tuple:
-        """``calibrate_batch``'s forward, expiry, strikes, vols and weights."""
-        pick = lambda a: [a[r] for r in self.rows]  # noqa: E731
-        w = self.weights
-        return (
-            [self.forward[r[0]] for r in self.rows],
-            list(self.expiries),
-            pick(self.strikes),
-            pick(self.vols),
-            w if w is None or isinstance(w, str) else pick(w),
-        )
+def _rows(smiles: tuple[Smile, ...]) -> list[np.ndarray]:
+    """Each smile's options in the input's order; a Smile built by hand (no rows) follows the
+    last one's options."""
+    rows, start = [], 0
+    for s in smiles:
+        rows.append(s.rows if s.rows is not None else np.arange(start, start + len(s)))
+        start = max(start, int(rows[-1].max()) + 1)
+    return rows

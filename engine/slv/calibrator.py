@@ -182,11 +182,11 @@ class SLVCalibrator:
         """Calibrate on an index ``market_data`` (as :class:`HestonCalibrator`'s, one rate and
         one dividend yield) and reprice it; ``local_vol`` a number uses that flat local vol
         instead of the market's Dupire surface (QuantLib's ``LocalConstantVol``)."""
-        market_data = Surface.of(market_data).market_data()  # checked, keys as the seed's
+        surface = Surface.of(market_data)  # checked once; inner calls take it as it is
         start = time.perf_counter()
-        fit = self.fit_leverage(market_data, local_vol)
-        quoted = _with_vols(market_data)
-        errors = self.vol_errors_of(fit, quoted)
+        fit = self.fit_leverage(surface, local_vol)
+        quoted = _with_vols(surface.market_data())
+        errors = self._vol_errors(fit, quoted)
         return self._result(fit, errors, quoted, time.perf_counter() - start)
 
     def fit_leverage(
@@ -194,8 +194,9 @@ class SLVCalibrator:
     ) -> SLVResult:
         """The Heston part, the local vol and the leverage of :meth:`calibrate`, not yet
         repriced (no residuals, gates or convergence verdict: never publish it as a fit)."""
-        market_data = Surface.of(market_data).market_data()  # checked, keys as the seed's
-        heston = self._heston(market_data)  # on the quotes as given: prices, or vols
+        surface = Surface.of(market_data)
+        market_data = surface.market_data()  # keys as the seed's
+        heston = self._heston(surface)  # on the quotes as given: prices, or vols
         surface = None if local_vol is not None else implied_surface(_with_vols(market_data))
         local = jnp.float64(local_vol) if surface is None else surface
         spot = float(market_data["spot"])
@@ -211,7 +212,7 @@ class SLVCalibrator:
             times=times, model="slv",
         )  # fmt: skip
 
-    def _heston(self, market_data: dict) -> tuple:
+    def _heston(self, market_data: Surface) -> tuple:
         if self.heston_params is not None:
             return tuple(jnp.float64(self.heston_params[n]) for n in PARAM_NAMES)
         fit = self.heston.calibrate(market_data)
@@ -268,7 +269,10 @@ class SLVCalibrator:
     def vol_errors_of(self, result: SLVResult, market_data: Surface | dict) -> np.ndarray:
         """Repriced minus market implied vol of every option of ``market_data`` (input
         order): what :func:`engine.selection.compare_models` scores."""
-        market_data = Surface.of(market_data).market_data()  # checked, keys as the seed's
+        return self._vol_errors(result, Surface.of(market_data).market_data())
+
+    def _vol_errors(self, result: SLVResult, market_data: dict) -> np.ndarray:
+        """:meth:`vol_errors_of` on a dict already checked (keys as the seed's)."""
         o = _Options.of(market_data)
         undiscounted = self._undiscounted(result, o)
         vols = np.asarray(implied_vol(undiscounted, o.forward, o.k, o.t, o.call))
@@ -281,11 +285,9 @@ class SLVCalibrator:
         errors the Heston part's then each smile's (a, b, rho, m, s), correlations
         block-diagonal, and the condition number the worse fit's (the problems are separate:
         one number over both would mix their units)."""
-        market_data = Surface.of(market_data).market_data()  # checked, keys as the seed's
-        heston = self.heston.identifiability(
-            {n: float(params[n]) for n in PARAM_NAMES}, market_data
-        )
-        quoted = _with_vols(market_data)
+        surface = Surface.of(market_data)
+        heston = self.heston.identifiability({n: float(params[n]) for n in PARAM_NAMES}, surface)
+        quoted = _with_vols(surface.market_data())
         rows = smile_rows(quoted)
         smiles = svi_identifiability(
             rows.log_moneyness, rows.vols, rows.expiries, rows.weights,
