@@ -2,7 +2,7 @@
 parser (``add_parser``) with the function that runs it.
 
 Input errors exit with status 2 and a message naming the file, row and field; commands that
-judge (``calibrate --fail-on-gates``, ``playbook``, ``audit --verify``) exit 1 on a failure.
+judge (``calibrate --fail-on-gates``, ``playbook``, ``audit verify``) exit 1 on a failure.
 """
 
 from __future__ import annotations
