@@ -16,10 +16,12 @@ __all__ = [
     "flag_list",
     "integer",
     "name",
+    "number",
     "number_list",
     "number_map",
     "optional",
     "plain",
+    "range_problem",
     "text",
     "timestamp",
 ]
@@ -43,6 +45,41 @@ def optional(check, data: dict, key: str, *args, **kw) -> Any:
     return check(data, key, *args, **kw)
 
 
+def number(data: dict, key: str) -> float:
+    """A number of any size, infinite ones too (the range is the caller's rule), never NaN:
+    a column's NaN means absent, so a single quote's NaN is refused here, where it is read."""
+    value = _get(data, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(
+            "wrong_type", f"field {key!r} must be a number, got {type(value).__name__}"
+        )
+    value = float(value)
+    if value != value:
+        raise SchemaError("not_finite", f"field {key!r} is {value}")
+    return value
+
+
+def range_problem(
+    key: str,
+    value: float,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    below: float = math.inf,
+) -> tuple[str, str] | None:
+    """(reason, detail) of the first range rule ``value`` breaks, None when it keeps them: the
+    words of every range check, a single field's or a column's."""
+    if not math.isfinite(value):
+        return "not_finite", f"field {key!r} is {value}"
+    if positive and value <= 0:
+        return "out_of_range", f"field {key!r} must be positive, got {value}"
+    if nonnegative and value < 0:
+        return "out_of_range", f"field {key!r} must not be negative, got {value}"
+    if value >= below:
+        return "out_of_range", f"field {key!r} must be below {below:g}, got {value}"
+    return None
+
+
 def finite(
     data: dict,
     key: str,
@@ -51,20 +88,10 @@ def finite(
     nonnegative: bool = False,
     below: float = math.inf,
 ) -> float:
-    value = _get(data, key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SchemaError(
-            "wrong_type", f"field {key!r} must be a number, got {type(value).__name__}"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise SchemaError("not_finite", f"field {key!r} is {value}")
-    if positive and value <= 0:
-        raise SchemaError("out_of_range", f"field {key!r} must be positive, got {value}")
-    if nonnegative and value < 0:
-        raise SchemaError("out_of_range", f"field {key!r} must not be negative, got {value}")
-    if value >= below:
-        raise SchemaError("out_of_range", f"field {key!r} must be below {below:g}, got {value}")
+    value = number(data, key)
+    problem = range_problem(key, value, positive=positive, nonnegative=nonnegative, below=below)
+    if problem:
+        raise SchemaError(*problem)
     return value
 
 
@@ -79,8 +106,9 @@ def integer(data: dict, key: str, *, nonnegative: bool = True) -> int:
         raise SchemaError(
             "wrong_type", f"field {key!r} must be an integer, got {type(value).__name__}"
         )
-    if nonnegative and value < 0:
-        raise SchemaError("out_of_range", f"field {key!r} must not be negative, got {value}")
+    problem = nonnegative and range_problem(key, value, nonnegative=True)
+    if problem:
+        raise SchemaError(*problem)
     return value
 
 

@@ -12,13 +12,11 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from schemas import fields as f
-from schemas.bounds import price_bounds
 from schemas.daycount import expiry_epoch, time_to_expiry
 from schemas.errors import SchemaError
 from schemas.keys import book_key, watermark_key
+from schemas.quote_rules import canonical_date, mid, one_row, row_problems
 
 __all__ = [
     "MAX_BATCH_ITEMS",
@@ -33,7 +31,6 @@ __all__ = [
     "Watermark",
 ]
 
-ASSET_CLASSES = ("fx", "equity")
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("firing", "resolved", "notice")
 VALIDATION_STATUSES = ("passed", "flagged", "pending")
@@ -121,100 +118,54 @@ class Quote:
 
     @classmethod
     def checked(cls, data: dict) -> Quote:
-        """Field-by-field validation, raising :class:`SchemaError` with the precise reason."""
+        """Each field's type as it is read, then every rule of a valid quote (those of a row
+        of :class:`schemas.QuoteColumns`, :mod:`schemas.quote_rules`), raising
+        :class:`SchemaError` with the first reason."""
         _reject_unknown(cls, data)
+        text = functools.partial(f.text, data, max_len=math.inf)
+        number = functools.partial(f.optional, f.number, data)
         quote = cls(
-            ts=f.timestamp(data, "ts"),
-            underlying=f.name(data, "underlying"),
-            asset_class=f.text(data, "asset_class", choices=ASSET_CLASSES),
-            expiry=f.date(data, "expiry").isoformat(),
-            strike=f.finite(data, "strike", positive=True),
-            source=f.text(data, "source", max_len=64),
-            seq=f.integer(data, "seq"),
-            forward=f.optional(f.finite, data, "forward", positive=True),
-            bid_vol=f.optional(f.finite, data, "bid_vol", positive=True),
-            ask_vol=f.optional(f.finite, data, "ask_vol", positive=True),
-            mid_vol=f.optional(f.finite, data, "mid_vol", positive=True),
-            size=f.optional(f.finite, data, "size", nonnegative=True),
-            open_interest=f.optional(f.finite, data, "open_interest", nonnegative=True),
-            spot=f.optional(f.finite, data, "spot", positive=True),
-            rate=f.optional(f.finite, data, "rate"),
-            dividend=f.optional(f.finite, data, "dividend"),
-            bid_price=f.optional(f.finite, data, "bid_price", positive=True),
-            ask_price=f.optional(f.finite, data, "ask_price", positive=True),
-            mid_price=f.optional(f.finite, data, "mid_price", positive=True),
+            ts=number("ts"),  # ts and strike are required: a rule of quote_rules says so
+            underlying=text("underlying"),
+            asset_class=text("asset_class"),
+            expiry=canonical_date(text("expiry")),
+            strike=number("strike"),
+            source=text("source"),
+            seq=_int64(data, "seq"),
+            **{k: number(k) for k in _NUMBERS},
             call=f.optional(f.boolean, data, "call"),
         )
         quote.check()
         return quote
 
     def check(self) -> None:
-        """Cross-field rules: one vol or price, not crossed; what each asset class needs; rates
-        in decimals; not expired."""
-        for side in ("vol", "price"):
-            bid, ask = getattr(self, f"bid_{side}"), getattr(self, f"ask_{side}")
-            if bid is not None and ask is not None and bid > ask:
-                raise SchemaError("crossed_quote", f"bid_{side} {bid} > ask_{side} {ask}")
-        has_vol, has_price = self.vol is not None, self.price is not None
-        if self.asset_class == "fx":
-            if not has_vol:
-                raise SchemaError("missing_field", "a quote needs mid_vol, or bid_vol and ask_vol")
-            if self.forward is None:
-                raise SchemaError("missing_field", "an fx quote needs a forward")
-        else:
-            missing = [k for k in ("spot", "rate", "dividend") if getattr(self, k) is None]
-            if missing:
-                raise SchemaError("missing_field", f"an equity quote needs {', '.join(missing)}")
-            if has_vol == has_price:
-                raise SchemaError(
-                    "missing_field",
-                    "an equity quote needs a vol (mid_vol, or bid_vol and ask_vol) or a price "
-                    "(mid_price, or bid_price and ask_price), not both",
-                )
-            if has_price and self.call is None:
-                raise SchemaError("missing_field", "a price quote needs call (true or false)")
-            for k in ("rate", "dividend"):
-                if not -1.0 < getattr(self, k) < 1.0:
-                    raise SchemaError(
-                        "out_of_range", f"field {k!r} is a decimal rate, got {getattr(self, k)}"
-                    )
-        if self.time_to_expiry <= 0:
-            when = dt.datetime.fromtimestamp(self.ts, dt.UTC).isoformat()
-            raise SchemaError("expired", f"expiry {self.expiry} is not after the quote time {when}")
-        price = self.price
-        if self.asset_class == "equity" and price is not None:
-            lower, upper = price_bounds(self.spot, self.strike, self.rate, self.dividend,
-                                        self.time_to_expiry, self.call)  # fmt: skip
-            if not lower < price < upper:
-                raise SchemaError("arbitrage", arbitrage_detail(price, float(lower), float(upper),
-                                                                bool(self.call)))  # fmt: skip
+        """Every rule of a valid quote (:mod:`schemas.quote_rules`): each field's range; one
+        vol or price, not crossed; what each asset class needs; rates in decimals; not expired;
+        a price within its no-arbitrage bounds."""
+        _, problems = row_problems(1, *one_row(self))
+        if problems:
+            raise SchemaError(problems[0].reason, problems[0].detail)
 
 
-def arbitrage_detail(price: float, lower: float, upper: float, call: bool) -> str:
-    """Why a price quote is refused: which bound it breaks."""
-    kind = "call" if call else "put"
-    if price <= lower:
-        return f"{kind} price {price:.6g} is at or below its intrinsic value {lower:.6g}"
-    return f"{kind} price {price:.6g} is at or above its upper bound {upper:.6g}"
+def _int64(data: dict, key: str) -> int:
+    """An integer a column's int64 holds (its sign is a rule of :mod:`schemas.quote_rules`)."""
+    value = f.integer(data, key, nonnegative=False)
+    if not -_SEQ_LIMIT <= value < _SEQ_LIMIT:
+        raise SchemaError("out_of_range", f"field {key!r} must fit in 64 bits, got {value}")
+    return value
 
 
-def mid(given, bid, ask):
-    """A quote's mid: the one given, else the mean of its bid and ask: its one home. A single
-    quote's absent value is None (None when neither is there); columns' are NaN, row by row
-    (``given`` None: bid and ask, scalars or arrays, are all there)."""
-    if isinstance(given, np.ndarray):
-        return np.where(np.isnan(given), 0.5 * (bid + ask), given)
-    if given is not None:
-        return given
-    return None if bid is None or ask is None else 0.5 * (bid + ask)
-
-
+_NUMBERS = (
+    "forward", "bid_vol", "ask_vol", "mid_vol", "size", "open_interest", "spot", "rate",
+    "dividend", "bid_price", "ask_price", "mid_price",
+)  # fmt: skip
 _EQUITY_FIELDS = ("spot", "rate", "dividend", "bid_price", "ask_price", "mid_price", "call")
 # the fast path takes FX vol quotes, the bulk of the stream; anything else gets the full checks
 _QUOTE_FIELDS = frozenset({"type", "v", *Quote.__dataclass_fields__}) - set(_EQUITY_FIELDS)
 _OPTIONAL = ("forward", "bid_vol", "ask_vol", "mid_vol")
 _NONNEGATIVE = ("size", "open_interest")
 _INF = math.inf
+_SEQ_LIMIT = 2**63  # a column's int64
 
 
 @functools.lru_cache(maxsize=4096)
@@ -262,7 +213,7 @@ def _plain_quote(data: dict) -> Quote | None:
         and type(source) is str
         and len(source) <= 64
         and type(seq) is int
-        and seq >= 0
+        and 0 <= seq < _SEQ_LIMIT
         and all(x is None or _positive(x) for x in (fwd, bid, ask, mid))
         and all(get(k) is None or _nonnegative(get(k)) for k in _NONNEGATIVE)
         and (mid is not None or (bid is not None and ask is not None))

@@ -27,7 +27,7 @@ COPIES = {  # formula -> (a pattern of an inline copy, a copy it catches, its ho
     ),
     "a quote's mid": (
         r"0\.5\s*\*\s*\((\w+\[?\"?)?\w*bid\w*", '0.5 * (num["bid_price"] + num["ask_price"])',
-        "schemas/messages.py", (),
+        "schemas/quote_rules.py", (),
     ),
 }  # fmt: skip
 

@@ -168,6 +168,8 @@ def test_params_good_means_converged_and_no_failed_gate():
         (raw(quote(), strike=...), "missing_field", "'strike'"),
         (raw(quote(), strike="1.1"), "wrong_type", "'strike' must be a number"),
         (raw(quote(), seq=True), "wrong_type", "'seq' must be an integer"),
+        (raw(quote(), seq=-1), "out_of_range", "'seq' must not be negative, got -1"),
+        (raw(quote(), seq=2**63), "out_of_range", "'seq' must fit in 64 bits"),  # a column's
         (raw(quote(), ts=math.nan), "not_finite", "'ts'"),
         (raw(quote(), ts=2.0**63), "out_of_range", "'ts' must be below"),
         (raw(quote(), bid_vol=math.inf), "not_finite", "'bid_vol'"),

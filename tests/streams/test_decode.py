@@ -1,6 +1,7 @@
 """decode_records: the rows of every record checked at once, each refusal kept with its own
 record and its row index there."""
 
+import msgpack
 import numpy as np
 
 from schemas import QuoteColumns, decode, encode
@@ -40,3 +41,17 @@ def test_bad_rows_of_several_partitions_are_refused_alone_with_their_record_and_
         want = np.concatenate([p.numbers["seq"] for p in mine])
         want = want[(want != pieces[3].numbers["seq"][7]) & (want != pieces[4].numbers["seq"][2])]
         np.testing.assert_array_equal(decoded.rows.numbers["seq"][decoded.partitions == part], want)
+
+
+def test_a_single_quote_whose_seq_a_column_cannot_hold_is_refused_not_raised():
+    """Single quotes are gathered into columns (seq int64) after decoding: a seq of 2**63 once
+    passed the single quote's checks and overflowed there, taking the worker down."""
+    good = {"ts": T0, "underlying": "EURUSD", "asset_class": "fx", "expiry": "2030-01-01",
+            "strike": 1.1, "source": "sim", "forward": 1.1, "mid_vol": 0.1}  # fmt: skip
+    values = [
+        msgpack.packb({"type": "quote", "v": 1, **good, "seq": seq}) for seq in (1, 2**63, 2)
+    ]
+    decoded = decode_records([Record(v, "q", 0, i, T0) for i, v in enumerate(values)])
+    assert decoded.rows.numbers["seq"].tolist() == [1, 2]
+    ((record, _, error),) = decoded.refused
+    assert record.offset == 1 and error.reason == "out_of_range" and "'seq'" in str(error)
