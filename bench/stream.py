@@ -82,7 +82,7 @@ from schemas import (
     mid,
 )  # fmt: skip
 from schemas.daycount import YEAR_SECONDS, expiry_epoch
-from streams.book.calibrations import surface_market_data
+from streams.book.calibrations import snapshot_surface
 from streams.book.surfaces import SmileSnapshot, SurfaceConfig, SurfaceSnapshot
 from streams.feed.freshness import partitions_of, watermark_lags
 from streams.feed.send import SendSummary, ensure_topics, send_columns, wait_consumed
@@ -613,11 +613,11 @@ def naive_params(snap, last: Params | None = None) -> Params:
             snap.forward,
         )
     else:
-        data = surface_market_data(snap)
-        days = np.maximum(1, np.round(data["maturities"] * 365))
+        data = snapshot_surface(snap)
+        days = np.maximum(1, np.round(data.maturities * 365))
         _, _, params = quantlib_heston_fit(
-            data["strikes"], days, data["target_vols"], spot=snap.spot,
-            rate=float(np.mean(data["rate"])), dividend=float(np.mean(data["dividend"])),
+            data.strikes, days, data.values, spot=snap.spot,
+            rate=float(np.mean(data.rates)), dividend=float(np.mean(data.dividends)),
             start=start,
         )  # fmt: skip
         expiry, t, fwd = snap.expiries[-1], max(snap.times), snap.spot

@@ -102,30 +102,54 @@ class Surface:
                 raise ValueError(f"market_data needs {key!r}")
         if sum(key in market_data for key in _TARGETS) != 1:
             raise ValueError("market_data needs exactly one of 'target_prices' or 'target_vols'")
-        strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64)).copy()
+        target = "vols" if "target_vols" in market_data else "prices"
+        return cls.quoted(
+            market_data["spot"],
+            market_data["strikes"],
+            market_data["maturities"],
+            **{target: market_data[f"target_{target}"]},
+            rates=market_data.get("rate", 0.0),
+            dividends=market_data.get("dividend", 0.0),
+            calls=market_data.get("call"),
+            weights=market_data.get("weights", 1.0),
+            open_interest=market_data.get("open_interest"),
+        )
+
+    @classmethod
+    def quoted(
+        cls, spot: float, strikes, maturities, *, vols=None, prices=None, rates=0.0,
+        dividends=0.0, calls=None, weights=1.0, open_interest=None,
+    ) -> Surface:  # fmt: skip
+        """A surface from its values (scalars or one per option), the door every reader goes
+        through: exactly one of ``vols`` or ``prices``; ``calls`` defaults to out of the money
+        for vols and to calls for prices; ``open_interest`` None when not reported. Raises
+        ``ValueError`` naming the value (as the dict's key) and options."""
+        strikes = np.atleast_1d(np.asarray(strikes, np.float64)).copy()
         n = strikes.size
-        spot = float(market_data["spot"])
+        spot = float(spot)
         if not spot > 0:
             raise ValueError(f"market_data['spot'] must be positive, got {spot}")
-        maturities = _column(market_data["maturities"], n, "maturities")
-        rates = _column(market_data.get("rate", 0.0), n, "rate")
-        dividends = _column(market_data.get("dividend", 0.0), n, "dividend")
-        weights = _column(market_data.get("weights", 1.0), n, "weights")
+        maturities = _column(maturities, n, "maturities")
+        rates = _column(rates, n, "rate")
+        dividends = _column(dividends, n, "dividend")
+        weights = _column(weights, n, "weights")
         refuse(~(strikes > 0), "market_data['strikes']", strikes, "must be positive")
         refuse(~(maturities > 0), "market_data['maturities']", maturities, "must be positive")
         refuse(weights < 0, "market_data['weights']", weights, "must be non-negative")
         interest = np.full(n, np.nan)
-        if "open_interest" in market_data:
-            interest = np.broadcast_to(np.asarray(market_data["open_interest"], np.float64), (n,))
+        if open_interest is not None:
+            interest = np.broadcast_to(np.asarray(open_interest, np.float64), (n,))
         forward = forward_price(spot, rates, dividends, maturities)
         dropped: tuple[int, ...] = ()
-        if "target_vols" in market_data:  # the vol is the same either side: OTM unless told
-            target, values = "vols", _column(market_data["target_vols"], n, "target_vols")
+        if (vols is None) == (prices is None):
+            raise ValueError("a surface needs exactly one of vols or prices")
+        if vols is not None:  # the vol is the same either side: OTM unless told
+            target, values = "vols", _column(vols, n, "target_vols")
             refuse(~(values > 0), "market_data['target_vols']", values, "must be positive")
-            calls = np.broadcast_to(market_data.get("call", strikes >= forward), (n,))
+            calls = np.broadcast_to(strikes >= forward if calls is None else calls, (n,))
         else:
-            target, values = "prices", _column(market_data["target_prices"], n, "target_prices")
-            calls = np.broadcast_to(np.asarray(market_data.get("call", True), bool), (n,))
+            target, values = "prices", _column(prices, n, "target_prices")
+            calls = np.broadcast_to(np.asarray(True if calls is None else calls, bool), (n,))
             discount = discount_factor(rates, maturities)
             intrinsic = discount * (forward - strikes)  # S e^{-qT} - K e^{-rT}
             upper = discount * np.where(calls, forward, strikes)
@@ -204,6 +228,23 @@ class Smile:
     def __len__(self) -> int:
         return self.strikes.size
 
+    @classmethod
+    def of(cls, forward: float, expiry: float, strikes, vols, weights=None, rows=None) -> Smile:
+        """One expiry's smile from its values (any sequences of numbers: copied, read-only),
+        the door every reader goes through. Raises ``ValueError`` on a shape or a forward or
+        expiry that is not positive and finite."""
+        strikes, vols = _strikes_and_vols(strikes, vols)
+        if not (0 < forward < np.inf and 0 < expiry < np.inf):
+            raise ValueError(
+                f"a smile needs a positive forward and expiry, got {forward}, {expiry}"
+            )
+        if weights is not None and not isinstance(weights, str):
+            weights = _frozen(
+                np.broadcast_to(np.asarray(weights, np.float64), strikes.shape).copy()
+            )
+        rows = None if rows is None else _frozen(np.asarray(rows))
+        return cls(float(forward), float(expiry), _frozen(strikes), _frozen(vols), weights, rows)
+
     def plain(self) -> dict:
         """The smile as plain data (lists of floats): one canonical form for a hash."""
         w = self.weights
@@ -214,6 +255,19 @@ class Smile:
             "vols": self.vols.tolist(),
             "weights": w if w is None or isinstance(w, str) else w.tolist(),
         }
+
+
+def _strikes_and_vols(strikes, vols) -> tuple[np.ndarray, np.ndarray]:
+    """A smile's strikes and vols as new 1-D float64 arrays of one length, at least one."""
+    strikes = np.atleast_1d(np.array(strikes, np.float64))
+    vols = np.atleast_1d(np.array(vols, np.float64))
+    if strikes.ndim != 1 or strikes.shape != vols.shape:
+        raise ValueError(
+            f"strikes and target_vols must be 1-D of equal length, got {strikes.shape} and {vols.shape}"
+        )
+    if strikes.size == 0:
+        raise ValueError("empty smile: no strikes given")
+    return strikes, vols
 
 
 def smiles_of(market_data: Smile | dict | list) -> tuple[Smile, ...]:
@@ -233,15 +287,8 @@ def smiles_of(market_data: Smile | dict | list) -> tuple[Smile, ...]:
         missing = set()
     if missing:
         raise ValueError(f"market_data lacks {sorted(missing)}")
-    strikes = np.atleast_1d(np.asarray(market_data["strikes"], np.float64))
-    vols = np.atleast_1d(np.asarray(market_data["target_vols"], np.float64))
-    if strikes.ndim != 1 or strikes.shape != vols.shape:
-        raise ValueError(
-            f"strikes and target_vols must be 1-D of equal length, got {strikes.shape} and {vols.shape}"
-        )
+    strikes, vols = _strikes_and_vols(market_data["strikes"], market_data["target_vols"])
     n = strikes.size
-    if n == 0:
-        raise ValueError("empty smile: no strikes given")
     maturities = np.broadcast_to(np.asarray(market_data["maturities"], np.float64), (n,))
     if "forward" in market_data:
         forward = np.broadcast_to(np.asarray(market_data["forward"], np.float64), (n,))
@@ -259,7 +306,6 @@ def smiles_of(market_data: Smile | dict | list) -> tuple[Smile, ...]:
         rows = np.flatnonzero(maturities == t)
         if np.ptp(forward[rows]) > 0:
             raise ValueError(f"one expiry ({t}) has several forwards")
-        w = weights if weights is None or isinstance(weights, str) else _frozen(weights[rows])
-        out.append(Smile(float(forward[rows[0]]), float(t), _frozen(strikes[rows].copy()),
-                         _frozen(vols[rows].copy()), w, _frozen(rows)))  # fmt: skip
+        w = weights if weights is None or isinstance(weights, str) else weights[rows]
+        out.append(Smile.of(forward[rows[0]], t, strikes[rows], vols[rows], w, rows))
     return tuple(out)

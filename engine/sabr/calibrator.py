@@ -14,6 +14,7 @@ a stream of varying batches compiles a handful of programs once and never again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain, pairwise
@@ -50,7 +51,7 @@ from engine.sabr.model import PARAM_NAMES, default_specs
 from engine.sensitivity import implicit_sensitivities
 from engine.smallmat import spd_solve
 
-__all__ = ["PARAM_NAMES", "SABRCalibrator", "SABRThresholds"]
+__all__ = ["PARAM_NAMES", "SABRCalibrator", "SABRThresholds", "batch_arguments"]
 
 _ARBITRAGE_GRID = 41  # strikes checked: quoted range plus wings, ~6 per ATM std dev
 
@@ -575,7 +576,7 @@ class SABRCalibrator(Varied):
         """
         smiles = smiles_of(market_data)
         result = self.calibrate_batch(
-            *_arguments(smiles),
+            *batch_arguments(smiles),
             prior=None if prior is None else {k: np.full(len(smiles), v) for k, v in prior.items()},
             sensitivities=sensitivities,
             history=True,
@@ -592,7 +593,7 @@ class SABRCalibrator(Varied):
         every = [smiles_of(d) for d in datasets]
         if any(isinstance(s.weights, str) for smiles in every for s in smiles):
             raise ValueError("calibrate_many needs numeric weights, not 'atm'")
-        joined = [list(chain.from_iterable(p)) for p in zip(*(_arguments(s) for s in every))]
+        joined = [list(chain.from_iterable(p)) for p in zip(*(batch_arguments(s) for s in every))]
         result = self.calibrate_batch(*joined, gates=False)
         bounds = np.cumsum([0] + [len(s) for s in every])
         return [
@@ -628,7 +629,7 @@ class SABRCalibrator(Varied):
         """Condition number, standard errors and correlations of the free parameters at
         ``params`` on ``market_data`` (one row per expiry for several), as a fit reports them."""
         smiles = smiles_of(market_data)
-        batch = pack_smiles(*_arguments(smiles), min_quotes=len(self.free_params))
+        batch = pack_smiles(*batch_arguments(smiles), min_quotes=len(self.free_params))
         theta = np.stack(
             [
                 np.broadcast_to(np.asarray(params[n], np.float64), (len(smiles),))
@@ -641,8 +642,8 @@ class SABRCalibrator(Varied):
         return metrics if len(smiles) > 1 else IdentifiabilityMetrics(*(m[0] for m in metrics))
 
 
-def _arguments(smiles: tuple[Smile, ...]) -> tuple:
-    """``calibrate_batch``'s forward, expiry, strikes, vols and weights of ``smiles``: the
+def batch_arguments(smiles: Sequence[Smile]) -> tuple:
+    """:meth:`SABRCalibrator.calibrate_batch`'s forward, expiry, strikes, vols and weights of ``smiles``: the
     weights ``"atm"`` when every smile says so, else one array per smile (equal where a smile
     gives none)."""
     atm = [isinstance(s.weights, str) for s in smiles]

@@ -30,6 +30,7 @@ from engine.blackscholes import implied_vols_of_prices
 from engine.buckets import bucket
 from engine.heston import PARAM_NAMES as HESTON_PARAMS
 from engine.heston import HestonCalibrator
+from engine.market import Smile, Surface
 from engine.result import CalibrationResult
 from engine.runbook import RunbookOutcome, run_failure_runbook, with_held
 from engine.sabr import SABRCalibrator
@@ -37,7 +38,7 @@ from schemas import Params, WarmState
 from streams.book.results import plain
 from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
 
-__all__ = ["Calibrations", "rounds", "surface_market_data"]
+__all__ = ["Calibrations", "rounds", "snapshot_surface"]
 
 FREE = ("alpha", "rho", "nu")
 Values = dict[str, float] | None
@@ -185,7 +186,7 @@ class Calibrations:
         for snap in snaps:
             warm = self._state(snap.key).warm
             result = self.heston.calibrate_batch(
-                [surface_market_data(snap)], init=_column([warm], HESTON_PARAMS) if warm else None
+                [snapshot_surface(snap)], init=_column([warm], HESTON_PARAMS) if warm else None
             )
             out += _messages([snap], result, "heston", self.clock())
         return out
@@ -197,15 +198,10 @@ class Calibrations:
         alone, so a replay's parameters never depend on when a runbook finished."""
         if isinstance(snap, SmileSnapshot):
             calibrator = with_held(self.calibrator, "beta", self.beta(snap.underlying))
-            data = {
-                "forward": snap.forward,
-                "maturities": snap.time_to_expiry,
-                "strikes": np.array(snap.strikes),
-                "target_vols": np.array(snap.vols),
-            }
+            data = Smile.of(snap.forward, snap.time_to_expiry, snap.strikes, snap.vols)
             model = "sabr"
         else:
-            calibrator, data, model = self.heston, surface_market_data(snap), "heston"
+            calibrator, data, model = self.heston, snapshot_surface(snap), "heston"
         outcome = run_failure_runbook(calibrator, data)
         (message,) = _messages([snap], outcome.result.as_batch(), model, self.clock())
         step = {"runbook_step": float(outcome.step_index)}
@@ -221,30 +217,25 @@ def _column(values: Sequence[Values], names: Sequence[str]) -> dict[str, np.ndar
     return {n: np.array([v[n] if v else np.nan for v in values]) for n in names}
 
 
-def surface_market_data(snap: SurfaceSnapshot) -> dict:
-    """A surface snapshot as :class:`engine.heston.HestonCalibrator` market data for a vol fit;
-    a price whose implied vol does not exist weighs zero."""
+def snapshot_surface(snap: SurfaceSnapshot) -> Surface:
+    """A surface snapshot as the market data of a vol fit (:class:`engine.market.Surface`):
+    each price quote as the vol it implies against the spot it was quoted with; a price whose
+    implied vol does not exist weighs zero."""
     t, k = np.array(snap.times), np.array(snap.strikes)
     r, q = np.array(snap.rates), np.array(snap.dividends)
     vols = np.array(snap.vols)
     priced = np.flatnonzero(~np.isfinite(vols))
-    if priced.size:  # each price against the spot it was quoted with
+    if priced.size:
         calls = np.array([bool(c) for c in snap.calls])
         vols[priced] = implied_vols_of_prices(
             *(np.array(a)[priced] for a in (snap.prices, snap.quote_spots)),
             r[priced], q[priced], t[priced], k[priced], calls[priced],
         )  # fmt: skip
     usable = np.isfinite(vols)
-    return {
-        "spot": snap.spot,
-        "strikes": k,
-        "maturities": t,
-        "rate": r,
-        "dividend": q,
-        "target_vols": np.where(usable, vols, 0.2),
-        "weights": usable.astype(np.float64),
-        "open_interest": np.array(snap.open_interest),
-    }
+    return Surface.quoted(
+        snap.spot, k, t, vols=np.where(usable, vols, 0.2), rates=r, dividends=q,
+        weights=usable.astype(np.float64), open_interest=np.array(snap.open_interest),
+    )  # fmt: skip
 
 
 def _messages(

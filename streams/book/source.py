@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.sabr import atm_weights
-from streams.book.calibrations import surface_market_data
+from streams.book.calibrations import snapshot_surface
 from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
 
 __all__ = ["BookSource"]
@@ -53,7 +53,7 @@ class BookSource:
     def index_surface(self, index: str) -> dict:
         for s in self.snapshots:
             if isinstance(s, SurfaceSnapshot) and s.underlying == index:
-                return surface_market_data(s)
+                return snapshot_surface(s).market_data()  # the playbooks' dict
         raise LookupError(
             f"no index {index!r} surface on the stream (it holds {self._names(SurfaceSnapshot)})"
         )

@@ -4,6 +4,7 @@ and validation gates (a table, or JSON records); ``--runbook`` walks the failure
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -33,43 +34,31 @@ def add_parser(sub) -> None:
 
 
 def _calibrate_smiles(smiles, args) -> tuple[list[dict], float]:
-    from engine.sabr import SABRCalibrator
+    from engine.sabr import SABRCalibrator, batch_arguments
     from streams.cli.report import records
 
     beta = None if args.beta == "free" else float(args.beta)
     cal = SABRCalibrator(
         beta=beta, max_steps=args.max_steps, tol=args.tol, optimizer=args.optimizer
     )
-    weights = "atm" if args.weights == "atm" else [np.asarray(s.weights) for s in smiles]
+    if args.weights == "atm":
+        smiles = [s._replace(smile=dataclasses.replace(s.smile, weights="atm")) for s in smiles]
     start = time.perf_counter()
-    result = cal.calibrate_batch(
-        [s.forward for s in smiles],
-        [s.time_to_expiry for s in smiles],
-        [np.asarray(s.strikes) for s in smiles],
-        [np.asarray(s.vols) for s in smiles],
-        weights,
-    )
+    result = cal.calibrate_batch(*batch_arguments([s.smile for s in smiles]))
     recs = records(smiles, result, "sabr")
     if args.runbook:
         for i in np.flatnonzero(~np.asarray(result.good)):
-            recs[i] = _runbook(cal, smiles[i], result.smile(int(i)), args.weights)
+            recs[i] = _runbook(cal, smiles[i], result.smile(int(i)))
     return recs, time.perf_counter() - start
 
 
-def _runbook(cal, smile, fit, weights) -> dict:
+def _runbook(cal, smile, fit) -> dict:
     """A failed smile's fit after the failure runbook (engine.runbook): its record, with the
     step that fixed it (or ``None``: escalate) and every attempt."""
     from engine.runbook import run_failure_runbook
     from streams.cli.report import records
 
-    data = {
-        "forward": smile.forward,
-        "maturities": smile.time_to_expiry,
-        "strikes": np.asarray(smile.strikes),
-        "target_vols": np.asarray(smile.vols),
-        "weights": "atm" if weights == "atm" else np.asarray(smile.weights),
-    }
-    outcome = run_failure_runbook(cal, data, fit)
+    outcome = run_failure_runbook(cal, smile.smile, fit)
     (rec,) = records([smile], outcome.result.as_batch(), "sabr")
     attempts = [{"step": a.step, "detail": a.detail, "good": a.good} for a in outcome.attempts]
     return rec | {"runbook": {"step": outcome.step, "attempts": attempts}}

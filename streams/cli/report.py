@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from engine.result import CalibrationResult
 from streams.book.results import plain
-from streams.cli.smile_file import Smile
+from streams.cli.smile_file import NamedSmile
 
 __all__ = ["records", "render_table"]
 
 
-def records(smiles: list[Smile], result: CalibrationResult, model: str) -> list[dict]:
+def records(smiles: list[NamedSmile], result: CalibrationResult, model: str) -> list[dict]:
     """One JSON-serialisable dict per smile of a batch ``result``."""
     out = []
     for smile, values in zip(smiles, plain(result)):
@@ -19,10 +19,10 @@ def records(smiles: list[Smile], result: CalibrationResult, model: str) -> list[
             {
                 "underlying": smile.name,
                 "expiry": smile.expiry_label,
-                "time_to_expiry": smile.time_to_expiry,
-                "forward": smile.forward,
+                "time_to_expiry": smile.smile.expiry,
+                "forward": smile.smile.forward,
                 "model": model,
-                "n_quotes": len(smile.strikes),
+                "n_quotes": len(smile.smile),
                 "params": values["params"],
                 "rmse": values["rmse"],
                 "converged": values["converged"],

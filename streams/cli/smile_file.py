@@ -18,30 +18,28 @@ import csv
 import datetime as dt
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-import numpy as np
-
+from engine.market import Smile, smiles_of
 from schemas import mid
 from schemas.daycount import act365f
 
-__all__ = ["Smile", "SmileFileError", "load_smiles"]
+__all__ = ["NamedSmile", "SmileFileError", "load_smiles"]
 
 
 class SmileFileError(ValueError):
     """The file cannot be read as smiles; the message says where and why."""
 
 
-@dataclass
-class Smile:
+class NamedSmile(NamedTuple):
+    """A smile of a file: the engine's :class:`engine.market.Smile` (weights from the file,
+    1 where absent) and how a report names it: its underlying and its expiry as the file
+    gave it (an ISO date, or the years)."""
+
     name: str
     expiry_label: str
-    forward: float
-    time_to_expiry: float
-    strikes: list[float] = field(default_factory=list)
-    vols: list[float] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
+    smile: Smile
 
 
 def _number(row: dict, key: str, where: str) -> float:
@@ -92,8 +90,10 @@ def _expiry(row: dict, where: str, valuation_date: dt.date | None) -> tuple[str,
     return expiry.isoformat(), act365f(valuation_date, expiry)
 
 
-def _from_records(records: list[dict], source: str, valuation_date: dt.date | None) -> list[Smile]:
-    smiles: dict[tuple[str, str], Smile] = {}
+def _from_records(records: list[dict], source: str, valuation_date: dt.date | None
+                  ) -> list[NamedSmile]:  # fmt: skip
+    # (underlying, expiry label) -> (forward, years, strikes, vols, weights), in file order
+    quotes: dict[tuple[str, str], tuple[float, float, list, list, list]] = {}
     for i, row in enumerate(records, start=2 if source.endswith(".csv") else 1):
         where = f"{source}:{'row' if source.endswith('.csv') else 'record'} {i}"
         if not isinstance(row, dict):
@@ -101,53 +101,42 @@ def _from_records(records: list[dict], source: str, valuation_date: dt.date | No
         name = str(row.get("underlying") or "smile")
         label, t = _expiry(row, where, valuation_date)
         forward = _number(row, "forward", where)
-        smile = smiles.setdefault((name, label), Smile(name, label, forward, t))
-        if not math.isclose(smile.forward, forward, rel_tol=1e-12):
+        first, _, strikes, vols, weights = quotes.setdefault(
+            (name, label), (forward, t, [], [], [])
+        )
+        if not math.isclose(first, forward, rel_tol=1e-12):
             raise SmileFileError(
-                f"{where}: {name} {label} has several forwards ({smile.forward}, {forward})"
+                f"{where}: {name} {label} has several forwards ({first}, {forward})"
             )
-        smile.strikes.append(_number(row, "strike", where))
-        smile.vols.append(_vol(row, where))
-        smile.weights.append(
+        strikes.append(_number(row, "strike", where))
+        vols.append(_vol(row, where))
+        weights.append(
             _number(row, "weight", where) if row.get("weight") not in (None, "") else 1.0
         )
-    if not smiles:
+    if not quotes:
         raise SmileFileError(f"{source}: no quotes")
-    return list(smiles.values())
-
-
-def _from_market_data(objs: list[dict], source: str) -> list[Smile]:
     out = []
-    for i, md in enumerate(objs):
-        missing = {"forward", "strikes", "maturities", "target_vols"} - set(md)
-        if missing:
-            raise SmileFileError(f"{source}: object {i} lacks {sorted(missing)}")
-        strikes = np.atleast_1d(np.asarray(md["strikes"], float))
-        t = np.broadcast_to(np.asarray(md["maturities"], float), strikes.shape)
-        for expiry in np.unique(t):
-            rows = t == expiry
-            weights = md.get("weights")
-            w = (
-                np.ones(rows.sum())
-                if weights is None
-                else np.broadcast_to(np.asarray(weights, float), strikes.shape)[rows]
-            )
-            forward = np.broadcast_to(np.asarray(md["forward"], float), strikes.shape)[rows]
-            out.append(
-                Smile(
-                    str(md.get("name", f"smile{i}")),
-                    f"{expiry:.6g}y",
-                    float(forward[0]),
-                    float(expiry),
-                    strikes[rows].tolist(),
-                    np.asarray(md["target_vols"], float)[rows].tolist(),
-                    list(w),
-                )
-            )
+    for (name, label), (forward, t, strikes, vols, weights) in quotes.items():
+        try:
+            out.append(NamedSmile(name, label, Smile.of(forward, t, strikes, vols, weights)))
+        except ValueError as exc:
+            raise SmileFileError(f"{source}: {name} {label}: {exc}") from None
     return out
 
 
-def load_smiles(path: str | Path, valuation_date: dt.date | None = None) -> list[Smile]:
+def _from_market_data(objs: list[dict], source: str) -> list[NamedSmile]:
+    out = []
+    for i, md in enumerate(objs):
+        try:
+            smiles = smiles_of(md if "weights" in md else {**md, "weights": 1.0})
+        except (ValueError, TypeError) as exc:
+            raise SmileFileError(f"{source}: object {i}: {exc}") from None
+        name = str(md.get("name", f"smile{i}"))
+        out += [NamedSmile(name, f"{s.expiry:.6g}y", s) for s in smiles]
+    return out
+
+
+def load_smiles(path: str | Path, valuation_date: dt.date | None = None) -> list[NamedSmile]:
     """Read ``path`` (``.csv`` or ``.json``) into smiles, in file order."""
     path = Path(path)
     if not path.is_file():

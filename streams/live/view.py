@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from schemas import Alert, Params, key_underlying
-from streams.book.calibrations import surface_market_data
+from streams.book.calibrations import snapshot_surface
 from streams.book.surfaces import SmileSnapshot, Snapshot, SurfaceSnapshot
 
 __all__ = ["LiveView"]
@@ -164,11 +164,11 @@ def _surface(snap: SurfaceSnapshot, params: Params) -> list[dict]:
     from engine.blackscholes import forward_price
     from engine.model_values import GRID_X, heston_vol_grid
 
-    data = surface_market_data(snap)  # price quotes as vols, as the fit saw them
+    data = snapshot_surface(snap)  # price quotes as vols, as the fit saw them
     times, expiries = np.array(snap.times), np.array(snap.expiries)
     firsts = np.unique(times, return_index=True)[1]
     t = times[firsts]
-    r, q = data["rate"][firsts], data["dividend"][firsts]
+    r, q = data.rates[firsts], data.dividends[firsts]
     p, names = params.params, ("v0", "kappa", "theta", "sigma", "rho")
     grid = None
     if params.converged and all(_num(p.get(n)) is not None for n in names):
@@ -178,13 +178,13 @@ def _surface(snap: SurfaceSnapshot, params: Params) -> list[dict]:
     out = []
     for row, first in enumerate(firsts):
         mine = times == times[first]
-        used = data["weights"][mine] > 0
+        used = data.weights[mine] > 0
         curve_k, curve_v = [], []
         if grid is not None:
             curve_k = (forwards[row] * np.exp(GRID_X[within] * grid.scale[row])).tolist()
             curve_v = _pct(grid.vols[row][within])
         out.append({"expiry": str(expiries[first]), "forward": float(forwards[row]),
-                    "strikes": data["strikes"][mine][used].tolist(),
-                    "vols": _pct(data["target_vols"][mine][used]),
+                    "strikes": data.strikes[mine][used].tolist(),
+                    "vols": _pct(data.values[mine][used]),
                     "curve_strikes": curve_k, "curve_vols": curve_v})  # fmt: skip
     return out

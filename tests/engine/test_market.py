@@ -139,8 +139,8 @@ def test_a_smiles_dict_is_read_once_per_expiry_and_fits_as_its_smiles():
         short.vols[0] = 0.2
     cal = SABRCalibrator()
     from_dict = cal.calibrate(data)
-    by_hand = [Smile(1.1, 0.5, k, np.array(data["target_vols"][5:])),
-               Smile(1.1, 1.0, k, np.array(data["target_vols"][:5]))]  # fmt: skip
+    by_hand = [Smile.of(1.1, 0.5, k, data["target_vols"][5:]),
+               Smile.of(1.1, 1.0, k, data["target_vols"][:5])]  # fmt: skip
     from_smiles = cal.calibrate(by_hand)
     for name in ("alpha", "rho", "nu"):
         np.testing.assert_array_equal(from_dict.params[name], from_smiles.params[name])
@@ -149,3 +149,28 @@ def test_a_smiles_dict_is_read_once_per_expiry_and_fits_as_its_smiles():
     assert digest(short.plain()) != digest(long.plain())
     with pytest.raises(ValueError, match="several forwards"):
         smiles_of(data | {"forward": np.r_[np.full(5, 1.1), 1.2, np.full(4, 1.1)]})
+
+
+def test_readers_build_a_surface_or_smile_from_values_through_the_same_checks():
+    """Surface.quoted and Smile.of: what the book and the file reader build from their own
+    values, without a dict; the same data as the dict's door, the same refusals."""
+    from engine.market import Smile
+
+    data = surface()
+    quoted = Surface.quoted(
+        data["spot"], data["strikes"], data["maturities"], prices=data["target_prices"],
+        rates=data["rate"], dividends=data["dividend"], calls=data["call"],
+    )  # fmt: skip
+    assert digest(quoted.plain()) == digest(Surface.of(data).plain())
+    with pytest.raises(
+        ValueError, match=r"market_data\['maturities'\] must be positive at option \[2\]"
+    ):
+        Surface.quoted(100.0, [90.0, 100.0, 110.0], [0.5, 0.5, 0.0], vols=0.2)
+    with pytest.raises(ValueError, match="exactly one of vols or prices"):
+        Surface.quoted(100.0, [100.0], 0.5)
+    smile = Smile.of(1.1, 0.5, [1.0, 1.1], [0.11, 0.1], [1.0, 2.0])
+    assert smile.weights.tolist() == [1.0, 2.0] and not smile.strikes.flags.writeable
+    with pytest.raises(ValueError, match="positive forward and expiry"):
+        Smile.of(0.0, 0.5, [1.0], [0.1])
+    with pytest.raises(ValueError, match="equal length"):
+        Smile.of(1.1, 0.5, [1.0, 1.1], [0.1])

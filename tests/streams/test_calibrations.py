@@ -145,11 +145,11 @@ def book_snapshots(quotes):
 def test_surface_prices_become_the_implied_vols_quantlib_reprices_to_the_quote():
     import QuantLib as ql
 
-    from streams.book.calibrations import surface_market_data
+    from streams.book.calibrations import snapshot_surface
 
     snap = index_snapshots(count=60, indices=1)[-1]
-    data = surface_market_data(snap)
-    assert data["weights"].all()
+    data = snapshot_surface(snap)
+    assert data.weights.all() and data.target == "vols"
     for i in range(len(snap.strikes)):
         t, r, q = snap.times[i], snap.rates[i], snap.dividends[i]
         forward = snap.quote_spots[i] * np.exp((r - q) * t)
@@ -157,7 +157,7 @@ def test_surface_prices_become_the_implied_vols_quantlib_reprices_to_the_quote()
             ql.Option.Call if snap.calls[i] else ql.Option.Put,
             snap.strikes[i],
             forward,
-            data["target_vols"][i] * np.sqrt(t),
+            data.values[i] * np.sqrt(t),
             np.exp(-r * t),
         )
         assert price == pytest.approx(snap.prices[i], rel=1e-9)

@@ -47,10 +47,10 @@ def test_calibrate_json_equals_a_direct_engine_calibration():
     smiles = load_smiles(SAMPLE)
     assert len(recs) == len(smiles) == 18
     direct = SABRCalibrator(beta=0.5).calibrate_batch(
-        [s.forward for s in smiles],
-        [s.time_to_expiry for s in smiles],
-        [np.array(s.strikes) for s in smiles],
-        [np.array(s.vols) for s in smiles],
+        [s.smile.forward for s in smiles],
+        [s.smile.expiry for s in smiles],
+        [np.array(s.smile.strikes) for s in smiles],
+        [np.array(s.smile.vols) for s in smiles],
     )
     for i, rec in enumerate(recs):
         assert rec["converged"] and rec["status"] == "converged"

@@ -48,9 +48,7 @@ def test_a_single_quote_whose_seq_a_column_cannot_hold_is_refused_not_raised():
     passed the single quote's checks and overflowed there, taking the worker down."""
     good = {"ts": T0, "underlying": "EURUSD", "asset_class": "fx", "expiry": "2030-01-01",
             "strike": 1.1, "source": "sim", "forward": 1.1, "mid_vol": 0.1}  # fmt: skip
-    values = [
-        msgpack.packb({"type": "quote", "v": 1, **good, "seq": seq}) for seq in (1, 2**63, 2)
-    ]
+    values = [msgpack.packb({"type": "quote", "v": 1, **good, "seq": seq}) for seq in (1, 2**63, 2)]
     decoded = decode_records([Record(v, "q", 0, i, T0) for i, v in enumerate(values)])
     assert decoded.rows.numbers["seq"].tolist() == [1, 2]
     ((record, _, error),) = decoded.refused

@@ -44,7 +44,7 @@ from schemas import (
     decode,
     encode,
 )
-from streams.book.calibrations import Calibrations, surface_market_data
+from streams.book.calibrations import Calibrations, snapshot_surface
 from streams.book.state import read_all, read_state, state_message
 from streams.book.surfaces import SurfaceBook, SurfaceSnapshot
 from streams.book.tracker import Step, Tracker
@@ -317,7 +317,7 @@ def test_every_published_smile_equals_a_direct_engine_calibration(first_run):
     )
     # 3. each surface's Heston fit, warm-started on the stream, is the optimum a cold
     # multi-start calibration of the same snapshot finds
-    cold = HestonCalibrator().calibrate_batch([surface_market_data(s) for s in surfaces])
+    cold = HestonCalibrator().calibrate_batch([snapshot_surface(s) for s in surfaces])
     both = np.array([p.converged for p in heston]) & cold.converged
     assert both.mean() > 0.95 and np.mean([p.good for p in heston]) > 0.9
     assert any(p.warm for p in heston) and not all(p.warm for p in heston)
