@@ -31,7 +31,7 @@ from engine.gates import feller_gate, price_error_gate
 from engine.heston.calibrator import HestonCalibrator
 from engine.heston.model import PARAM_NAMES, HestonParams
 from engine.heston.problem import fit_errors, model_prices, quadrature_rule
-from engine.heston.surface import HestonSurface, pack_surface, pad_surface, per_option
+from engine.heston.surface import HestonSurface, pad_surface, per_option
 from engine.optimize import Status, final_status, levenberg_marquardt
 from engine.parameters import Slots, fill_slots, slot_values
 from engine.result import CalibrationResult
@@ -238,7 +238,7 @@ class CrossAssetCalibrator:
         if individual is None:
             individual = self.calibrate_individually(asset_data)
         b = self.base
-        packed = [pack_surface(d, b.min_open_interest, b.expiry_step, b.residual) for d in data]
+        packed = [b.pack(d) for d in data]
         shape = (max(s.expiries.shape[0] for s in packed), max(s.strikes.shape[1] for s in packed))
         stacked = HestonSurface(
             *(np.stack(x) for x in zip(*(pad_surface(s, *shape) for s in packed)))
@@ -255,9 +255,9 @@ class CrossAssetCalibrator:
         slots = self.slots()
         cfg = _Config(
             slots,
-            b.nodes,
-            b.max_steps,
-            b.tol,
+            b.pricing.nodes,
+            b.solving.max_steps,
+            b.solving.tol,
             vol_fit,
             tuple(weights.tolist()),
             self.block_jacobian,

@@ -11,8 +11,8 @@ a fit fails, in order, stopping at the first step whose fit is good.
 
 A fit is *good* when it converged and passed every applicable gate (``result.good``); the
 outcome keeps the best fit seen (a good one; else the lowest loss) and says which step gave
-it. Any calibrator with ``calibrate(market_data)`` and the attributes ``max_steps``,
-``solver``, ``parameter_specs`` (SABR and Heston) plugs in.
+it. Any calibrator with ``calibrate(market_data)``, a ``solving`` group and
+``parameter_specs``, varied by ``replace`` (SABR and Heston: :mod:`engine.options`), plugs in.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.options import Solving
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -107,12 +108,12 @@ def run_failure_runbook(
     best = fit
     if bool(fit.good):
         return RunbookOutcome(fit, "initial", tuple(attempts))
-    steps = max(5 * calibrator.max_steps, 1000)
+    steps = max(5 * calibrator.solving.max_steps, 1000)
     plan: list[tuple[str, str, object]] = []
     plan += [("adjusted_starts", detail, v) for detail, v in _starts(calibrator, fit)]
     plan.append(("more_steps", f"max_steps {steps}", calibrator.replace(max_steps=steps)))
     for name in ("lbfgs", "adam"):
-        v = calibrator.replace(max_steps=steps, optimizer=name)
+        v = calibrator.replace(solving=Solving(name, steps, calibrator.solving.tol))
         plan.append(("alternative_optimizer", f"{name}, max_steps {steps}", v))
     if fit.model == "heston":
         plan.append(("simpler_model", "kappa held at 1.5", with_held(calibrator, "kappa", 1.5)))

@@ -1,7 +1,7 @@
 """The Heston (1993) stochastic-volatility model: exact prices and batched calibration, plain
 and with piecewise-constant time-dependent parameters."""
 
-from engine.heston.calibrator import HestonCalibrator, HestonThresholds
+from engine.heston.calibrator import HestonCalibrator, HestonPricing, HestonThresholds
 from engine.heston.model import PARAM_NAMES, HestonParams
 from engine.heston.piecewise import TimeSegment, ptd_heston_price
 from engine.heston.pricer import characteristic_function, heston_price, mean_variance
@@ -16,6 +16,7 @@ __all__ = [
     "PARAM_NAMES",
     "HestonCalibrator",
     "HestonParams",
+    "HestonPricing",
     "HestonSurface",
     "HestonThresholds",
     "SmoothnessRegularization",

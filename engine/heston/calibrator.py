@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +39,7 @@ import numpy as np
 from jax import Array
 
 from engine.blackscholes import black_price
-from engine.buckets import bucket, chunks
+from engine.buckets import chunks
 from engine.diagnostics import (
     IdentifiabilityMetrics,
     identifiability_at,
@@ -58,13 +59,13 @@ from engine.heston.surface import (
     per_option,
 )
 from engine.market import Surface
-from engine.optimize import Solver, Status, final_status, resolve_solver
-from engine.options import Varied
+from engine.optimize import Solver, Status, final_status
+from engine.options import Batching, Solving, Varied
 from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.programs import kept
 from engine.result import CalibrationResult
 
-__all__ = ["HestonCalibrator", "HestonThresholds"]
+__all__ = ["HestonCalibrator", "HestonPricing", "HestonThresholds"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,25 @@ class HestonThresholds:
     price_error: float = 0.02
     agreement: float = 0.05
     condition: float = 200.0
+
+
+@dataclass(frozen=True)
+class HestonPricing:
+    """How a Heston fit prices: ``nodes`` quadrature nodes while polishing (checked on 1.5 x
+    as many, and polished again on the pricer's own where the two differ by more than
+    ``quadrature_tol``), ``explore_nodes`` to ``explore_tol`` while a cold start explores,
+    every ``expiry_step``-th expiry padded into one shape, and the ``residual`` fitted
+    (:data:`engine.heston.surface.RESIDUALS`; None: the data's own, prices or vols)."""
+
+    nodes: int = 128
+    explore_nodes: int = 48
+    explore_tol: float = 1e-6
+    quadrature_tol: float = 1e-6
+    expiry_step: int = 2
+    residual: str | None = None
+
+    def __post_init__(self) -> None:
+        check_residual(self.residual)
 
 
 @dataclass(frozen=True)
@@ -195,8 +215,17 @@ class HestonCalibrator(Varied):
     the solver minimises with the fit's. Batches run in
     programs of ``min_batch * batch_growth**k`` surfaces, at most ``max_batch``: large batches
     share compiled programs, and a slow surface holds back only its own chunk (a vmapped solve
-    runs until its slowest lane ends).
+    runs until its slowest lane ends). The options come in frozen groups
+    (:mod:`engine.options`): ``solving``, ``batching``, ``pricing`` (:class:`HestonPricing`)
+    and ``thresholds``; :meth:`replace` varies them.
     """
+
+    GROUPS: ClassVar[dict[str, type]] = {
+        "solving": Solving, "batching": Batching, "pricing": HestonPricing,
+    }  # fmt: skip
+    solving: Solving
+    batching: Batching
+    pricing: HestonPricing
 
     def __init__(
         self,
@@ -218,23 +247,13 @@ class HestonCalibrator(Varied):
         residual: str | None = None,
         penalty_fn: Callable[[Array], Array] | None = None,
     ) -> None:
-        self._keep(locals())  # the options, as given: replace() varies them
-        check_residual(residual)
+        self._keep(locals())  # the options, as given: replace() varies them; the groups
         if v0_starts is not None and (not v0_starts or min(v0_starts) <= 0):
             raise ValueError("v0_starts must be a non-empty list of positive variances")
-        if max_steps < 1 or not tol > 0:
-            raise ValueError("max_steps must be >= 1 and tol > 0")
         self.parameter_specs = default_specs()
         self.v0_starts = None if v0_starts is None else tuple(v0_starts)
-        self.max_steps, self.tol, self.solver = max_steps, tol, resolve_solver(optimizer)
         self.thresholds = thresholds or HestonThresholds()
         self.min_open_interest = min_open_interest
-        self.batch_growth = batch_growth
-        self.min_batch = bucket(min_batch)
-        self.max_batch = bucket(max_batch, self.min_batch, batch_growth)
-        self.nodes, self.explore_nodes, self.explore_tol = nodes, explore_nodes, explore_tol
-        self.quadrature_tol, self.expiry_step = quadrature_tol, expiry_step
-        self.residual = residual
         self.penalty_fn = penalty_fn
 
     @property
@@ -247,14 +266,26 @@ class HestonCalibrator(Varied):
         return _Config(
             bounds=tuple(self.parameter_specs[n].bounds for n in PARAM_NAMES),
             free=tuple(PARAM_NAMES.index(n) for n in self.free_params),
-            solver=self.solver,
+            solver=self.solving.solver,
             nodes=nodes,
-            max_steps=self.max_steps,
+            max_steps=self.solving.max_steps,
             tol=tol,
             vol_fit=vol_fit,
             check=check,
             penalty=self.penalty_fn,
         )
+
+    def _polish_config(self, vol_fit: bool) -> _Config:
+        """The polish: the pricing's nodes to the solver's tol, its solution checked on 1.5 x
+        as many nodes."""
+        nodes = self.pricing.nodes
+        return self._config(nodes, self.solving.tol, vol_fit, check=3 * nodes // 2)
+
+    def pack(self, market_data: Surface | dict) -> HestonSurface:
+        """The market data packed by expiry as this calibrator fits it (its liquidity filter,
+        expiry step and residual): what the joint and time-dependent fits compose."""
+        return pack_surface(market_data, self.min_open_interest, self.pricing.expiry_step,
+                            self.pricing.residual)  # fmt: skip
 
     def _grid(self) -> np.ndarray:
         """(S, 5) cold starts: ``parameter_specs`` inits, v0 from the multi-start grid."""
@@ -270,10 +301,10 @@ class HestonCalibrator(Varied):
         """:func:`_fit` on ``packed`` surfaces (padded to a bucketed batch and ``shape``) from
         ``p0`` (n, S, 5); numpy outputs for the n surfaces."""
         parts = []
-        for rows in chunks(len(packed), self.max_batch):
+        for rows in chunks(len(packed), self.batching.largest):
             part, starts = packed[rows], p0[rows]
             n = len(part)
-            size = bucket(n, self.min_batch, self.batch_growth)  # copies of the last surface
+            size = self.batching.rows(n)  # copies of the last surface
             grids = [pad_surface(p, *shape) for p in part] + [pad_surface(part[-1], *shape)] * (
                 size - n
             )
@@ -309,7 +340,7 @@ class HestonCalibrator(Varied):
         ``params``, in the fit's own measure (``residual``): relative or vega-scaled errors of
         the out-of-the-money price, or implied-vol errors."""
         surface = Surface.of(market_data)
-        s = pack_every(surface, self.residual)
+        s = pack_every(surface, self.pricing.residual)
         vol_fit = bool(np.isfinite(s.vols).any())
         return per_option(_errors_at(params, s, vol_fit), surface)
 
@@ -336,9 +367,9 @@ class HestonCalibrator(Varied):
     ) -> IdentifiabilityMetrics:
         """Condition number, standard errors and correlations of the free parameters at
         ``params`` on ``market_data``, as a fit ending there would report them."""
-        s = pack_surface(market_data, self.min_open_interest, self.expiry_step, self.residual)
+        s = self.pack(market_data)
         p = jnp.array([float(np.asarray(params[n])) for n in PARAM_NAMES])
-        cfg = self._config(self.nodes, self.tol, bool(np.isfinite(s.vols).any()))
+        cfg = self._config(self.pricing.nodes, self.solving.tol, bool(np.isfinite(s.vols).any()))
         return IdentifiabilityMetrics(*map(np.asarray, _identifiability(cfg, s, p)))
 
     def calibrate(self, market_data: Surface | dict) -> CalibrationResult:
@@ -362,9 +393,7 @@ class HestonCalibrator(Varied):
         the result was fitted on. Held (``fixed``) parameters keep their ``init`` whatever
         ``init`` says."""
         quoted = [Surface.of(m) for m in surfaces]
-        packed = [
-            pack_surface(m, self.min_open_interest, self.expiry_step, self.residual) for m in quoted
-        ]
+        packed = [self.pack(m) for m in quoted]
         b = len(packed)
         shape = (max(p.expiries.shape[0] for p in packed), max(p.strikes.shape[1] for p in packed))
         vol_fit = any(np.isfinite(p.vols).any() for p in packed)  # one program per kind of fit
@@ -386,14 +415,14 @@ class HestonCalibrator(Varied):
         before = np.zeros((*starts.shape[:2], 0))
         cold = np.flatnonzero(~warm)
         if cold.size:
-            explore = self._config(self.explore_nodes, self.explore_tol, vol_fit)
+            explore = self._config(self.pricing.explore_nodes, self.pricing.explore_tol, vol_fit)
             out = self._run(
                 [packed[i] for i in cold], np.repeat(grid[None], cold.size, 0), explore, shape
             )
             starts[cold], explored[cold] = out["p"], out["iterations"]
-            before = np.full((*starts.shape[:2], self.max_steps), np.nan)
+            before = np.full((*starts.shape[:2], self.solving.max_steps), np.nan)
             before[cold] = out["history"][..., :-1]  # the polish's own history starts at their end
-        polish = self._config(self.nodes, self.tol, vol_fit, check=3 * self.nodes // 2)
+        polish = self._polish_config(vol_fit)
         fit = self._polish(packed, starts, polish, shape)
         rows = np.arange(b)
         steps = explored[rows, fit["best"]]
@@ -403,10 +432,10 @@ class HestonCalibrator(Varied):
         ]
         # where the fit's quadrature is not exact to quadrature_tol at the solution (rho near
         # -1 with a high vol-of-vol), polish again on the pricer's own NODES nodes
-        nodes = np.full(b, self.nodes)
-        rough = np.flatnonzero(fit["quadrature_error"] > self.quadrature_tol)
+        nodes = np.full(b, self.pricing.nodes)
+        rough = np.flatnonzero(fit["quadrature_error"] > self.pricing.quadrature_tol)
         if rough.size:
-            fine = self._config(NODES, self.tol, vol_fit)
+            fine = self._config(NODES, self.solving.tol, vol_fit)
             again = self._polish([packed[i] for i in rough], fit["p"][rough][:, None], fine, shape)
             for row, h, n in zip(rough, again["history"], again["iterations"]):
                 trails[row] = np.concatenate([trails[row], h[1 : n + 1]])
@@ -437,14 +466,17 @@ class HestonCalibrator(Varied):
         if not vol_fit:
             target = {"target_prices": np.asarray(black_price(100.0, strikes, t, vols))}
         data = {"spot": 100.0, "strikes": strikes, "maturities": t} | target
-        packed = [pack_surface(data, self.min_open_interest, self.expiry_step, self.residual)]
+        packed = [self.pack(data)]
         grid = self._grid()
-        polish = self._config(self.nodes, self.tol, vol_fit, check=3 * self.nodes // 2)
+        polish = self._polish_config(vol_fit)
         for cfg, starts in (
-            (self._config(self.explore_nodes, self.explore_tol, vol_fit), grid[None]),
+            (
+                self._config(self.pricing.explore_nodes, self.pricing.explore_tol, vol_fit),
+                grid[None],
+            ),
             (polish, grid[None]),
             (polish, grid[None, :1]),
-            (self._config(NODES, self.tol, vol_fit), grid[None, :1]),
+            (self._config(NODES, self.solving.tol, vol_fit), grid[None, :1]),
         ):
             self._run(packed, starts, cfg, packed[0].strikes.shape)
 
@@ -455,7 +487,7 @@ class HestonCalibrator(Varied):
             dropped[row] = np.array(surface.no_time_value, int)
         p, cost, worst = fit["p"], fit["cost"], fit["worst"]
         condition, errors, spread = fit["condition"], fit["errors"], fit["spread"]
-        loss_history = np.full((b, 3 * self.max_steps + 1), np.nan)
+        loss_history = np.full((b, 3 * self.solving.max_steps + 1), np.nan)
         for row, trail in enumerate(trails):
             loss_history[row, : trail.size] = trail
         n_opts = np.array([np.sum(x.weights > 0) for x in packed])

@@ -46,7 +46,7 @@ from engine.heston.piecewise import (
 )
 from engine.heston.pricer import NODES, lewis_kernel
 from engine.heston.problem import fit_errors
-from engine.heston.surface import HestonSurface, pack_every, pack_surface, per_option
+from engine.heston.surface import HestonSurface, pack_every, per_option
 from engine.market import Surface
 from engine.optimize import Solver, Status, final_status
 from engine.parameters import Slots, fill_slots, place_slots, slot_values
@@ -275,7 +275,8 @@ class TimeDependentCalibrator:
 
     def _config(self, nodes: int, vol_fit: bool) -> _Config:
         b = self.base
-        return _Config(self._layout(), b.solver, nodes, b.max_steps, b.tol, vol_fit, b.penalty_fn)
+        return _Config(self._layout(), b.solving.solver, nodes, b.solving.max_steps, b.solving.tol,
+                       vol_fit, b.penalty_fn)  # fmt: skip
 
     def _start(self, market_data: Surface | dict, init: dict | None) -> np.ndarray:
         """(S, 5) starting parameters: ``init`` (scalars or one value per segment) when given,
@@ -306,7 +307,7 @@ class TimeDependentCalibrator:
         """Residuals of every option of ``market_data`` (input order, unweighted) under
         ``params`` (``v0`` and one value per segment of the rest), in the fit's own measure:
         what :func:`engine.crossval.cross_validate` scores held-out options by."""
-        return self._errors_at(params, market_data, self.base.residual)
+        return self._errors_at(params, market_data, self.base.pricing.residual)
 
     def vol_errors_of(self, result: CalibrationResult, market_data: Surface | dict) -> np.ndarray:
         """Model minus market implied vol of every option (input order) under ``result``:
@@ -328,7 +329,7 @@ class TimeDependentCalibrator:
         segmented parameter has one per segment, in :data:`PARAM_NAMES` order then segment
         order) at ``params`` on ``market_data``: what the playbook's identifiability
         criterion reads (a term structure that the quotes cannot pin shows here first)."""
-        s = pack_every(market_data, self.base.residual)
+        s = pack_every(market_data, self.base.pricing.residual)
         p = jnp.asarray(self._matrix(params))
         cfg = self._config(NODES, bool(np.isfinite(s.vols).any()))
         return IdentifiabilityMetrics(
@@ -359,13 +360,13 @@ class TimeDependentCalibrator:
                 "last TimeSegment or drop them"
             )
         b = self.base
-        s = pack_surface(market_data, b.min_open_interest, b.expiry_step, b.residual)
+        s = b.pack(market_data)
         vol_fit = bool(np.isfinite(s.vols).any())
         p0 = self._start(market_data, init)
         starts = jnp.asarray(self.starts)
         # the base's quadrature (128 nodes) to its optimum, then the pricer's own 512 nodes,
         # fitted to that solution, polish it: exact prices at the end, few fine steps
-        first = _fit(self._config(b.nodes, vol_fit), s, starts, jnp.asarray(p0))
+        first = _fit(self._config(b.pricing.nodes, vol_fit), s, starts, jnp.asarray(p0))
         final = _fit(self._config(NODES, vol_fit), s, starts, first[0])
         return self._result(market_data, s, first, final, init is not None)
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain, pairwise
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -34,8 +35,8 @@ from engine.diagnostics import (
 )
 from engine.gates import FELLER, Gate, not_applicable, threshold_gate
 from engine.market import Smile, smiles_of
-from engine.optimize import Solver, SolverOutput, Status, final_status, resolve_solver, solve_batch
-from engine.options import Varied
+from engine.optimize import Solver, SolverOutput, Status, final_status, solve_batch
+from engine.options import Batching, Solving, Varied
 from engine.parameters import on_bound, to_constrained, to_unconstrained
 from engine.programs import kept
 from engine.result import CalibrationResult
@@ -284,8 +285,14 @@ class SABRCalibrator(Varied):
     (default, fastest in ``bench/sabr.py``), ``"optimistix"``, ``"lbfgs"``, ``"adam"``, or any
     solver callable of :mod:`engine.optimize`'s signature. Batches are padded to
     ``min_batch * batch_growth**k`` smiles and split above ``max_batch``, so a stream of
-    varying batches compiles a handful of shapes once.
+    varying batches compiles a handful of shapes once. The options come in frozen groups
+    (:mod:`engine.options`): ``solving`` (optimizer, max_steps, tol), ``batching`` and
+    ``thresholds``; :meth:`replace` varies them.
     """
+
+    GROUPS: ClassVar[dict[str, type]] = {"solving": Solving, "batching": Batching}
+    solving: Solving
+    batching: Batching
 
     def __init__(
         self,
@@ -300,18 +307,10 @@ class SABRCalibrator(Varied):
         batch_growth: int = 2,
         beta_starts: tuple[float, ...] | None = None,
     ) -> None:
-        self._keep(locals())  # the options, as given: replace() varies them
-        if max_steps < 1 or not tol > 0:
-            raise ValueError("max_steps must be >= 1 and tol > 0")
-        self.solver = resolve_solver(optimizer)
+        self._keep(locals())  # the options, as given: replace() varies them; the groups
         self.parameter_specs = default_specs(beta)
-        self.max_steps = max_steps
-        self.tol = tol
         self.thresholds = thresholds or SABRThresholds()
         self._beta_starts = beta_starts
-        self.min_batch = bucket(min_batch)  # pad every call to at least this many smiles
-        self.batch_growth = batch_growth  # batch shapes: min_batch * batch_growth**k
-        self.max_batch = bucket(max_batch, self.min_batch, batch_growth)
 
     @property
     def beta_starts(self) -> tuple[float, ...]:
@@ -332,9 +331,9 @@ class SABRCalibrator(Varied):
             bounds=tuple(s.bounds for s in specs),
             relative=tuple(s.scale == "relative" for s in specs),
             stability_floor=tuple(1e-12 if s.scale == "relative" else 0.1 for s in specs),
-            solver=self.solver,
-            max_steps=self.max_steps,
-            tol=self.tol,
+            solver=self.solving.solver,
+            max_steps=self.solving.max_steps,
+            tol=self.solving.tol,
             record_history=record_history,
             sensitivities=sensitivities,
             thresholds=self.thresholds,
@@ -447,7 +446,7 @@ class SABRCalibrator(Varied):
         """:meth:`_run` in chunks of at most ``max_batch`` smiles."""
         parts = [
             self._run(cfg, batch.rows(s), theta0[s], prior[s], gates)
-            for s in chunks(len(theta0), self.max_batch)
+            for s in chunks(len(theta0), self.batching.largest)
         ]
         if len(parts) == 1:
             return parts[0]
@@ -477,7 +476,7 @@ class SABRCalibrator(Varied):
         self, cfg: _Config, batch: SmileBatch, theta0: np.ndarray, prior: np.ndarray, gates: bool
     ) -> dict:
         b, n = batch.strikes.shape
-        rows = bucket(b, self.min_batch, self.batch_growth)
+        rows = self.batching.rows(b)
         padded = batch.pad(rows, bucket(n, 8))
         if rows > b:
             theta0 = np.concatenate([theta0, np.tile([0.2, 0.5, 0.0, 0.5], (rows - b, 1))])
