@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import ClassVar
 
+import jax
 import numpy as np
 import QuantLib as ql
 
@@ -149,8 +150,13 @@ class SLVCase:
             "maturities": t, "target_vols": np.full(t.size, self.local_vol),
         }  # fmt: skip
 
-    def quantlib_leverage(self, steps_per_year=91, bins=400, paths=40_000, seed=1234):
-        """QuantLib's own leverage function (HestonSLVMCModel, Sobol draws), as in its test."""
+    def fit(self, calibrator):
+        """volstream's leverage (not repriced) on the test's flat local vol."""
+        return calibrator.fit_leverage(self.market_data(), local_vol=self.local_vol)
+
+    def quantlib_leverage(self, ours=None, steps_per_year=91, bins=400, paths=40_000, seed=1234):
+        """QuantLib's own leverage function (HestonSLVMCModel, Sobol draws), as in its test
+        (on its flat local vol: ``ours``, volstream's fit, is not needed)."""
         factory = ql.SobolBrownianGeneratorFactory(
             ql.SobolBrownianGenerator.Diagonal, seed, ql.SobolRsg.JoeKuoD7
         )
@@ -193,9 +199,17 @@ def slv_leverage_surface(result, today: ql.Date, dc: ql.DayCounter) -> ql.FixedL
 
 def slv_fd_errors(result, market_data: dict, heston: dict, today, dc, fine=True) -> np.ndarray:
     """Model minus market implied vol (bp, vega-scaled) of every option of an index
-    ``market_data`` (flat rates, ``maturities`` whole days / 365 from ``today``), priced by QuantLib's FdHestonVanillaEngine under ``heston`` with ``result``'s leverage:
-    an independent repricer of volstream's SLV (``fine``: 400 time steps a year, 401 x 101
+    ``market_data`` (flat rates, ``maturities`` whole days / 365 from ``today``), priced by
+    QuantLib's FdHestonVanillaEngine under ``heston`` with ``result``'s leverage: an
+    independent repricer of volstream's SLV (``fine``: 400 time steps a year, 401 x 101
     nodes; else 100, 201 x 51)."""
+    leverage = slv_leverage_surface(result, today, dc)
+    return fd_errors(leverage, market_data, heston, today, dc, fine)
+
+
+def fd_errors(leverage, market_data: dict, heston: dict, today, dc, fine=True) -> np.ndarray:
+    """:func:`slv_fd_errors` with any QuantLib leverage function (volstream's as a
+    ``FixedLocalVolSurface``, or ``HestonSLVMCModel``'s own): the same repricer for both."""
     ql.Settings.instance().evaluationDate = today
     spot = ql.QuoteHandle(ql.SimpleQuote(float(market_data["spot"])))
     flat = lambda r: ql.YieldTermStructureHandle(ql.FlatForward(today, float(r), dc))  # noqa: E731
@@ -204,7 +218,6 @@ def slv_fd_errors(result, market_data: dict, heston: dict, today, dc, fine=True)
     model = ql.HestonModel(
         ql.HestonProcess(r_ts, q_ts, spot, h["v0"], h["kappa"], h["theta"], h["sigma"], h["rho"])
     )
-    leverage = slv_leverage_surface(result, today, dc)
     t = np.asarray(market_data["maturities"], np.float64)
     k = np.asarray(market_data["strikes"], np.float64)
     vols = np.asarray(market_data["target_vols"], np.float64)
@@ -231,6 +244,110 @@ def slv_fd_errors(result, market_data: dict, heston: dict, today, dc, fine=True)
             option.setPricingEngine(ql.AnalyticEuropeanEngine(process))
             out[i] = (model_price - option.NPV()) / option.vega() * 1e4
     return out
+
+
+class SkewedSLVCase:
+    """A market whose skew and curvature the SLV's Heston part lacks (issue 23): the market
+    is a Heston model with vol of vol 0.8 and correlation -0.7, the Heston part has half the
+    vol of vol (0.4) and less than half the correlation (-0.3); spot 100, r 5%, q 2%, 30, 91,
+    182 and 365 days, 9 strikes each over +-1.6 standard deviations of a 20% vol (every one
+    in the gates' liquid range). The market's vols come from QuantLib's analytic Heston
+    engine. (QuantLib's own Dupire on its ``HestonBlackVolSurface`` of the market model is no
+    local vol to start from: it falls back to its default in the short expiries' wings, and
+    a leverage built on it misprices the 30-day options by 260-490 bp.)"""
+
+    market: ClassVar[dict[str, float]] = {
+        "v0": 0.04, "kappa": 2.0, "theta": 0.05, "sigma": 0.8, "rho": -0.7,
+    }  # fmt: skip
+    heston: ClassVar[dict[str, float]] = {
+        "v0": 0.04, "kappa": 2.0, "theta": 0.05, "sigma": 0.4, "rho": -0.3,
+    }  # fmt: skip
+    spot, rate, dividend = 100.0, 0.05, 0.02
+    days = (30, 91, 182, 365)
+
+    def __init__(self) -> None:
+        self.dc = ql.Actual365Fixed()
+        self.today = ql.Date(5, ql.January, 2016)
+        ql.Settings.instance().evaluationDate = self.today
+        self.spot_handle = ql.QuoteHandle(ql.SimpleQuote(self.spot))
+        flat = lambda r: ql.YieldTermStructureHandle(ql.FlatForward(self.today, r, self.dc))  # noqa: E731
+        self.r_ts, self.q_ts = flat(self.rate), flat(self.dividend)
+
+    def _model(self, h: dict[str, float]) -> ql.HestonModel:
+        return ql.HestonModel(ql.HestonProcess(
+            self.r_ts, self.q_ts, self.spot_handle,
+            h["v0"], h["kappa"], h["theta"], h["sigma"], h["rho"],
+        ))  # fmt: skip
+
+    def market_data(self) -> dict:
+        """The market's options as volstream market data: implied vols of QuantLib's analytic
+        Heston prices, each option out of the money."""
+        t = np.repeat(np.array(self.days) / 365.0, 9)
+        z = np.tile(np.linspace(-1.0, 1.0, 9), len(self.days))
+        k = self.spot * np.exp(1.6 * 0.2 * np.sqrt(t) * z)
+        engine = ql.AnalyticHestonEngine(self._model(self.market))
+        growth = self.rate - self.dividend
+        vols = []
+        for ti, ki in zip(t, k):
+            call = ki >= self.spot * np.exp(growth * ti)
+            date = self.today + round(ti * 365)
+            option = ql.VanillaOption(
+                ql.PlainVanillaPayoff(ql.Option.Call if call else ql.Option.Put, float(ki)),
+                ql.EuropeanExercise(date),
+            )
+            option.setPricingEngine(engine)
+            process = ql.BlackScholesMertonProcess(
+                self.spot_handle, self.q_ts, self.r_ts,
+                ql.BlackVolTermStructureHandle(
+                    ql.BlackConstantVol(self.today, ql.NullCalendar(), 0.2, self.dc)
+                ),
+            )  # fmt: skip
+            vols.append(option.impliedVolatility(option.NPV(), process, 1e-12, 1000, 1e-4, 4.0))
+        return {"spot": self.spot, "rate": self.rate, "dividend": self.dividend, "strikes": k,
+                "maturities": t, "target_vols": np.array(vols)}  # fmt: skip
+
+    def fit(self, calibrator):
+        """volstream's leverage (not repriced) on its own local vol: Dupire on its SVI fit of
+        the quotes."""
+        return calibrator.fit_leverage(self.market_data())
+
+    def quantlib_leverage(self, ours, steps_per_year=91, bins=400, paths=40_000, seed=1234):
+        """QuantLib's leverage for this market (HestonSLVMCModel, Sobol draws) on the local
+        vol of ``ours``, volstream's fit, tabulated (:func:`local_vol_surface`): both fit a
+        leverage to the same local vol."""
+        local = local_vol_surface(ours.surface, self.today, self.dc)
+        factory = ql.SobolBrownianGeneratorFactory(
+            ql.SobolBrownianGenerator.Diagonal, seed, ql.SobolRsg.JoeKuoD7
+        )
+        end = self.today + max(self.days) + 1
+        model = ql.HestonSLVMCModel(
+            local, self._model(self.heston), factory, end, steps_per_year, bins, paths
+        )
+        leverage = model.leverageFunction()
+        leverage.localVol(0.5, self.spot, True)  # the calibration runs on first use
+        return leverage
+
+    def fd_errors(self, leverage, fine: bool = False) -> np.ndarray:
+        """|model - market| implied vol (bp, vega-scaled) of every option, priced by QuantLib's
+        FD engine under the Heston part with ``leverage``."""
+        return np.abs(
+            fd_errors(leverage, self.market_data(), self.heston, self.today, self.dc, fine)
+        )
+
+
+def local_vol_surface(surface, today: ql.Date, dc: ql.DayCounter, days: int = 365,
+                      nodes: int = 301) -> ql.FixedLocalVolSurface:  # fmt: skip
+    """volstream's local vol (Dupire on its SVI surface, an :class:`engine.slv.localvol.
+    ImpliedSurface`) tabulated for QuantLib: a row each day to ``days``, ``nodes`` spots
+    log-spaced over a tenth to ten times the spot (QuantLib interpolates linearly)."""
+    from engine.slv.localvol import local_variance
+
+    spots = surface.spot * np.exp(np.linspace(np.log(0.1), np.log(10.0), nodes))
+    times = np.arange(1, days + 1) / 365.0
+    at = jax.jit(local_variance)
+    values = np.sqrt([np.asarray(at(surface, t, np.log(spots))) for t in times])  # (time, spot)
+    rows = [[float(s) for s in spots]] * times.size
+    return ql.FixedLocalVolSurface(today, times.tolist(), rows, ql.Matrix(values.T.tolist()), dc)
 
 
 def write_record(path: Path, record: dict) -> None:
