@@ -89,6 +89,20 @@ class CalibrationResult:
 
         return jax.tree.map(put, self, other)
 
+    def with_better(self, rows: np.ndarray, other: CalibrationResult) -> CalibrationResult:
+        """The cold retry of every calibrator: this batch result with each row of ``rows``
+        taken from ``other`` (a fit of the same rows from other starts, in order) where that
+        fit converged and this one did not, or it reached a lower loss. Those rows keep their
+        ``warm`` (they were started warm) and say ``diagnostics["cold_retry"]``."""
+        rows = np.asarray(rows)
+        mine_converged, mine_loss = np.asarray(self.converged)[rows], np.asarray(self.loss)[rows]
+        better = np.asarray(other.converged) & (
+            ~mine_converged | (np.asarray(other.loss) < mine_loss)
+        )
+        out = replace(self.with_rows(rows[better], other.rows(better)), warm=self.warm)
+        out.diagnostics["cold_retry"][rows[better]] = True
+        return out
+
     @property
     def status_message(self) -> str | list[str]:
         """Readable solver outcome(s)."""

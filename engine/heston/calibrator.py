@@ -449,10 +449,7 @@ class HestonCalibrator(Varied):
         # multi-start; the better converged fit is kept
         retry = np.flatnonzero(warm & ~result.converged)
         if retry.size:
-            cold = self.calibrate_batch([surfaces[i] for i in retry])
-            better = cold.converged & (~result.converged[retry] | (cold.loss < result.loss[retry]))
-            result = result.with_rows(retry[better], cold.rows(better))
-            result.diagnostics["cold_retry"][retry[better]] = True
+            result = result.with_better(retry, self.calibrate_batch([surfaces[i] for i in retry]))
         return result
 
     def warmup(self, shape: tuple[int, int], vol_fit: bool = True) -> None:

@@ -402,26 +402,20 @@ class SABRCalibrator(Varied):
         prior_m = self._param_matrix(prior, b)
         if "beta" in self.free_params:
             theta0 = self._explore_beta(batch, theta0, warm)
-        out = self._run_chunks(cfg, batch, theta0, prior_m, gates)
+        result = self._result(
+            self._run_chunks(cfg, batch, theta0, prior_m, gates), batch, warm, cfg
+        )
         # a warm start that does not converge or reprice its smile (a jump, or a poor user
         # guess) is retried cold, and the better converged fit kept
-        out["cold_retry"] = np.zeros(b, bool)
-        retry = np.flatnonzero(warm & ~(out["converged"] & (out["rmse"] < self.thresholds.rmse)))
+        retry = np.flatnonzero(warm & ~(result.converged & (result.rmse < self.thresholds.rmse)))
         if retry.size:
             part = batch.rows(retry)
             starts = self._starts(np.full((retry.size, 4), np.nan), theta0[retry, 1])
             if "beta" in self.free_params:
                 starts = self._explore_beta(part, starts, np.zeros(retry.size, bool))
             again = self._run_chunks(cfg, part, starts, prior_m[retry], gates)
-            better = again["converged"] & (
-                ~out["converged"][retry] | (again["loss"] < out["loss"][retry])
-            )
-            for key, value in again.items():
-                if value is not None:  # the device's arrays are read-only on the host
-                    out[key] = np.array(out[key])
-                    out[key][retry[better]] = value[better]
-            out["cold_retry"][retry[better]] = True
-        return self._result(out, batch, warm, cfg)
+            result = result.with_better(retry, self._result(again, part, warm[retry], cfg))
+        return result
 
     def warmup(self, batch_sizes=(8, 32, 128, 512), widths=(8, 16)) -> None:
         """Compile the programs that batches of these sizes and strike widths run (cold and
@@ -511,7 +505,7 @@ class SABRCalibrator(Varied):
             "forward": batch.forward,
             "expiry": batch.expiry,
             "n_quotes": batch.n_quotes,
-            "cold_retry": out["cold_retry"],  # a warm start that failed, fitted again cold
+            "cold_retry": np.zeros(shape, bool),  # a warm start that failed, fitted again cold
             "n_free": np.full(shape, len(self.free_params)),  # what information criteria count
         }
         if "condition_number" in out:  # the checks ran

@@ -364,3 +364,20 @@ def test_vega_scaled_residuals_are_implied_vol_errors_to_first_order():
     assert np.max(np.abs(relative - vol)) > 1e-2  # relative price errors are another measure
     with pytest.raises(ValueError, match="residual"):
         HestonCalibrator(residual="price")
+
+
+def test_a_warm_start_that_fails_is_retried_cold_and_says_so():
+    """A warm start in a far corner (every parameter near a bound, rho +0.95) does not converge
+    within the step limit: the surface is fitted again cold (multi-start) and that fit kept, bit for bit
+    a cold fit's; the row stays warm (it was started warm) and says cold_retry. A good warm
+    start beside it is left alone."""
+    data = [surface(), surface(seed=1, noise=0.001)]
+    far = {"v0": 3.5, "kappa": 25.0, "theta": 3.5, "sigma": 4.5, "rho": 0.95}
+    init = {k: np.array([far[k], TRUE[k]]) for k in TRUE}
+    cal = HestonCalibrator()
+    result = cal.calibrate_batch(data, init=init)
+    assert result.converged.all() and result.warm.all()
+    assert result.diagnostics["cold_retry"].tolist() == [True, False]
+    cold = cal.calibrate_batch(data[:1])
+    for name in TRUE:
+        assert result.params[name][0] == cold.params[name][0]
