@@ -11,9 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.heston import HestonCalibrator
 from engine.result import CalibrationResult
-from engine.sabr import SABRCalibrator
+from engine.selection import vol_errors
 
 __all__ = ["CalibrationDiagnostics", "generate_calibration_diagnostics"]
 
@@ -33,19 +32,14 @@ class CalibrationDiagnostics(NamedTuple):
     condition_number: float
 
 
-_CALIBRATORS = {"sabr": SABRCalibrator, "heston": HestonCalibrator}
-
-
 def generate_calibration_diagnostics(
-    result: CalibrationResult, market_data: dict
+    result: CalibrationResult, market_data: dict, calibrator=None
 ) -> CalibrationDiagnostics:
     """Diagnostics of a single fit (``calibrator.calibrate``'s result) on its ``market_data``.
-    A SABR result of several expiries is judged on all its options together."""
-    if result.model not in _CALIBRATORS:
-        raise ValueError(
-            f"result.model must be one of {sorted(_CALIBRATORS)}, not {result.model!r}"
-        )
-    errors = _CALIBRATORS[result.model]().vol_errors_of(result, market_data)
+    A SABR result of several expiries is judged on all its options together. The errors are
+    :func:`engine.selection.vol_errors`' (``calibrator`` for a model whose result does not say
+    everything: time-dependent Heston)."""
+    errors = vol_errors(result, market_data, calibrator)
     n = errors.size
     weights = market_data.get("weights")
     used = np.ones(n, bool)

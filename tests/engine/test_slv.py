@@ -281,3 +281,16 @@ def test_prices_and_call_flags_are_read_as_every_calibrator_reads_them(market, f
     parity = discount * (forward - k)  # C - P, model-free
     assert np.abs(parity).max() > 10  # deep in the money on both sides
     np.testing.assert_allclose(calls - puts, parity, atol=0.05)
+
+
+def test_the_fit_report_takes_an_slv_result_as_any_model(market, fitted):
+    """One table of which calibrator prices a result (engine.selection's): the playbook's fit
+    report reads an SLV fit's errors as model selection does."""
+    from engine.fit_report import generate_calibration_diagnostics
+    from engine.selection import vol_errors
+
+    report = generate_calibration_diagnostics(fitted, market)
+    errors = vol_errors(fitted, market)
+    assert report.model == "slv" and report.n_obs == errors.size == 36
+    assert report.rmse == pytest.approx(float(np.sqrt(np.mean(errors**2))), rel=1e-12)
+    assert report.good == bool(fitted.good)
