@@ -19,7 +19,9 @@ from jax import Array
 __all__ = [
     "ParameterSpec",
     "Slots",
+    "fill_free",
     "fill_slots",
+    "free_values",
     "on_bound",
     "slot_values",
     "to_constrained",
@@ -125,6 +127,23 @@ class Slots(NamedTuple):
     def at_bound(self, p: Array) -> bool:
         """Whether any slot of ``p`` ends on a bound (:func:`on_bound`): no solution there."""
         return bool(on_bound(self.cells(p), self.bounds))
+
+
+def fill_free(x: Array, held: Array, free, bounds) -> Array:
+    """A model's parameter vector: ``held`` with each free parameter (indices ``free``) set
+    from unconstrained ``x`` mapped into its ``bounds`` (one pair per free parameter). The map
+    every single-model fit solves through (:func:`fill_slots` is a matrix of them with shared
+    cells, for joint and time-dependent fits)."""
+    p = held
+    for j, (i, (lo, hi)) in enumerate(zip(free, bounds)):
+        p = p.at[i].set(to_constrained(x[j], lo, hi))
+    return p
+
+
+def free_values(p: Array, free, bounds) -> Array:
+    """The unconstrained coordinates of the free parameters of ``p``: :func:`fill_free`'s
+    inverse, a solver's start."""
+    return jnp.stack([to_unconstrained(p[i], lo, hi) for i, (lo, hi) in zip(free, bounds)])
 
 
 def fill_slots(x: Array, held: Array, slots: Slots) -> Array:

@@ -61,7 +61,7 @@ from engine.heston.surface import (
 from engine.market import Surface
 from engine.optimize import Solver, Status, final_status
 from engine.options import Batching, Solving, Varied
-from engine.parameters import on_bound, to_constrained, to_unconstrained
+from engine.parameters import fill_free, free_values, on_bound
 from engine.programs import kept
 from engine.result import CalibrationResult
 
@@ -114,10 +114,7 @@ class _Config:
 
 def _params(x: Array, held: Array, cfg: _Config) -> Array:
     """Physical parameters (5,) from the free unconstrained ``x`` and the held values."""
-    p = held
-    for j, i in enumerate(cfg.free):
-        p = p.at[i].set(to_constrained(x[j], *cfg.bounds[i]))
-    return p
+    return fill_free(x, held, cfg.free, [cfg.bounds[i] for i in cfg.free])
 
 
 def _residuals(x, args, cfg: _Config):
@@ -140,7 +137,7 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
     free = jnp.array(cfg.free)
 
     def one(s, start):
-        x0 = jnp.stack([to_unconstrained(start[i], *cfg.bounds[i]) for i in cfg.free])
+        x0 = free_values(start, cfg.free, [cfg.bounds[i] for i in cfg.free])
         rule = quadrature_rule(s, start, cfg.nodes)
         residuals = partial(_residuals, cfg=cfg)
         args = (s, start, *rule)

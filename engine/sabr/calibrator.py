@@ -37,11 +37,10 @@ from engine.gates import FELLER, Gate, not_applicable, threshold_gate
 from engine.market import Smile, smiles_of
 from engine.optimize import Solver, SolverOutput, Status, final_status, solve_batch
 from engine.options import Batching, Solving, Varied
-from engine.parameters import on_bound, to_constrained, to_unconstrained
+from engine.parameters import fill_free, free_values, on_bound
 from engine.programs import kept
 from engine.result import CalibrationResult
 from engine.sabr.hagan import (
-    StrikeTerms,
     hagan_vol,
     hagan_vol_from_terms,
     moneyness_terms,
@@ -49,8 +48,8 @@ from engine.sabr.hagan import (
 )
 from engine.sabr.market import SmileBatch, pack_smiles
 from engine.sabr.model import PARAM_NAMES, default_specs
+from engine.sabr.problem import initial_guess, model_vols
 from engine.sensitivity import implicit_sensitivities
-from engine.smallmat import spd_solve
 
 __all__ = ["PARAM_NAMES", "SABRCalibrator", "SABRThresholds", "batch_arguments"]
 
@@ -85,68 +84,22 @@ class _Config:
 
 
 def _theta(u: Array, fixed: Array, cfg: _Config) -> Array:
-    theta = fixed
-    for j, (i, (lo, hi)) in enumerate(zip(cfg.free, cfg.bounds)):
-        theta = theta.at[i].set(to_constrained(u[j], lo, hi))
-    return theta
-
-
-def _model(theta: Array, smile, terms: StrikeTerms | None = None) -> Array:
-    """Model vols of a smile; ``terms`` (precomputed for a fixed beta) skip strike-only work."""
-    forward, expiry, strikes = smile[:3]
-    if terms is None:
-        terms = strike_terms(strikes, forward, theta[1])
-    return hagan_vol_from_terms(terms, expiry, theta[0], theta[1], theta[2], theta[3])
+    return fill_free(u, fixed, cfg.free, cfg.bounds)
 
 
 def _residuals(u, args, cfg: _Config):
     theta_fixed, smile, terms = args
     vols, sqrt_w = smile[3:]
-    model = _model(_theta(u, theta_fixed, cfg), smile, terms)
+    model = model_vols(_theta(u, theta_fixed, cfg), smile, terms)
     return jnp.where(sqrt_w > 0, sqrt_w * (model - vols), 0.0)
-
-
-def _initial(theta0: Array, smile, mask: Array) -> Array:
-    r"""Fill NaN starts from the smile itself (Hagan's small-strike expansion).
-
-    A quadratic fitted to the quotes near the money gives the ATM vol :math:`\sigma_0`, skew
-    :math:`s` and curvature :math:`c = \sigma''` in :math:`k = \ln(K/F)`. Hagan's expansion
-    :math:`\sigma(k) \approx \sigma_0[1 - \tfrac12(1-\beta-\rho\lambda)k
-    + \tfrac1{12}((1-\beta)^2 + (2-3\rho^2)\lambda^2)k^2]`, :math:`\lambda = \nu/\sigma_0`,
-    then gives :math:`\rho\lambda = 1 - \beta + 2s/\sigma_0` and
-    :math:`(2-3\rho^2)\lambda^2 = 6c/\sigma_0 - (1-\beta)^2`, so
-    :math:`\alpha \approx \sigma_0 F^{1-\beta}` and :math:`\rho`, :math:`\nu` start in the
-    basin of the optimum even for steep, strongly skewed smiles, where a fixed start (rho 0,
-    nu 0.5) stalls in a far local minimum."""
-    forward, expiry, strikes, vols, _ = smile
-    k = jnp.log(strikes / forward)
-    distance = jnp.where(mask, jnp.abs(k), jnp.inf)
-    atm_vol = vols[jnp.argmin(distance)]
-    g = jnp.where(mask, jnp.exp(-0.5 * (k / (atm_vol * jnp.sqrt(expiry))) ** 2), 0.0)
-    basis = jnp.stack([jnp.ones_like(k), k, k * k])  # (3, N)
-    normal = (basis * g) @ basis.T
-    ridge = 1e-12 * jnp.trace(normal) * jnp.eye(3)
-    a, b, c = spd_solve(normal + ridge, (basis * g) @ vols)
-    beta = theta0[1]
-    sigma0 = jnp.where(a > 0, a, atm_vol)
-    rho_lambda = 1.0 - beta + 2.0 * b / sigma0
-    curvature = 12.0 * c / sigma0 - (1.0 - beta) ** 2  # (2 - 3 rho^2) lambda^2
-    lam = jnp.sqrt(jnp.clip(0.5 * (curvature + 3.0 * rho_lambda**2), 0.01, 400.0))
-    lam = jnp.maximum(lam, jnp.abs(rho_lambda) / 0.95)
-    guess = jnp.stack([sigma0 * forward ** (1.0 - beta), beta, rho_lambda / lam, lam * sigma0])
-    fallback = jnp.array([atm_vol * forward ** (1.0 - beta), beta, 0.0, 0.5])
-    guess = jnp.where(jnp.all(jnp.isfinite(guess)), guess, fallback)
-    return jnp.where(jnp.isnan(theta0), guess, theta0)
 
 
 def _prepare_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta0):
     """Starting point (unconstrained) and solver arguments of one smile."""
     sqrt_w = jnp.sqrt(jnp.where(mask, weights, 0.0))
     smile = (forward, expiry, strikes, vols, sqrt_w)
-    theta0 = _initial(theta0, smile, mask)
-    u0 = jnp.stack(
-        [to_unconstrained(theta0[i], lo, hi) for i, (lo, hi) in zip(cfg.free, cfg.bounds)]
-    )
+    theta0 = initial_guess(theta0, smile, mask)
+    u0 = free_values(theta0, cfg.free, cfg.bounds)
     beta_fixed = 1 not in cfg.free
     terms = strike_terms(strikes, forward, theta0[1]) if beta_fixed else None
     return u0, (theta0, smile, terms)
@@ -157,7 +110,7 @@ def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     theta0, smile, terms = solver_args
     vols = smile[3]
     theta = _theta(out.x, theta0, cfg)
-    model = _model(theta, smile, terms)
+    model = model_vols(theta, smile, terms)
     errors = jnp.where(mask, model - vols, jnp.nan)
     n_obs = jnp.sum(mask)
     sq = jnp.where(mask, (model - vols) ** 2, 0.0)
@@ -219,7 +172,7 @@ def _check_one(cfg: _Config, out: SolverOutput, solver_args, theta, mask, prior)
     }
     if cfg.sensitivities:
         checks["sensitivities"] = implicit_sensitivities(
-            lambda th: _model(theta.at[free].set(th), smile, terms), free_theta, vols, w
+            lambda th: model_vols(theta.at[free].set(th), smile, terms), free_theta, vols, w
         )
     return checks
 
@@ -228,7 +181,7 @@ def _check_one(cfg: _Config, out: SolverOutput, solver_args, theta, mask, prior)
 def _cold_starts(forward, expiry, strikes, vols, weights, mask, theta0):
     def one(forward, expiry, strikes, vols, weights, mask, theta0):
         sqrt_w = jnp.sqrt(jnp.where(mask, weights, 0.0))
-        return _initial(theta0, (forward, expiry, strikes, vols, sqrt_w), mask)
+        return initial_guess(theta0, (forward, expiry, strikes, vols, sqrt_w), mask)
 
     return jax.vmap(one)(forward, expiry, strikes, vols, weights, mask, theta0)
 
@@ -243,7 +196,7 @@ def _identifiability(cfg: _Config, forward, expiry, strikes, vols, weights, mask
         smile = (forward, expiry, strikes, vols, sqrt_w)
 
         def weighted(th):
-            return sqrt_w * (_model(theta.at[free].set(th), smile) - vols)
+            return sqrt_w * (model_vols(theta.at[free].set(th), smile) - vols)
 
         scales = jnp.where(jnp.array(cfg.relative), jnp.abs(theta[free]), 1.0)
         return identifiability_at(weighted, theta[free], scales, jnp.sum(mask))
