@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from schemas import Params, Watermark, decode
+from schemas import Params, Watermark, book_key, decode
 from streams.feed.freshness import partitions_of, watermark_lags
 from streams.feed.replay import replay_ticks
 from streams.feed.send import SendSummary, ensure_topics
@@ -138,6 +138,17 @@ def _warm(settings: Settings) -> bool:
         return False
 
 
+def _keys(ticks: TickFile) -> set[str]:
+    """The key of every smile (FX) and surface (equity) the valid ticks quote."""
+    if ticks.columns is None:
+        return set()
+    text = {k: ticks.columns.text[k].decoded() for k in ("underlying", "asset_class", "expiry")}
+    return {
+        book_key(u, e if a == "fx" else None)
+        for u, a, e in zip(text["underlying"], text["asset_class"], text["expiry"])
+    }
+
+
 class _Run(NamedTuple):
     published: list[Params]
     marks: list[tuple[float, Watermark]]  # (time read, watermark)
@@ -161,7 +172,11 @@ async def _run(
     summary = await replay_ticks(ticks, settings, speed=speed, progress=False, batch=1024)
     out.write(f"replayed {summary.sent:,} ticks; waiting for the last calibrations...\n")
     out.flush()
-    # done once results stop for 5 s (the worker may still be compiling before the first)
+    # done once every smile and surface of the sample has parameters and results stop for
+    # 5 s; a key that never publishes is given a minute of quiet. On a machine whose compile
+    # cache lacks some of the worker's programs it compiles them mid-stream, tens of seconds
+    # without a result (a demo that stopped at the first quiet 5 s showed 4 smiles of 12)
+    expected = _keys(ticks)
     start = quiet_since = time.monotonic()
     last_count = 0
     while alive() and not watcher.done():
@@ -169,7 +184,9 @@ async def _run(
         now = time.monotonic()
         if len(seen) != last_count:
             last_count, quiet_since = len(seen), now
-        if (seen and now - quiet_since > 5.0) or now - start > 180.0:
+        quiet = now - quiet_since
+        complete = expected <= {p.key for p in seen}
+        if (seen and quiet > 5.0 and complete) or quiet > 60.0 or now - start > 300.0:
             break
     stop.set()
     await watcher
