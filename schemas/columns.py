@@ -24,17 +24,21 @@ import numpy as np
 from schemas import fields as f
 from schemas.errors import SchemaError
 from schemas.messages import Quote
-from schemas.quote_rules import TEXT_FIELDS, RowProblem, Text, canonical_date, row_problems
+from schemas.quote_rules import (
+    OPTIONAL_NUMBERS,
+    TEXT_FIELDS,
+    RowProblem,
+    Text,
+    canonical_date,
+    row_problems,
+)
 
 __all__ = [
     "FLOAT_FIELDS", "MAX_COLUMN_ROWS", "TEXT_FIELDS", "QuoteColumns", "RowProblem", "Text",
 ]  # fmt: skip
 
 MAX_COLUMN_ROWS = 8192  # rows of one message: ~56 bytes a row for FX, within Kafka's 1 MB
-FLOAT_FIELDS = (
-    "ts", "strike", "forward", "bid_vol", "ask_vol", "mid_vol", "size", "open_interest",
-    "spot", "rate", "dividend", "bid_price", "ask_price", "mid_price",
-)  # fmt: skip
+FLOAT_FIELDS = ("ts", "strike", *OPTIONAL_NUMBERS)
 _REQUIRED_NUMBERS = ("ts", "strike", "seq")
 _DTYPES = {"seq": np.dtype("<i8"), "call": np.dtype("i1")} | {
     name: np.dtype("<f8") for name in FLOAT_FIELDS

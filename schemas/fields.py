@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from typing import Any
@@ -12,10 +13,12 @@ from schemas.errors import SchemaError
 __all__ = [
     "boolean",
     "date",
+    "date_problem",
     "finite",
     "flag_list",
     "integer",
     "name",
+    "name_problem",
     "number",
     "number_list",
     "number_map",
@@ -23,6 +26,7 @@ __all__ = [
     "plain",
     "range_problem",
     "text",
+    "text_problem",
     "timestamp",
 ]
 
@@ -135,37 +139,69 @@ def clip(value: str) -> str:
     return value[:TEXT_MAX]
 
 
-def text(
-    data: dict, key: str, *, choices: tuple[str, ...] | None = None, max_len: int = 512
-) -> str:
+def _string(data: dict, key: str) -> str:
     value = _get(data, key)
     if not isinstance(value, str):
         raise SchemaError(
             "wrong_type", f"field {key!r} must be a string, got {type(value).__name__}"
         )
-    if len(value) > max_len:
-        raise SchemaError("out_of_range", f"field {key!r} is longer than {max_len} characters")
-    if choices is not None and value not in choices:
-        raise SchemaError("out_of_range", f"field {key!r} must be one of {choices}, got {value!r}")
     return value
+
+
+def _checked(key: str, value, problem: tuple[str, str] | None):
+    if problem:
+        raise SchemaError(problem[0], f"field {key!r} {problem[1]}")
+    return value
+
+
+def text_problem(
+    value: str, *, choices: tuple[str, ...] | None = None, max_len: float = 512
+) -> tuple[str, str] | None:
+    """(reason, what is wrong, said after the field's name) of a text value, None when it is
+    valid: the words of every text check, a single field's or a column's value's."""
+    if len(value) > max_len:
+        return "out_of_range", f"is longer than {max_len} characters"
+    if choices is not None and value not in choices:
+        return "out_of_range", f"must be one of {choices}, got {value!r}"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)  # the same few names in every message of a stream
+def name_problem(value: str) -> tuple[str, str] | None:
+    """:func:`text_problem` of an identifier (see :func:`name`)."""
+    if problem := text_problem(value, max_len=32):
+        return problem
+    return None if NAME.match(value) else ("out_of_range", f"is not a valid name: {value!r}")
+
+
+@functools.lru_cache(maxsize=4096)
+def date_problem(value: str) -> tuple[str, str] | None:
+    """:func:`text_problem` of an ISO date (``YYYY-MM-DD``, or ``YYYYMMDD``)."""
+    if problem := text_problem(value, max_len=10):
+        return problem
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return "wrong_type", f"must be an ISO date (YYYY-MM-DD), got {value!r}"
+    return None
+
+
+def text(
+    data: dict, key: str, *, choices: tuple[str, ...] | None = None, max_len: float = 512
+) -> str:
+    value = _string(data, key)
+    return _checked(key, value, text_problem(value, choices=choices, max_len=max_len))
 
 
 def name(data: dict, key: str) -> str:
     """An identifier such as an underlying: 1-32 of letters, digits, '.', '_', '/', '-'."""
-    value = text(data, key, max_len=32)
-    if not NAME.match(value):
-        raise SchemaError("out_of_range", f"field {key!r} is not a valid name: {value!r}")
-    return value
+    value = _string(data, key)
+    return _checked(key, value, name_problem(value))
 
 
 def date(data: dict, key: str) -> dt.date:
-    value = text(data, key, max_len=10)
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise SchemaError(
-            "wrong_type", f"field {key!r} must be an ISO date (YYYY-MM-DD), got {value!r}"
-        ) from None
+    value = _string(data, key)
+    return dt.date.fromisoformat(_checked(key, value, date_problem(value)))
 
 
 def number_map(data: dict, key: str, *, allow_none: bool = False) -> dict[str, float | None]:

@@ -16,7 +16,7 @@ from schemas import fields as f
 from schemas.daycount import expiry_epoch, time_to_expiry
 from schemas.errors import SchemaError
 from schemas.keys import book_key, watermark_key
-from schemas.quote_rules import canonical_date, mid, one_row, row_problems
+from schemas.quote_rules import OPTIONAL_NUMBERS, canonical_date, mid, one_row, row_problems
 
 __all__ = [
     "MAX_BATCH_ITEMS",
@@ -132,7 +132,7 @@ class Quote:
             strike=number("strike"),
             source=text("source"),
             seq=_int64(data, "seq"),
-            **{k: number(k) for k in _NUMBERS},
+            **{k: number(k) for k in OPTIONAL_NUMBERS},
             call=f.optional(f.boolean, data, "call"),
         )
         quote.check()
@@ -155,10 +155,6 @@ def _int64(data: dict, key: str) -> int:
     return value
 
 
-_NUMBERS = (
-    "forward", "bid_vol", "ask_vol", "mid_vol", "size", "open_interest", "spot", "rate",
-    "dividend", "bid_price", "ask_price", "mid_price",
-)  # fmt: skip
 _EQUITY_FIELDS = ("spot", "rate", "dividend", "bid_price", "ask_price", "mid_price", "call")
 # the fast path takes FX vol quotes, the bulk of the stream; anything else gets the full checks
 _QUOTE_FIELDS = frozenset({"type", "v", *Quote.__dataclass_fields__}) - set(_EQUITY_FIELDS)

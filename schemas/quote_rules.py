@@ -25,6 +25,7 @@ from schemas.errors import SchemaError
 
 __all__ = [
     "ASSET_CLASSES",
+    "OPTIONAL_NUMBERS",
     "TEXT_FIELDS",
     "RowProblem",
     "Text",
@@ -40,7 +41,11 @@ _OPTIONAL_POSITIVE = ("forward", "bid_vol", "ask_vol", "mid_vol")
 _NONNEGATIVE = ("size", "open_interest")
 _PRICES = ("bid_price", "ask_price", "mid_price")
 _EQUITY_NEEDS = ("spot", "rate", "dividend")
+# a quote's optional numbers, in field order: what a single quote may leave out
+OPTIONAL_NUMBERS = (*_OPTIONAL_POSITIVE, *_NONNEGATIVE, *_EQUITY_NEEDS, *_PRICES)
 TEXT_FIELDS = ("underlying", "asset_class", "expiry", "source")
+_asset_class_problem = functools.partial(f.text_problem, choices=ASSET_CLASSES)
+_source_problem = functools.partial(f.text_problem, max_len=64)
 
 
 class RowProblem(NamedTuple):
@@ -119,11 +124,11 @@ def row_problems(
     ``text`` every text column. Expiry is judged at each row's own event time."""
     found = _Found(n)
     found.number(num["ts"], "ts", positive=True, below=f.MAX_TIMESTAMP, required=True)
-    found.text(text["underlying"], "underlying", _name_rule)
-    found.text(text["asset_class"], "asset_class", _asset_class_rule)
-    found.text(text["expiry"], "expiry", _date_rule)
+    found.text(text["underlying"], "underlying", f.name_problem)
+    found.text(text["asset_class"], "asset_class", _asset_class_problem)
+    found.text(text["expiry"], "expiry", f.date_problem)
     found.number(num["strike"], "strike", positive=True, required=True)
-    found.text(text["source"], "source", _source_rule)
+    found.text(text["source"], "source", _source_problem)
     seq = num["seq"]
     found.add(seq < 0, "out_of_range", "seq", lambda i: f.range_problem("seq", int(seq[i]), nonnegative=True)[1])  # fmt: skip
     for name in _OPTIONAL_POSITIVE:
@@ -151,7 +156,7 @@ def row_problems(
             f"bid_{side}",
             lambda i, b=bid, a=ask, s=side: f"bid_{s} {b[i]} > ask_{s} {a[i]}",
         )
-    has = {k: ~np.isnan(num[k]) for k in ("forward", *_EQUITY_NEEDS, *_PRICES, "mid_vol", "bid_vol", "ask_vol")}  # fmt: skip
+    has = {k: ~np.isnan(num[k]) for k in OPTIONAL_NUMBERS}
     has_vol = has["mid_vol"] | (has["bid_vol"] & has["ask_vol"])
     has_price = has["mid_price"] | (has["bid_price"] & has["ask_price"])
     asset = text["asset_class"]
@@ -217,37 +222,6 @@ def _epoch(expiry: str) -> float:
         return expiry_epoch(expiry)
     except ValueError:
         return np.nan  # refused earlier as a bad date
-
-
-Verdict = tuple[str, str] | None  # (reason, detail) of a text value, None when it is valid
-
-
-@functools.lru_cache(maxsize=4096)  # the same few names in every message of a stream
-def _name_rule(value: str) -> Verdict:
-    if len(value) > 32:
-        return "out_of_range", "is longer than 32 characters"
-    return None if f.NAME.match(value) else ("out_of_range", f"is not a valid name: {value!r}")
-
-
-def _asset_class_rule(value: str) -> Verdict:
-    if value in ASSET_CLASSES:
-        return None
-    return "out_of_range", f"must be one of {ASSET_CLASSES}, got {value!r}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _date_rule(value: str) -> Verdict:
-    if len(value) > 10:
-        return "out_of_range", "is longer than 10 characters"
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        return "wrong_type", f"must be an ISO date (YYYY-MM-DD), got {value!r}"
-    return None
-
-
-def _source_rule(value: str) -> Verdict:
-    return ("out_of_range", "is longer than 64 characters") if len(value) > 64 else None
 
 
 class _Found:
