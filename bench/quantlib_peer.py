@@ -95,7 +95,28 @@ def quantlib_heston_fit(strikes, days, vols, *, spot=100.0, rate=0.02, dividend=
     return sse, np.array([h.marketValue() for h in helpers]), params
 
 
-class SLVCase:
+class _FlatMarket:
+    """A QuantLib market of the SLV cases: spot 100, r 5%, q 2% (flat, on ``dc``) seen on
+    5 Jan 2016, and Heston models on it."""
+
+    spot, rate, dividend = 100.0, 0.05, 0.02
+
+    def __init__(self, dc: ql.DayCounter) -> None:
+        self.dc = dc
+        self.today = ql.Date(5, ql.January, 2016)
+        ql.Settings.instance().evaluationDate = self.today
+        self.spot_handle = ql.QuoteHandle(ql.SimpleQuote(self.spot))
+        flat = lambda r: ql.YieldTermStructureHandle(ql.FlatForward(self.today, r, self.dc))  # noqa: E731
+        self.r_ts, self.q_ts = flat(self.rate), flat(self.dividend)
+
+    def heston_model(self, h: dict[str, float]) -> ql.HestonModel:
+        return ql.HestonModel(ql.HestonProcess(
+            self.r_ts, self.q_ts, self.spot_handle,
+            h["v0"], h["kappa"], h["theta"], h["sigma"], h["rho"],
+        ))  # fmt: skip
+
+
+class SLVCase(_FlatMarket):
     """QuantLib's Heston SLV Monte-Carlo calibration test (test-suite/hestonslvmodel.cpp,
     ``testMonteCarloCalibration``): flat local vol 0.3, Heston v0 0.09, kappa 1, theta 0.06,
     sigma 0.4, rho -0.75, r 5%, q 2%, spot 100 on 5 Jan 2016 (Actual/Actual ISDA); strikes
@@ -108,23 +129,13 @@ class SLVCase:
         "sigma": 0.4,
         "rho": -0.75,
     }
-    local_vol, spot, rate, dividend = 0.3, 100.0, 0.05, 0.02
+    local_vol = 0.3
     strikes = (50.0, 80.0, 100.0, 120.0, 150.0, 200.0)
     months = (3, 6, 12)
 
     def __init__(self) -> None:
-        self.dc = ql.ActualActual(ql.ActualActual.ISDA)
-        self.today = ql.Date(5, ql.January, 2016)
-        ql.Settings.instance().evaluationDate = self.today
-        self.spot_handle = ql.QuoteHandle(ql.SimpleQuote(self.spot))
-        flat = lambda r: ql.YieldTermStructureHandle(ql.FlatForward(self.today, r, self.dc))  # noqa: E731
-        self.r_ts, self.q_ts = flat(self.rate), flat(self.dividend)
-        h = self.heston
-        process = ql.HestonProcess(
-            self.r_ts, self.q_ts, self.spot_handle,
-            h["v0"], h["kappa"], h["theta"], h["sigma"], h["rho"],
-        )  # fmt: skip
-        self.model = ql.HestonModel(process)
+        super().__init__(ql.ActualActual(ql.ActualActual.ISDA))
+        self.model = self.heston_model(self.heston)
         flat_vol = ql.BlackConstantVol(self.today, ql.NullCalendar(), self.local_vol, self.dc)
         self.black = ql.AnalyticEuropeanEngine(
             ql.GeneralizedBlackScholesProcess(
@@ -246,7 +257,7 @@ def fd_errors(leverage, market_data: dict, heston: dict, today, dc, fine=True) -
     return out
 
 
-class SkewedSLVCase:
+class SkewedSLVCase(_FlatMarket):
     """A market whose skew and curvature the SLV's Heston part lacks (issue 23): the market
     is a Heston model with vol of vol 0.8 and correlation -0.7, the Heston part has half the
     vol of vol (0.4) and less than half the correlation (-0.3); spot 100, r 5%, q 2%, 30, 91,
@@ -262,30 +273,22 @@ class SkewedSLVCase:
     heston: ClassVar[dict[str, float]] = {
         "v0": 0.04, "kappa": 2.0, "theta": 0.05, "sigma": 0.4, "rho": -0.3,
     }  # fmt: skip
-    spot, rate, dividend = 100.0, 0.05, 0.02
     days = (30, 91, 182, 365)
 
     def __init__(self) -> None:
-        self.dc = ql.Actual365Fixed()
-        self.today = ql.Date(5, ql.January, 2016)
-        ql.Settings.instance().evaluationDate = self.today
-        self.spot_handle = ql.QuoteHandle(ql.SimpleQuote(self.spot))
-        flat = lambda r: ql.YieldTermStructureHandle(ql.FlatForward(self.today, r, self.dc))  # noqa: E731
-        self.r_ts, self.q_ts = flat(self.rate), flat(self.dividend)
-
-    def _model(self, h: dict[str, float]) -> ql.HestonModel:
-        return ql.HestonModel(ql.HestonProcess(
-            self.r_ts, self.q_ts, self.spot_handle,
-            h["v0"], h["kappa"], h["theta"], h["sigma"], h["rho"],
-        ))  # fmt: skip
+        super().__init__(ql.Actual365Fixed())
+        self._data = self._quoted()
 
     def market_data(self) -> dict:
         """The market's options as volstream market data: implied vols of QuantLib's analytic
-        Heston prices, each option out of the money."""
+        Heston prices, each option out of the money (priced once, when the case is built)."""
+        return dict(self._data)
+
+    def _quoted(self) -> dict:
         t = np.repeat(np.array(self.days) / 365.0, 9)
         z = np.tile(np.linspace(-1.0, 1.0, 9), len(self.days))
         k = self.spot * np.exp(1.6 * 0.2 * np.sqrt(t) * z)
-        engine = ql.AnalyticHestonEngine(self._model(self.market))
+        engine = ql.AnalyticHestonEngine(self.heston_model(self.market))
         growth = self.rate - self.dividend
         vols = []
         for ti, ki in zip(t, k):
@@ -321,7 +324,7 @@ class SkewedSLVCase:
         )
         end = self.today + max(self.days) + 1
         model = ql.HestonSLVMCModel(
-            local, self._model(self.heston), factory, end, steps_per_year, bins, paths
+            local, self.heston_model(self.heston), factory, end, steps_per_year, bins, paths
         )
         leverage = model.leverageFunction()
         leverage.localVol(0.5, self.spot, True)  # the calibration runs on first use
@@ -330,9 +333,7 @@ class SkewedSLVCase:
     def fd_errors(self, leverage, fine: bool = False) -> np.ndarray:
         """|model - market| implied vol (bp, vega-scaled) of every option, priced by QuantLib's
         FD engine under the Heston part with ``leverage``."""
-        return np.abs(
-            fd_errors(leverage, self.market_data(), self.heston, self.today, self.dc, fine)
-        )
+        return np.abs(fd_errors(leverage, self._data, self.heston, self.today, self.dc, fine))
 
 
 def local_vol_surface(surface, today: ql.Date, dc: ql.DayCounter, days: int = 365,

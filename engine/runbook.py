@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.options import Solving
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -113,7 +112,7 @@ def run_failure_runbook(
     plan += [("adjusted_starts", detail, v) for detail, v in _starts(calibrator, fit)]
     plan.append(("more_steps", f"max_steps {steps}", calibrator.replace(max_steps=steps)))
     for name in ("lbfgs", "adam"):
-        v = calibrator.replace(solving=Solving(name, steps, calibrator.solving.tol))
+        v = calibrator.replace(optimizer=name, max_steps=steps)
         plan.append(("alternative_optimizer", f"{name}, max_steps {steps}", v))
     if fit.model == "heston":
         plan.append(("simpler_model", "kappa held at 1.5", with_held(calibrator, "kappa", 1.5)))

@@ -111,10 +111,14 @@ class _Config:
     check: int  # > nodes: also price the solution on this many nodes
     penalty: Callable[[Array], Array] | None = None  # (S, 5) segment parameters -> residuals
 
+    @property
+    def free_bounds(self) -> list[tuple[float, float]]:
+        return [self.bounds[i] for i in self.free]
+
 
 def _params(x: Array, held: Array, cfg: _Config) -> Array:
     """Physical parameters (5,) from the free unconstrained ``x`` and the held values."""
-    return fill_free(x, held, cfg.free, [cfg.bounds[i] for i in cfg.free])
+    return fill_free(x, held, cfg.free, cfg.free_bounds)
 
 
 def _residuals(x, args, cfg: _Config):
@@ -137,7 +141,7 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
     free = jnp.array(cfg.free)
 
     def one(s, start):
-        x0 = free_values(start, cfg.free, [cfg.bounds[i] for i in cfg.free])
+        x0 = free_values(start, cfg.free, cfg.free_bounds)
         rule = quadrature_rule(s, start, cfg.nodes)
         residuals = partial(_residuals, cfg=cfg)
         args = (s, start, *rule)
@@ -272,11 +276,16 @@ class HestonCalibrator(Varied):
             penalty=self.penalty_fn,
         )
 
-    def _polish_config(self, vol_fit: bool) -> _Config:
-        """The polish: the pricing's nodes to the solver's tol, its solution checked on 1.5 x
-        as many nodes."""
-        nodes = self.pricing.nodes
-        return self._config(nodes, self.solving.tol, vol_fit, check=3 * nodes // 2)
+    def _stages(self, vol_fit: bool) -> tuple[_Config, _Config, _Config]:
+        """The fit's programs: the cold starts' exploration (``explore_nodes`` to
+        ``explore_tol``), the polish (``nodes`` to the solver's tol, its solution checked on
+        1.5 x as many nodes) and the re-polish on the pricer's own nodes."""
+        p, tol = self.pricing, self.solving.tol
+        return (
+            self._config(p.explore_nodes, p.explore_tol, vol_fit),
+            self._config(p.nodes, tol, vol_fit, check=3 * p.nodes // 2),
+            self._config(NODES, tol, vol_fit),
+        )
 
     def pack(self, market_data: Surface | dict) -> HestonSurface:
         """The market data packed by expiry as this calibrator fits it (its liquidity filter,
@@ -316,8 +325,8 @@ class HestonCalibrator(Varied):
         outputs, that start (``best``), and the relative parameter ``spread`` among its
         converged starts that pass the price-error gate."""
         out = self._run(packed, starts, cfg, shape)
-        free = list(cfg.free)  # a start that ends on a bound (rho at +-0.999) is no solution
-        at_bound = np.asarray(on_bound(out["p"][..., free], [cfg.bounds[i] for i in free]))
+        # a start that ends on a bound (rho at +-0.999) is no solution
+        at_bound = np.asarray(on_bound(out["p"][..., list(cfg.free)], cfg.free_bounds))
         finite = np.all(np.isfinite(out["p"]), axis=-1)
         out["status"] = final_status(out["status"], finite, at_bound)
         ok = out["status"] == Status.CONVERGED
@@ -394,6 +403,7 @@ class HestonCalibrator(Varied):
         b = len(packed)
         shape = (max(p.expiries.shape[0] for p in packed), max(p.strikes.shape[1] for p in packed))
         vol_fit = any(np.isfinite(p.vols).any() for p in packed)  # one program per kind of fit
+        explore, polish, fine = self._stages(vol_fit)
         grid = self._grid()
         given = np.full((b, len(PARAM_NAMES)), np.nan)
         if init is not None:
@@ -412,14 +422,12 @@ class HestonCalibrator(Varied):
         before = np.zeros((*starts.shape[:2], 0))
         cold = np.flatnonzero(~warm)
         if cold.size:
-            explore = self._config(self.pricing.explore_nodes, self.pricing.explore_tol, vol_fit)
             out = self._run(
                 [packed[i] for i in cold], np.repeat(grid[None], cold.size, 0), explore, shape
             )
             starts[cold], explored[cold] = out["p"], out["iterations"]
             before = np.full((*starts.shape[:2], self.solving.max_steps), np.nan)
             before[cold] = out["history"][..., :-1]  # the polish's own history starts at their end
-        polish = self._polish_config(vol_fit)
         fit = self._polish(packed, starts, polish, shape)
         rows = np.arange(b)
         steps = explored[rows, fit["best"]]
@@ -432,7 +440,6 @@ class HestonCalibrator(Varied):
         nodes = np.full(b, self.pricing.nodes)
         rough = np.flatnonzero(fit["quadrature_error"] > self.pricing.quadrature_tol)
         if rough.size:
-            fine = self._config(NODES, self.solving.tol, vol_fit)
             again = self._polish([packed[i] for i in rough], fit["p"][rough][:, None], fine, shape)
             for row, h, n in zip(rough, again["history"], again["iterations"]):
                 trails[row] = np.concatenate([trails[row], h[1 : n + 1]])
@@ -462,15 +469,12 @@ class HestonCalibrator(Varied):
         data = {"spot": 100.0, "strikes": strikes, "maturities": t} | target
         packed = [self.pack(data)]
         grid = self._grid()
-        polish = self._polish_config(vol_fit)
+        explore, polish, fine = self._stages(vol_fit)
         for cfg, starts in (
-            (
-                self._config(self.pricing.explore_nodes, self.pricing.explore_tol, vol_fit),
-                grid[None],
-            ),
+            (explore, grid[None]),
             (polish, grid[None]),
             (polish, grid[None, :1]),
-            (self._config(NODES, self.solving.tol, vol_fit), grid[None, :1]),
+            (fine, grid[None, :1]),
         ):
             self._run(packed, starts, cfg, packed[0].strikes.shape)
 

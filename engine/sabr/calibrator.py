@@ -551,10 +551,7 @@ class SABRCalibrator(Varied):
         """Model minus market vol of every option of ``market_data`` (input order) under
         ``params`` (scalars, or one value per expiry in ascending order)."""
         smiles = smiles_of(market_data)
-        values = {
-            n: np.broadcast_to(np.asarray(params[n], np.float64), (len(smiles),))
-            for n in PARAM_NAMES
-        }
+        values = _per_smile(params, len(smiles))
         rows = _rows(smiles)
         out = np.empty(max(int(r.max()) for r in rows) + 1)
         for i, (s, r) in enumerate(zip(smiles, rows)):
@@ -576,16 +573,16 @@ class SABRCalibrator(Varied):
         ``params`` on ``market_data`` (one row per expiry for several), as a fit reports them."""
         smiles = smiles_of(market_data)
         batch = pack_smiles(*batch_arguments(smiles), min_quotes=len(self.free_params))
-        theta = np.stack(
-            [
-                np.broadcast_to(np.asarray(params[n], np.float64), (len(smiles),))
-                for n in PARAM_NAMES
-            ],
-            -1,
-        )
+        theta = np.stack(list(_per_smile(params, len(smiles)).values()), -1)
         out = _identifiability(self._config(False, False), *batch, theta)
         metrics = IdentifiabilityMetrics(*map(np.asarray, out))
         return metrics if len(smiles) > 1 else IdentifiabilityMetrics(*(m[0] for m in metrics))
+
+
+def _per_smile(params: dict, count: int) -> dict[str, np.ndarray]:
+    """Each parameter (a scalar, or one value per smile) as one value per smile, in
+    :data:`PARAM_NAMES` order."""
+    return {n: np.broadcast_to(np.asarray(params[n], np.float64), (count,)) for n in PARAM_NAMES}
 
 
 def batch_arguments(smiles: Sequence[Smile]) -> tuple:

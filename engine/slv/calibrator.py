@@ -194,9 +194,9 @@ class SLVCalibrator:
     ) -> SLVResult:
         """The Heston part, the local vol and the leverage of :meth:`calibrate`, not yet
         repriced (no residuals, gates or convergence verdict: never publish it as a fit)."""
-        surface = Surface.of(market_data)
-        market_data = surface.market_data()  # keys as the seed's
-        heston = self._heston(surface)  # on the quotes as given: prices, or vols
+        quoted = Surface.of(market_data)
+        market_data = quoted.market_data()  # keys as the seed's
+        heston = self._heston(quoted)  # on the quotes as given: prices, or vols
         surface = None if local_vol is not None else implied_surface(_with_vols(market_data))
         local = jnp.float64(local_vol) if surface is None else surface
         spot = float(market_data["spot"])
