@@ -8,8 +8,8 @@ def add_parser(sub) -> None:
         "compile",
         help="compile the worker's programs into the compile cache (the install runs it)",
         description="Trace and compile every program a worker warms (SABR batches of each "
-        "VOLSTREAM_WARM_BATCHES size, the Heston surfaces, the runbook's steps, the tolerance "
-        "checks) into the compile cache ($VOLSTREAM_JAX_CACHE, default "
+        "VOLSTREAM_WARM_BATCHES size, the Heston surfaces, the runbook's steps unless "
+        "VOLSTREAM_WARM_RUNBOOK=0, the tolerance checks) into the compile cache ($VOLSTREAM_JAX_CACHE, default "
         "~/.volstream/jax-cache). Workers and the demo on this machine then load them in "
         "seconds instead of tracing and compiling for minutes. `make` runs it once when it "
         "creates .venv/; a program traced by other engine code or another JAX is not loaded, "

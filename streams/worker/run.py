@@ -34,14 +34,14 @@ def compiled_stamp(settings: Settings) -> Path:
     from streams.provenance import engine_digest
 
     key = f"{engine_digest()}|{jax.__version__}|{settings.warm_batches}|{settings.default_beta}"
-    key += f"|{sorted(settings.betas.items())}"
+    key += f"|{sorted(settings.betas.items())}|runbook={settings.warm_runbook}"
     return settings.compile_cache / f"compiled-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def compile_programs(settings: Settings, say=print, force: bool = False) -> None:
     """Compile every program a worker of ``settings`` warms (SABR batches of each
-    ``warm_batches`` size, the Heston surfaces, the runbook's steps, the tolerance checks)
-    into its compile cache, traced and compiled, so that workers on this machine start in
+    ``warm_batches`` size, the Heston surfaces, the runbook's steps unless ``warm_runbook`` is
+    off, the tolerance checks) into its compile cache, traced and compiled, so that workers on this machine start in
     seconds, not minutes (``volstream compile``; run once by the install). Once done for this
     engine, JAX and these settings, a stamp in the cache says so and a second run returns at
     once (tracing the runbook's steps again took 20-50 s of each clean clone's ``make``);
@@ -59,11 +59,10 @@ def compile_programs(settings: Settings, say=print, force: bool = False) -> None
         (f"SABR batches of {size}", lambda size=size: calibrations.warmup(batch_sizes=(size,)))
         for size in settings.warm_batches
     ]
-    steps += [
-        ("Heston surfaces", calibrations.warmup_heston),
-        ("the runbook's first step", calibrations.warmup_runbook),
-        ("tolerance checks", model_values.warmup),
-    ]
+    steps.append(("Heston surfaces", calibrations.warmup_heston))
+    if settings.warm_runbook:  # 352 s of a fresh 2-core machine's install: only where warmed
+        steps.append(("the runbook's first step", calibrations.warmup_runbook))
+    steps.append(("tolerance checks", model_values.warmup))
     for name, step in steps:
         start = time.perf_counter()
         step()

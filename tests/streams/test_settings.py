@@ -99,6 +99,7 @@ def test_compile_returns_at_once_when_its_stamp_says_the_cache_is_filled(tmp_pat
     assert stamp.parent == tmp_path and not stamp.exists()
     other = compiled_stamp(Settings(jax_cache=tmp_path, warm_batches=(8, 16)))
     assert other != stamp  # other programs to warm: compiled again
+    assert compiled_stamp(Settings(jax_cache=tmp_path, warm_runbook=False)) != stamp
     stamp.touch()
     said = []
     compile_programs(settings, say=said.append)
