@@ -27,13 +27,14 @@ import numpy as np
 from jax import Array
 from jax.scipy.special import gammaincc
 
+from engine.core import settle
 from engine.gates import feller_gate, price_error_gate
 from engine.heston.calibrator import HestonCalibrator
 from engine.heston.model import PARAM_NAMES, HestonParams
 from engine.heston.problem import fit_errors, model_prices, quadrature_rule
 from engine.heston.surface import HestonSurface, pad_surface, per_option
-from engine.optimize import Status, final_status, levenberg_marquardt
-from engine.parameters import Slots, fill_slots, slot_values
+from engine.optimize import Status, levenberg_marquardt
+from engine.parameters import Slots
 from engine.result import CalibrationResult
 from engine.selection import gaussian_criteria
 
@@ -128,7 +129,7 @@ def _joint_fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
     u, kernel = jax.vmap(partial(quadrature_rule, nodes=cfg.nodes))(surfaces, p0)
     scale = jnp.sqrt(jnp.asarray(cfg.weights))
     one = partial(_asset_residuals, vol_fit=cfg.vol_fit)
-    fill = partial(fill_slots, held=p0, slots=cfg.slots)
+    fill = partial(cfg.slots.fill, held=p0)
 
     def residuals(x, _):
         r = jax.vmap(one)(fill(x), surfaces, u, kernel)
@@ -149,18 +150,18 @@ def _joint_fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
 
     out = levenberg_marquardt(
         residuals,
-        slot_values(p0, cfg.slots),
+        cfg.slots.values(p0),
         None,
         max_steps=cfg.max_steps,
         tol=cfg.tol,
         record_history=True,
         linearise=linearise if cfg.block else None,
     )
-    p = fill(out.x)
+    p, status = settle(cfg.slots, out.x, out.status, p0)
     model = jax.vmap(model_prices)(p, surfaces, u, kernel)
     errors = jax.vmap(partial(fit_errors, vol_fit=cfg.vol_fit))(model, surfaces)
     rel = jnp.where(surfaces.weights > 0, jnp.abs(model / surfaces.prices - 1.0), 0.0)
-    return p, out, errors, jnp.max(rel, axis=(1, 2))
+    return p, out._replace(status=status), errors, jnp.max(rel, axis=(1, 2))
 
 
 class CrossAssetCalibrator:
@@ -264,7 +265,7 @@ class CrossAssetCalibrator:
         )
         p, out, errors, worst = _joint_fit(cfg, stacked, jnp.asarray(p0))
         p, errors, worst = np.asarray(p), np.asarray(errors), np.asarray(worst)
-        status = int(final_status(out.status, np.all(np.isfinite(p)), slots.at_bound(p)))
+        status = int(out.status)
         converged = status == Status.CONVERGED
         results = {
             a: self._asset_result(p[i], errors[i], worst[i], stacked.weights[i], data[i], converged)

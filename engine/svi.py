@@ -7,8 +7,12 @@ Dupire local volatility needs from an interpolated market smile. SABR cannot tie
 steep equity smile together (54 bp RMSE on a one-month Heston smile with vol-of-vol 0.6,
 against SVI's few bp).
 
-The fit is in implied-vol space, one LM per expiry, every expiry at once under ``vmap``;
-parameters are transformed so that ``b > 0``, ``|rho| < 1``, ``s > 0``.
+The fit is in implied-vol space, one LM per expiry, every expiry at once under ``vmap``,
+through the calibration core's coordinates (:class:`engine.parameters.Free`): parameters are
+mapped so that ``b > 0``, ``|rho| < 1``, ``s > 0``. Unlike a SABR or Heston fit, a stop with
+``rho`` at -1 or 1 is a solution: raw SVI admits it (a wing linear in ``y`` on one side, none
+on the other), and short equity smiles fit best there (a Heston market's one-month smile to
+2 bp), so no bound is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import numpy as np
 from jax import Array
 
 from engine.diagnostics import identifiability_at
-from engine.optimize import levenberg_marquardt
+from engine.optimize import final_status, levenberg_marquardt
+from engine.parameters import Free, ParameterSpec
 
 __all__ = ["SVIParams", "fit_svi", "svi_identifiability", "svi_total_variance"]
 
@@ -41,8 +46,17 @@ def svi_total_variance(y, a, b, rho, m, s) -> Array:
     return a + b * (rho * d + jnp.sqrt(d * d + s * s))
 
 
-def _params(u: Array) -> SVIParams:
-    return SVIParams(u[0], jnp.exp(u[1]), jnp.tanh(u[2]), u[3], jnp.exp(u[4]))
+_FREE = Free.of(
+    {
+        "a": ParameterSpec(0.0, scale="absolute"),
+        "b": ParameterSpec(0.1, 0.0),
+        "rho": ParameterSpec(0.0, -1.0, 1.0, scale="absolute"),
+        "m": ParameterSpec(0.0, scale="absolute"),
+        "s": ParameterSpec(0.1, 0.0),
+    },
+    SVIParams._fields,
+)  # every parameter fitted (the inits are unused: each smile derives its start)
+_NONE_HELD = jnp.zeros(5)
 
 
 def _weighted_errors(q, y, vols, weights, expiry) -> Array:
@@ -52,7 +66,7 @@ def _weighted_errors(q, y, vols, weights, expiry) -> Array:
 
 
 def _residuals(u, args):
-    return _weighted_errors(_params(u), *args)
+    return _weighted_errors(_FREE.fill(u, _NONE_HELD), *args)
 
 
 def _start(y, vols, weights, expiry) -> Array:
@@ -64,7 +78,7 @@ def _start(y, vols, weights, expiry) -> Array:
     s = 0.1
     b = jnp.maximum(2.0 * s * c[2], 1e-3)
     rho = jnp.clip(c[1] / b, -0.9, 0.9)
-    return jnp.array([c[0] - b * s, jnp.log(b), jnp.arctanh(rho), 0.0, jnp.log(s)])
+    return _FREE.values(jnp.array([c[0] - b * s, b, rho, 0.0, s]))
 
 
 @partial(jax.jit, static_argnames=("max_steps",))
@@ -75,7 +89,8 @@ def _fit(y, vols, weights, expiry, *, max_steps):
             _residuals, _start(y, vols, weights, expiry), args, max_steps=max_steps, tol=1e-10
         )
         rmse = jnp.sqrt(2.0 * out.cost / jnp.maximum(weights.sum(), 1.0))
-        return jnp.stack(_params(out.x)), out.status, rmse
+        p = _FREE.fill(out.x, _NONE_HELD)
+        return p, final_status(out.status, jnp.all(jnp.isfinite(p)), False), rmse
 
     return jax.vmap(one)(y, vols, weights, expiry)
 

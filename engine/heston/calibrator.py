@@ -40,12 +40,8 @@ from jax import Array
 
 from engine.blackscholes import black_price
 from engine.buckets import chunks
-from engine.diagnostics import (
-    IdentifiabilityMetrics,
-    identifiability_at,
-    identifiability_from_normal,
-    solution_normal,
-)
+from engine.core import given, identifiability_at_solution, settle
+from engine.diagnostics import IdentifiabilityMetrics, identifiability_at
 from engine.gates import feller_gate, price_error_gate, threshold_gate
 from engine.heston.model import PARAM_NAMES, HestonParams, default_specs
 from engine.heston.pricer import NODES, heston_price
@@ -59,9 +55,9 @@ from engine.heston.surface import (
     per_option,
 )
 from engine.market import Surface
-from engine.optimize import Solver, Status, final_status
+from engine.optimize import Solver, Status
 from engine.options import Batching, Solving, Varied
-from engine.parameters import fill_free, free_values, on_bound
+from engine.parameters import Free
 from engine.programs import kept
 from engine.result import CalibrationResult
 
@@ -101,8 +97,7 @@ class HestonPricing:
 class _Config:
     """Everything static about one fit program (the jit cache key, with the shapes)."""
 
-    bounds: tuple[tuple[float, float], ...]
-    free: tuple[int, ...]  # indices of the fitted parameters; the rest are held
+    free: Free  # the fitted parameters; the rest are held
     solver: Solver
     nodes: int
     max_steps: int
@@ -111,19 +106,10 @@ class _Config:
     check: int  # > nodes: also price the solution on this many nodes
     penalty: Callable[[Array], Array] | None = None  # (S, 5) segment parameters -> residuals
 
-    @property
-    def free_bounds(self) -> list[tuple[float, float]]:
-        return [self.bounds[i] for i in self.free]
-
-
-def _params(x: Array, held: Array, cfg: _Config) -> Array:
-    """Physical parameters (5,) from the free unconstrained ``x`` and the held values."""
-    return fill_free(x, held, cfg.free, cfg.free_bounds)
-
 
 def _residuals(x, args, cfg: _Config):
     s, held, u, kernel = args
-    p = _params(x, held, cfg)
+    p = cfg.free.fill(x, held)
     fit = (jnp.sqrt(s.weights) * fit_errors(model_prices(p, s, u, kernel), s, cfg.vol_fit)).ravel()
     if cfg.penalty is None:
         return fit
@@ -138,23 +124,25 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
     only the characteristic function. ``cfg.check`` > ``cfg.nodes`` also prices the solution
     on that many nodes: the difference, in the fit's error units, is the quadrature error of
     the fit's own nodes."""
-    free = jnp.array(cfg.free)
+    free = jnp.array(cfg.free.index)
 
     def one(s, start):
-        x0 = free_values(start, cfg.free, cfg.free_bounds)
         rule = quadrature_rule(s, start, cfg.nodes)
         residuals = partial(_residuals, cfg=cfg)
         args = (s, start, *rule)
         out = cfg.solver(
-            residuals, x0, args, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True
+            residuals,
+            cfg.free.values(start),
+            args,
+            max_steps=cfg.max_steps,
+            tol=cfg.tol,
+            record_history=True,
         )
-        p = _params(out.x, start, cfg)
+        p, status = settle(cfg.free, out.x, out.status, start)
         model = model_prices(p, s, *rule)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
-        normal = solution_normal(out, residuals, args, lambda x: _params(x, start, cfg)[free])
-        scales = jnp.where(free < 4, p[free], 1.0)  # relative, but rho absolute
-        metrics = identifiability_from_normal(
-            normal, 2.0 * out.cost, scales, jnp.sum(s.weights > 0)
+        metrics = identifiability_at_solution(
+            cfg.free, out, residuals, args, start, jnp.sum(s.weights > 0)
         )
         std = jnp.full(5, jnp.nan).at[free].set(metrics.std_errors)
         corr = jnp.full((5, 5), jnp.nan).at[free[:, None], free[None, :]].set(metrics.correlations)
@@ -166,7 +154,7 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
             )
         return (
             p,
-            out.status,
+            status,
             out.iterations,
             out.cost,
             jnp.max(rel),
@@ -185,15 +173,15 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
 def _identifiability(cfg: _Config, s: HestonSurface, p: Array) -> IdentifiabilityMetrics:
     """Identifiability at parameters ``p`` (5,): the free parameters' weighted Jacobian on
     ``cfg.nodes`` quadrature nodes fitted to ``p``, as a fit ending at ``p`` measures it."""
-    free = jnp.array(cfg.free)
     rule = quadrature_rule(s, p, cfg.nodes)
 
     def weighted(q):
-        model = model_prices(p.at[free].set(q), s, *rule)
+        model = model_prices(cfg.free.place(q, p), s, *rule)
         return (jnp.sqrt(s.weights) * fit_errors(model, s, cfg.vol_fit)).ravel()
 
-    scales = jnp.where(free < 4, p[free], 1.0)  # relative, but rho absolute
-    return identifiability_at(weighted, p[free], scales, jnp.sum(s.weights > 0))
+    return identifiability_at(
+        weighted, cfg.free.cells(p), cfg.free.scales(p), jnp.sum(s.weights > 0)
+    )
 
 
 _OUTPUTS = ("p", "status", "iterations", "cost", "worst", "history", "condition", "errors")
@@ -262,11 +250,8 @@ class HestonCalibrator(Varied):
         return tuple(n for n in PARAM_NAMES if not self.parameter_specs[n].fixed)
 
     def _config(self, nodes: int, tol: float, vol_fit: bool, check: int = 0) -> _Config:
-        if not self.free_params:
-            raise ValueError("every parameter is fixed: nothing to calibrate")
         return _Config(
-            bounds=tuple(self.parameter_specs[n].bounds for n in PARAM_NAMES),
-            free=tuple(PARAM_NAMES.index(n) for n in self.free_params),
+            free=Free.of(self.parameter_specs, PARAM_NAMES),
             solver=self.solving.solver,
             nodes=nodes,
             max_steps=self.solving.max_steps,
@@ -325,11 +310,7 @@ class HestonCalibrator(Varied):
         outputs, that start (``best``), and the relative parameter ``spread`` among its
         converged starts that pass the price-error gate."""
         out = self._run(packed, starts, cfg, shape)
-        # a start that ends on a bound (rho at +-0.999) is no solution
-        at_bound = np.asarray(on_bound(out["p"][..., list(cfg.free)], cfg.free_bounds))
-        finite = np.all(np.isfinite(out["p"]), axis=-1)
-        out["status"] = final_status(out["status"], finite, at_bound)
-        ok = out["status"] == Status.CONVERGED
+        ok = out["status"] == Status.CONVERGED  # not a start that ends on a bound (rho at 0.999)
         best = np.argmin(np.where(ok, out["cost"], np.inf), axis=1)
         rows = np.arange(len(packed))
         fit = {key: value[rows, best] for key, value in out.items()}
@@ -405,19 +386,12 @@ class HestonCalibrator(Varied):
         vol_fit = any(np.isfinite(p.vols).any() for p in packed)  # one program per kind of fit
         explore, polish, fine = self._stages(vol_fit)
         grid = self._grid()
-        given = np.full((b, len(PARAM_NAMES)), np.nan)
-        if init is not None:
-            unknown = set(init) - set(PARAM_NAMES)
-            if unknown:
-                raise ValueError(f"unknown parameters {sorted(unknown)}; expected {PARAM_NAMES}")
-            for i, n in enumerate(PARAM_NAMES):
-                if n in init:
-                    given[:, i] = np.broadcast_to(np.asarray(init[n], np.float64), (b,))
+        start = given(init, PARAM_NAMES, self.parameter_specs, b)
         held = [i for i, n in enumerate(PARAM_NAMES) if self.parameter_specs[n].fixed]
-        given[:, held] = grid[0, held]
-        warm = np.all(np.isfinite(given), axis=-1)
+        start[:, held] = grid[0, held]
+        warm = np.all(np.isfinite(start), axis=-1)
         # (B, S, 5) polish starts: a warm row's start in every slot, or one slot if all are warm
-        starts = np.repeat(given[:, None], 1 if warm.all() else len(grid), 1)
+        starts = np.repeat(start[:, None], 1 if warm.all() else len(grid), 1)
         explored = np.zeros(starts.shape[:2], np.int64)
         before = np.zeros((*starts.shape[:2], 0))
         cold = np.flatnonzero(~warm)

@@ -33,6 +33,7 @@ import numpy as np
 from jax import Array
 
 from engine.blackscholes import forward_price, implied_vol
+from engine.core import settle
 from engine.diagnostics import IdentifiabilityMetrics, identifiability_at
 from engine.gates import feller_gate, price_error_gate, threshold_gate
 from engine.heston.calibrator import HestonCalibrator
@@ -48,8 +49,8 @@ from engine.heston.pricer import NODES, lewis_kernel
 from engine.heston.problem import fit_errors
 from engine.heston.surface import HestonSurface, pack_every, per_option
 from engine.market import Surface
-from engine.optimize import Solver, Status, final_status
-from engine.parameters import Slots, fill_slots, place_slots, slot_values
+from engine.optimize import Solver, Status
+from engine.parameters import Slots
 from engine.result import CalibrationResult
 
 __all__ = [
@@ -121,20 +122,20 @@ def _fit(cfg: _Config, s: HestonSurface, starts: Array, p0: Array):
     rule = _rule(s, starts, p0, cfg.nodes)
 
     def residuals(x, args):
-        p = fill_slots(x, p0, cfg.layout)
+        p = cfg.layout.fill(x, p0)
         fit = (
             jnp.sqrt(s.weights) * fit_errors(_price(p, s, starts, *rule), s, cfg.vol_fit)
         ).ravel()
         return fit if cfg.penalty is None else jnp.concatenate([fit, cfg.penalty(p)])
 
-    x0 = slot_values(p0, cfg.layout)
+    x0 = cfg.layout.values(p0)
     out = cfg.solver(residuals, x0, None, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True)
-    p = fill_slots(out.x, p0, cfg.layout)
+    p, status = settle(cfg.layout, out.x, out.status, p0)
     model = _price(p, s, starts, *rule)
     errors = fit_errors(model, s, cfg.vol_fit)  # zero on padding
     rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
     penalty = 0.0 if cfg.penalty is None else 0.5 * jnp.sum(cfg.penalty(p) ** 2)
-    return p, out.status, out.iterations, out.cost, out.loss_history, errors, jnp.max(rel), penalty
+    return p, status, out.iterations, out.cost, out.loss_history, errors, jnp.max(rel), penalty
 
 
 @partial(jax.jit, static_argnums=0)
@@ -146,11 +147,10 @@ def _identifiability(cfg: _Config, s: HestonSurface, starts: Array, p: Array):
     q = cfg.layout.cells(p)
 
     def weighted(values):
-        model = _price(place_slots(values, p, cfg.layout), s, starts, *rule)
+        model = _price(cfg.layout.place(values, p), s, starts, *rule)
         return (jnp.sqrt(s.weights) * fit_errors(model, s, cfg.vol_fit)).ravel()
 
-    scales = jnp.where(jnp.array(cfg.layout.cols) < 4, q, 1.0)
-    return identifiability_at(weighted, q, scales, jnp.sum(s.weights > 0))
+    return identifiability_at(weighted, q, cfg.layout.scales(p), jnp.sum(s.weights > 0))
 
 
 def segment_jumps(params: dict, segments: Sequence[TimeSegment]) -> dict[str, float]:
@@ -373,7 +373,7 @@ class TimeDependentCalibrator:
     def _result(self, market_data, s, first, final, warm: bool) -> CalibrationResult:
         p, status, steps, cost, history, errors, worst, penalty = (np.asarray(x) for x in final)
         layout = self._layout()
-        status = np.int32(final_status(status, np.all(np.isfinite(p)), layout.at_bound(p)))
+        status = np.int32(status)
         converged = bool(status == Status.CONVERGED)
         params = {"v0": np.float64(p[0, 0])} | {
             n: p[:, i].copy() for i, n in enumerate(PARAM_NAMES) if i
@@ -396,6 +396,7 @@ class TimeDependentCalibrator:
                 "penalty": np.float64(penalty),
                 "max_jump": np.float64(max(jumps.values(), default=0.0)),
                 "n_free": len(layout.rows),  # what information criteria count
+                "n_options": n_opts,
             },
             gates={},
             warm=np.bool_(warm),

@@ -23,21 +23,16 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import Array
 
 from engine.arbitrage import strike_arbitrage
 from engine.buckets import bucket, chunks
-from engine.diagnostics import (
-    IdentifiabilityMetrics,
-    identifiability_at,
-    identifiability_from_normal,
-    solution_normal,
-)
+from engine.core import given, identifiability_at_solution, settle
+from engine.diagnostics import IdentifiabilityMetrics, identifiability_at
 from engine.gates import FELLER, Gate, not_applicable, threshold_gate
 from engine.market import Smile, smiles_of
-from engine.optimize import Solver, SolverOutput, Status, final_status, solve_batch
+from engine.optimize import Solver, SolverOutput, Status, solve_batch
 from engine.options import Batching, Solving, Varied
-from engine.parameters import fill_free, free_values, on_bound
+from engine.parameters import Free
 from engine.programs import kept
 from engine.result import CalibrationResult
 from engine.sabr.hagan import (
@@ -71,9 +66,7 @@ class SABRThresholds:
 class _Config:
     """Everything static about a fit: the jit cache key (with the padded shapes)."""
 
-    free: tuple[int, ...]
-    bounds: tuple[tuple[float, float], ...]
-    relative: tuple[bool, ...]
+    free: Free
     stability_floor: tuple[float, ...]
     solver: Solver
     max_steps: int
@@ -83,14 +76,10 @@ class _Config:
     thresholds: SABRThresholds
 
 
-def _theta(u: Array, fixed: Array, cfg: _Config) -> Array:
-    return fill_free(u, fixed, cfg.free, cfg.bounds)
-
-
 def _residuals(u, args, cfg: _Config):
     theta_fixed, smile, terms = args
     vols, sqrt_w = smile[3:]
-    model = model_vols(_theta(u, theta_fixed, cfg), smile, terms)
+    model = model_vols(cfg.free.fill(u, theta_fixed), smile, terms)
     return jnp.where(sqrt_w > 0, sqrt_w * (model - vols), 0.0)
 
 
@@ -99,8 +88,8 @@ def _prepare_one(cfg: _Config, forward, expiry, strikes, vols, weights, mask, th
     sqrt_w = jnp.sqrt(jnp.where(mask, weights, 0.0))
     smile = (forward, expiry, strikes, vols, sqrt_w)
     theta0 = initial_guess(theta0, smile, mask)
-    u0 = free_values(theta0, cfg.free, cfg.bounds)
-    beta_fixed = 1 not in cfg.free
+    u0 = cfg.free.values(theta0)
+    beta_fixed = 1 not in cfg.free.index
     terms = strike_terms(strikes, forward, theta0[1]) if beta_fixed else None
     return u0, (theta0, smile, terms)
 
@@ -109,16 +98,14 @@ def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     """Parameters, fit quality and an honest status from one smile's solver output."""
     theta0, smile, terms = solver_args
     vols = smile[3]
-    theta = _theta(out.x, theta0, cfg)
+    theta = cfg.free.fill(out.x, theta0)
     model = model_vols(theta, smile, terms)
     errors = jnp.where(mask, model - vols, jnp.nan)
     n_obs = jnp.sum(mask)
     sq = jnp.where(mask, (model - vols) ** 2, 0.0)
     rmse = jnp.sqrt(jnp.sum(sq) / n_obs)
     w = jnp.where(mask, weights, 0.0)
-    finite = jnp.all(jnp.isfinite(theta)) & jnp.isfinite(rmse)
-    at_bound = on_bound(theta[jnp.array(cfg.free)], cfg.bounds)  # rho at +-1, beta at 0 or 1
-    status = final_status(out.status, finite, at_bound)
+    theta, status = settle(cfg.free, out.x, out.status, theta0, jnp.isfinite(rmse))
     return {
         "theta": theta,
         "status": status,
@@ -138,14 +125,11 @@ def _check_one(cfg: _Config, out: SolverOutput, solver_args, theta, mask, prior)
     theta0, smile, terms = solver_args
     forward, expiry, strikes, vols, sqrt_w = smile
     w = sqrt_w * sqrt_w
-    free = jnp.array(cfg.free)
+    free = jnp.array(cfg.free.index)
     free_theta = theta[free]
-
-    normal = solution_normal(
-        out, partial(_residuals, cfg=cfg), solver_args, lambda u: _theta(u, theta0, cfg)[free]
+    ident = identifiability_at_solution(
+        cfg.free, out, partial(_residuals, cfg=cfg), solver_args, theta0, jnp.sum(mask)
     )
-    scales = jnp.where(jnp.array(cfg.relative), jnp.abs(free_theta), 1.0)
-    ident = identifiability_from_normal(normal, 2.0 * out.cost, scales, jnp.sum(mask))
 
     log_k = jnp.log(strikes / forward)
     atm_std = theta[0] * forward ** (theta[1] - 1.0) * jnp.sqrt(expiry)
@@ -189,17 +173,16 @@ def _cold_starts(forward, expiry, strikes, vols, weights, mask, theta0):
 @partial(jax.jit, static_argnums=0)
 def _identifiability(cfg: _Config, forward, expiry, strikes, vols, weights, mask, theta):
     """Identifiability of the free parameters at ``theta`` (B, 4), per smile."""
-    free = jnp.array(cfg.free)
 
     def one(forward, expiry, strikes, vols, weights, mask, theta):
         sqrt_w = jnp.sqrt(jnp.where(mask, weights, 0.0))
         smile = (forward, expiry, strikes, vols, sqrt_w)
 
         def weighted(th):
-            return sqrt_w * (model_vols(theta.at[free].set(th), smile) - vols)
+            return sqrt_w * (model_vols(cfg.free.place(th, theta), smile) - vols)
 
-        scales = jnp.where(jnp.array(cfg.relative), jnp.abs(theta[free]), 1.0)
-        return identifiability_at(weighted, theta[free], scales, jnp.sum(mask))
+        scales = cfg.free.scales(theta)
+        return identifiability_at(weighted, cfg.free.cells(theta), scales, jnp.sum(mask))
 
     return jax.vmap(one)(forward, expiry, strikes, vols, weights, mask, theta)
 
@@ -278,12 +261,10 @@ class SABRCalibrator(Varied):
         return tuple(n for n in PARAM_NAMES if not self.parameter_specs[n].fixed)
 
     def _config(self, record_history: bool, sensitivities: bool) -> _Config:
-        specs = [self.parameter_specs[n] for n in self.free_params]
+        free = Free.of(self.parameter_specs, PARAM_NAMES)
         return _Config(
-            free=tuple(PARAM_NAMES.index(n) for n in self.free_params),
-            bounds=tuple(s.bounds for s in specs),
-            relative=tuple(s.scale == "relative" for s in specs),
-            stability_floor=tuple(1e-12 if s.scale == "relative" else 0.1 for s in specs),
+            free=free,
+            stability_floor=tuple(1e-12 if r else 0.1 for r in free.relative),
             solver=self.solving.solver,
             max_steps=self.solving.max_steps,
             tol=self.solving.tol,
@@ -292,30 +273,11 @@ class SABRCalibrator(Varied):
             thresholds=self.thresholds,
         )
 
-    def _param_matrix(self, given: dict | None, b: int) -> np.ndarray:
-        """(B, 4) physical values given by name, checked against the bounds; NaN elsewhere."""
-        out = np.full((b, 4), np.nan)
-        for name, values in (given or {}).items():
-            if name not in PARAM_NAMES:
-                raise ValueError(
-                    f"unknown parameters {sorted(set(given) - set(PARAM_NAMES))}; expected some of {PARAM_NAMES}"
-                )
-            spec = self.parameter_specs[name]
-            value = np.asarray(values, np.float64)
-            ok = np.isnan(value) | ((value >= spec.lower) & (value <= spec.upper))
-            if not ok.all():
-                value = np.broadcast_to(value, (b,))
-                raise ValueError(
-                    f"{name} values {value[~ok][:5].tolist()} outside [{spec.lower}, {spec.upper}]"
-                )
-            out[:, PARAM_NAMES.index(name)] = value
-        return out
-
-    def _starts(self, given: np.ndarray, beta=None) -> np.ndarray:
-        """``given`` (B, 4) with its NaNs filled from the specs' inits (NaN for those derived
+    def _starts(self, values: np.ndarray, beta=None) -> np.ndarray:
+        """``values`` (B, 4) with its NaNs filled from the specs' inits (NaN for those derived
         from the smile), beta set where ``beta`` gives per-smile values."""
         inits = np.array([self.parameter_specs[n].init for n in PARAM_NAMES], np.float64)
-        out = np.where(np.isnan(given), inits, given)
+        out = np.where(np.isnan(values), inits, values)
         if beta is not None:
             beta = np.asarray(beta, np.float64)
             if not np.all((beta >= 0) & (beta <= 1)):
@@ -347,12 +309,12 @@ class SABRCalibrator(Varied):
         (for inner loops such as cross-validation). Raises ``ValueError`` on invalid input.
         """
         cfg = self._config(history, sensitivities)
-        batch = pack_smiles(forward, expiry, strikes, vols, weights, min_quotes=len(cfg.free))
+        batch = pack_smiles(forward, expiry, strikes, vols, weights, min_quotes=len(cfg.free.index))
         b = batch.strikes.shape[0]
-        given = self._param_matrix(init, b)
-        warm = np.isfinite(given[:, list(cfg.free)]).all(axis=1)  # every free parameter given
-        theta0 = self._starts(given, beta)
-        prior_m = self._param_matrix(prior, b)
+        start = given(init, PARAM_NAMES, self.parameter_specs, b)
+        warm = np.isfinite(start[:, list(cfg.free.index)]).all(axis=1)  # every free one given
+        theta0 = self._starts(start, beta)
+        prior_m = given(prior, PARAM_NAMES, self.parameter_specs, b)
         if "beta" in self.free_params:
             theta0 = self._explore_beta(batch, theta0, warm)
         result = self._result(
@@ -457,7 +419,7 @@ class SABRCalibrator(Varied):
             "max_abs_error": out["max_abs_error"],
             "forward": batch.forward,
             "expiry": batch.expiry,
-            "n_quotes": batch.n_quotes,
+            "n_options": np.count_nonzero(batch.weights > 0, axis=1),  # fitted (weight > 0)
             "cold_retry": np.zeros(shape, bool),  # a warm start that failed, fitted again cold
             "n_free": np.full(shape, len(self.free_params)),  # what information criteria count
         }
@@ -479,14 +441,11 @@ class SABRCalibrator(Varied):
                 f"scaled-Jacobian condition number below {th.condition:g}",
             )
             gates["feller"] = not_applicable(shape, f"{FELLER}: Heston only, n/a to SABR")
-            for key in (
-                "condition_number",
-                "std_errors",
-                "arbitrage",
-                "arbitrage_strike",
-                "stability",
-            ):
+            for key in ("condition_number", "arbitrage", "arbitrage_strike", "stability"):
                 diagnostics[key] = out[key]
+            std = np.full((*shape, len(PARAM_NAMES)), np.nan)  # NaN for a held parameter
+            std[:, list(cfg.free.index)] = out["std_errors"]
+            diagnostics |= {f"std_error_{n}": std[:, i] for i, n in enumerate(PARAM_NAMES)}
         theta = out["theta"]
         return CalibrationResult(
             params={name: theta[:, i] for i, name in enumerate(PARAM_NAMES)},

@@ -26,10 +26,6 @@ class SmileBatch(NamedTuple):
     weights: np.ndarray  # (B, N)
     mask: np.ndarray  # (B, N) bool
 
-    @property
-    def n_quotes(self) -> np.ndarray:
-        return self.mask.sum(axis=1)
-
     def pad(self, batch: int, width: int) -> SmileBatch:
         """Pad to ``(batch, width)``: extra quotes sit at the forward, extra smiles are flat."""
         b, n = self.strikes.shape
