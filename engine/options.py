@@ -17,17 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
-from engine.buckets import bucket, chunks
+from engine.buckets import bucket
 from engine.optimize import Solver, resolve_solver
 
 __all__ = ["Batching", "Solving", "Varied"]
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,23 +47,13 @@ class Solving:
 
 @dataclass(frozen=True)
 class Batching:
-    """How calls are padded into compiled shapes and run: batches of
-    ``min_batch * batch_growth**k`` rows (rounded up to a power of two), at most ``max_batch``
-    (rounded up the same way); a call with more is cut into chunks. Fewer shapes, fewer
-    compiles; more padding. A call padded to ``threads * split_rows`` rows or more is cut in
-    ``threads`` equal chunks that run at once, each on its own thread: XLA's CPU runtime keeps
-    one such program on about one core (4096 SABR smiles: 1.2-1.4x on two cores; chunks under
-    256 smiles ran slower cut than whole)."""
+    """How calls are padded into compiled shapes: batches of ``min_batch * batch_growth**k``
+    rows (rounded up to a power of two), at most ``max_batch`` (rounded up the same way); a
+    call with more is cut into chunks. Fewer shapes, fewer compiles; more padding."""
 
     min_batch: int = 1
     max_batch: int = 64
     batch_growth: int = 2
-    threads: int = 2
-    split_rows: int = 256
-
-    def __post_init__(self) -> None:
-        if self.threads < 1 or self.split_rows < 1:
-            raise ValueError("threads and split_rows must be >= 1")
 
     @property
     def smallest(self) -> int:
@@ -80,26 +66,6 @@ class Batching:
     def rows(self, n: int) -> int:
         """The padded batch of ``n`` rows (``n`` at most :attr:`largest`)."""
         return bucket(n, self.smallest, self.batch_growth)
-
-    def parts(self, n: int) -> list[slice]:
-        """The chunks a call of ``n`` rows runs in: of :attr:`largest` rows (the last fewer)
-        above it; else ``threads`` equal ones where the padded call holds ``split_rows`` rows
-        per thread and the chunks pad to no more rows in all than the whole call (a doubling
-        ladder: each pads to half its shape); else the whole call."""
-        if n > self.largest:
-            return chunks(n, self.largest)
-        whole, size = self.rows(n), -(-n // self.threads)
-        if whole < self.threads * self.split_rows or self.threads * self.rows(size) > whole:
-            return [slice(0, n)]
-        return chunks(n, size)
-
-    def run(self, fn: Callable[[slice], T], parts: list[slice]) -> list[T]:
-        """``fn`` of each part, in order; up to ``threads`` of them at once, on threads (the
-        compiled programs release the interpreter while they run)."""
-        if len(parts) == 1 or self.threads == 1:
-            return [fn(p) for p in parts]
-        with ThreadPoolExecutor(min(self.threads, len(parts))) as pool:
-            return list(pool.map(fn, parts))
 
 
 class Varied:

@@ -39,6 +39,7 @@ import numpy as np
 from jax import Array
 
 from engine.blackscholes import black_price
+from engine.buckets import chunks
 from engine.core import given, identifiability_at_solution, settle
 from engine.diagnostics import IdentifiabilityMetrics, identifiability_at
 from engine.gates import feller_gate, price_error_gate, threshold_gate
@@ -203,8 +204,7 @@ class HestonCalibrator(Varied):
     the solver minimises with the fit's. Batches run in
     programs of ``min_batch * batch_growth**k`` surfaces, at most ``max_batch``: large batches
     share compiled programs, and a slow surface holds back only its own chunk (a vmapped solve
-    runs until its slowest lane ends); up to ``threads`` chunks run at once. The options come
-    in frozen groups
+    runs until its slowest lane ends). The options come in frozen groups
     (:mod:`engine.options`): ``solving``, ``batching``, ``pricing`` (:class:`HestonPricing`)
     and ``thresholds``; :meth:`replace` varies them.
     """
@@ -228,8 +228,6 @@ class HestonCalibrator(Varied):
         batch_growth: int = 2,
         min_batch: int = 1,
         max_batch: int = 64,
-        threads: int = 2,
-        split_rows: int = 256,
         nodes: int = 128,
         explore_nodes: int = 48,
         explore_tol: float = 1e-6,
@@ -293,8 +291,8 @@ class HestonCalibrator(Varied):
     def _run(self, packed, p0: np.ndarray, cfg: _Config, shape) -> dict:
         """:func:`_fit` on ``packed`` surfaces (padded to a bucketed batch and ``shape``) from
         ``p0`` (n, S, 5); numpy outputs for the n surfaces."""
-
-        def run(rows: slice) -> list[np.ndarray]:
+        parts = []
+        for rows in chunks(len(packed), self.batching.largest):
             part, starts = packed[rows], p0[rows]
             n = len(part)
             size = self.batching.rows(n)  # copies of the last surface
@@ -303,9 +301,8 @@ class HestonCalibrator(Varied):
             )
             stacked = HestonSurface(*(np.stack(x) for x in zip(*grids)))
             starts = np.concatenate([starts, np.repeat(starts[-1:], size - n, 0)])
-            return [np.asarray(x)[:n] for x in _fit(cfg, stacked, jnp.asarray(starts))]
-
-        parts = self.batching.run(run, self.batching.parts(len(packed)))
+            out = _fit(cfg, stacked, jnp.asarray(starts))
+            parts.append([np.asarray(x)[:n] for x in out])
         return {name: np.concatenate(x) for name, x in zip(_OUTPUTS, zip(*parts))}
 
     def _polish(self, packed, starts, cfg: _Config, shape) -> dict:

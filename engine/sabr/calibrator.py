@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from engine.arbitrage import strike_arbitrage
-from engine.buckets import bucket
+from engine.buckets import bucket, chunks
 from engine.core import given, identifiability_at_solution, settle
 from engine.diagnostics import IdentifiabilityMetrics, identifiability_at
 from engine.gates import FELLER, Gate, not_applicable, threshold_gate
@@ -214,17 +214,16 @@ def _calibrate_batch(
 class SABRCalibrator(Varied):
     """SABR calibrator with the playbook API.
 
-        ``beta=None`` frees beta; a number fixes it (per smile in :meth:`calibrate_batch` via its
-        ``beta`` argument). ``parameter_specs[name].init`` sets cold starts (``None``, the default
-        for alpha, rho and nu, derives them from the smile's level, skew and curvature); a free beta
-        starts cold from each of ``beta_starts`` and keeps the best. ``optimizer`` is ``"lm"``
-        (default, fastest in ``bench/sabr.py``), ``"optimistix"``, ``"lbfgs"``, ``"adam"``, or any
-        solver callable of :mod:`engine.optimize`'s signature. Batches are padded to
-        ``min_batch * batch_growth**k`` smiles and split above ``max_batch``, so a stream of
-        varying batches compiles a handful of shapes once; a batch of ``threads * split_rows`` smiles
-    or more runs in ``threads`` chunks at once. The options come in frozen groups
-        (:mod:`engine.options`): ``solving`` (optimizer, max_steps, tol), ``batching`` and
-        ``thresholds``; :meth:`replace` varies them.
+    ``beta=None`` frees beta; a number fixes it (per smile in :meth:`calibrate_batch` via its
+    ``beta`` argument). ``parameter_specs[name].init`` sets cold starts (``None``, the default
+    for alpha, rho and nu, derives them from the smile's level, skew and curvature); a free beta
+    starts cold from each of ``beta_starts`` and keeps the best. ``optimizer`` is ``"lm"``
+    (default, fastest in ``bench/sabr.py``), ``"optimistix"``, ``"lbfgs"``, ``"adam"``, or any
+    solver callable of :mod:`engine.optimize`'s signature. Batches are padded to
+    ``min_batch * batch_growth**k`` smiles and split above ``max_batch``, so a stream of
+    varying batches compiles a handful of shapes once. The options come in frozen groups
+    (:mod:`engine.options`): ``solving`` (optimizer, max_steps, tol), ``batching`` and
+    ``thresholds``; :meth:`replace` varies them.
     """
 
     GROUPS: ClassVar[dict[str, type]] = {"solving": Solving, "batching": Batching}
@@ -242,8 +241,6 @@ class SABRCalibrator(Varied):
         max_batch: int = 4096,
         min_batch: int = 1,
         batch_growth: int = 2,
-        threads: int = 2,
-        split_rows: int = 256,
         beta_starts: tuple[float, ...] | None = None,
     ) -> None:
         self._keep(locals())  # the options, as given: replace() varies them; the groups
@@ -355,11 +352,11 @@ class SABRCalibrator(Varied):
         return {name: theta[:, i] for i, name in enumerate(PARAM_NAMES)}
 
     def _run_chunks(self, cfg, batch: SmileBatch, theta0, prior, gates: bool) -> dict:
-        """:meth:`_run` in the chunks of :meth:`Batching.parts`, run as it says."""
-        parts = self.batching.run(
-            lambda s: self._run(cfg, batch.rows(s), theta0[s], prior[s], gates),
-            self.batching.parts(len(theta0)),
-        )
+        """:meth:`_run` in chunks of at most ``max_batch`` smiles."""
+        parts = [
+            self._run(cfg, batch.rows(s), theta0[s], prior[s], gates)
+            for s in chunks(len(theta0), self.batching.largest)
+        ]
         if len(parts) == 1:
             return parts[0]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -64,26 +64,3 @@ def test_options_come_in_frozen_groups_varied_by_field_or_by_group():
                      (dict(residual="logs"), "residual")):  # fmt: skip
         with pytest.raises(ValueError, match=why):
             HestonCalibrator(**bad)
-
-
-def test_a_large_call_runs_in_equal_chunks_on_threads_and_fits_the_same():
-    """A call padded to ``threads * split_rows`` rows or more runs in ``threads`` equal chunks
-    at once, only where they pad to no more rows than the whole; the fits are the same bits."""
-    doubling = Batching(max_batch=4096)
-    assert [(s.start, s.stop) for s in doubling.parts(4096)] == [(0, 2048), (2048, 4096)]
-    assert [(s.start, s.stop) for s in doubling.parts(300)] == [(0, 150), (150, 300)]
-    assert [(s.start, s.stop) for s in doubling.parts(255)] == [(0, 255)]  # pads to 256: whole
-    assert [(s.start, s.stop) for s in doubling.parts(5000)] == [(0, 4096), (4096, 5000)]
-    stream = Batching(min_batch=8, max_batch=512, batch_growth=4)  # the worker's ladder
-    assert [(s.start, s.stop) for s in stream.parts(300)] == [(0, 300)]  # halves pad to 512
-    assert len(Batching(threads=1, max_batch=4096).parts(4096)) == 1
-    from bench.smiles import fx_smiles
-
-    d = fx_smiles(16, n_strikes=9, beta=0.5, seed=5)
-    args = (d["forward"], d["expiry"], d["strikes"], d["vols"])
-    cut = SABRCalibrator(split_rows=4)  # 16 rows: two chunks of 8, at once
-    assert len(cut.batching.parts(16)) == 2
-    whole, both = cut.replace(threads=1).calibrate_batch(*args), cut.calibrate_batch(*args)
-    for name in whole.params:
-        np.testing.assert_array_equal(whole.params[name], both.params[name])
-    np.testing.assert_array_equal(whole.iterations, both.iterations)
