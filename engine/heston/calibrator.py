@@ -130,13 +130,9 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
         rule = quadrature_rule(s, start, cfg.nodes)
         residuals = partial(_residuals, cfg=cfg)
         args = (s, start, *rule)
+        x0 = cfg.free.values(start)
         out = cfg.solver(
-            residuals,
-            cfg.free.values(start),
-            args,
-            max_steps=cfg.max_steps,
-            tol=cfg.tol,
-            record_history=True,
+            residuals, x0, args, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True
         )
         p, status = settle(cfg.free, out.x, out.status, start)
         model = model_prices(p, s, *rule)
