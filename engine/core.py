@@ -77,16 +77,13 @@ def given(
     return out
 
 
-def settle(
-    coords: Coordinates, x: Array, status: Array, held: Array, finite: Array = True
-) -> tuple[Array, Array]:
-    """The parameters of a solver's stop at unconstrained ``x`` and the fit's honest status:
-    ``CONVERGED`` only where they are finite (and ``finite``, any other figure the model
-    requires) and no fitted parameter sits on a two-sided bound, where the solver's gradient
-    vanishes though the fit's need not (``AT_BOUND``). In ``jit`` or on the host."""
-    p = coords.fill(x, held)
-    ok = jnp.all(jnp.isfinite(p)) & finite
-    return p, final_status(status, ok, coords.at_bound(p))
+def settle(coords: Coordinates, p: Array, status: Array, finite: Array = True) -> Array:
+    """The honest status of a fit that stopped at parameters ``p`` (``coords.fill`` of the
+    solver's ``x``) with the solver's ``status``: ``CONVERGED`` only where they are finite (and
+    ``finite``, any other figure the model requires) and no fitted parameter sits on a
+    two-sided bound, where the solver's gradient vanishes though the fit's need not
+    (``AT_BOUND``). In ``jit`` or on the host."""
+    return final_status(status, jnp.all(jnp.isfinite(p)) & finite, coords.at_bound(p))
 
 
 def identifiability_at_solution(

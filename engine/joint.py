@@ -157,7 +157,8 @@ def _joint_fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
         record_history=True,
         linearise=linearise if cfg.block else None,
     )
-    p, status = settle(cfg.slots, out.x, out.status, p0)
+    p = fill(out.x)
+    status = settle(cfg.slots, p, out.status)
     model = jax.vmap(model_prices)(p, surfaces, u, kernel)
     errors = jax.vmap(partial(fit_errors, vol_fit=cfg.vol_fit))(model, surfaces)
     rel = jnp.where(surfaces.weights > 0, jnp.abs(model / surfaces.prices - 1.0), 0.0)

@@ -134,7 +134,8 @@ def _fit(cfg: _Config, surfaces: HestonSurface, p0: Array):
         out = cfg.solver(
             residuals, x0, args, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True
         )
-        p, status = settle(cfg.free, out.x, out.status, start)
+        p = cfg.free.fill(out.x, start)
+        status = settle(cfg.free, p, out.status)
         model = model_prices(p, s, *rule)
         rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)
         metrics = identifiability_at_solution(

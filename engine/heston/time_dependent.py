@@ -130,7 +130,8 @@ def _fit(cfg: _Config, s: HestonSurface, starts: Array, p0: Array):
 
     x0 = cfg.layout.values(p0)
     out = cfg.solver(residuals, x0, None, max_steps=cfg.max_steps, tol=cfg.tol, record_history=True)
-    p, status = settle(cfg.layout, out.x, out.status, p0)
+    p = cfg.layout.fill(out.x, p0)
+    status = settle(cfg.layout, p, out.status)
     model = _price(p, s, starts, *rule)
     errors = fit_errors(model, s, cfg.vol_fit)  # zero on padding
     rel = jnp.where(s.weights > 0, jnp.abs(model / s.prices - 1.0), 0.0)

@@ -105,7 +105,7 @@ def _evaluate_one(cfg: _Config, out: SolverOutput, solver_args, weights, mask):
     sq = jnp.where(mask, (model - vols) ** 2, 0.0)
     rmse = jnp.sqrt(jnp.sum(sq) / n_obs)
     w = jnp.where(mask, weights, 0.0)
-    theta, status = settle(cfg.free, out.x, out.status, theta0, jnp.isfinite(rmse))
+    status = settle(cfg.free, theta, out.status, jnp.isfinite(rmse))
     return {
         "theta": theta,
         "status": status,
@@ -125,8 +125,7 @@ def _check_one(cfg: _Config, out: SolverOutput, solver_args, theta, mask, prior)
     theta0, smile, terms = solver_args
     forward, expiry, strikes, vols, sqrt_w = smile
     w = sqrt_w * sqrt_w
-    free = jnp.array(cfg.free.index)
-    free_theta = theta[free]
+    free_theta, free_prior = cfg.free.cells(theta), cfg.free.cells(prior)
     ident = identifiability_at_solution(
         cfg.free, out, partial(_residuals, cfg=cfg), solver_args, theta0, jnp.sum(mask)
     )
@@ -145,18 +144,18 @@ def _check_one(cfg: _Config, out: SolverOutput, solver_args, theta, mask, prior)
     arbitrage_strike = forward * jnp.exp(arbitrage_k)
 
     floor = jnp.array(cfg.stability_floor)
-    change = jnp.abs(free_theta - prior[free]) / jnp.maximum(jnp.abs(prior[free]), floor)
+    change = jnp.abs(free_theta - free_prior) / jnp.maximum(jnp.abs(free_prior), floor)
     checks = {
         "condition_number": ident.condition_number,
         "std_errors": ident.std_errors,
         "arbitrage": arbitrage,
         "arbitrage_strike": arbitrage_strike,
         "stability": jnp.max(change),
-        "stability_applicable": jnp.all(jnp.isfinite(prior[free])),
+        "stability_applicable": jnp.all(jnp.isfinite(free_prior)),
     }
     if cfg.sensitivities:
         checks["sensitivities"] = implicit_sensitivities(
-            lambda th: model_vols(theta.at[free].set(th), smile, terms), free_theta, vols, w
+            lambda th: model_vols(cfg.free.place(th, theta), smile, terms), free_theta, vols, w
         )
     return checks
 

@@ -42,17 +42,16 @@ def test_a_stop_on_a_bound_or_not_finite_is_no_solution():
     free = Free.of(SPECS, NAMES)
     held = jnp.array([0.0, 0.0, 3.0, 0.0])
     converged = jnp.int32(Status.CONVERGED)
-    inside = jnp.array([0.1, 0.3, 1.0])
-    _, status = settle(free, inside, converged, held)
-    assert int(status) == Status.CONVERGED
-    _, status = settle(free, jnp.array([0.1, 40.0, 1.0]), converged, held)  # rho at +1
-    assert int(status) == Status.AT_BOUND
-    _, status = settle(free, jnp.array([0.1, 0.3, jnp.nan]), converged, held)
-    assert int(status) == Status.NONFINITE
-    _, status = settle(free, inside, converged, held, finite=False)  # the model's own figure
-    assert int(status) == Status.NONFINITE
-    p, status = settle(free, inside, jnp.int32(Status.MAX_STEPS), held)
-    assert int(status) == Status.MAX_STEPS and float(p[2]) == 3.0
+    inside = free.fill(jnp.array([0.1, 0.3, 1.0]), held)
+    assert int(settle(free, inside, converged)) == Status.CONVERGED
+    rho_at_one = free.fill(jnp.array([0.1, 40.0, 1.0]), held)
+    assert int(settle(free, rho_at_one, converged)) == Status.AT_BOUND
+    not_finite = free.fill(jnp.array([0.1, 0.3, jnp.nan]), held)
+    assert int(settle(free, not_finite, converged)) == Status.NONFINITE
+    # the model's own figure
+    assert int(settle(free, inside, converged, finite=False)) == Status.NONFINITE
+    assert int(settle(free, inside, jnp.int32(Status.MAX_STEPS))) == Status.MAX_STEPS
+    assert float(inside[2]) == 3.0  # the held parameter kept
 
 
 def test_starts_given_by_name_are_checked_against_the_bounds():
